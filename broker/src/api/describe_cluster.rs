@@ -1,0 +1,30 @@
+//! DescribeCluster.
+
+use std::sync::Arc;
+
+use floe_protocol::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use floe_protocol::kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+};
+
+use super::s;
+use crate::Broker;
+
+pub(super) fn handle(
+    broker: &Arc<Broker>,
+    req: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    let r = DescribeClusterResponse::default()
+        .with_cluster_id(s(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.broker_id))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.broker_id))
+            .with_host(s(broker.advertised_host.clone()))
+            .with_port(broker.advertised_port)]);
+    if version >= 1 {
+        r.with_endpoint_type(req.endpoint_type)
+    } else {
+        r
+    }
+}

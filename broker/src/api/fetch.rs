@@ -1,0 +1,153 @@
+//! Fetch: read from the tail cache or the segments; long-poll until
+//! `min_bytes` arrive or `max_wait_ms` passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use floe_protocol::frame::Response;
+use floe_protocol::kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, PartitionData,
+};
+use floe_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use floe_storage::StorageError;
+use tokio::time::Instant;
+
+use super::{check_leader_epoch, Pending};
+use crate::errors::{code, error_code};
+use crate::Broker;
+
+/// Fetch v13+ names topics by id only.
+const TOPIC_ID_VERSION: i16 = 13;
+
+pub(super) fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Pending {
+    Box::pin(async move {
+        let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+        let mut commits = broker.log.commit_notifications();
+        loop {
+            commits.borrow_and_update();
+            let (resp, bytes, errors) = collect(&broker, &req, version).await;
+            if bytes >= req.min_bytes.max(0) as usize || errors || Instant::now() >= deadline {
+                return Some(Response::Fetch(resp));
+            }
+            tokio::select! {
+                r = commits.changed() => { if r.is_err() { return Some(Response::Fetch(resp)); } }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    })
+}
+
+async fn collect(
+    broker: &Broker,
+    req: &FetchRequest,
+    version: i16,
+) -> (FetchResponse, usize, bool) {
+    let mut remaining = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let topic = if version >= TOPIC_ID_VERSION {
+            broker.log.topic_by_id(ft.topic_id)
+        } else {
+            broker.log.topic(ft.topic.0.as_str())
+        };
+        let mut parts = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let mut pd = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_preferred_read_replica(BrokerId(-1));
+            let start = |pd: PartitionData, offset: i64| {
+                if version >= 5 {
+                    pd.with_log_start_offset(offset)
+                } else {
+                    pd
+                }
+            };
+            let Some(topic) = &topic else {
+                errors = true;
+                let c = if version >= TOPIC_ID_VERSION {
+                    code::UNKNOWN_TOPIC_ID
+                } else {
+                    code::UNKNOWN_TOPIC_OR_PARTITION
+                };
+                parts.push(pd.with_error_code(c));
+                continue;
+            };
+            let Some(partition) = topic.partition(fp.partition) else {
+                errors = true;
+                parts.push(pd.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            };
+            let snap = partition.snapshot();
+            pd = start(
+                pd.with_high_watermark(snap.high_watermark)
+                    .with_last_stable_offset(snap.high_watermark),
+                snap.log_start_offset,
+            );
+            let epoch_error = check_leader_epoch(fp.current_leader_epoch, snap.leader_epoch);
+            if epoch_error != code::NONE {
+                errors = true;
+                parts.push(pd.with_error_code(epoch_error));
+                continue;
+            }
+            if remaining == 0 {
+                parts.push(pd.with_records(Some(Bytes::new())));
+                continue;
+            }
+            let limit = (fp.partition_max_bytes.max(0) as usize)
+                .min(remaining)
+                .max(1);
+            match broker
+                .log
+                .read(topic, fp.partition, fp.fetch_offset, limit)
+                .await
+            {
+                Ok(read) => {
+                    pd = start(
+                        pd.with_high_watermark(read.high_watermark)
+                            .with_last_stable_offset(read.high_watermark),
+                        read.log_start_offset,
+                    );
+                    remaining = remaining.saturating_sub(read.size);
+                    total += read.size;
+                    let records = if read.batches.len() == 1 {
+                        read.batches.into_iter().next().unwrap_or_default()
+                    } else {
+                        let mut buf = BytesMut::with_capacity(read.size);
+                        for b in read.batches {
+                            buf.extend_from_slice(&b);
+                        }
+                        buf.freeze()
+                    };
+                    parts.push(pd.with_records(Some(records)));
+                }
+                Err(e) => {
+                    errors = true;
+                    let c = match e {
+                        StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+                        ref other => error_code(other),
+                    };
+                    parts.push(pd.with_error_code(c));
+                }
+            }
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    let resp = FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses);
+    (resp, total, errors)
+}

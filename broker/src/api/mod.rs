@@ -1,0 +1,100 @@
+//! One module per Kafka API. [`dispatch`] applies a request in connection
+//! order and returns the future that produces its response.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use floe_protocol::frame::{Request, Response};
+use floe_protocol::kafka_protocol::messages::RequestHeader;
+use floe_protocol::kafka_protocol::protocol::StrBytes;
+
+use crate::Broker;
+
+mod alter_configs;
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod incremental_alter_configs;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+/// The rest of a request, run concurrently; None means "no response"
+/// (acks=0 produce).
+pub type Pending = Pin<Box<dyn Future<Output = Option<Response>> + Send>>;
+
+fn ready(r: Response) -> Pending {
+    Box::pin(async move { Some(r) })
+}
+
+/// Applies `request` and returns the future of its response.
+pub async fn dispatch(
+    broker: &std::sync::Arc<Broker>,
+    header: &RequestHeader,
+    request: Request,
+) -> Pending {
+    let v = header.request_api_version;
+    match request {
+        Request::ApiVersions(r) => ready(Response::ApiVersions(api_versions::handle(r, v))),
+        Request::Metadata(r) => ready(Response::Metadata(metadata::handle(broker, r, v).await)),
+        Request::Produce(r) => produce::handle(broker, r, v).await,
+        Request::Fetch(r) => fetch::handle(broker.clone(), r, v),
+        Request::ListOffsets(r) => {
+            let b = broker.clone();
+            Box::pin(
+                async move { Some(Response::ListOffsets(list_offsets::handle(&b, r, v).await)) },
+            )
+        }
+        Request::CreateTopics(r) => ready(Response::CreateTopics(
+            create_topics::handle(broker, r, v).await,
+        )),
+        Request::DeleteTopics(r) => ready(Response::DeleteTopics(
+            delete_topics::handle(broker, r, v).await,
+        )),
+        Request::CreatePartitions(r) => ready(Response::CreatePartitions(
+            create_partitions::handle(broker, r).await,
+        )),
+        Request::DeleteRecords(r) => ready(Response::DeleteRecords(
+            delete_records::handle(broker, r).await,
+        )),
+        Request::InitProducerId(r) => ready(Response::InitProducerId(
+            init_producer_id::handle(broker, r).await,
+        )),
+        Request::DescribeConfigs(r) => ready(Response::DescribeConfigs(describe_configs::handle(
+            broker, r, v,
+        ))),
+        Request::AlterConfigs(r) => ready(Response::AlterConfigs(
+            alter_configs::handle(broker, r).await,
+        )),
+        Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(broker, r).await,
+        )),
+        Request::DescribeCluster(r) => ready(Response::DescribeCluster(describe_cluster::handle(
+            broker, r, v,
+        ))),
+    }
+}
+
+/// A protocol string from text.
+pub(crate) fn s(text: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(text.into())
+}
+
+/// Checks a client's view of the leader epoch against ours, as Fetch and
+/// ListOffsets do (KIP-320). -1 means the client does not know.
+pub(crate) fn check_leader_epoch(client: i32, ours: i32) -> i16 {
+    use crate::errors::code;
+    if client < 0 || client == ours {
+        code::NONE
+    } else if client < ours {
+        code::FENCED_LEADER_EPOCH
+    } else {
+        code::UNKNOWN_LEADER_EPOCH
+    }
+}

@@ -1,0 +1,117 @@
+//! Produce: append in request order, answer after the flush commits.
+
+use std::sync::Arc;
+
+use floe_protocol::frame::Response;
+use floe_protocol::kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use floe_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use floe_storage::log::PendingAppend;
+use floe_storage::StorageError;
+use tracing::debug;
+
+use super::{s, Pending};
+use crate::errors::{code, error_code};
+use crate::Broker;
+
+enum Outcome {
+    Appended(PendingAppend),
+    Failed(StorageError),
+}
+
+fn failure(index: i32, e: &StorageError, version: i16) -> PartitionProduceResponse {
+    let mut p = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error_code(e))
+        .with_base_offset(-1);
+    if version < 8 {
+        return p;
+    }
+    p.error_message = Some(s(e.to_string()));
+    if let StorageError::InvalidRecord {
+        index: record,
+        message,
+    } = e
+    {
+        p.record_errors = vec![BatchIndexAndErrorMessage::default()
+            .with_batch_index(*record)
+            .with_batch_index_error_message(Some(s(message.clone())))];
+    }
+    p
+}
+
+pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Pending {
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for td in req.topic_data {
+        let name = td.name.0.to_string();
+        let mut parts = Vec::with_capacity(td.partition_data.len());
+        for pd in td.partition_data {
+            let outcome = if req.transactional_id.is_some() {
+                Outcome::Failed(StorageError::Unsupported("transactional produce"))
+            } else {
+                match pd.records {
+                    None => Outcome::Failed(StorageError::CorruptMessage("null records".into())),
+                    Some(records) => match broker.log.append(&name, pd.index, records).await {
+                        Ok(p) => Outcome::Appended(p),
+                        Err(e) => Outcome::Failed(e),
+                    },
+                }
+            };
+            parts.push((pd.index, outcome));
+        }
+        topics.push((td.name, parts));
+    }
+    let acks = req.acks;
+    let broker = broker.clone();
+    Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, parts) in topics {
+            let mut out = Vec::with_capacity(parts.len());
+            for (index, outcome) in parts {
+                let resp = match outcome {
+                    Outcome::Failed(e) => {
+                        debug!(topic = %name.0.as_str(), partition = index, error = %e, "produce refused");
+                        failure(index, &e, version)
+                    }
+                    Outcome::Appended(p) => {
+                        let (base, append_time) = (p.base_offset, p.log_append_time);
+                        match p.committed().await {
+                            Ok(()) => {
+                                let start = broker
+                                    .log
+                                    .topic(name.0.as_str())
+                                    .and_then(|t| t.partition(index))
+                                    .map(|p| p.snapshot().log_start_offset)
+                                    .unwrap_or(-1);
+                                let r = PartitionProduceResponse::default()
+                                    .with_index(index)
+                                    .with_error_code(code::NONE)
+                                    .with_base_offset(base)
+                                    .with_log_append_time_ms(append_time);
+                                if version >= 5 {
+                                    r.with_log_start_offset(start)
+                                } else {
+                                    r
+                                }
+                            }
+                            Err(e) => failure(index, &e, version),
+                        }
+                    }
+                };
+                out.push(resp);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(out),
+            );
+        }
+        if acks == 0 {
+            return None;
+        }
+        Some(Response::Produce(
+            ProduceResponse::default().with_responses(responses),
+        ))
+    })
+}

@@ -1,0 +1,103 @@
+//! Shared broker state: the log and what Metadata responses advertise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use floe_storage::log::{Log, LogConfig};
+use floe_storage::meta::sqlite::SqliteStore;
+use floe_storage::meta::MetadataStore;
+use floe_storage::object::open_object_store;
+use floe_storage::segment::SegmentFormat;
+use tracing::info;
+
+use crate::config::ServeArgs;
+
+/// What every request handler shares.
+pub struct Broker {
+    /// The log of every topic.
+    pub log: Arc<Log>,
+    /// This broker's id.
+    pub broker_id: i32,
+    /// Host clients connect to.
+    pub advertised_host: String,
+    /// Port clients connect to.
+    pub advertised_port: i32,
+    /// Kafka's cluster id.
+    pub cluster_id: String,
+    /// auto.create.topics.enable.
+    pub auto_create_topics: bool,
+    /// num.partitions.
+    pub num_partitions: i32,
+    /// socket.request.max.bytes.
+    pub max_frame_bytes: usize,
+}
+
+/// Opens the metadata store named by `url`.
+pub async fn open_metadata(url: &str) -> anyhow::Result<Arc<dyn MetadataStore>> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = std::path::Path::new(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let store = SqliteStore::open(path)
+            .await
+            .with_context(|| format!("opening SQLite metadata store {url}"))?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("the PostgreSQL metadata store is not available yet; use sqlite://<path>");
+    }
+    bail!("unsupported metadata store URL {url}: use sqlite://<path>")
+}
+
+impl Broker {
+    /// Opens stores and the log as `args` say. `advertised` is the Kafka
+    /// address to tell clients.
+    pub async fn open(args: &ServeArgs, advertised: (String, i32)) -> anyhow::Result<Arc<Broker>> {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+        let object_url = args
+            .object_store
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("objects").display().to_string());
+        let objects = open_object_store(&object_url)
+            .with_context(|| format!("opening object store {object_url}"))?;
+        let metadata_url = args
+            .metadata
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("metadata.db").display()));
+        let meta = open_metadata(&metadata_url).await?;
+        let cluster_id = meta.cluster_id().await?;
+        info!(objects = %objects.description, metadata = %metadata_url, %cluster_id, "stores open");
+        let cfg = LogConfig {
+            broker_id: args.broker_id,
+            flush_bytes: args.flush_bytes.max(1),
+            flush_linger: Duration::from_millis(args.flush_linger_ms),
+            max_buffer_bytes: (args.flush_bytes * 16).max(64 * 1024 * 1024),
+            tail_cache_bytes: args.tail_cache_bytes,
+            format: SegmentFormat {
+                zstd_level: args.parquet_zstd_level,
+            },
+            orphan_grace: Duration::from_secs(args.orphan_grace_secs),
+            maintenance_interval: Duration::from_secs(args.maintenance_interval_secs.max(1)),
+        };
+        let lease = floe_storage::log::now_ms() + 30_000;
+        meta.register_broker(args.broker_id, &advertised.0, advertised.1, lease)
+            .await?;
+        let log = Log::open(cfg, meta, objects.store, objects.prefix).await?;
+        Ok(Arc::new(Broker {
+            log,
+            broker_id: args.broker_id,
+            advertised_host: advertised.0,
+            advertised_port: advertised.1,
+            cluster_id,
+            auto_create_topics: args.auto_create_topics,
+            num_partitions: args.num_partitions.max(1),
+            max_frame_bytes: args.max_frame_bytes,
+        }))
+    }
+}

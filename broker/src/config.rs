@@ -1,0 +1,102 @@
+//! Command line and environment configuration.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// floe: a Kafka-protocol broker whose topics are Parquet files on object
+/// storage with Iceberg metadata.
+#[derive(Debug, Parser)]
+#[command(name = "floe", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a broker. With no flags: Kafka on 127.0.0.1:9092, HTTP on
+    /// 127.0.0.1:8080, data and metadata in ./floe-data.
+    Serve(ServeArgs),
+}
+
+/// Settings of `floe serve`. Every flag also reads an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the Kafka listener binds.
+    #[arg(long, env = "FLOE_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
+    pub kafka_listen: String,
+
+    /// Address the HTTP API (health, admin) binds.
+    #[arg(long, env = "FLOE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: String,
+
+    /// host:port that clients are told to connect to (Metadata responses).
+    /// Defaults to the Kafka listener's bound address.
+    #[arg(long, env = "FLOE_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+
+    /// Directory for local state: the default object store and the SQLite
+    /// metadata store.
+    #[arg(long, env = "FLOE_DATA_DIR", default_value = "./floe-data")]
+    pub data_dir: PathBuf,
+
+    /// Where topic data lives: a local path, `file:///path`,
+    /// `s3://bucket/prefix` (AWS_* environment variables; AWS_ENDPOINT_URL
+    /// for any S3-compatible store, AWS_ALLOW_HTTP=true for plain HTTP), or
+    /// `memory://` (tests; lost at exit). Default: <data-dir>/objects.
+    #[arg(long, env = "FLOE_OBJECT_STORE")]
+    pub object_store: Option<String>,
+
+    /// Metadata store URL: `sqlite://<path>`. Default:
+    /// sqlite://<data-dir>/metadata.db. (PostgreSQL arrives with multi-broker
+    /// support.)
+    #[arg(long, env = "FLOE_METADATA")]
+    pub metadata: Option<String>,
+
+    /// This broker's id.
+    #[arg(long, env = "FLOE_BROKER_ID", default_value_t = 0)]
+    pub broker_id: i32,
+
+    /// Flush a topic's buffer to a Parquet file once it holds this many bytes.
+    #[arg(long, env = "FLOE_FLUSH_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub flush_bytes: usize,
+
+    /// Flush at the latest this many milliseconds after the first buffered
+    /// record. Produce acknowledgements wait for the flush.
+    #[arg(long, env = "FLOE_FLUSH_LINGER_MS", default_value_t = 10)]
+    pub flush_linger_ms: u64,
+
+    /// Create topics on first use (Metadata requests), like Kafka's
+    /// auto.create.topics.enable.
+    #[arg(long, env = "FLOE_AUTO_CREATE_TOPICS", default_value_t = true, action = ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Partitions of auto-created topics and of CreateTopics with -1
+    /// (Kafka's num.partitions).
+    #[arg(long, env = "FLOE_NUM_PARTITIONS", default_value_t = 1)]
+    pub num_partitions: i32,
+
+    /// Largest request frame accepted, in bytes (Kafka's
+    /// socket.request.max.bytes).
+    #[arg(long, env = "FLOE_MAX_FRAME_BYTES", default_value_t = floe_protocol::frame::DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+
+    /// In-memory tail cache per partition, in bytes.
+    #[arg(long, env = "FLOE_TAIL_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub tail_cache_bytes: usize,
+
+    /// zstd level of Parquet pages (0 for uncompressed).
+    #[arg(long, env = "FLOE_PARQUET_ZSTD_LEVEL", default_value_t = 1)]
+    pub parquet_zstd_level: i32,
+
+    /// Uncommitted files younger than this many seconds are not swept.
+    #[arg(long, env = "FLOE_ORPHAN_GRACE_SECS", default_value_t = 600)]
+    pub orphan_grace_secs: u64,
+
+    /// Seconds between retention and orphan-sweep passes.
+    #[arg(long, env = "FLOE_MAINTENANCE_INTERVAL_SECS", default_value_t = 30)]
+    pub maintenance_interval_secs: u64,
+}

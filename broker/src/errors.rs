@@ -1,0 +1,75 @@
+//! The one place where floe's errors become Kafka error codes.
+
+use floe_storage::StorageError;
+
+/// Kafka error codes floe returns (see the protocol guide's error table).
+pub mod code {
+    /// No error.
+    pub const NONE: i16 = 0;
+    /// UNKNOWN_SERVER_ERROR.
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    /// OFFSET_OUT_OF_RANGE.
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    /// CORRUPT_MESSAGE.
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    /// NOT_LEADER_OR_FOLLOWER.
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    /// MESSAGE_TOO_LARGE.
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    /// INVALID_TOPIC_EXCEPTION.
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    /// LEADER_NOT_AVAILABLE.
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    /// UNSUPPORTED_VERSION.
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    /// TOPIC_ALREADY_EXISTS.
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    /// INVALID_PARTITIONS.
+    pub const INVALID_PARTITIONS: i16 = 37;
+    /// INVALID_REPLICATION_FACTOR.
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    /// INVALID_REQUEST.
+    pub const INVALID_REQUEST: i16 = 42;
+    /// INVALID_CONFIG.
+    pub const INVALID_CONFIG: i16 = 40;
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER.
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    /// INVALID_PRODUCER_EPOCH.
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    /// KAFKA_STORAGE_ERROR (retriable).
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    /// FENCED_LEADER_EPOCH.
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    /// UNKNOWN_LEADER_EPOCH.
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
+    /// INVALID_RECORD.
+    pub const INVALID_RECORD: i16 = 87;
+    /// UNKNOWN_TOPIC_ID.
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+}
+
+/// The Kafka error code for a storage error.
+pub fn error_code(e: &StorageError) -> i16 {
+    use StorageError::*;
+    match e {
+        UnknownTopic(_) | UnknownPartition(..) => code::UNKNOWN_TOPIC_OR_PARTITION,
+        TopicExists(_) => code::TOPIC_ALREADY_EXISTS,
+        InvalidTopicName(..) => code::INVALID_TOPIC_EXCEPTION,
+        InvalidPartitions(_) => code::INVALID_PARTITIONS,
+        InvalidConfig(_) => code::INVALID_CONFIG,
+        OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+        Fenced(_) => code::NOT_LEADER_OR_FOLLOWER,
+        OutOfOrderSequence { .. } => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
+        InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
+        CorruptMessage(_) => code::CORRUPT_MESSAGE,
+        MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,
+        InvalidRecord { .. } => code::INVALID_RECORD,
+        Unsupported(_) => code::UNSUPPORTED_VERSION,
+        ObjectStore(_) | Metadata(_) | Parquet(_) | Arrow(_) | FlushFailed(_) => {
+            code::KAFKA_STORAGE_ERROR
+        }
+        Corrupt(_) => code::UNKNOWN_SERVER_ERROR,
+    }
+}

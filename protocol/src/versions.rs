@@ -1,0 +1,85 @@
+//! The API versions floe serves.
+//!
+//! Each range is the intersection of what `kafka-protocol` can encode and what
+//! floe's handlers implement. Clients pick the highest version both sides
+//! support, so the maxima here decide which wire formats we see in practice.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One advertised API: key and inclusive version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupportedApi {
+    /// The API key.
+    pub key: ApiKey,
+    /// Lowest version served.
+    pub min: i16,
+    /// Highest version served.
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> SupportedApi {
+    SupportedApi { key, min, max }
+}
+
+/// Every API floe answers, in ApiVersions order.
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    // Produce v12+ belongs to transactions v2 (KIP-890) and v13 addresses
+    // topics by id only; both arrive with the transactions issue.
+    api(ApiKey::Produce, 3, 11),
+    api(ApiKey::Fetch, 4, 16),
+    api(ApiKey::ListOffsets, 1, 8),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The served range for `key`, if floe serves it at all.
+pub fn supported(key: ApiKey) -> Option<SupportedApi> {
+    SUPPORTED_APIS.iter().copied().find(|a| a.key == key)
+}
+
+/// True when floe serves `key` at `version`.
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    supported(key).is_some_and(|a| (a.min..=a.max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Message;
+
+    #[test]
+    fn advertised_ranges_are_encodable_by_kafka_protocol() {
+        for a in SUPPORTED_APIS {
+            let valid = a.key.valid_versions();
+            assert!(a.min <= a.max, "{:?}", a.key);
+            assert!(
+                valid.min <= a.min && a.max <= valid.max,
+                "{:?} {:?}",
+                a.key,
+                valid
+            );
+        }
+        assert_eq!(
+            kafka_protocol::messages::ApiVersionsRequest::VERSIONS.max,
+            supported(ApiKey::ApiVersions).unwrap().max
+        );
+    }
+
+    #[test]
+    fn negotiation_edges() {
+        assert!(is_supported(ApiKey::Produce, 3));
+        assert!(is_supported(ApiKey::Produce, 11));
+        assert!(!is_supported(ApiKey::Produce, 2));
+        assert!(!is_supported(ApiKey::Produce, 12));
+        assert!(!is_supported(ApiKey::JoinGroup, 0));
+    }
+}

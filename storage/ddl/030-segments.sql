@@ -1,0 +1,28 @@
+-- The segment index. A flush writes one Parquet file per topic (a row in
+-- `files`); each partition's rows in it form one row group (a row in
+-- `segments`). A file that exists in object storage but not here was never
+-- committed and is swept.
+
+CREATE TABLE IF NOT EXISTS files (
+    path        TEXT PRIMARY KEY,
+    topic       TEXT NOT NULL,
+    size_bytes  BIGINT NOT NULL,
+    created_ms  BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS segments (
+    topic           TEXT NOT NULL,
+    partition_id    INTEGER NOT NULL,
+    base_offset     BIGINT NOT NULL,
+    last_offset     BIGINT NOT NULL,
+    record_count    BIGINT NOT NULL,
+    path            TEXT NOT NULL,
+    row_group       INTEGER NOT NULL,
+    min_timestamp   BIGINT NOT NULL,
+    max_timestamp   BIGINT NOT NULL,
+    size_bytes      BIGINT NOT NULL,
+    append_time_ms  BIGINT NOT NULL,
+    PRIMARY KEY (topic, partition_id, base_offset)
+);
+
+CREATE INDEX IF NOT EXISTS segments_by_path ON segments (path);

@@ -1,0 +1,96 @@
+//! Storage errors. The broker maps each to one Kafka error code, in one place.
+
+/// What can go wrong in the log or the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The topic does not exist.
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    /// The topic exists, the partition does not.
+    #[error("unknown partition {1} of topic {0}")]
+    UnknownPartition(String, i32),
+    /// CreateTopics of an existing topic.
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    /// The name breaks Kafka's rules.
+    #[error("invalid topic name {0:?}: {1}")]
+    InvalidTopicName(String, &'static str),
+    /// A partition count that is not allowed.
+    #[error("invalid partitions: {0}")]
+    InvalidPartitions(String),
+    /// A config key or value that is not allowed.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// Fetch or ListOffsets outside the log.
+    #[error("offset {offset} is out of range [{start}, {end}]")]
+    OffsetOutOfRange {
+        /// Requested offset.
+        offset: i64,
+        /// Log start offset.
+        start: i64,
+        /// High watermark.
+        end: i64,
+    },
+    /// This broker's leader epoch was superseded; it must not commit.
+    #[error("leadership of {0} was lost (leader epoch fenced)")]
+    Fenced(String),
+    /// Idempotent producer sent a sequence gap.
+    #[error("out of order sequence: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        /// The next sequence the broker expects.
+        expected: i64,
+        /// What arrived.
+        got: i32,
+    },
+    /// Idempotent producer with an epoch older than the partition has seen.
+    #[error("producer epoch {got} is older than {current}")]
+    InvalidProducerEpoch {
+        /// The epoch on record.
+        current: i16,
+        /// What arrived.
+        got: i16,
+    },
+    /// The batch does not parse or its CRC does not match.
+    #[error("corrupt message: {0}")]
+    CorruptMessage(String),
+    /// A batch over max.message.bytes.
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge {
+        /// Batch size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A record that parses but is not acceptable.
+    #[error("invalid record {index}: {message}")]
+    InvalidRecord {
+        /// Index of the record in the partition's batches.
+        index: i32,
+        /// Why.
+        message: String,
+    },
+    /// Transactions arrive in a later issue.
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+    /// Object storage failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// The metadata store failed.
+    #[error("metadata store: {0}")]
+    Metadata(#[from] sqlx::Error),
+    /// Parquet encode or decode failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A flush this request waited for did not commit.
+    #[error("flush failed: {0}")]
+    FlushFailed(String),
+    /// Stored data contradicts itself (a bug or tampering).
+    #[error("corrupt storage: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

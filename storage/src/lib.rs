@@ -1,0 +1,24 @@
+//! floe's storage: the log of every topic, kept as Parquet files in object
+//! storage and indexed in a metadata store.
+//!
+//! - [`log`]: topics and partitions; the write path (offsets, idempotence,
+//!   buffering, flush, commit) and the read path (tail cache, segment index,
+//!   ranged Parquet reads).
+//! - [`segment`]: the Parquet layout of a topic and the conversion between
+//!   Arrow rows and Kafka record batches.
+//! - [`meta`]: the metadata store trait and its SQLite implementation.
+//! - [`object`]: object storage from a URL.
+//!
+//! Boundaries: object storage is reached only through `object_store`; state
+//! that must survive a crash goes through [`meta::MetadataStore`]; nothing
+//! here knows about sockets or Kafka request types.
+
+pub mod error;
+pub mod log;
+pub mod meta;
+pub mod object;
+pub mod segment;
+pub mod tail_cache;
+pub mod topic_config;
+
+pub use error::{Result, StorageError};

@@ -1,0 +1,1331 @@
+//! The log: topics, partitions, the write path and the read path.
+//!
+//! Write path (DESIGN.md): a produce hands each partition's batches to
+//! [`Log::append`]. The partition leader (this broker) checks them, assigns
+//! offsets in memory, deduplicates idempotent producers, and appends the
+//! records to the topic's [`FlushBuffer`] as Arrow builders. A flusher task
+//! per topic writes the buffer as ONE Parquet file when it reaches its size
+//! or linger, then commits the segment rows, high watermarks and producer
+//! states in ONE metadata-store transaction checked against the leader
+//! epoch. Only then are the waiting produce requests answered.
+//!
+//! Read path: [`Log::read`] serves from the partition's [`TailCache`] when it
+//! can, otherwise from the segment index with ranged reads of one row group.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_array::RecordBatch;
+use bytes::{Bytes, BytesMut};
+use floe_protocol::records::{self, stamp_batch, RawBatch};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::file::metadata::PageIndexPolicy;
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+use crate::error::{Result, StorageError};
+use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
+use crate::segment::{self, PartitionRows, SegmentFormat};
+use crate::tail_cache::TailCache;
+use crate::topic_config::{validate_topic_name, TopicConfig};
+
+/// Batches of an idempotent producer remembered per partition, as Kafka does.
+const PRODUCER_RECENT_BATCHES: usize = 5;
+/// Bound on a batch's decompressed size.
+const MAX_UNCOMPRESSED_BATCH: usize = 128 * 1024 * 1024;
+/// Most partitions a topic may have.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// Tuning of the log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// This broker.
+    pub broker_id: i32,
+    /// Flush when a topic's buffer reaches this many bytes.
+    pub flush_bytes: usize,
+    /// Flush at the latest this long after the first buffered record.
+    pub flush_linger: Duration,
+    /// Producers wait while a topic buffers more than this.
+    pub max_buffer_bytes: usize,
+    /// Tail cache per partition, bytes.
+    pub tail_cache_bytes: usize,
+    /// Parquet settings.
+    pub format: SegmentFormat,
+    /// Uncommitted files younger than this are not swept (a flush may be
+    /// between its write and its commit).
+    pub orphan_grace: Duration,
+    /// How often retention and the orphan sweeper run.
+    pub maintenance_interval: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            broker_id: 0,
+            flush_bytes: 4 * 1024 * 1024,
+            flush_linger: Duration::from_millis(10),
+            max_buffer_bytes: 64 * 1024 * 1024,
+            tail_cache_bytes: 8 * 1024 * 1024,
+            format: SegmentFormat::default(),
+            orphan_grace: Duration::from_secs(600),
+            maintenance_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+type FlushResult = Option<std::result::Result<(), String>>;
+
+/// Completion of one flush, awaited by the produce requests in it.
+#[derive(Debug)]
+struct FlushSlot {
+    tx: watch::Sender<FlushResult>,
+}
+
+impl FlushSlot {
+    fn new() -> Arc<Self> {
+        Arc::new(FlushSlot {
+            tx: watch::channel(None).0,
+        })
+    }
+
+    fn complete(&self, r: std::result::Result<(), String>) {
+        self.tx.send_replace(Some(r));
+    }
+}
+
+/// A produce waiting for its flush.
+#[derive(Debug)]
+pub struct PendingAppend {
+    rx: Option<watch::Receiver<FlushResult>>,
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Broker timestamp for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+}
+
+impl PendingAppend {
+    /// Waits until the records are committed (or the flush failed).
+    pub async fn committed(mut self) -> Result<()> {
+        let Some(rx) = self.rx.as_mut() else {
+            return Ok(());
+        };
+        let r = rx
+            .wait_for(|v| v.is_some())
+            .await
+            .map_err(|_| StorageError::FlushFailed("the flusher stopped".into()))?;
+        match r.as_ref() {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(StorageError::FlushFailed(e.clone())),
+            None => Err(StorageError::FlushFailed("no result".into())),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BatchMeta {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: i64,
+    slot: Option<Arc<FlushSlot>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    recent: VecDeque<BatchMeta>,
+}
+
+impl ProducerEntry {
+    fn record(&self, topic: &str, partition: i32, producer_id: i64) -> ProducerStateRecord {
+        ProducerStateRecord {
+            topic: topic.to_string(),
+            partition,
+            producer_id,
+            producer_epoch: self.epoch,
+            recent: self
+                .recent
+                .iter()
+                .map(|b| (b.first_seq, b.last_seq, b.base_offset))
+                .collect(),
+        }
+    }
+
+    fn from_record(r: &ProducerStateRecord) -> Self {
+        ProducerEntry {
+            epoch: r.producer_epoch,
+            recent: r
+                .recent
+                .iter()
+                .map(|&(first_seq, last_seq, base_offset)| BatchMeta {
+                    first_seq,
+                    last_seq,
+                    base_offset,
+                    slot: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The leader's view of one partition.
+#[derive(Debug)]
+struct PartitionState {
+    next_offset: i64,
+    high_watermark: i64,
+    log_start_offset: i64,
+    leader_epoch: i32,
+    producers: HashMap<i64, ProducerEntry>,
+    committed_producers: HashMap<i64, ProducerEntry>,
+}
+
+/// One partition of a topic.
+#[derive(Debug)]
+pub struct PartitionLog {
+    /// Partition index.
+    pub index: i32,
+    state: Mutex<PartitionState>,
+    tail: Mutex<TailCache>,
+    segments: RwLock<BTreeMap<i64, SegmentRecord>>,
+}
+
+/// Offsets and epoch of a partition at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionSnapshot {
+    /// Committed high watermark.
+    pub high_watermark: i64,
+    /// First offset in the log.
+    pub log_start_offset: i64,
+    /// Current leader epoch.
+    pub leader_epoch: i32,
+}
+
+impl PartitionLog {
+    fn new(index: i32, hw: i64, start: i64, epoch: i32, tail_bytes: usize) -> Self {
+        PartitionLog {
+            index,
+            state: Mutex::new(PartitionState {
+                next_offset: hw,
+                high_watermark: hw,
+                log_start_offset: start,
+                leader_epoch: epoch,
+                producers: HashMap::new(),
+                committed_producers: HashMap::new(),
+            }),
+            tail: Mutex::new(TailCache::new(tail_bytes)),
+            segments: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Current offsets and epoch.
+    pub fn snapshot(&self) -> PartitionSnapshot {
+        let s = lock(&self.state);
+        PartitionSnapshot {
+            high_watermark: s.high_watermark,
+            log_start_offset: s.log_start_offset,
+            leader_epoch: s.leader_epoch,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read_lock<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records of a topic waiting for the next flush.
+struct FlushBuffer {
+    slot: Arc<FlushSlot>,
+    partitions: BTreeMap<i32, PartitionRows>,
+    tail: Vec<(i32, i64, i64, Bytes)>,
+    producers: HashMap<(i32, i64), ProducerStateRecord>,
+    bytes: usize,
+    first_append: Option<Instant>,
+}
+
+impl FlushBuffer {
+    fn new() -> Self {
+        FlushBuffer {
+            slot: FlushSlot::new(),
+            partitions: BTreeMap::new(),
+            tail: Vec::new(),
+            producers: HashMap::new(),
+            bytes: 0,
+            first_append: None,
+        }
+    }
+}
+
+/// One topic.
+pub struct TopicLog {
+    /// Name.
+    pub name: String,
+    /// Kafka topic id.
+    pub id: uuid::Uuid,
+    config: RwLock<TopicConfig>,
+    partitions: RwLock<Vec<Arc<PartitionLog>>>,
+    buffer: Mutex<FlushBuffer>,
+    wake: Notify,
+    flushed: Notify,
+    deleted: AtomicBool,
+}
+
+impl TopicLog {
+    /// Number of partitions.
+    pub fn partition_count(&self) -> i32 {
+        read_lock(&self.partitions).len() as i32
+    }
+
+    /// One partition.
+    pub fn partition(&self, index: i32) -> Option<Arc<PartitionLog>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| read_lock(&self.partitions).get(i).cloned())
+    }
+
+    /// All partitions.
+    pub fn partitions(&self) -> Vec<Arc<PartitionLog>> {
+        read_lock(&self.partitions).clone()
+    }
+
+    /// Effective configuration.
+    pub fn config(&self) -> TopicConfig {
+        read_lock(&self.config).clone()
+    }
+}
+
+/// What a Fetch gets from one partition.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    /// Record batches, in offset order.
+    pub batches: Vec<Bytes>,
+    /// Their total size.
+    pub size: usize,
+    /// Offsets at the time of the read.
+    pub high_watermark: i64,
+    /// First offset in the log.
+    pub log_start_offset: i64,
+}
+
+/// The log of every topic this broker leads.
+pub struct Log {
+    cfg: LogConfig,
+    meta: Arc<dyn MetadataStore>,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    topics: RwLock<HashMap<String, Arc<TopicLog>>>,
+    commits: watch::Sender<u64>,
+    footers: Mutex<HashMap<String, ArrowReaderMetadata>>,
+}
+
+impl Log {
+    /// Opens the log: claims leadership of every partition (bumping leader
+    /// epochs), loads topics, segment index and producer states, and starts
+    /// one flusher per topic plus the maintenance task.
+    pub async fn open(
+        cfg: LogConfig,
+        meta: Arc<dyn MetadataStore>,
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+    ) -> Result<Arc<Self>> {
+        meta.claim_leadership(cfg.broker_id).await?;
+        let log = Arc::new(Log {
+            cfg,
+            meta: meta.clone(),
+            store,
+            prefix,
+            topics: RwLock::new(HashMap::new()),
+            commits: watch::channel(0).0,
+            footers: Mutex::new(HashMap::new()),
+        });
+        for t in meta.list_topics().await? {
+            let topic = log.load_topic(&t).await?;
+            write_lock(&log.topics).insert(t.name.clone(), topic.clone());
+            tokio::spawn(run_flusher(log.clone(), topic));
+        }
+        info!(topics = read_lock(&log.topics).len(), "log opened");
+        tokio::spawn(run_maintenance(Arc::downgrade(&log)));
+        Ok(log)
+    }
+
+    async fn load_topic(&self, t: &TopicRecord) -> Result<Arc<TopicLog>> {
+        let id = uuid::Uuid::parse_str(&t.topic_id)
+            .map_err(|e| StorageError::Corrupt(format!("topic id: {e}")))?;
+        let parts = self.meta.list_partitions(&t.name).await?;
+        let partitions: Vec<Arc<PartitionLog>> = parts
+            .iter()
+            .map(|p| {
+                Arc::new(PartitionLog::new(
+                    p.partition,
+                    p.high_watermark,
+                    p.log_start_offset,
+                    p.leader_epoch,
+                    self.cfg.tail_cache_bytes,
+                ))
+            })
+            .collect();
+        for s in self.meta.list_segments(&t.name).await? {
+            if let Some(p) = partitions.get(s.partition as usize) {
+                write_lock(&p.segments).insert(s.base_offset, s);
+            }
+        }
+        for r in self.meta.list_producer_states(&t.name).await? {
+            if let Some(p) = partitions.get(r.partition as usize) {
+                let mut st = lock(&p.state);
+                st.producers
+                    .insert(r.producer_id, ProducerEntry::from_record(&r));
+                st.committed_producers
+                    .insert(r.producer_id, ProducerEntry::from_record(&r));
+            }
+        }
+        Ok(Arc::new(TopicLog {
+            name: t.name.clone(),
+            id,
+            config: RwLock::new(TopicConfig::new(t.configs.clone())?),
+            partitions: RwLock::new(partitions),
+            buffer: Mutex::new(FlushBuffer::new()),
+            wake: Notify::new(),
+            flushed: Notify::new(),
+            deleted: AtomicBool::new(false),
+        }))
+    }
+
+    /// The metadata store.
+    pub fn meta(&self) -> &Arc<dyn MetadataStore> {
+        &self.meta
+    }
+
+    /// This broker's id.
+    pub fn broker_id(&self) -> i32 {
+        self.cfg.broker_id
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Option<Arc<TopicLog>> {
+        read_lock(&self.topics).get(name).cloned()
+    }
+
+    /// A topic by id.
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<TopicLog>> {
+        read_lock(&self.topics)
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<TopicLog>> {
+        let mut v: Vec<_> = read_lock(&self.topics).values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// A receiver that changes on every commit, for long polls.
+    pub fn commit_notifications(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    /// Creates a topic. `validate_only` checks without creating.
+    pub async fn create_topic(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Option<Arc<TopicLog>>> {
+        validate_topic_name(name)?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(StorageError::InvalidPartitions(format!(
+                "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
+            )));
+        }
+        TopicConfig::new(configs.clone())?;
+        if self.topic(name).is_some() {
+            return Err(StorageError::TopicExists(name.to_string()));
+        }
+        if validate_only {
+            return Ok(None);
+        }
+        let record = TopicRecord {
+            name: name.to_string(),
+            topic_id: uuid::Uuid::new_v4().to_string(),
+            configs,
+            created_ms: now_ms(),
+        };
+        self.meta
+            .create_topic(&record, partitions, self.cfg.broker_id)
+            .await?;
+        let topic = self.load_topic(&record).await?;
+        {
+            let mut topics = write_lock(&self.topics);
+            if let Some(existing) = topics.get(name) {
+                return Ok(Some(existing.clone()));
+            }
+            topics.insert(name.to_string(), topic.clone());
+        }
+        tokio::spawn(run_flusher(self.clone(), topic.clone()));
+        info!(topic = name, partitions, "created topic");
+        Ok(Some(topic))
+    }
+
+    /// Deletes a topic, its index rows and its files.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let files = self.meta.delete_topic(name).await?;
+        topic.deleted.store(true, Ordering::SeqCst);
+        write_lock(&self.topics).remove(name);
+        topic.wake.notify_one();
+        self.delete_files(&files).await;
+        info!(topic = name, files = files.len(), "deleted topic");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<()> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let current = topic.partition_count();
+        if count <= current {
+            return Err(StorageError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+            )));
+        }
+        if count > MAX_PARTITIONS {
+            return Err(StorageError::InvalidPartitions(format!(
+                "at most {MAX_PARTITIONS} partitions"
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.meta
+            .add_partitions(name, count, self.cfg.broker_id)
+            .await?;
+        let mut parts = write_lock(&topic.partitions);
+        for p in parts.len() as i32..count {
+            parts.push(Arc::new(PartitionLog::new(
+                p,
+                0,
+                0,
+                0,
+                self.cfg.tail_cache_bytes,
+            )));
+        }
+        Ok(())
+    }
+
+    /// Replaces the explicit configs of a topic.
+    pub async fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<()> {
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let cfg = TopicConfig::new(configs.clone())?;
+        if validate_only {
+            return Ok(());
+        }
+        self.meta.set_topic_configs(name, &configs).await?;
+        *write_lock(&topic.config) = cfg;
+        Ok(())
+    }
+
+    /// Appends one partition's produced batches. Returns once the records
+    /// have offsets; await [`PendingAppend::committed`] before acknowledging.
+    pub async fn append(
+        &self,
+        topic_name: &str,
+        partition: i32,
+        records: Bytes,
+    ) -> Result<PendingAppend> {
+        let topic = self
+            .topic(topic_name)
+            .ok_or_else(|| StorageError::UnknownTopic(topic_name.to_string()))?;
+        let part = topic
+            .partition(partition)
+            .ok_or_else(|| StorageError::UnknownPartition(topic_name.to_string(), partition))?;
+        let config = topic.config();
+        let max_message = config.max_message_bytes();
+        let batches = records::split_batches(records)
+            .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
+        if batches.is_empty() {
+            return Err(StorageError::CorruptMessage(
+                "produce request without record batches".into(),
+            ));
+        }
+        let mut decoded = Vec::with_capacity(batches.len());
+        let mut record_index = 0i32;
+        for b in &batches {
+            if b.bytes.len() > max_message {
+                return Err(StorageError::MessageTooLarge {
+                    size: b.bytes.len(),
+                    max: max_message,
+                });
+            }
+            if b.header.is_control() {
+                return Err(StorageError::InvalidRecord {
+                    index: record_index,
+                    message: "producers may not send control batches".into(),
+                });
+            }
+            if b.header.is_transactional() {
+                return Err(StorageError::Unsupported("transactional produce"));
+            }
+            let recs = b
+                .records(MAX_UNCOMPRESSED_BATCH)
+                .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
+            for r in &recs {
+                for h in &r.headers {
+                    if std::str::from_utf8(&h.key).is_err() {
+                        return Err(StorageError::InvalidRecord {
+                            index: record_index,
+                            message: "header key is not valid UTF-8".into(),
+                        });
+                    }
+                }
+                record_index += 1;
+            }
+            decoded.push(recs);
+        }
+
+        // Backpressure: wait while the buffer is over its bound.
+        loop {
+            let notified = topic.flushed.notified();
+            if lock(&topic.buffer).bytes < self.cfg.max_buffer_bytes {
+                break;
+            }
+            topic.wake.notify_one();
+            notified.await;
+        }
+
+        let append_time = now_ms();
+        let log_append = config.log_append_time();
+        let mut buf = lock(&topic.buffer);
+        if topic.deleted.load(Ordering::SeqCst) {
+            return Err(StorageError::UnknownTopic(topic_name.to_string()));
+        }
+        let mut st = lock(&part.state);
+        let plan = plan_idempotence(&st, &batches)?;
+        if let Some(dup) = plan.duplicate {
+            debug!(
+                topic = topic_name,
+                partition,
+                base_offset = dup.base_offset,
+                "duplicate batch"
+            );
+            return Ok(PendingAppend {
+                rx: dup.slot.map(|s| s.tx.subscribe()),
+                base_offset: dup.base_offset,
+                log_append_time: if log_append { append_time } else { -1 },
+            });
+        }
+        let first_offset = st.next_offset;
+        let slot = buf.slot.clone();
+        for (b, recs) in batches.iter().zip(&decoded) {
+            let base = st.next_offset;
+            let count = recs.len() as i64;
+            if count == 0 {
+                continue;
+            }
+            let mut stamped = BytesMut::from(&b.bytes[..]);
+            stamp_batch(&mut stamped, base, st.leader_epoch);
+            if log_append {
+                records::stamp_log_append_time(&mut stamped, append_time);
+            }
+            let rows = buf
+                .partitions
+                .entry(partition)
+                .or_insert_with(|| PartitionRows::new(base));
+            let batch_ts_type = if log_append {
+                1
+            } else {
+                b.header.timestamp_type()
+            };
+            for (i, r) in recs.iter().enumerate() {
+                let ts = if batch_ts_type == 1 {
+                    if log_append {
+                        append_time
+                    } else {
+                        b.header.max_timestamp
+                    }
+                } else {
+                    b.header.base_timestamp + r.timestamp_delta
+                };
+                rows.push(base + i as i64, ts, batch_ts_type, r);
+            }
+            st.next_offset += count;
+            let h = &b.header;
+            if h.producer_id >= 0 {
+                let entry = st.producers.entry(h.producer_id).or_default();
+                if entry.epoch != h.producer_epoch {
+                    entry.recent.clear();
+                }
+                entry.epoch = h.producer_epoch;
+                entry.recent.push_back(BatchMeta {
+                    first_seq: h.base_sequence,
+                    last_seq: h.last_sequence(),
+                    base_offset: base,
+                    slot: Some(slot.clone()),
+                });
+                while entry.recent.len() > PRODUCER_RECENT_BATCHES {
+                    entry.recent.pop_front();
+                }
+                let rec = entry.record(topic_name, partition, h.producer_id);
+                buf.producers.insert((partition, h.producer_id), rec);
+            }
+            buf.bytes += b.bytes.len();
+            buf.tail
+                .push((partition, base, base + count - 1, stamped.freeze()));
+        }
+        drop(st);
+        if buf.first_append.is_none() {
+            buf.first_append = Some(Instant::now());
+            topic.wake.notify_one();
+        }
+        if buf.bytes >= self.cfg.flush_bytes {
+            topic.wake.notify_one();
+        }
+        Ok(PendingAppend {
+            rx: Some(slot.tx.subscribe()),
+            base_offset: first_offset,
+            log_append_time: if log_append { append_time } else { -1 },
+        })
+    }
+
+    async fn flush(&self, topic: &TopicLog, buf: FlushBuffer) -> Result<()> {
+        let append_time = now_ms();
+        let format = self.cfg.format;
+        let FlushBuffer {
+            partitions,
+            tail,
+            producers,
+            ..
+        } = buf;
+        let file = tokio::task::spawn_blocking(move || {
+            segment::write_file(partitions, append_time, format)
+        })
+        .await
+        .map_err(|e| StorageError::FlushFailed(format!("encoder task: {e}")))??;
+        let day = append_time / 86_400_000;
+        let path = self.object_path(&format!(
+            "topics/{}-{}/data/day={day}/{append_time:013}-{}.parquet",
+            topic.name,
+            topic.id.simple(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let size = file.bytes.len() as i64;
+        self.store
+            .put(&path, PutPayload::from_bytes(file.bytes.clone()))
+            .await?;
+
+        let mut high_watermarks = Vec::new();
+        let mut segments = Vec::new();
+        for rg in &file.row_groups {
+            let Some(p) = topic.partition(rg.partition) else {
+                return Err(StorageError::UnknownPartition(
+                    topic.name.clone(),
+                    rg.partition,
+                ));
+            };
+            let epoch = lock(&p.state).leader_epoch;
+            high_watermarks.push((rg.partition, epoch, rg.last_offset + 1));
+            segments.push(SegmentRecord {
+                topic: topic.name.clone(),
+                partition: rg.partition,
+                base_offset: rg.base_offset,
+                last_offset: rg.last_offset,
+                record_count: rg.record_count,
+                path: path.to_string(),
+                row_group: rg.row_group,
+                min_timestamp: rg.min_ts,
+                max_timestamp: rg.max_ts,
+                size_bytes: rg.size_bytes,
+                append_time_ms: append_time,
+            });
+        }
+        let commit = FlushCommit {
+            topic: topic.name.clone(),
+            path: path.to_string(),
+            size_bytes: size,
+            leader_id: self.cfg.broker_id,
+            high_watermarks,
+            segments: segments.clone(),
+            producers: producers.into_values().collect(),
+            now_ms: append_time,
+        };
+        if let Err(e) = self.meta.commit_flush(&commit).await {
+            // Never committed: the file is an orphan. Delete it now; the
+            // sweeper is the backstop if this fails too.
+            let _ = self.store.delete(&path).await;
+            return Err(e);
+        }
+        lock(&self.footers).insert(
+            path.to_string(),
+            ArrowReaderMetadata::try_new(file.metadata.clone(), reader_options())?,
+        );
+        for s in segments {
+            if let Some(p) = topic.partition(s.partition) {
+                let mut st = lock(&p.state);
+                st.high_watermark = st.high_watermark.max(s.last_offset + 1);
+                write_lock(&p.segments).insert(s.base_offset, s);
+            }
+        }
+        for pr in &commit.producers {
+            if let Some(p) = topic.partition(pr.partition) {
+                lock(&p.state)
+                    .committed_producers
+                    .insert(pr.producer_id, ProducerEntry::from_record(pr));
+            }
+        }
+        for (partition, base, last, bytes) in tail {
+            if let Some(p) = topic.partition(partition) {
+                lock(&p.tail).push(base, last, bytes);
+            }
+        }
+        self.commits.send_modify(|n| *n += 1);
+        debug!(topic = %topic.name, %path, size, "flushed");
+        Ok(())
+    }
+
+    /// Puts every partition back to its committed state after a failed
+    /// flush, failing whatever was buffered since.
+    fn roll_back(&self, topic: &TopicLog, reason: &str) {
+        let mut buf = lock(&topic.buffer);
+        let stale = std::mem::replace(&mut *buf, FlushBuffer::new());
+        stale.slot.complete(Err(reason.to_string()));
+        for p in topic.partitions() {
+            let mut st = lock(&p.state);
+            st.next_offset = st.high_watermark;
+            st.producers = st.committed_producers.clone();
+        }
+    }
+
+    /// Reads from `offset`, at most about `max_bytes` (at least one batch).
+    pub async fn read(
+        &self,
+        topic: &TopicLog,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        let part = topic
+            .partition(partition)
+            .ok_or_else(|| StorageError::UnknownPartition(topic.name.clone(), partition))?;
+        let snap = part.snapshot();
+        let mut out = ReadResult {
+            high_watermark: snap.high_watermark,
+            log_start_offset: snap.log_start_offset,
+            ..Default::default()
+        };
+        if offset < snap.log_start_offset || offset > snap.high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                start: snap.log_start_offset,
+                end: snap.high_watermark,
+            });
+        }
+        if offset == snap.high_watermark {
+            return Ok(out);
+        }
+        if let Some((batches, _)) = lock(&part.tail).read(offset, max_bytes) {
+            out.size = batches.iter().map(Bytes::len).sum();
+            out.batches = batches;
+            return Ok(out);
+        }
+        let mut next = offset;
+        while next < snap.high_watermark && (out.batches.is_empty() || out.size < max_bytes) {
+            let seg = {
+                let segs = read_lock(&part.segments);
+                segs.range(..=next)
+                    .next_back()
+                    .filter(|(_, s)| s.last_offset >= next)
+                    .or_else(|| segs.range(next..).next())
+                    .map(|(_, s)| s.clone())
+            };
+            let Some(seg) = seg else { break };
+            let from = next.max(seg.base_offset);
+            let remaining = max_bytes.saturating_sub(out.size).max(1);
+            let rebuilt = self
+                .read_segment(
+                    &seg,
+                    from,
+                    remaining,
+                    snap.leader_epoch,
+                    out.batches.is_empty(),
+                )
+                .await?;
+            if rebuilt.bytes.is_empty() {
+                next = seg.last_offset + 1;
+                continue;
+            }
+            out.size += rebuilt.size;
+            out.batches.extend(rebuilt.bytes);
+            next = rebuilt.next_offset;
+        }
+        Ok(out)
+    }
+
+    fn object_path(&self, relative: &str) -> Path {
+        if self.prefix.as_ref().is_empty() {
+            Path::from(relative)
+        } else {
+            Path::from(format!("{}/{relative}", self.prefix))
+        }
+    }
+
+    async fn footer(&self, path: &str) -> Result<ArrowReaderMetadata> {
+        if let Some(m) = lock(&self.footers).get(path) {
+            return Ok(m.clone());
+        }
+        let mut reader = ParquetObjectReader::new(self.store.clone(), Path::from(path));
+        let meta = ArrowReaderMetadata::load_async(&mut reader, reader_options()).await?;
+        let mut cache = lock(&self.footers);
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        cache.insert(path.to_string(), meta.clone());
+        Ok(meta)
+    }
+
+    async fn row_group_batches(
+        &self,
+        seg: &SegmentRecord,
+        from: i64,
+        row_limit: Option<usize>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>> {
+        let meta = self.footer(&seg.path).await?;
+        let reader = ParquetObjectReader::new(self.store.clone(), Path::from(seg.path.as_str()));
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
+            .with_row_groups(vec![seg.row_group as usize])
+            .with_batch_size(4096);
+        if let Some(cols) = columns {
+            let schema = meta.parquet_schema();
+            let idx: Vec<usize> = (0..schema.num_columns())
+                .filter(|&i| {
+                    cols.iter()
+                        .any(|c| schema.column(i).path().parts()[0] == *c)
+                })
+                .collect();
+            builder = builder.with_projection(ProjectionMask::leaves(schema, idx));
+        }
+        let contiguous = seg.last_offset - seg.base_offset + 1 == seg.record_count;
+        if contiguous && from > seg.base_offset {
+            let skip = (from - seg.base_offset) as usize;
+            let rest = seg.record_count as usize - skip.min(seg.record_count as usize);
+            builder = builder.with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(skip),
+                RowSelector::select(rest),
+            ]));
+        }
+        if let Some(limit) = row_limit {
+            builder = builder.with_limit(limit);
+        }
+        Ok(builder.build()?.try_collect().await?)
+    }
+
+    async fn read_segment(
+        &self,
+        seg: &SegmentRecord,
+        from: i64,
+        max_bytes: usize,
+        leader_epoch: i32,
+        first: bool,
+    ) -> Result<segment::RebuiltBatches> {
+        // Compressed size per row underestimates the rebuilt size, so this
+        // limit reads at least what max_bytes needs.
+        let per_row = (seg.size_bytes / seg.record_count.max(1)).max(1) as usize;
+        let limit = (max_bytes / per_row).saturating_add(64);
+        let batches = self.row_group_batches(seg, from, Some(limit), None).await?;
+        let mut out = segment::RebuiltBatches {
+            bytes: Vec::new(),
+            next_offset: from,
+            size: 0,
+        };
+        for b in &batches {
+            let budget = max_bytes.saturating_sub(out.size);
+            if budget == 0 && !(first && out.bytes.is_empty()) {
+                break;
+            }
+            let r = segment::rebuild_batches(b, out.next_offset, budget.max(1), leader_epoch)?;
+            out.size += r.size;
+            out.bytes.extend(r.bytes);
+            out.next_offset = out.next_offset.max(r.next_offset);
+            if out.size >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// ListOffsets: -1 latest, -2 earliest, -3 max timestamp, otherwise the
+    /// first offset whose timestamp is at least `timestamp`. Returns
+    /// (offset, timestamp), (-1, -1) when no record qualifies.
+    pub async fn list_offset(
+        &self,
+        topic: &TopicLog,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<(i64, i64)> {
+        let part = topic
+            .partition(partition)
+            .ok_or_else(|| StorageError::UnknownPartition(topic.name.clone(), partition))?;
+        let snap = part.snapshot();
+        match timestamp {
+            -1 | -5 => return Ok((snap.high_watermark, -1)),
+            -2 | -4 => return Ok((snap.log_start_offset, -1)),
+            _ => {}
+        }
+        let segs: Vec<SegmentRecord> = read_lock(&part.segments)
+            .values()
+            .filter(|s| {
+                s.last_offset >= snap.log_start_offset && s.base_offset < snap.high_watermark
+            })
+            .cloned()
+            .collect();
+        let cols = [segment::col::OFFSET, segment::col::TIMESTAMP];
+        if timestamp == -3 {
+            let Some(best) = segs
+                .iter()
+                .max_by_key(|s| (s.max_timestamp, -s.base_offset))
+            else {
+                return Ok((-1, -1));
+            };
+            let target = best.max_timestamp;
+            for b in self
+                .row_group_batches(
+                    best,
+                    snap.log_start_offset.max(best.base_offset),
+                    None,
+                    Some(&cols),
+                )
+                .await?
+            {
+                if let Some(&(o, t)) = segment::offsets_and_timestamps(&b)?
+                    .iter()
+                    .find(|(o, t)| *t == target && *o >= snap.log_start_offset)
+                {
+                    return Ok((o, t));
+                }
+            }
+            return Ok((-1, -1));
+        }
+        for s in segs.iter().filter(|s| s.max_timestamp >= timestamp) {
+            for b in self
+                .row_group_batches(
+                    s,
+                    snap.log_start_offset.max(s.base_offset),
+                    None,
+                    Some(&cols),
+                )
+                .await?
+            {
+                if let Some(&(o, t)) = segment::offsets_and_timestamps(&b)?
+                    .iter()
+                    .find(|(o, t)| *t >= timestamp && *o >= snap.log_start_offset)
+                {
+                    return Ok((o, t));
+                }
+            }
+        }
+        Ok((-1, -1))
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (-1 for the high
+    /// watermark). Returns the new low watermark.
+    pub async fn delete_records(
+        &self,
+        topic: &TopicLog,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64> {
+        let part = topic
+            .partition(partition)
+            .ok_or_else(|| StorageError::UnknownPartition(topic.name.clone(), partition))?;
+        let snap = part.snapshot();
+        let target = if offset == -1 {
+            snap.high_watermark
+        } else {
+            offset
+        };
+        if target < 0 || target > snap.high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                start: snap.log_start_offset,
+                end: snap.high_watermark,
+            });
+        }
+        if target <= snap.log_start_offset {
+            return Ok(snap.log_start_offset);
+        }
+        self.advance_log_start(topic, &part, target).await?;
+        Ok(target)
+    }
+
+    async fn advance_log_start(
+        &self,
+        topic: &TopicLog,
+        part: &PartitionLog,
+        target: i64,
+    ) -> Result<()> {
+        let files = self
+            .meta
+            .advance_log_start(&topic.name, part.index, target)
+            .await?;
+        {
+            let mut st = lock(&part.state);
+            st.log_start_offset = st.log_start_offset.max(target);
+        }
+        write_lock(&part.segments).retain(|_, s| s.last_offset >= target);
+        self.delete_files(&files).await;
+        Ok(())
+    }
+
+    async fn delete_files(&self, files: &[String]) {
+        for f in files {
+            lock(&self.footers).remove(f);
+            if let Err(e) = self.store.delete(&Path::from(f.as_str())).await {
+                warn!(file = %f, error = %e, "could not delete file; the sweeper will retry");
+            }
+        }
+    }
+
+    /// Applies retention.ms and retention.bytes to every partition.
+    pub async fn enforce_retention(&self) -> Result<()> {
+        let now = now_ms();
+        for topic in self.topics() {
+            let cfg = topic.config();
+            if cfg.retention_ms().is_none() && cfg.retention_bytes().is_none() {
+                continue;
+            }
+            for part in topic.partitions() {
+                let segs: Vec<SegmentRecord> =
+                    read_lock(&part.segments).values().cloned().collect();
+                let mut total: i64 = segs.iter().map(|s| s.size_bytes).sum();
+                let mut new_start = None;
+                for s in &segs {
+                    let expired = cfg
+                        .retention_ms()
+                        .is_some_and(|ms| s.max_timestamp < now - ms);
+                    let oversize = cfg
+                        .retention_bytes()
+                        .is_some_and(|b| total - s.size_bytes >= b);
+                    if !(expired || oversize) {
+                        break;
+                    }
+                    total -= s.size_bytes;
+                    new_start = Some(s.last_offset + 1);
+                }
+                if let Some(target) = new_start {
+                    info!(topic = %topic.name, partition = part.index, target, "retention deletes segments");
+                    self.advance_log_start(&topic, &part, target).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes files under the data prefix that no commit references and
+    /// that are older than the grace period. Returns how many went.
+    pub async fn sweep_orphans(&self) -> Result<usize> {
+        let committed = self.meta.committed_files().await?;
+        let cutoff = SystemTime::now() - self.cfg.orphan_grace;
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.object_path("topics")))
+            .try_collect()
+            .await?;
+        let mut swept = 0;
+        for obj in listed {
+            let path = obj.location.to_string();
+            let old = SystemTime::from(obj.last_modified) <= cutoff;
+            if !committed.contains(&path) && old {
+                info!(file = %path, "sweeping uncommitted file");
+                self.store.delete(&obj.location).await?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+}
+
+fn reader_options() -> ArrowReaderOptions {
+    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional)
+}
+
+#[derive(Debug, Clone)]
+struct Duplicate {
+    base_offset: i64,
+    slot: Option<Arc<FlushSlot>>,
+}
+
+struct IdempotencePlan {
+    duplicate: Option<Duplicate>,
+}
+
+/// Kafka's idempotence rules for the batches of one produce, checked before
+/// anything is appended so that a refused request changes nothing.
+fn plan_idempotence(st: &PartitionState, batches: &[RawBatch]) -> Result<IdempotencePlan> {
+    let mut expected: HashMap<i64, (i16, Option<i32>)> = HashMap::new();
+    for (i, b) in batches.iter().enumerate() {
+        let h = &b.header;
+        if h.producer_id < 0 {
+            continue;
+        }
+        let (epoch, last_seq) = *expected.entry(h.producer_id).or_insert_with(|| {
+            match st.producers.get(&h.producer_id) {
+                Some(e) => (e.epoch, e.recent.back().map(|b| b.last_seq)),
+                None => (h.producer_epoch, None),
+            }
+        });
+        if h.producer_epoch < epoch {
+            return Err(StorageError::InvalidProducerEpoch {
+                current: epoch,
+                got: h.producer_epoch,
+            });
+        }
+        if h.producer_epoch == epoch {
+            if i == 0 {
+                if let Some(e) = st.producers.get(&h.producer_id) {
+                    if e.epoch == h.producer_epoch {
+                        if let Some(d) = e.recent.iter().find(|m| {
+                            m.first_seq == h.base_sequence && m.last_seq == h.last_sequence()
+                        }) {
+                            return Ok(IdempotencePlan {
+                                duplicate: Some(Duplicate {
+                                    base_offset: d.base_offset,
+                                    slot: d.slot.clone(),
+                                }),
+                            });
+                        }
+                    }
+                }
+            }
+            let want = match last_seq {
+                Some(s) if s == i32::MAX => 0,
+                Some(s) => s + 1,
+                None => 0,
+            };
+            if last_seq.is_some() && h.base_sequence != want {
+                return Err(StorageError::OutOfOrderSequence {
+                    expected: want as i64,
+                    got: h.base_sequence,
+                });
+            }
+            if last_seq.is_none() && h.base_sequence != 0 {
+                return Err(StorageError::OutOfOrderSequence {
+                    expected: 0,
+                    got: h.base_sequence,
+                });
+            }
+        } else if h.base_sequence != 0 {
+            // A new epoch starts its sequences at zero.
+            return Err(StorageError::OutOfOrderSequence {
+                expected: 0,
+                got: h.base_sequence,
+            });
+        }
+        expected.insert(h.producer_id, (h.producer_epoch, Some(h.last_sequence())));
+    }
+    Ok(IdempotencePlan { duplicate: None })
+}
+
+async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
+    loop {
+        if topic.deleted.load(Ordering::SeqCst) {
+            let buf = std::mem::replace(&mut *lock(&topic.buffer), FlushBuffer::new());
+            buf.slot
+                .complete(Err(format!("topic {} was deleted", topic.name)));
+            topic.flushed.notify_waiters();
+            return;
+        }
+        let (first, bytes) = {
+            let b = lock(&topic.buffer);
+            (b.first_append, b.bytes)
+        };
+        let Some(first) = first else {
+            topic.wake.notified().await;
+            continue;
+        };
+        let deadline = first + log.cfg.flush_linger;
+        if bytes < log.cfg.flush_bytes && Instant::now() < deadline {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = topic.wake.notified() => {}
+            }
+            continue;
+        }
+        let buf = std::mem::replace(&mut *lock(&topic.buffer), FlushBuffer::new());
+        let slot = buf.slot.clone();
+        match log.flush(&topic, buf).await {
+            Ok(()) => slot.complete(Ok(())),
+            Err(e) => {
+                warn!(topic = %topic.name, error = %e, "flush failed; rolling back to the committed state");
+                slot.complete(Err(e.to_string()));
+                log.roll_back(&topic, &e.to_string());
+                if matches!(e, StorageError::Fenced(_)) {
+                    topic.deleted.store(true, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        topic.flushed.notify_waiters();
+    }
+}
+
+async fn run_maintenance(log: std::sync::Weak<Log>) {
+    let mut first = true;
+    loop {
+        let interval = match log.upgrade() {
+            Some(l) => l.cfg.maintenance_interval,
+            None => return,
+        };
+        if !first {
+            tokio::time::sleep(interval).await;
+        }
+        first = false;
+        let Some(log) = log.upgrade() else { return };
+        if let Err(e) = log.enforce_retention().await {
+            warn!(error = %e, "retention failed");
+        }
+        match log.sweep_orphans().await {
+            Ok(0) => {}
+            Ok(n) => info!(files = n, "swept uncommitted files"),
+            Err(e) => warn!(error = %e, "orphan sweep failed"),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The metadata store: every state change that must survive a crash.
+//!
+//! One trait, implementations behind it: SQLite now (embedded default),
+//! PostgreSQL later. The DDL in `storage/ddl/` and the statements in the
+//! implementation are portable SQL (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`) so both databases share them.
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+pub mod sqlite;
+
+/// A topic as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicRecord {
+    /// Name.
+    pub name: String,
+    /// UUID, as text.
+    pub topic_id: String,
+    /// Explicitly set configs.
+    pub configs: BTreeMap<String, String>,
+    /// Creation time.
+    pub created_ms: i64,
+}
+
+/// A partition as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionRecord {
+    /// Partition index.
+    pub partition: i32,
+    /// Leader broker.
+    pub leader_id: i32,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Committed high watermark.
+    pub high_watermark: i64,
+    /// First offset still in the log.
+    pub log_start_offset: i64,
+}
+
+/// One row group of one flush file: a contiguous offset range of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRecord {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// First offset.
+    pub base_offset: i64,
+    /// Last offset (inclusive).
+    pub last_offset: i64,
+    /// Number of rows.
+    pub record_count: i64,
+    /// Object path of the Parquet file.
+    pub path: String,
+    /// Row group index in the file.
+    pub row_group: i32,
+    /// Lowest record timestamp.
+    pub min_timestamp: i64,
+    /// Highest record timestamp.
+    pub max_timestamp: i64,
+    /// Compressed bytes of the row group.
+    pub size_bytes: i64,
+    /// When the broker wrote it.
+    pub append_time_ms: i64,
+}
+
+/// Recent batches of one idempotent producer on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerStateRecord {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// (first sequence, last sequence, base offset), oldest first.
+    pub recent: Vec<(i32, i32, i64)>,
+}
+
+/// Everything one flush commits, atomically.
+#[derive(Debug, Clone)]
+pub struct FlushCommit {
+    /// Topic name.
+    pub topic: String,
+    /// The Parquet file.
+    pub path: String,
+    /// Its size.
+    pub size_bytes: i64,
+    /// Broker making the commit.
+    pub leader_id: i32,
+    /// (partition, leader epoch the writer holds, new high watermark).
+    pub high_watermarks: Vec<(i32, i32, i64)>,
+    /// One per row group.
+    pub segments: Vec<SegmentRecord>,
+    /// Producer states after this flush.
+    pub producers: Vec<ProducerStateRecord>,
+    /// Commit time.
+    pub now_ms: i64,
+}
+
+/// The metadata store.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + 'static {
+    /// The cluster id, created on first use.
+    async fn cluster_id(&self) -> Result<String>;
+
+    /// Records this broker and renews its lease.
+    async fn register_broker(
+        &self,
+        broker_id: i32,
+        host: &str,
+        port: i32,
+        lease_expires_ms: i64,
+    ) -> Result<()>;
+
+    /// All topics with their configs.
+    async fn list_topics(&self) -> Result<Vec<TopicRecord>>;
+
+    /// Partitions of a topic, by index.
+    async fn list_partitions(&self, topic: &str) -> Result<Vec<PartitionRecord>>;
+
+    /// Creates a topic and its partitions, led by `leader_id`.
+    /// Fails with `TopicExists` if the name is taken.
+    async fn create_topic(
+        &self,
+        topic: &TopicRecord,
+        partitions: i32,
+        leader_id: i32,
+    ) -> Result<()>;
+
+    /// Deletes a topic and everything of it; returns the files it owned.
+    async fn delete_topic(&self, topic: &str) -> Result<Vec<String>>;
+
+    /// Grows a topic to `new_count` partitions.
+    async fn add_partitions(&self, topic: &str, new_count: i32, leader_id: i32) -> Result<()>;
+
+    /// Replaces the explicitly set configs of a topic.
+    async fn set_topic_configs(
+        &self,
+        topic: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()>;
+
+    /// Makes `broker_id` leader of every partition, bumping each leader
+    /// epoch so that writes of any earlier leader are fenced.
+    async fn claim_leadership(&self, broker_id: i32) -> Result<()>;
+
+    /// All segments of a topic, ordered by partition and offset.
+    async fn list_segments(&self, topic: &str) -> Result<Vec<SegmentRecord>>;
+
+    /// Producer states of a topic.
+    async fn list_producer_states(&self, topic: &str) -> Result<Vec<ProducerStateRecord>>;
+
+    /// Commits a flush in one transaction. Fails with `Fenced` (and commits
+    /// nothing) unless every partition is still led by `leader_id` at the
+    /// stated epoch.
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<()>;
+
+    /// Allocates a new producer id with epoch 0.
+    async fn new_producer_id(&self, now_ms: i64) -> Result<i64>;
+
+    /// Current epoch of a producer id, if known.
+    async fn producer_epoch(&self, producer_id: i64) -> Result<Option<i16>>;
+
+    /// Sets a producer's epoch.
+    async fn set_producer_epoch(&self, producer_id: i64, epoch: i16, now_ms: i64) -> Result<()>;
+
+    /// Moves the log start offset forward (DeleteRecords, retention) and
+    /// drops segments wholly below it; returns files no segment references
+    /// any more, which the caller deletes from object storage.
+    async fn advance_log_start(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Vec<String>>;
+
+    /// Every committed file path.
+    async fn committed_files(&self) -> Result<HashSet<String>>;
+}

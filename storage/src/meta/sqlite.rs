@@ -1,0 +1,601 @@
+//! SQLite implementation of the metadata store: one file in the data
+//! directory, WAL mode, `synchronous=FULL` so a commit is on disk before a
+//! produce is acknowledged.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{
+    FlushCommit, MetadataStore, PartitionRecord, ProducerStateRecord, SegmentRecord, TopicRecord,
+};
+use crate::error::{Result, StorageError};
+
+/// The DDL, applied in order at open. Every statement is idempotent.
+pub const DDL: &[(&str, &str)] = &[
+    ("010-cluster.sql", include_str!("../../ddl/010-cluster.sql")),
+    ("020-topics.sql", include_str!("../../ddl/020-topics.sql")),
+    (
+        "030-segments.sql",
+        include_str!("../../ddl/030-segments.sql"),
+    ),
+    (
+        "040-producers.sql",
+        include_str!("../../ddl/040-producers.sql"),
+    ),
+];
+
+/// The SQLite metadata store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies the DDL.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let url = format!("sqlite://{}", path.display());
+        let opts = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        Self::with_options(opts).await
+    }
+
+    /// An in-memory database, for tests.
+    pub async fn in_memory() -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        Self::with_options(opts).await
+    }
+
+    async fn with_options(opts: SqliteConnectOptions) -> Result<Self> {
+        // One connection: SQLite serializes writers anyway, and a single
+        // connection keeps an in-memory database shared.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await?;
+        for (_, ddl) in DDL {
+            sqlx::raw_sql(ddl).execute(&pool).await?;
+        }
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn encode_recent(recent: &[(i32, i32, i64)]) -> String {
+    recent
+        .iter()
+        .map(|(f, l, o)| format!("{f}:{l}:{o}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn decode_recent(s: &str) -> Result<Vec<(i32, i32, i64)>> {
+    let bad = || StorageError::Corrupt(format!("producer state {s:?}"));
+    s.split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut it = p.split(':');
+            let f = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+            let l = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+            let o = it.next().and_then(|x| x.parse().ok()).ok_or_else(bad)?;
+            Ok((f, l, o))
+        })
+        .collect()
+}
+
+fn segment_from_row(r: &sqlx::sqlite::SqliteRow) -> SegmentRecord {
+    SegmentRecord {
+        topic: r.get("topic"),
+        partition: r.get("partition_id"),
+        base_offset: r.get("base_offset"),
+        last_offset: r.get("last_offset"),
+        record_count: r.get("record_count"),
+        path: r.get("path"),
+        row_group: r.get("row_group"),
+        min_timestamp: r.get("min_timestamp"),
+        max_timestamp: r.get("max_timestamp"),
+        size_bytes: r.get("size_bytes"),
+        append_time_ms: r.get("append_time_ms"),
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn cluster_id(&self) -> Result<String> {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query("INSERT INTO cluster (name, value) VALUES ('cluster_id', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(&fresh[..22])
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM cluster WHERE name = 'cluster_id'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get("value"))
+    }
+
+    async fn register_broker(
+        &self,
+        broker_id: i32,
+        host: &str,
+        port: i32,
+        lease_expires_ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO brokers (broker_id, host, port, lease_expires_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (broker_id) DO UPDATE SET host = $2, port = $3, lease_expires_ms = $4",
+        )
+        .bind(broker_id)
+        .bind(host)
+        .bind(port)
+        .bind(lease_expires_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_topics(&self) -> Result<Vec<TopicRecord>> {
+        let rows = sqlx::query("SELECT name, topic_id, created_ms FROM topics ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let cfgs = sqlx::query("SELECT topic, key, value FROM topic_configs")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut by_topic: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for c in cfgs {
+            by_topic
+                .entry(c.get("topic"))
+                .or_default()
+                .insert(c.get("key"), c.get("value"));
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let name: String = r.get("name");
+                TopicRecord {
+                    configs: by_topic.remove(&name).unwrap_or_default(),
+                    name,
+                    topic_id: r.get("topic_id"),
+                    created_ms: r.get("created_ms"),
+                }
+            })
+            .collect())
+    }
+
+    async fn list_partitions(&self, topic: &str) -> Result<Vec<PartitionRecord>> {
+        let rows = sqlx::query(
+            "SELECT partition_id, leader_id, leader_epoch, high_watermark, log_start_offset
+             FROM partitions WHERE topic = $1 ORDER BY partition_id",
+        )
+        .bind(topic)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PartitionRecord {
+                partition: r.get("partition_id"),
+                leader_id: r.get("leader_id"),
+                leader_epoch: r.get("leader_epoch"),
+                high_watermark: r.get("high_watermark"),
+                log_start_offset: r.get("log_start_offset"),
+            })
+            .collect())
+    }
+
+    async fn create_topic(
+        &self,
+        topic: &TopicRecord,
+        partitions: i32,
+        leader_id: i32,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO topics (name, topic_id, created_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&topic.name)
+        .bind(&topic.topic_id)
+        .bind(topic.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StorageError::TopicExists(topic.name.clone()));
+        }
+        for (k, v) in &topic.configs {
+            sqlx::query("INSERT INTO topic_configs (topic, key, value) VALUES ($1, $2, $3)")
+                .bind(&topic.name)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for p in 0..partitions {
+            sqlx::query(
+                "INSERT INTO partitions (topic, partition_id, leader_id, leader_epoch, high_watermark, log_start_offset)
+                 VALUES ($1, $2, $3, 0, 0, 0)",
+            )
+            .bind(&topic.name)
+            .bind(p)
+            .bind(leader_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let paths: Vec<String> = sqlx::query("SELECT path FROM files WHERE topic = $1")
+            .bind(topic)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.get("path"))
+            .collect();
+        let gone = sqlx::query("DELETE FROM topics WHERE name = $1")
+            .bind(topic)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() == 0 {
+            return Err(StorageError::UnknownTopic(topic.to_string()));
+        }
+        for table in [
+            "topic_configs",
+            "files",
+            "partitions",
+            "segments",
+            "producer_state",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE topic = $1"))
+                .bind(topic)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(paths)
+    }
+
+    async fn add_partitions(&self, topic: &str, new_count: i32, leader_id: i32) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM partitions WHERE topic = $1")
+            .bind(topic)
+            .fetch_one(&mut *tx)
+            .await?;
+        let current: i64 = row.get("n");
+        if current == 0 {
+            return Err(StorageError::UnknownTopic(topic.to_string()));
+        }
+        if new_count as i64 <= current {
+            return Err(StorageError::InvalidPartitions(format!(
+                "topic {topic} has {current} partitions; the new count {new_count} must be larger"
+            )));
+        }
+        for p in current as i32..new_count {
+            sqlx::query(
+                "INSERT INTO partitions (topic, partition_id, leader_id, leader_epoch, high_watermark, log_start_offset)
+                 VALUES ($1, $2, $3, 0, 0, 0)",
+            )
+            .bind(topic)
+            .bind(p)
+            .bind(leader_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_topic_configs(
+        &self,
+        topic: &str,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM topic_configs WHERE topic = $1")
+            .bind(topic)
+            .execute(&mut *tx)
+            .await?;
+        for (k, v) in configs {
+            sqlx::query("INSERT INTO topic_configs (topic, key, value) VALUES ($1, $2, $3)")
+                .bind(topic)
+                .bind(k)
+                .bind(v)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_leadership(&self, broker_id: i32) -> Result<()> {
+        sqlx::query("UPDATE partitions SET leader_id = $1, leader_epoch = leader_epoch + 1")
+            .bind(broker_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_segments(&self, topic: &str) -> Result<Vec<SegmentRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM segments WHERE topic = $1 ORDER BY partition_id, base_offset",
+        )
+        .bind(topic)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(segment_from_row).collect())
+    }
+
+    async fn list_producer_states(&self, topic: &str) -> Result<Vec<ProducerStateRecord>> {
+        let rows = sqlx::query(
+            "SELECT partition_id, producer_id, producer_epoch, recent_batches FROM producer_state WHERE topic = $1",
+        )
+        .bind(topic)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let epoch: i32 = r.get("producer_epoch");
+                Ok(ProducerStateRecord {
+                    topic: topic.to_string(),
+                    partition: r.get("partition_id"),
+                    producer_id: r.get("producer_id"),
+                    producer_epoch: epoch as i16,
+                    recent: decode_recent(r.get("recent_batches"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn commit_flush(&self, c: &FlushCommit) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for &(partition, epoch, hw) in &c.high_watermarks {
+            let done = sqlx::query(
+                "UPDATE partitions SET high_watermark = $1
+                 WHERE topic = $2 AND partition_id = $3 AND leader_id = $4 AND leader_epoch = $5",
+            )
+            .bind(hw)
+            .bind(&c.topic)
+            .bind(partition)
+            .bind(c.leader_id)
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StorageError::Fenced(format!(
+                    "{}-{partition} at epoch {epoch}",
+                    c.topic
+                )));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO files (path, topic, size_bytes, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&c.path)
+        .bind(&c.topic)
+        .bind(c.size_bytes)
+        .bind(c.now_ms)
+        .execute(&mut *tx)
+        .await?;
+        for s in &c.segments {
+            sqlx::query(
+                "INSERT INTO segments (topic, partition_id, base_offset, last_offset, record_count, path, row_group,
+                                       min_timestamp, max_timestamp, size_bytes, append_time_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&s.topic)
+            .bind(s.partition)
+            .bind(s.base_offset)
+            .bind(s.last_offset)
+            .bind(s.record_count)
+            .bind(&s.path)
+            .bind(s.row_group)
+            .bind(s.min_timestamp)
+            .bind(s.max_timestamp)
+            .bind(s.size_bytes)
+            .bind(s.append_time_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for p in &c.producers {
+            sqlx::query(
+                "INSERT INTO producer_state (topic, partition_id, producer_id, producer_epoch, recent_batches, updated_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (topic, partition_id, producer_id)
+                 DO UPDATE SET producer_epoch = $4, recent_batches = $5, updated_ms = $6",
+            )
+            .bind(&p.topic)
+            .bind(p.partition)
+            .bind(p.producer_id)
+            .bind(p.producer_epoch as i32)
+            .bind(encode_recent(&p.recent))
+            .bind(c.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn new_producer_id(&self, now_ms: i64) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO counters (name, value) VALUES ('producer_id', 1000)
+             ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.get("value");
+        sqlx::query(
+            "INSERT INTO producers (producer_id, producer_epoch, updated_ms) VALUES ($1, 0, $2)",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn producer_epoch(&self, producer_id: i64) -> Result<Option<i16>> {
+        let row = sqlx::query("SELECT producer_epoch FROM producers WHERE producer_id = $1")
+            .bind(producer_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<i32, _>("producer_epoch") as i16))
+    }
+
+    async fn set_producer_epoch(&self, producer_id: i64, epoch: i16, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE producers SET producer_epoch = $1, updated_ms = $2 WHERE producer_id = $3",
+        )
+        .bind(epoch as i32)
+        .bind(now_ms)
+        .bind(producer_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn advance_log_start(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE partitions SET log_start_offset = $1
+             WHERE topic = $2 AND partition_id = $3 AND log_start_offset < $1",
+        )
+        .bind(offset)
+        .bind(topic)
+        .bind(partition)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM segments WHERE topic = $1 AND partition_id = $2 AND last_offset < $3",
+        )
+        .bind(topic)
+        .bind(partition)
+        .bind(offset)
+        .execute(&mut *tx)
+        .await?;
+        let unreferenced: Vec<String> = sqlx::query(
+            "SELECT path FROM files WHERE topic = $1
+             AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.path = files.path)",
+        )
+        .bind(topic)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get("path"))
+        .collect();
+        for p in &unreferenced {
+            sqlx::query("DELETE FROM files WHERE path = $1")
+                .bind(p)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(unreferenced)
+    }
+
+    async fn committed_files(&self) -> Result<HashSet<String>> {
+        let rows = sqlx::query("SELECT path FROM files")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get("path")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str) -> TopicRecord {
+        TopicRecord {
+            name: name.into(),
+            topic_id: format!("id-{name}"),
+            configs: BTreeMap::new(),
+            created_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn commit_is_fenced_by_leader_epoch() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        s.create_topic(&topic("t"), 2, 0).await.unwrap();
+        assert!(matches!(
+            s.create_topic(&topic("t"), 2, 0).await,
+            Err(StorageError::TopicExists(_))
+        ));
+        s.claim_leadership(0).await.unwrap();
+        let parts = s.list_partitions("t").await.unwrap();
+        assert_eq!(parts[0].leader_epoch, 1);
+        let mut c = FlushCommit {
+            topic: "t".into(),
+            path: "f1".into(),
+            size_bytes: 10,
+            leader_id: 0,
+            high_watermarks: vec![(0, 0, 5)],
+            segments: vec![],
+            producers: vec![],
+            now_ms: 1,
+        };
+        assert!(matches!(
+            s.commit_flush(&c).await,
+            Err(StorageError::Fenced(_))
+        ));
+        assert!(
+            s.committed_files().await.unwrap().is_empty(),
+            "a fenced commit leaves no trace"
+        );
+        c.high_watermarks = vec![(0, 1, 5)];
+        c.producers = vec![ProducerStateRecord {
+            topic: "t".into(),
+            partition: 0,
+            producer_id: 9,
+            producer_epoch: 2,
+            recent: vec![(0, 4, 0)],
+        }];
+        c.segments = vec![SegmentRecord {
+            topic: "t".into(),
+            partition: 0,
+            base_offset: 0,
+            last_offset: 4,
+            record_count: 5,
+            path: "f1".into(),
+            row_group: 0,
+            min_timestamp: 1,
+            max_timestamp: 2,
+            size_bytes: 10,
+            append_time_ms: 1,
+        }];
+        s.commit_flush(&c).await.unwrap();
+        assert_eq!(s.list_partitions("t").await.unwrap()[0].high_watermark, 5);
+        assert_eq!(
+            s.list_producer_states("t").await.unwrap()[0].recent,
+            vec![(0, 4, 0)]
+        );
+        assert_eq!(
+            s.advance_log_start("t", 0, 3).await.unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            s.advance_log_start("t", 0, 5).await.unwrap(),
+            vec!["f1".to_string()]
+        );
+        assert_eq!(s.list_partitions("t").await.unwrap()[0].log_start_offset, 5);
+        let a = s.new_producer_id(0).await.unwrap();
+        let b = s.new_producer_id(0).await.unwrap();
+        assert_eq!(b, a + 1);
+        assert_eq!(s.delete_topic("t").await.unwrap(), Vec::<String>::new());
+        assert!(s.list_topics().await.unwrap().is_empty());
+    }
+}

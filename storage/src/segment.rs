@@ -1,0 +1,504 @@
+//! Parquet segments: the on-disk form of a topic.
+//!
+//! A flush writes one file per topic. Inside it each partition's records
+//! form one row group, sorted by (partition, offset), so a Fetch reads one
+//! row group with ranged reads and an engine prunes by the column
+//! statistics of `partition`, `offset`, `timestamp` and `append_time`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, Int64Builder, Int8Builder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, Int32Array, Int64Array, Int8Array, ListArray, RecordBatch,
+    StringArray, StructArray, TimestampMillisecondArray,
+};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use bytes::Bytes;
+use floe_protocol::records::{BatchBuilder, Record};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use crate::error::{Result, StorageError};
+
+/// Column names, in file order.
+pub mod col {
+    /// Kafka partition.
+    pub const PARTITION: &str = "partition";
+    /// Kafka offset.
+    pub const OFFSET: &str = "offset";
+    /// Record timestamp (producer's CreateTime or the broker's LogAppendTime).
+    pub const TIMESTAMP: &str = "timestamp";
+    /// 0 CreateTime, 1 LogAppendTime.
+    pub const TIMESTAMP_TYPE: &str = "timestamp_type";
+    /// Record key.
+    pub const KEY: &str = "key";
+    /// Record headers.
+    pub const HEADERS: &str = "headers";
+    /// Record value.
+    pub const VALUE: &str = "value";
+    /// When the broker flushed the record.
+    pub const APPEND_TIME: &str = "append_time";
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+fn header_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("value", DataType::Binary, true),
+    ])
+}
+
+fn header_item() -> Arc<Field> {
+    Arc::new(Field::new(
+        "element",
+        DataType::Struct(header_fields()),
+        false,
+    ))
+}
+
+/// The Arrow schema of a raw (schemaless) topic.
+pub fn raw_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(col::PARTITION, DataType::Int32, false),
+        Field::new(col::OFFSET, DataType::Int64, false),
+        Field::new(col::TIMESTAMP, ts_type(), false),
+        Field::new(col::TIMESTAMP_TYPE, DataType::Int8, false),
+        Field::new(col::KEY, DataType::Binary, true),
+        Field::new(col::HEADERS, DataType::List(header_item()), false),
+        Field::new(col::VALUE, DataType::Binary, true),
+        Field::new(col::APPEND_TIME, ts_type(), false),
+    ]))
+}
+
+/// Records of one partition, buffered as Arrow builders until a flush.
+pub struct PartitionRows {
+    offsets: Int64Builder,
+    timestamps: TimestampMillisecondBuilder,
+    timestamp_types: Int8Builder,
+    keys: BinaryBuilder,
+    headers: ListBuilder<StructBuilder>,
+    values: BinaryBuilder,
+    /// Rows buffered.
+    pub len: usize,
+    /// First offset buffered.
+    pub base_offset: i64,
+    /// Lowest timestamp.
+    pub min_ts: i64,
+    /// Highest timestamp.
+    pub max_ts: i64,
+}
+
+impl PartitionRows {
+    /// Empty rows starting at `base_offset`.
+    pub fn new(base_offset: i64) -> Self {
+        let headers = ListBuilder::new(StructBuilder::from_fields(header_fields(), 0))
+            .with_field(header_item());
+        PartitionRows {
+            offsets: Int64Builder::new(),
+            timestamps: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            timestamp_types: Int8Builder::new(),
+            keys: BinaryBuilder::new(),
+            headers,
+            values: BinaryBuilder::new(),
+            len: 0,
+            base_offset,
+            min_ts: i64::MAX,
+            max_ts: i64::MIN,
+        }
+    }
+
+    /// Appends one record at `offset`. Header keys must be UTF-8 (checked by
+    /// the caller, which can name the record).
+    pub fn push(&mut self, offset: i64, timestamp: i64, timestamp_type: i8, r: &Record) {
+        self.offsets.append_value(offset);
+        self.timestamps.append_value(timestamp);
+        self.timestamp_types.append_value(timestamp_type);
+        self.keys.append_option(r.key.as_deref());
+        self.values.append_option(r.value.as_deref());
+        let sb = self.headers.values();
+        for h in &r.headers {
+            sb.field_builder::<StringBuilder>(0)
+                .expect("header key builder")
+                .append_value(std::str::from_utf8(&h.key).unwrap_or_default());
+            sb.field_builder::<BinaryBuilder>(1)
+                .expect("header value builder")
+                .append_option(h.value.as_deref());
+            sb.append(true);
+        }
+        self.headers.append(true);
+        self.min_ts = self.min_ts.min(timestamp);
+        self.max_ts = self.max_ts.max(timestamp);
+        self.len += 1;
+    }
+
+    fn finish(mut self, partition: i32, append_time: i64) -> Result<RecordBatch> {
+        let n = self.len;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from(vec![partition; n])),
+            Arc::new(self.offsets.finish()),
+            Arc::new(self.timestamps.finish()),
+            Arc::new(self.timestamp_types.finish()),
+            Arc::new(self.keys.finish()),
+            Arc::new(self.headers.finish()),
+            Arc::new(self.values.finish()),
+            Arc::new(TimestampMillisecondArray::from(vec![append_time; n]).with_timezone("UTC")),
+        ];
+        Ok(RecordBatch::try_new(raw_schema(), cols)?)
+    }
+}
+
+/// Parquet writer settings for segments.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentFormat {
+    /// zstd level; 0 disables compression.
+    pub zstd_level: i32,
+}
+
+impl Default for SegmentFormat {
+    fn default() -> Self {
+        SegmentFormat { zstd_level: 1 }
+    }
+}
+
+fn writer_properties(format: SegmentFormat) -> Result<WriterProperties> {
+    let compression = if format.zstd_level > 0 {
+        Compression::ZSTD(ZstdLevel::try_new(format.zstd_level)?)
+    } else {
+        Compression::UNCOMPRESSED
+    };
+    let payload = |name: &str| ColumnPath::from(name);
+    Ok(WriterProperties::builder()
+        .set_compression(compression)
+        // One row group per partition per flush: the flush size bounds it.
+        .set_max_row_group_row_count(None)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_statistics_truncate_length(Some(64))
+        // Payload columns are opaque bytes: dictionaries and statistics on
+        // them cost CPU and say nothing useful.
+        .set_column_dictionary_enabled(payload(col::VALUE), false)
+        .set_column_statistics_enabled(payload(col::VALUE), EnabledStatistics::None)
+        .set_column_dictionary_enabled(payload(col::KEY), false)
+        .set_column_statistics_enabled(payload(col::KEY), EnabledStatistics::Chunk)
+        .set_column_dictionary_enabled(
+            ColumnPath::new(vec![
+                col::HEADERS.into(),
+                "list".into(),
+                "element".into(),
+                "value".into(),
+            ]),
+            false,
+        )
+        .set_column_statistics_enabled(
+            ColumnPath::new(vec![
+                col::HEADERS.into(),
+                "list".into(),
+                "element".into(),
+                "value".into(),
+            ]),
+            EnabledStatistics::None,
+        )
+        .set_created_by(concat!("floe ", env!("CARGO_PKG_VERSION")).to_string())
+        .build())
+}
+
+/// One row group of a written file.
+#[derive(Debug, Clone)]
+pub struct WrittenRowGroup {
+    /// Partition.
+    pub partition: i32,
+    /// Index in the file.
+    pub row_group: i32,
+    /// First offset.
+    pub base_offset: i64,
+    /// Last offset.
+    pub last_offset: i64,
+    /// Rows.
+    pub record_count: i64,
+    /// Lowest timestamp.
+    pub min_ts: i64,
+    /// Highest timestamp.
+    pub max_ts: i64,
+    /// Compressed bytes.
+    pub size_bytes: i64,
+}
+
+/// A finished file in memory.
+pub struct WrittenFile {
+    /// The file bytes.
+    pub bytes: Bytes,
+    /// Its parsed footer, kept for the read path.
+    pub metadata: Arc<ParquetMetaData>,
+    /// Row groups, in partition order.
+    pub row_groups: Vec<WrittenRowGroup>,
+}
+
+/// Encodes buffered partitions into one Parquet file, one row group each,
+/// in partition order.
+pub fn write_file(
+    partitions: BTreeMap<i32, PartitionRows>,
+    append_time: i64,
+    format: SegmentFormat,
+) -> Result<WrittenFile> {
+    let mut buf = Vec::new();
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, raw_schema(), Some(writer_properties(format)?))?;
+    let mut row_groups = Vec::new();
+    for (partition, rows) in partitions {
+        if rows.len == 0 {
+            continue;
+        }
+        let (base, n, min_ts, max_ts) =
+            (rows.base_offset, rows.len as i64, rows.min_ts, rows.max_ts);
+        let batch = rows.finish(partition, append_time)?;
+        writer.write(&batch)?;
+        writer.flush()?;
+        row_groups.push(WrittenRowGroup {
+            partition,
+            row_group: row_groups.len() as i32,
+            base_offset: base,
+            last_offset: base + n - 1,
+            record_count: n,
+            min_ts,
+            max_ts,
+            size_bytes: 0,
+        });
+    }
+    writer.close()?;
+    let bytes = Bytes::from(buf);
+    let metadata = Arc::new(
+        parquet::file::metadata::ParquetMetaDataReader::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional)
+            .parse_and_finish(&bytes)?,
+    );
+    for rg in &mut row_groups {
+        rg.size_bytes = metadata.row_group(rg.row_group as usize).compressed_size();
+    }
+    Ok(WrittenFile {
+        bytes,
+        metadata,
+        row_groups,
+    })
+}
+
+fn opt(a: &BinaryArray, i: usize) -> Option<&[u8]> {
+    if a.is_null(i) {
+        None
+    } else {
+        Some(a.value(i))
+    }
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| {
+            StorageError::Corrupt(format!("segment lacks column {name} of the expected type"))
+        })
+}
+
+/// Kafka batches rebuilt from Arrow rows.
+pub struct RebuiltBatches {
+    /// Concatenated record batches.
+    pub bytes: Vec<Bytes>,
+    /// Offset after the last record included.
+    pub next_offset: i64,
+    /// Total size.
+    pub size: usize,
+}
+
+/// Turns rows (sorted by offset) into Kafka record batches, starting at
+/// `from_offset`, until `max_bytes` is passed (the first batch is always
+/// complete, as KIP-74 asks). Batches are cut at ~1 MiB and wherever the
+/// timestamp type changes.
+pub fn rebuild_batches(
+    batch: &RecordBatch,
+    from_offset: i64,
+    max_bytes: usize,
+    leader_epoch: i32,
+) -> Result<RebuiltBatches> {
+    const TARGET: usize = 1 << 20;
+    let offsets = column::<Int64Array>(batch, col::OFFSET)?;
+    let timestamps = column::<TimestampMillisecondArray>(batch, col::TIMESTAMP)?;
+    let ts_types = column::<Int8Array>(batch, col::TIMESTAMP_TYPE)?;
+    let keys = column::<BinaryArray>(batch, col::KEY)?;
+    let values = column::<BinaryArray>(batch, col::VALUE)?;
+    let headers = column::<ListArray>(batch, col::HEADERS)?;
+    let header_structs = headers
+        .values()
+        .as_any()
+        .downcast_ref::<StructArray>()
+        .ok_or_else(|| StorageError::Corrupt("headers are not structs".into()))?;
+    let hkeys = header_structs
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| StorageError::Corrupt("header keys are not strings".into()))?;
+    let hvals = header_structs
+        .column(1)
+        .as_any()
+        .downcast_ref::<BinaryArray>()
+        .ok_or_else(|| StorageError::Corrupt("header values are not binary".into()))?;
+    let header_offsets = headers.value_offsets();
+
+    let mut out = RebuiltBatches {
+        bytes: Vec::new(),
+        next_offset: from_offset,
+        size: 0,
+    };
+    let mut builder: Option<BatchBuilder> = None;
+    let mut builder_type = 0i8;
+    let mut hdrs: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+    for i in 0..batch.num_rows() {
+        let offset = offsets.value(i);
+        if offset < from_offset {
+            continue;
+        }
+        let ts = timestamps.value(i);
+        let ts_type = ts_types.value(i);
+        if let Some(b) = &builder {
+            if b.len() >= TARGET || ts_type != builder_type {
+                let done = builder.take().expect("checked").finish(leader_epoch);
+                out.size += done.len();
+                out.bytes.push(done);
+            }
+        }
+        if builder.is_none() {
+            if !out.bytes.is_empty() && out.size >= max_bytes {
+                break;
+            }
+            builder = Some(BatchBuilder::new(offset, ts, ts_type));
+            builder_type = ts_type;
+        }
+        hdrs.clear();
+        for h in header_offsets[i] as usize..header_offsets[i + 1] as usize {
+            hdrs.push((hkeys.value(h).as_bytes(), opt(hvals, h)));
+        }
+        let b = builder.as_mut().expect("set above");
+        b.push(offset, ts, opt(keys, i), opt(values, i), &hdrs);
+        out.next_offset = offset + 1;
+        if out.size + b.len() >= max_bytes {
+            let done = builder.take().expect("set above").finish(leader_epoch);
+            out.size += done.len();
+            out.bytes.push(done);
+            break;
+        }
+    }
+    if let Some(b) = builder {
+        if !b.is_empty() {
+            let done = b.finish(leader_epoch);
+            out.size += done.len();
+            out.bytes.push(done);
+        }
+    }
+    Ok(out)
+}
+
+/// (offset, timestamp) pairs of a row group, for ListOffsets by time.
+pub fn offsets_and_timestamps(batch: &RecordBatch) -> Result<Vec<(i64, i64)>> {
+    let offsets = column::<Int64Array>(batch, col::OFFSET)?;
+    let timestamps = column::<TimestampMillisecondArray>(batch, col::TIMESTAMP)?;
+    Ok((0..batch.num_rows())
+        .map(|i| (offsets.value(i), timestamps.value(i)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use floe_protocol::records::{split_batches, RecordHeader, BATCH_HEADER_LEN};
+
+    fn rec(i: i64) -> Record {
+        Record {
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: (i % 3 != 0).then(|| Bytes::from(format!("k{i}"))),
+            value: (i % 5 != 0).then(|| Bytes::from(vec![i as u8; 100])),
+            headers: vec![RecordHeader {
+                key: Bytes::from_static(b"h"),
+                value: (i % 2 == 0).then(|| Bytes::from_static(b"x")),
+            }],
+        }
+    }
+
+    #[test]
+    fn write_then_rebuild_is_byte_exact_per_record() {
+        let mut parts = BTreeMap::new();
+        for p in [1, 0] {
+            let mut rows = PartitionRows::new(10);
+            for i in 0..50 {
+                rows.push(10 + i, 1000 + i, 0, &rec(i));
+            }
+            parts.insert(p, rows);
+        }
+        let file = write_file(parts, 5, SegmentFormat::default()).unwrap();
+        assert_eq!(file.row_groups.len(), 2);
+        assert_eq!(file.row_groups[0].partition, 0);
+        assert_eq!(
+            (
+                file.row_groups[1].base_offset,
+                file.row_groups[1].last_offset
+            ),
+            (10, 59)
+        );
+
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            file.bytes.clone(),
+        )
+        .unwrap()
+        .with_row_groups(vec![1])
+        .build()
+        .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let rebuilt = rebuild_batches(&batches[0], 20, 1 << 20, 3).unwrap();
+        assert_eq!(rebuilt.next_offset, 60);
+        let all: Bytes = rebuilt.bytes.concat().into();
+        let kb = split_batches(all).unwrap();
+        assert_eq!(kb[0].header.base_offset, 20);
+        assert_eq!(kb[0].header.partition_leader_epoch, 3);
+        let recs = kb[0].records(1 << 20).unwrap();
+        assert_eq!(recs.len(), 40);
+        for (j, r) in recs.iter().enumerate() {
+            let want = rec(10 + j as i64);
+            assert_eq!(
+                (&r.key, &r.value, &r.headers),
+                (&want.key, &want.value, &want.headers)
+            );
+            assert_eq!(
+                kb[0].header.base_timestamp + r.timestamp_delta,
+                1010 + j as i64
+            );
+        }
+        assert!(kb[0].bytes.len() > BATCH_HEADER_LEN);
+    }
+
+    #[test]
+    fn rebuild_respects_max_bytes_but_returns_one_batch() {
+        let mut rows = PartitionRows::new(0);
+        for i in 0..100 {
+            rows.push(i, i, 0, &rec(1));
+        }
+        let mut parts = BTreeMap::new();
+        parts.insert(0, rows);
+        let file = write_file(parts, 5, SegmentFormat { zstd_level: 0 }).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.bytes)
+                .unwrap()
+                .build()
+                .unwrap();
+        let b: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let small = rebuild_batches(&b[0], 0, 1, 0).unwrap();
+        assert_eq!(small.bytes.len(), 1);
+        assert!(small.next_offset >= 1 && small.next_offset < 100);
+    }
+}

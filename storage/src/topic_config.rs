@@ -1,0 +1,345 @@
+//! Topic configuration: Kafka's keys, Kafka's defaults, validation.
+//!
+//! Only keys that were set explicitly are stored; everything else reports
+//! Kafka's default, so DescribeConfigs looks as it does on Apache Kafka.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, StorageError};
+
+/// Type of a config value, as DescribeConfigs v3+ reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// true/false.
+    Boolean = 1,
+    /// Free text from a fixed set.
+    String = 2,
+    /// 32-bit integer.
+    Int = 3,
+    /// 64-bit integer.
+    Long = 5,
+    /// Floating point.
+    Double = 6,
+    /// Comma-separated list.
+    List = 7,
+}
+
+/// One known topic config key.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigDef {
+    /// The key.
+    pub name: &'static str,
+    /// Kafka's default, as a string.
+    pub default: &'static str,
+    /// Value type.
+    pub kind: ConfigType,
+    /// One line of documentation.
+    pub doc: &'static str,
+}
+
+const fn def(
+    name: &'static str,
+    default: &'static str,
+    kind: ConfigType,
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        default,
+        kind,
+        doc,
+    }
+}
+
+const MAX_LONG: &str = "9223372036854775807";
+
+/// Every topic config floe accepts, with Apache Kafka's defaults.
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
+    def(
+        "cleanup.policy",
+        "delete",
+        ConfigType::List,
+        "delete or compact; floe enforces delete (key compaction is not performed yet)",
+    ),
+    def(
+        "compression.type",
+        "producer",
+        ConfigType::String,
+        "Kafka stores the producer's codec; floe stores Parquet and serves it back",
+    ),
+    def(
+        "delete.retention.ms",
+        "86400000",
+        ConfigType::Long,
+        "how long tombstones are kept for compacted topics",
+    ),
+    def(
+        "file.delete.delay.ms",
+        "60000",
+        ConfigType::Long,
+        "delay before a deleted file is removed",
+    ),
+    def(
+        "flush.messages",
+        MAX_LONG,
+        ConfigType::Long,
+        "accepted for compatibility; floe flushes by size and linger",
+    ),
+    def(
+        "flush.ms",
+        MAX_LONG,
+        ConfigType::Long,
+        "accepted for compatibility; floe flushes by size and linger",
+    ),
+    def(
+        "max.compaction.lag.ms",
+        MAX_LONG,
+        ConfigType::Long,
+        "compaction lag upper bound",
+    ),
+    def(
+        "max.message.bytes",
+        "1048588",
+        ConfigType::Int,
+        "largest record batch accepted, in bytes",
+    ),
+    def(
+        "message.timestamp.type",
+        "CreateTime",
+        ConfigType::String,
+        "CreateTime or LogAppendTime",
+    ),
+    def(
+        "message.timestamp.difference.max.ms",
+        MAX_LONG,
+        ConfigType::Long,
+        "deprecated in Kafka; accepted",
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        MAX_LONG,
+        ConfigType::Long,
+        "accepted; not enforced yet",
+    ),
+    def(
+        "message.timestamp.after.max.ms",
+        MAX_LONG,
+        ConfigType::Long,
+        "accepted; not enforced yet",
+    ),
+    def(
+        "min.cleanable.dirty.ratio",
+        "0.5",
+        ConfigType::Double,
+        "compaction trigger ratio",
+    ),
+    def(
+        "min.compaction.lag.ms",
+        "0",
+        ConfigType::Long,
+        "compaction lag lower bound",
+    ),
+    def(
+        "min.insync.replicas",
+        "1",
+        ConfigType::Int,
+        "durability comes from object storage; always satisfied",
+    ),
+    def(
+        "retention.bytes",
+        "-1",
+        ConfigType::Long,
+        "per-partition size limit; -1 for none",
+    ),
+    def(
+        "retention.ms",
+        "604800000",
+        ConfigType::Long,
+        "time limit by record timestamp; -1 for none",
+    ),
+    def(
+        "segment.bytes",
+        "1073741824",
+        ConfigType::Int,
+        "accepted; floe segments by flush",
+    ),
+    def(
+        "segment.ms",
+        "604800000",
+        ConfigType::Long,
+        "accepted; floe segments by flush",
+    ),
+    def(
+        "unclean.leader.election.enable",
+        "false",
+        ConfigType::Boolean,
+        "accepted; leadership is decided by the metadata store",
+    ),
+];
+
+/// The definition of `name`, if it is a topic config.
+pub fn config_def(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks one key/value pair.
+pub fn validate_config(name: &str, value: &str) -> Result<()> {
+    let d = config_def(name)
+        .ok_or_else(|| StorageError::InvalidConfig(format!("unknown topic config {name}")))?;
+    let bad = |why: &str| {
+        StorageError::InvalidConfig(format!("invalid value {value:?} for {name}: {why}"))
+    };
+    match d.kind {
+        ConfigType::Boolean => {
+            value
+                .parse::<bool>()
+                .map_err(|_| bad("expected true or false"))?;
+        }
+        ConfigType::Int => {
+            let v = value
+                .trim()
+                .parse::<i32>()
+                .map_err(|_| bad("expected a 32-bit integer"))?;
+            if v < 0 && name != "retention.bytes" {
+                return Err(bad("must not be negative"));
+            }
+        }
+        ConfigType::Long => {
+            let v = value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| bad("expected a 64-bit integer"))?;
+            if v < -1 || (v == -1 && !matches!(name, "retention.ms" | "retention.bytes")) {
+                return Err(bad("must not be negative"));
+            }
+        }
+        ConfigType::Double => {
+            value
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("expected a number"))?;
+        }
+        ConfigType::String | ConfigType::List => {}
+    }
+    match name {
+        "message.timestamp.type" if !matches!(value, "CreateTime" | "LogAppendTime") => {
+            Err(bad("expected CreateTime or LogAppendTime"))
+        }
+        "cleanup.policy"
+            if !value
+                .split(',')
+                .all(|p| matches!(p.trim(), "delete" | "compact")) =>
+        {
+            Err(bad("expected delete and/or compact"))
+        }
+        "compression.type"
+            if !matches!(
+                value,
+                "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
+            ) =>
+        {
+            Err(bad(
+                "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The effective configuration of one topic.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopicConfig {
+    /// Explicitly set keys only.
+    pub overrides: BTreeMap<String, String>,
+}
+
+impl TopicConfig {
+    /// Validates and wraps explicit settings.
+    pub fn new(overrides: BTreeMap<String, String>) -> Result<Self> {
+        for (k, v) in &overrides {
+            validate_config(k, v)?;
+        }
+        Ok(TopicConfig { overrides })
+    }
+
+    /// Effective value of `name` (override or default).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.overrides
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| config_def(name).map(|d| d.default))
+    }
+
+    fn get_i64(&self, name: &str) -> i64 {
+        self.get(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1)
+    }
+
+    /// max.message.bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        self.get_i64("max.message.bytes").max(0) as usize
+    }
+
+    /// retention.ms (None for unlimited).
+    pub fn retention_ms(&self) -> Option<i64> {
+        Some(self.get_i64("retention.ms")).filter(|v| *v >= 0)
+    }
+
+    /// retention.bytes (None for unlimited).
+    pub fn retention_bytes(&self) -> Option<i64> {
+        Some(self.get_i64("retention.bytes")).filter(|v| *v >= 0)
+    }
+
+    /// True when the broker stamps append time on records.
+    pub fn log_append_time(&self) -> bool {
+        self.get("message.timestamp.type") == Some("LogAppendTime")
+    }
+}
+
+/// Kafka's topic name rules.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let bad = |why| Err(StorageError::InvalidTopicName(name.to_string(), why));
+    if name.is_empty() {
+        return bad("the name is empty");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not allowed");
+    }
+    if name.len() > 249 {
+        return bad("longer than 249 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c =
+            TopicConfig::new([("retention.ms".to_string(), "1000".to_string())].into()).unwrap();
+        assert_eq!(c.retention_ms(), Some(1000));
+        assert_eq!(c.max_message_bytes(), 1048588);
+        assert_eq!(c.get("cleanup.policy"), Some("delete"));
+        assert!(TopicConfig::new([("retention.ms".into(), "x".into())].into()).is_err());
+        assert!(TopicConfig::new([("no.such".into(), "1".into())].into()).is_err());
+        assert!(validate_config("message.timestamp.type", "LogAppendTime").is_ok());
+        assert!(validate_config("message.timestamp.type", "Now").is_err());
+    }
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        for bad in ["", ".", "..", "a b", "é", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+    }
+}
