@@ -1,0 +1,129 @@
+"""Harness for end-to-end tests: starts the real `floe` binary on free ports
+in a temporary directory and stops it, whatever happens."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+READY = re.compile(r"floe is ready kafka=(\S+) http=(\S+)")
+
+
+def floe_binary() -> str:
+    if os.environ.get("FLOE_BIN"):
+        return os.environ["FLOE_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
+    return str(Path(target) / "release" / "floe")
+
+
+class Floe:
+    """One broker process over one data directory. `restart()` and `kill9()`
+    keep the directory and the Kafka port, so clients reconnect unchanged."""
+
+    def __init__(self, data_dir: Path, extra_args=()):
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.kafka_addr = "127.0.0.1:0"
+        self.http_addr = "127.0.0.1:0"
+        self.proc = None
+        self.lines = []
+        self.log_path = data_dir.parent / "floe.log"
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_addr
+
+    @property
+    def http(self) -> str:
+        return "http://" + self.http_addr
+
+    def start(self, timeout=30):
+        args = [
+            floe_binary(), "serve",
+            "--data-dir", str(self.data_dir),
+            "--kafka-listen", self.kafka_addr,
+            "--http-listen", self.http_addr,
+            *self.extra_args,
+        ]
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.PIPE, text=True)
+        ready = threading.Event()
+
+        def pump(proc):
+            for line in proc.stderr:
+                log.write(line)
+                log.flush()
+                self.lines.append(line)
+                m = READY.search(line)
+                if m:
+                    self.kafka_addr, self.http_addr = m.group(1), m.group(2)
+                    ready.set()
+
+        threading.Thread(target=pump, args=(self.proc,), daemon=True).start()
+        deadline = time.time() + timeout
+        while not ready.is_set():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"floe exited with {self.proc.returncode}:\n" + "".join(self.lines[-30:]))
+            if time.time() > deadline:
+                raise RuntimeError("floe did not become ready:\n" + "".join(self.lines[-30:]))
+            ready.wait(0.05)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self, kill=False):
+        self.kill9() if kill else self.stop()
+        # The port was ours a moment ago; wait until it can be bound again.
+        host, port = self.kafka_addr.rsplit(":", 1)
+        for _ in range(100):
+            try:
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind((host, int(port)))
+                break
+            except OSError:
+                time.sleep(0.1)
+        return self.start()
+
+    def log_text(self) -> str:
+        return "".join(self.lines)
+
+
+@pytest.fixture
+def floe_factory(tmp_path):
+    started = []
+
+    def make(*extra_args, data_dir=None):
+        f = Floe(data_dir or tmp_path / f"data{len(started)}", extra_args)
+        started.append(f)
+        return f.start()
+
+    yield make
+    for f in started:
+        f.kill9()
+
+
+@pytest.fixture
+def floe(floe_factory):
+    return floe_factory()

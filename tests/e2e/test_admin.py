@@ -1,0 +1,120 @@
+"""Topic administration and configs through the admin APIs, with the error
+codes Kafka clients expect."""
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic,
+                                   ResourceType)
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic as KNewTopic
+
+from helpers import admin, consume_all, create_topic
+
+
+def error_code(fut):
+    with pytest.raises(KafkaException) as e:
+        fut.result(30)
+    return e.value.args[0].code()
+
+
+def test_create_describe_and_delete_topics(floe):
+    a = admin(floe.bootstrap)
+    create_topic(floe.bootstrap, "t1", 3, {"retention.ms": "3600000"})
+    md = a.list_topics(timeout=10)
+    assert len(md.topics["t1"].partitions) == 3
+    assert error_code(a.create_topics([NewTopic("t1", 1, 1)])["t1"]) == KafkaError.TOPIC_ALREADY_EXISTS
+    assert error_code(a.create_topics([NewTopic("bad name!", 1, 1)])["bad name!"]) == KafkaError.TOPIC_EXCEPTION
+    assert error_code(a.create_topics([NewTopic("t2", 1, 1, config={"no.such.config": "1"})])["t2"]) == \
+        KafkaError.INVALID_CONFIG
+    a.create_partitions([NewPartitions("t1", 5)])["t1"].result(30)
+    assert len(a.list_topics(timeout=10).topics["t1"].partitions) == 5
+    assert error_code(a.create_partitions([NewPartitions("t1", 2)])["t1"]) == KafkaError.INVALID_PARTITIONS
+    a.delete_topics(["t1"])["t1"].result(30)
+    assert "t1" not in a.list_topics(timeout=10).topics
+    assert error_code(a.delete_topics(["t1"])["t1"]) == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_describe_and_alter_configs(floe):
+    a = admin(floe.bootstrap)
+    create_topic(floe.bootstrap, "cfg", 1, {"retention.ms": "1000000"})
+    res = ConfigResource(ResourceType.TOPIC, "cfg")
+    cfg = a.describe_configs([res])[res].result(30)
+    assert cfg["retention.ms"].value == "1000000"
+    assert cfg["max.message.bytes"].value == "1048588", "Kafka's default is reported"
+    assert cfg["cleanup.policy"].value == "delete"
+    assert cfg["max.message.bytes"].is_default
+    a.incremental_alter_configs([ConfigResource(ResourceType.TOPIC, "cfg", incremental_configs=[
+        ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])])[res].result(30)
+    cfg = a.describe_configs([res])[res].result(30)
+    assert cfg["max.message.bytes"].value == "2000"
+    assert cfg["retention.ms"].value == "604800000"
+    bad = ConfigResource(ResourceType.TOPIC, "cfg", incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+    assert error_code(a.incremental_alter_configs([bad])[res]) == KafkaError.INVALID_CONFIG
+
+    # Legacy AlterConfigs replaces the whole set, through an independent client.
+    ka = KafkaAdminClient(bootstrap_servers=floe.bootstrap)
+    from kafka.admin import ConfigResource as KRes, ConfigResourceType
+    ka.alter_configs([KRes(ConfigResourceType.TOPIC, "cfg", configs={"retention.bytes": "12345"})], incremental=False)
+    cfg = a.describe_configs([res])[res].result(30)
+    assert cfg["retention.bytes"].value == "12345"
+    # kafka-python resends the other modified keys itself (AlterConfigs
+    # replaces the whole set), so the earlier override survives.
+    assert cfg["max.message.bytes"].value == "2000"
+    ka.create_topics([KNewTopic("kp-made", 2, 1)])
+    assert len(a.list_topics(timeout=10).topics["kp-made"].partitions) == 2
+    ka.close()
+
+
+def test_message_too_large_is_refused(floe):
+    create_topic(floe.bootstrap, "small", 1, {"max.message.bytes": "1000"})
+    errs = []
+    p = Producer({"bootstrap.servers": floe.bootstrap, "message.max.bytes": 100000, "linger.ms": 0,
+                  "compression.type": "none"})
+    p.produce("small", b"x" * 5000, on_delivery=lambda e, m: errs.append(e))
+    p.flush(30)
+    assert errs and errs[0] is not None and errs[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
+    assert consume_all(floe.bootstrap, "small", 1)[0] == []
+
+
+def test_auto_creation_can_be_turned_off(floe_factory):
+    f = floe_factory("--auto-create-topics", "false")
+    errs = []
+    p = Producer({"bootstrap.servers": f.bootstrap, "message.timeout.ms": 3000})
+    p.produce("nope", b"x", on_delivery=lambda e, m: errs.append(e))
+    p.flush(10)
+    assert errs[0] is not None
+    assert errs[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._MSG_TIMED_OUT)
+    md = admin(f.bootstrap).list_topics("nope", timeout=10)
+    assert md.topics["nope"].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_auto_creation_on_metadata_by_default(floe):
+    p = Producer({"bootstrap.servers": floe.bootstrap})
+    p.produce("auto-made", b"hello")
+    assert p.flush(30) == 0
+    assert consume_all(floe.bootstrap, "auto-made", 1)[0][0].value() == b"hello"
+
+
+def test_delete_records_moves_the_log_start(floe):
+    create_topic(floe.bootstrap, "dr", 1)
+    p = Producer({"bootstrap.servers": floe.bootstrap, "linger.ms": 0})
+    for i in range(300):
+        p.produce("dr", str(i).encode())
+        if i % 100 == 99:
+            p.flush(10)
+    a = admin(floe.bootstrap)
+    res = a.delete_records([TopicPartition("dr", 0, 150)])
+    low = list(res.values())[0].result(30)
+    assert low.low_watermark == 150
+    got = consume_all(floe.bootstrap, "dr", 1, start=-2)
+    assert [int(m.value()) for m in got[0]] == list(range(150, 300))
+
+
+def test_describe_cluster(floe):
+    a = admin(floe.bootstrap)
+    d = a.describe_cluster().result(10)
+    assert len(d.nodes) == 1
+    assert d.cluster_id
