@@ -1,1 +1,338 @@
-fn main() {}
+//! `floe-bench`: starts a floe broker (local-directory object store) and
+//! drives it with librdkafka (the `rdkafka` crate).
+//!
+//! Phases, each printed as it finishes:
+//! 1. throughput: produce N records of `--record-bytes` as fast as the
+//!    producer can with acks=all over `--partitions` partitions;
+//! 2. latency: produce at a fixed rate while a consumer tails the topic;
+//!    produce-ack and end-to-end latency percentiles;
+//! 3. catch-up: restart the broker (so the in-memory tail cache is empty) and
+//!    read everything from offset 0: the Parquet read path;
+//! 4. storage: Parquet bytes on disk per input byte (key + value).
+//!
+//! Payloads are random bytes by default: incompressible, the honest worst
+//! case for both CPU and the bytes ratio. `--payload text` uses JSON-like
+//! text instead.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use floe_tests::Floe;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Records in the throughput phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Bytes per record value.
+    #[arg(long, default_value_t = 1024)]
+    record_bytes: usize,
+    /// Partitions of the topic.
+    #[arg(long, default_value_t = 8)]
+    partitions: i32,
+    /// Records per second in the latency phase.
+    #[arg(long, default_value_t = 20_000)]
+    latency_rate: u64,
+    /// Seconds of the latency phase.
+    #[arg(long, default_value_t = 10)]
+    latency_secs: u64,
+    /// random | text
+    #[arg(long, default_value = "random")]
+    payload: String,
+    /// Extra arguments for `floe serve` (e.g. --broker-arg=--flush-linger-ms=20).
+    #[arg(long = "broker-arg", allow_hyphen_values = true)]
+    broker_args: Vec<String>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Generates every record's value afresh, so no two records share bytes a
+/// compressor could exploit (a small pool of repeated values would make
+/// Parquet's zstd look far better than it is).
+struct Payloads {
+    kind: String,
+    size: usize,
+    seed: u64,
+}
+
+const WORDS: [&str; 10] = ["order", "customer", "amount", "status", "shipped", "pending", "eu-west", "sku", "price", "true"];
+
+impl Payloads {
+    fn new(kind: &str, size: usize) -> anyhow::Result<Self> {
+        if kind != "random" && kind != "text" {
+            bail!("unknown --payload {kind}: use random or text");
+        }
+        if size < 8 {
+            bail!("--record-bytes must be at least 8");
+        }
+        Ok(Payloads { kind: kind.to_string(), size, seed: 0x2545F4914F6CDD1D })
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        self.seed
+    }
+
+    fn fill(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        if self.kind == "random" {
+            while out.len() < self.size {
+                let v = self.next_u64();
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        } else {
+            while out.len() < self.size {
+                let w = WORDS[(self.next_u64() % WORDS.len() as u64) as usize];
+                let n = self.next_u64() % 10_000;
+                out.extend_from_slice(format!("\"{w}\":{n},").as_bytes());
+            }
+        }
+        out.truncate(self.size);
+    }
+}
+
+#[derive(Default)]
+struct Acks {
+    latencies_us: Mutex<Vec<u64>>,
+    errors: AtomicU64,
+    done: AtomicU64,
+}
+
+struct Ctx(Arc<Acks>);
+
+impl ClientContext for Ctx {}
+
+impl ProducerContext for Ctx {
+    type DeliveryOpaque = Box<Instant>;
+    fn delivery(&self, r: &DeliveryResult<'_>, sent: Box<Instant>) {
+        if r.is_err() {
+            self.0.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = sent.elapsed().as_micros() as u64;
+        if let Ok(mut l) = self.0.latencies_us.lock() {
+            l.push(us);
+        }
+        self.0.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn producer(bootstrap: &str, acks: Arc<Acks>) -> anyhow::Result<ThreadedProducer<Ctx>> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .set("compression.type", "none")
+        .create_with_context(Ctx(acks))?)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn produce(p: &ThreadedProducer<Ctx>, topic: &str, part: i32, key: &[u8], value: &[u8]) {
+    let mut rec = BaseRecord::with_opaque_to(topic, Box::new(Instant::now())).key(key).payload(value).partition(part);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, back)) => {
+                rec = back;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                total += dir_bytes(&p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                total += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut payloads = Payloads::new(&args.payload, args.record_bytes)?;
+    let mut value = Vec::with_capacity(args.record_bytes + 16);
+    let broker_args: Vec<&str> = args.broker_args.iter().map(String::as_str).collect();
+    let mut floe = Floe::start(&broker_args).context("starting floe")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    println!(
+        "floe-bench: {} cores, {} records x {} B ({} payload), {} partitions, acks=all, local-directory object store",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        args.records,
+        args.record_bytes,
+        args.payload,
+        args.partitions
+    );
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &floe.bootstrap).create()?;
+    for topic in ["bench", "latency"] {
+        let r = rt.block_on(admin.create_topics(
+            &[NewTopic::new(topic, args.partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))?;
+        if let Some(Err(e)) = r.first() {
+            bail!("create topic {topic}: {e:?}");
+        }
+    }
+
+    // 1. Throughput.
+    let acks = Arc::new(Acks::default());
+    let p = producer(&floe.bootstrap, acks.clone())?;
+    let start = Instant::now();
+    let mut input_bytes = 0u64;
+    for i in 0..args.records {
+        let key = (i % 100_000).to_be_bytes();
+        payloads.fill(&mut value);
+        input_bytes += (key.len() + value.len()) as u64;
+        produce(&p, "bench", (i % args.partitions as u64) as i32, &key, &value);
+    }
+    p.flush(Duration::from_secs(300))?;
+    let secs = start.elapsed().as_secs_f64();
+    if acks.errors.load(Ordering::Relaxed) > 0 {
+        bail!("{} produce errors", acks.errors.load(Ordering::Relaxed));
+    }
+    let mut lat = std::mem::take(&mut *acks.latencies_us.lock().map_err(|_| anyhow::anyhow!("lock"))?);
+    lat.sort_unstable();
+    println!(
+        "produce (max rate):   {:>8.1} MB/s  {:>9.0} records/s  ack p50 {:.1} ms  p99 {:.1} ms (includes client queueing at saturation)",
+        input_bytes as f64 / secs / 1e6,
+        args.records as f64 / secs,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99)
+    );
+    drop(p);
+
+    // 2. Latency at a fixed rate, with a tailing consumer.
+    let acks = Arc::new(Acks::default());
+    let p = producer(&floe.bootstrap, acks.clone())?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &floe.bootstrap)
+        .set("group.id", "bench-latency")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for part in 0..args.partitions {
+        tpl.add_partition_offset("latency", part, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let total = args.latency_rate * args.latency_secs;
+    let e2e: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let e2e_reader = e2e.clone();
+    let reader = std::thread::spawn(move || {
+        let mut seen = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(args.latency_secs + 60);
+        while seen < total && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let sent = m.payload().and_then(|v| v.get(..8)).map(|b| i64::from_be_bytes(b.try_into().unwrap_or_default()));
+                if let Some(sent) = sent {
+                    let us = ((now_ms() - sent).max(0) * 1000) as u64;
+                    if let Ok(mut v) = e2e_reader.lock() {
+                        v.push(us);
+                    }
+                }
+                seen += 1;
+            }
+        }
+        seen
+    });
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / args.latency_rate as f64);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        payloads.fill(&mut value);
+        value[..8].copy_from_slice(&now_ms().to_be_bytes());
+        produce(&p, "latency", (i % args.partitions as u64) as i32, &i.to_be_bytes(), &value);
+    }
+    p.flush(Duration::from_secs(60))?;
+    let seen = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))?;
+    let mut lat = std::mem::take(&mut *acks.latencies_us.lock().map_err(|_| anyhow::anyhow!("lock"))?);
+    lat.sort_unstable();
+    let mut e2e = std::mem::take(&mut *e2e.lock().map_err(|_| anyhow::anyhow!("lock"))?);
+    e2e.sort_unstable();
+    println!(
+        "latency at {} rec/s:  ack p50 {:.1} ms  p99 {:.1} ms   end-to-end p50 {:.1} ms  p99 {:.1} ms  ({} of {} consumed)",
+        args.latency_rate,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        percentile(&e2e, 0.50),
+        percentile(&e2e, 0.99),
+        seen,
+        total
+    );
+    drop(p);
+
+    // 3. Catch-up read from Parquet after a restart (empty tail cache).
+    floe.restart(false).context("restarting floe")?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &floe.bootstrap)
+        .set("group.id", "bench-catchup")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "4194304")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for part in 0..args.partitions {
+        tpl.add_partition_offset("bench", part, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let start = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while n < args.records && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+            let m = m?;
+            bytes += (m.key().map_or(0, |k| k.len()) + m.payload().map_or(0, |v| v.len())) as u64;
+            n += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    if n < args.records {
+        bail!("catch-up read only {n} of {} records", args.records);
+    }
+    println!(
+        "catch-up fetch:       {:>8.1} MB/s  {:>9.0} records/s  (after restart: Parquet read path)",
+        bytes as f64 / secs / 1e6,
+        n as f64 / secs
+    );
+
+    // 4. Storage efficiency.
+    let on_disk = dir_bytes(&floe.data_dir().join("objects"));
+    println!(
+        "parquet bytes / input byte: {:.3}  ({} MB of Parquet for {} MB of keys+values, both topics)",
+        on_disk as f64 / (input_bytes as f64 + (total * (8 + args.record_bytes as u64)) as f64),
+        on_disk / 1_000_000,
+        (input_bytes + total * (8 + args.record_bytes as u64)) / 1_000_000
+    );
+    Ok(())
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the tests need, builds floe, and runs the whole suite:
+# Rust unit and integration tests, then the end-to-end tests that drive the
+# real binary with real Kafka clients (confluent-kafka, kafka-python, kcat).
+#
+# Needs: a Debian machine with Rust installed. Run as root or with sudo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: kcat (a client under test), cmake (builds the vendored
+# librdkafka used by the Rust tests and the benchmark; its build wants
+# curl headers: libcurl4-openssl-dev), protobuf-compiler
+# (protoc, for crates that compile .proto files).
+missing=()
+for pkg in kcat cmake pkg-config protobuf-compiler libcurl4-openssl-dev python3-venv; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    sudo_cmd=""
+    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    echo "==> installing Debian packages: ${missing[*]}"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python clients in a virtual environment.
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+
+# One cargo profile for everything: release, so tests and binary share artifacts.
+echo "==> cargo build --release"
+cargo build --release --workspace --all-targets
+echo "==> cargo test --release"
+cargo test --release --workspace
+
+target="${CARGO_TARGET_DIR:-target}"
+export FLOE_BIN="$(cd "$target" && pwd)/release/floe"
+echo "==> end-to-end tests against $FLOE_BIN"
+set +e
+.venv/bin/python -m pytest tests/e2e -p no:cacheprovider -q -rfE "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+    echo "pytest collected no tests: that is a failure" >&2
+    exit 1
+fi
+exit "$rc"
