@@ -54,7 +54,10 @@ struct Args {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Generates every record's value afresh, so no two records share bytes a
@@ -66,7 +69,10 @@ struct Payloads {
     seed: u64,
 }
 
-const WORDS: [&str; 10] = ["order", "customer", "amount", "status", "shipped", "pending", "eu-west", "sku", "price", "true"];
+const WORDS: [&str; 10] = [
+    "order", "customer", "amount", "status", "shipped", "pending", "eu-west", "sku", "price",
+    "true",
+];
 
 impl Payloads {
     fn new(kind: &str, size: usize) -> anyhow::Result<Self> {
@@ -76,7 +82,11 @@ impl Payloads {
         if size < 8 {
             bail!("--record-bytes must be at least 8");
         }
-        Ok(Payloads { kind: kind.to_string(), size, seed: 0x2545F4914F6CDD1D })
+        Ok(Payloads {
+            kind: kind.to_string(),
+            size,
+            seed: 0x2545F4914F6CDD1D,
+        })
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -149,7 +159,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 fn produce(p: &ThreadedProducer<Ctx>, topic: &str, part: i32, key: &[u8], value: &[u8]) {
-    let mut rec = BaseRecord::with_opaque_to(topic, Box::new(Instant::now())).key(key).payload(value).partition(part);
+    let mut rec = BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
+        .key(key)
+        .payload(value)
+        .partition(part);
     loop {
         match p.send(rec) {
             Ok(()) => return,
@@ -191,10 +204,16 @@ fn main() -> anyhow::Result<()> {
         args.payload,
         args.partitions
     );
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &floe.bootstrap).create()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &floe.bootstrap)
+        .create()?;
     for topic in ["bench", "latency"] {
         let r = rt.block_on(admin.create_topics(
-            &[NewTopic::new(topic, args.partitions, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                topic,
+                args.partitions,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new(),
         ))?;
         if let Some(Err(e)) = r.first() {
@@ -211,14 +230,25 @@ fn main() -> anyhow::Result<()> {
         let key = (i % 100_000).to_be_bytes();
         payloads.fill(&mut value);
         input_bytes += (key.len() + value.len()) as u64;
-        produce(&p, "bench", (i % args.partitions as u64) as i32, &key, &value);
+        produce(
+            &p,
+            "bench",
+            (i % args.partitions as u64) as i32,
+            &key,
+            &value,
+        );
     }
     p.flush(Duration::from_secs(300))?;
     let secs = start.elapsed().as_secs_f64();
     if acks.errors.load(Ordering::Relaxed) > 0 {
         bail!("{} produce errors", acks.errors.load(Ordering::Relaxed));
     }
-    let mut lat = std::mem::take(&mut *acks.latencies_us.lock().map_err(|_| anyhow::anyhow!("lock"))?);
+    let mut lat = std::mem::take(
+        &mut *acks
+            .latencies_us
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock"))?,
+    );
     lat.sort_unstable();
     println!(
         "produce (max rate):   {:>8.1} MB/s  {:>9.0} records/s  ack p50 {:.1} ms  p99 {:.1} ms (includes client queueing at saturation)",
@@ -246,12 +276,21 @@ fn main() -> anyhow::Result<()> {
     let total = args.latency_rate * args.latency_secs;
     let e2e: Arc<Mutex<Vec<u64>>> = Arc::default();
     let e2e_reader = e2e.clone();
+    // Let the consumer finish its start-up (offset lookup, first fetches)
+    // before producing, so end-to-end figures measure the tail, not the join.
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_secs(2) {
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
     let reader = std::thread::spawn(move || {
         let mut seen = 0u64;
         let deadline = Instant::now() + Duration::from_secs(args.latency_secs + 60);
         while seen < total && Instant::now() < deadline {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                let sent = m.payload().and_then(|v| v.get(..8)).map(|b| i64::from_be_bytes(b.try_into().unwrap_or_default()));
+                let sent = m
+                    .payload()
+                    .and_then(|v| v.get(..8))
+                    .map(|b| i64::from_be_bytes(b.try_into().unwrap_or_default()));
                 if let Some(sent) = sent {
                     let us = ((now_ms() - sent).max(0) * 1000) as u64;
                     if let Ok(mut v) = e2e_reader.lock() {
@@ -272,11 +311,24 @@ fn main() -> anyhow::Result<()> {
         }
         payloads.fill(&mut value);
         value[..8].copy_from_slice(&now_ms().to_be_bytes());
-        produce(&p, "latency", (i % args.partitions as u64) as i32, &i.to_be_bytes(), &value);
+        produce(
+            &p,
+            "latency",
+            (i % args.partitions as u64) as i32,
+            &i.to_be_bytes(),
+            &value,
+        );
     }
     p.flush(Duration::from_secs(60))?;
-    let seen = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))?;
-    let mut lat = std::mem::take(&mut *acks.latencies_us.lock().map_err(|_| anyhow::anyhow!("lock"))?);
+    let seen = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader panicked"))?;
+    let mut lat = std::mem::take(
+        &mut *acks
+            .latencies_us
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock"))?,
+    );
     lat.sort_unstable();
     let mut e2e = std::mem::take(&mut *e2e.lock().map_err(|_| anyhow::anyhow!("lock"))?);
     e2e.sort_unstable();

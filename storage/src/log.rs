@@ -13,7 +13,7 @@
 //! can, otherwise from the segment index with ranged reads of one row group.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -203,6 +203,17 @@ pub struct PartitionLog {
     state: Mutex<PartitionState>,
     tail: Mutex<TailCache>,
     segments: RwLock<BTreeMap<i64, SegmentRecord>>,
+    read_ahead: Mutex<Option<ReadAhead>>,
+}
+
+/// A segment read started in the background for the offset a consumer will
+/// fetch next.
+#[derive(Debug)]
+struct ReadAhead {
+    offset: i64,
+    max_bytes: usize,
+    leader_epoch: i32,
+    handle: tokio::task::JoinHandle<Result<segment::RebuiltBatches>>,
 }
 
 /// Offsets and epoch of a partition at one instant.
@@ -230,6 +241,7 @@ impl PartitionLog {
             }),
             tail: Mutex::new(TailCache::new(tail_bytes)),
             segments: RwLock::new(BTreeMap::new()),
+            read_ahead: Mutex::new(None),
         }
     }
 
@@ -291,6 +303,7 @@ pub struct TopicLog {
     wake: Notify,
     flushed: Notify,
     deleted: AtomicBool,
+    generation: AtomicU64,
 }
 
 impl TopicLog {
@@ -410,6 +423,7 @@ impl Log {
             wake: Notify::new(),
             flushed: Notify::new(),
             deleted: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         }))
     }
 
@@ -726,7 +740,10 @@ impl Log {
         })
     }
 
-    async fn flush(&self, topic: &TopicLog, buf: FlushBuffer) -> Result<()> {
+    /// First half of a flush: encode the buffer as Parquet and upload it.
+    /// Nothing is visible until [`Log::commit`].
+    async fn prepare(&self, topic: &TopicLog, buf: FlushBuffer) -> Result<PreparedFlush> {
+        let started = Instant::now();
         let append_time = now_ms();
         let format = self.cfg.format;
         let FlushBuffer {
@@ -756,6 +773,7 @@ impl Log {
         let mut segments = Vec::new();
         for rg in &file.row_groups {
             let Some(p) = topic.partition(rg.partition) else {
+                let _ = self.store.delete(&path).await;
                 return Err(StorageError::UnknownPartition(
                     topic.name.clone(),
                     rg.partition,
@@ -783,10 +801,30 @@ impl Log {
             size_bytes: size,
             leader_id: self.cfg.broker_id,
             high_watermarks,
-            segments: segments.clone(),
+            segments,
             producers: producers.into_values().collect(),
             now_ms: append_time,
         };
+        Ok(PreparedFlush {
+            commit,
+            path,
+            metadata: file.metadata,
+            tail,
+            started,
+        })
+    }
+
+    /// Second half of a flush: one metadata-store transaction, then the
+    /// records become visible and their producers are answered.
+    async fn commit(&self, topic: &TopicLog, prepared: PreparedFlush) -> Result<()> {
+        let PreparedFlush {
+            commit,
+            path,
+            metadata,
+            tail,
+            started,
+        } = prepared;
+        let committing = Instant::now();
         if let Err(e) = self.meta.commit_flush(&commit).await {
             // Never committed: the file is an orphan. Delete it now; the
             // sweeper is the backstop if this fails too.
@@ -795,13 +833,13 @@ impl Log {
         }
         lock(&self.footers).insert(
             path.to_string(),
-            ArrowReaderMetadata::try_new(file.metadata.clone(), reader_options())?,
+            ArrowReaderMetadata::try_new(metadata, reader_options())?,
         );
-        for s in segments {
+        for s in &commit.segments {
             if let Some(p) = topic.partition(s.partition) {
                 let mut st = lock(&p.state);
                 st.high_watermark = st.high_watermark.max(s.last_offset + 1);
-                write_lock(&p.segments).insert(s.base_offset, s);
+                write_lock(&p.segments).insert(s.base_offset, s.clone());
             }
         }
         for pr in &commit.producers {
@@ -817,7 +855,14 @@ impl Log {
             }
         }
         self.commits.send_modify(|n| *n += 1);
-        debug!(topic = %topic.name, %path, size, "flushed");
+        debug!(
+            topic = %topic.name,
+            %path,
+            size = commit.size_bytes,
+            prepare_ms = (committing - started).as_secs_f64() * 1e3,
+            commit_ms = committing.elapsed().as_secs_f64() * 1e3,
+            "flushed"
+        );
         Ok(())
     }
 
@@ -825,6 +870,9 @@ impl Log {
     /// flush, failing whatever was buffered since.
     fn roll_back(&self, topic: &TopicLog, reason: &str) {
         let mut buf = lock(&topic.buffer);
+        // Flushes prepared on top of the failed one carry the old generation
+        // and are failed by the committer.
+        topic.generation.fetch_add(1, Ordering::SeqCst);
         let stale = std::mem::replace(&mut *buf, FlushBuffer::new());
         stale.slot.complete(Err(reason.to_string()));
         for p in topic.partitions() {
@@ -835,8 +883,13 @@ impl Log {
     }
 
     /// Reads from `offset`, at most about `max_bytes` (at least one batch).
+    ///
+    /// Order of sources: the read-ahead prepared by the previous read of
+    /// this partition, the tail cache, then the segments. After a segment
+    /// read the next range is read ahead in the background, so a consumer
+    /// catching up finds its next fetch ready.
     pub async fn read(
-        &self,
+        self: &Arc<Self>,
         topic: &TopicLog,
         partition: i32,
         offset: i64,
@@ -861,13 +914,75 @@ impl Log {
         if offset == snap.high_watermark {
             return Ok(out);
         }
-        if let Some((batches, _)) = lock(&part.tail).read(offset, max_bytes) {
-            out.size = batches.iter().map(Bytes::len).sum();
-            out.batches = batches;
-            return Ok(out);
+        let ahead = lock(&part.read_ahead).take();
+        let mut fetched = None;
+        if let Some(ra) = ahead {
+            if ra.offset == offset
+                && ra.max_bytes == max_bytes
+                && ra.leader_epoch == snap.leader_epoch
+            {
+                fetched = ra.handle.await.ok().and_then(|r| r.ok());
+            } else {
+                ra.handle.abort();
+            }
         }
+        if fetched.is_none() {
+            if let Some((batches, _)) = lock(&part.tail).read(offset, max_bytes) {
+                out.size = batches.iter().map(Bytes::len).sum();
+                out.batches = batches;
+                return Ok(out);
+            }
+        }
+        let fetched = match fetched {
+            Some(f) => f,
+            None => {
+                self.read_segments(
+                    &part,
+                    offset,
+                    max_bytes,
+                    snap.high_watermark,
+                    snap.leader_epoch,
+                )
+                .await?
+            }
+        };
+        if fetched.next_offset < snap.high_watermark && !fetched.bytes.is_empty() {
+            let (log, p, next) = (self.clone(), part.clone(), fetched.next_offset);
+            let (hw, epoch) = (snap.high_watermark, snap.leader_epoch);
+            let handle =
+                tokio::spawn(
+                    async move { log.read_segments(&p, next, max_bytes, hw, epoch).await },
+                );
+            let previous = lock(&part.read_ahead).replace(ReadAhead {
+                offset: next,
+                max_bytes,
+                leader_epoch: epoch,
+                handle,
+            });
+            if let Some(old) = previous {
+                old.handle.abort();
+            }
+        }
+        out.size = fetched.size;
+        out.batches = fetched.bytes;
+        Ok(out)
+    }
+
+    async fn read_segments(
+        &self,
+        part: &PartitionLog,
+        offset: i64,
+        max_bytes: usize,
+        high_watermark: i64,
+        leader_epoch: i32,
+    ) -> Result<segment::RebuiltBatches> {
+        let mut out = segment::RebuiltBatches {
+            bytes: Vec::new(),
+            next_offset: offset,
+            size: 0,
+        };
         let mut next = offset;
-        while next < snap.high_watermark && (out.batches.is_empty() || out.size < max_bytes) {
+        while next < high_watermark && (out.bytes.is_empty() || out.size < max_bytes) {
             let seg = {
                 let segs = read_lock(&part.segments);
                 segs.range(..=next)
@@ -880,21 +995,16 @@ impl Log {
             let from = next.max(seg.base_offset);
             let remaining = max_bytes.saturating_sub(out.size).max(1);
             let rebuilt = self
-                .read_segment(
-                    &seg,
-                    from,
-                    remaining,
-                    snap.leader_epoch,
-                    out.batches.is_empty(),
-                )
+                .read_segment(&seg, from, remaining, leader_epoch, out.bytes.is_empty())
                 .await?;
             if rebuilt.bytes.is_empty() {
                 next = seg.last_offset + 1;
                 continue;
             }
             out.size += rebuilt.size;
-            out.batches.extend(rebuilt.bytes);
+            out.bytes.extend(rebuilt.bytes);
             next = rebuilt.next_offset;
+            out.next_offset = next;
         }
         Ok(out)
     }
@@ -1264,7 +1374,27 @@ fn plan_idempotence(st: &PartitionState, batches: &[RawBatch]) -> Result<Idempot
     Ok(IdempotencePlan { duplicate: None })
 }
 
+/// A flush between its upload and its commit.
+struct PreparedFlush {
+    commit: FlushCommit,
+    path: Path,
+    metadata: Arc<parquet::file::metadata::ParquetMetaData>,
+    tail: Vec<(i32, i64, i64, Bytes)>,
+    started: Instant,
+}
+
+/// A flush handed from the flusher to the committer.
+struct InFlightFlush {
+    generation: u64,
+    slot: Arc<FlushSlot>,
+    prepared: tokio::task::JoinHandle<Result<PreparedFlush>>,
+}
+
+/// Decides when to flush and starts each flush's encode and upload. Up to
+/// two flushes are prepared while the committer commits, in order.
 async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<InFlightFlush>(1);
+    tokio::spawn(run_committer(log.clone(), topic.clone(), rx));
     loop {
         if topic.deleted.load(Ordering::SeqCst) {
             let buf = std::mem::replace(&mut *lock(&topic.buffer), FlushBuffer::new());
@@ -1289,18 +1419,64 @@ async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
             }
             continue;
         }
-        let buf = std::mem::replace(&mut *lock(&topic.buffer), FlushBuffer::new());
+        let (buf, generation) = {
+            let mut b = lock(&topic.buffer);
+            (
+                std::mem::replace(&mut *b, FlushBuffer::new()),
+                topic.generation.load(Ordering::SeqCst),
+            )
+        };
         let slot = buf.slot.clone();
-        match log.flush(&topic, buf).await {
-            Ok(()) => slot.complete(Ok(())),
+        let (l, t) = (log.clone(), topic.clone());
+        let prepared = tokio::spawn(async move { l.prepare(&t, buf).await });
+        if tx
+            .send(InFlightFlush {
+                generation,
+                slot,
+                prepared,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Commits prepared flushes in the order they were taken.
+async fn run_committer(
+    log: Arc<Log>,
+    topic: Arc<TopicLog>,
+    mut rx: tokio::sync::mpsc::Receiver<InFlightFlush>,
+) {
+    while let Some(f) = rx.recv().await {
+        let prepared = f
+            .prepared
+            .await
+            .unwrap_or_else(|e| Err(StorageError::FlushFailed(format!("encoder task: {e}"))));
+        let current = topic.generation.load(Ordering::SeqCst);
+        let result = match prepared {
+            Ok(p) if f.generation != current => {
+                let _ = log.store.delete(&p.path).await;
+                Err(StorageError::FlushFailed(
+                    "an earlier flush of this topic failed".into(),
+                ))
+            }
+            Ok(p) => log.commit(&topic, p).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => f.slot.complete(Ok(())),
             Err(e) => {
-                warn!(topic = %topic.name, error = %e, "flush failed; rolling back to the committed state");
-                slot.complete(Err(e.to_string()));
-                log.roll_back(&topic, &e.to_string());
-                if matches!(e, StorageError::Fenced(_)) {
-                    topic.deleted.store(true, Ordering::SeqCst);
+                f.slot.complete(Err(e.to_string()));
+                if f.generation == current {
+                    warn!(topic = %topic.name, error = %e, "flush failed; rolling back to the committed state");
+                    log.roll_back(&topic, &e.to_string());
+                    if matches!(e, StorageError::Fenced(_)) {
+                        topic.deleted.store(true, Ordering::SeqCst);
+                        topic.wake.notify_one();
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         topic.flushed.notify_waiters();

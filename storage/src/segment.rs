@@ -20,7 +20,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use floe_protocol::records::{BatchBuilder, Record};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -171,44 +171,53 @@ impl Default for SegmentFormat {
 }
 
 fn writer_properties(format: SegmentFormat) -> Result<WriterProperties> {
-    let compression = if format.zstd_level > 0 {
+    let payload_codec = if format.zstd_level > 0 {
         Compression::ZSTD(ZstdLevel::try_new(format.zstd_level)?)
     } else {
         Compression::UNCOMPRESSED
     };
-    let payload = |name: &str| ColumnPath::from(name);
-    Ok(WriterProperties::builder()
-        .set_compression(compression)
+    let column = |name: &str| ColumnPath::from(name);
+    let header_value = ColumnPath::new(vec![
+        col::HEADERS.into(),
+        "list".into(),
+        "element".into(),
+        "value".into(),
+    ]);
+    let header_key = ColumnPath::new(vec![
+        col::HEADERS.into(),
+        "list".into(),
+        "element".into(),
+        "key".into(),
+    ]);
+    let mut b = WriterProperties::builder()
+        // Kafka columns are small once encoded (delta for offsets and times,
+        // dictionaries for the partition and timestamp type) and gain
+        // nothing from a general codec, whose per-page context setup is
+        // the main cost of small flushes. Payload columns get zstd.
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_column_compression(column(col::KEY), payload_codec)
+        .set_column_compression(column(col::VALUE), payload_codec)
+        .set_column_compression(header_key, payload_codec)
+        .set_column_compression(header_value.clone(), payload_codec)
         // One row group per partition per flush: the flush size bounds it.
         .set_max_row_group_row_count(None)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_statistics_truncate_length(Some(64))
         // Payload columns are opaque bytes: dictionaries and statistics on
         // them cost CPU and say nothing useful.
-        .set_column_dictionary_enabled(payload(col::VALUE), false)
-        .set_column_statistics_enabled(payload(col::VALUE), EnabledStatistics::None)
-        .set_column_dictionary_enabled(payload(col::KEY), false)
-        .set_column_statistics_enabled(payload(col::KEY), EnabledStatistics::Chunk)
-        .set_column_dictionary_enabled(
-            ColumnPath::new(vec![
-                col::HEADERS.into(),
-                "list".into(),
-                "element".into(),
-                "value".into(),
-            ]),
-            false,
-        )
-        .set_column_statistics_enabled(
-            ColumnPath::new(vec![
-                col::HEADERS.into(),
-                "list".into(),
-                "element".into(),
-                "value".into(),
-            ]),
-            EnabledStatistics::None,
-        )
-        .set_created_by(concat!("floe ", env!("CARGO_PKG_VERSION")).to_string())
-        .build())
+        .set_column_dictionary_enabled(column(col::VALUE), false)
+        .set_column_statistics_enabled(column(col::VALUE), EnabledStatistics::None)
+        .set_column_dictionary_enabled(column(col::KEY), false)
+        .set_column_statistics_enabled(column(col::KEY), EnabledStatistics::Chunk)
+        .set_column_dictionary_enabled(header_value.clone(), false)
+        .set_column_statistics_enabled(header_value, EnabledStatistics::None)
+        .set_created_by(concat!("floe ", env!("CARGO_PKG_VERSION")).to_string());
+    for name in [col::OFFSET, col::TIMESTAMP, col::APPEND_TIME] {
+        b = b
+            .set_column_dictionary_enabled(column(name), false)
+            .set_column_encoding(column(name), Encoding::DELTA_BINARY_PACKED);
+    }
+    Ok(b.build())
 }
 
 /// One row group of a written file.
@@ -308,6 +317,7 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
 }
 
 /// Kafka batches rebuilt from Arrow rows.
+#[derive(Debug, Default)]
 pub struct RebuiltBatches {
     /// Concatenated record batches.
     pub bytes: Vec<Bytes>,

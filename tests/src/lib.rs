@@ -122,7 +122,9 @@ impl Floe {
                 }
                 Err(_) => {
                     if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                        return Err(std::io::Error::other(format!("floe exited early: {status}")));
+                        return Err(std::io::Error::other(format!(
+                            "floe exited early: {status}"
+                        )));
                     }
                 }
             }
@@ -142,7 +144,10 @@ impl Floe {
         if crash {
             self.kill();
         } else if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {

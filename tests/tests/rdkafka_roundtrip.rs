@@ -17,10 +17,15 @@ const PARTITIONS: i32 = 3;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_codec_round_trips_across_a_restart() {
     let mut floe = Floe::start(&[]).expect("floe starts");
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &floe.bootstrap).create().expect("admin");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &floe.bootstrap)
+        .create()
+        .expect("admin");
     let r = admin
-        .create_topics(&[NewTopic::new("rs", PARTITIONS, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .create_topics(
+            &[NewTopic::new("rs", PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
         .await
         .expect("create");
     assert!(r[0].is_ok(), "{r:?}");
@@ -39,10 +44,17 @@ async fn every_codec_round_trips_across_a_restart() {
             let n = c * 2000 + i;
             let key = format!("key-{n}");
             let value = vec![(n % 251) as u8; n % 700];
-            let headers = OwnedHeaders::new().insert(Header { key: "n", value: Some(&n.to_string()) });
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "n",
+                value: Some(&n.to_string()),
+            });
             let part = (n % PARTITIONS as usize) as i32;
             expected.push((part, key.clone().into_bytes(), value.clone(), n.to_string()));
-            let rec = FutureRecord::to("rs").key(&key).payload(&value).headers(headers).partition(part);
+            let rec = FutureRecord::to("rs")
+                .key(&key)
+                .payload(&value)
+                .headers(headers)
+                .partition(part);
             futures.push(producer.send_result(rec).expect("queued"));
         }
         for f in futures {
@@ -60,7 +72,8 @@ async fn every_codec_round_trips_across_a_restart() {
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset("rs", p, rdkafka::Offset::Beginning).expect("tpl");
+        tpl.add_partition_offset("rs", p, rdkafka::Offset::Beginning)
+            .expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
     let mut got = Vec::new();

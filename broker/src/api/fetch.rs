@@ -1,5 +1,9 @@
 //! Fetch: read from the tail cache or the segments; long-poll until
 //! `min_bytes` arrive or `max_wait_ms` passes.
+//!
+//! The partitions of one request are read concurrently; the response's
+//! `max_bytes` is then applied in request order (the first partition with
+//! data always gets its data, as KIP-74 asks).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +14,9 @@ use floe_protocol::kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, PartitionData,
 };
 use floe_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use floe_storage::log::{ReadResult, TopicLog};
 use floe_storage::StorageError;
+use futures::future::join_all;
 use tokio::time::Instant;
 
 use super::{check_leader_epoch, Pending};
@@ -38,19 +44,37 @@ pub(super) fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Pe
     })
 }
 
+/// What one requested partition resolves to before reading.
+enum Slot {
+    Done(PartitionData),
+    Read {
+        base: PartitionData,
+        topic: Arc<TopicLog>,
+        partition: i32,
+        offset: i64,
+        limit: usize,
+    },
+}
+
 async fn collect(
     broker: &Broker,
     req: &FetchRequest,
     version: i16,
 ) -> (FetchResponse, usize, bool) {
-    let mut remaining = if req.max_bytes <= 0 {
+    let max_bytes = if req.max_bytes <= 0 {
         i32::MAX as usize
     } else {
         req.max_bytes as usize
     };
-    let mut total = 0usize;
+    let start = |pd: PartitionData, offset: i64| {
+        if version >= 5 {
+            pd.with_log_start_offset(offset)
+        } else {
+            pd
+        }
+    };
     let mut errors = false;
-    let mut responses = Vec::with_capacity(req.topics.len());
+    let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
         let topic = if version >= TOPIC_ID_VERSION {
             broker.log.topic_by_id(ft.topic_id)
@@ -59,18 +83,11 @@ async fn collect(
         };
         let mut parts = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
-            let mut pd = PartitionData::default()
+            let pd = PartitionData::default()
                 .with_partition_index(fp.partition)
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1));
-            let start = |pd: PartitionData, offset: i64| {
-                if version >= 5 {
-                    pd.with_log_start_offset(offset)
-                } else {
-                    pd
-                }
-            };
             let Some(topic) = &topic else {
                 errors = true;
                 let c = if version >= TOPIC_ID_VERSION {
@@ -78,16 +95,18 @@ async fn collect(
                 } else {
                     code::UNKNOWN_TOPIC_OR_PARTITION
                 };
-                parts.push(pd.with_error_code(c));
+                parts.push(Slot::Done(pd.with_error_code(c)));
                 continue;
             };
             let Some(partition) = topic.partition(fp.partition) else {
                 errors = true;
-                parts.push(pd.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+                parts.push(Slot::Done(
+                    pd.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION),
+                ));
                 continue;
             };
             let snap = partition.snapshot();
-            pd = start(
+            let pd = start(
                 pd.with_high_watermark(snap.high_watermark)
                     .with_last_stable_offset(snap.high_watermark),
                 snap.log_start_offset,
@@ -95,59 +114,93 @@ async fn collect(
             let epoch_error = check_leader_epoch(fp.current_leader_epoch, snap.leader_epoch);
             if epoch_error != code::NONE {
                 errors = true;
-                parts.push(pd.with_error_code(epoch_error));
-                continue;
-            }
-            if remaining == 0 {
-                parts.push(pd.with_records(Some(Bytes::new())));
+                parts.push(Slot::Done(pd.with_error_code(epoch_error)));
                 continue;
             }
             let limit = (fp.partition_max_bytes.max(0) as usize)
-                .min(remaining)
+                .min(max_bytes)
                 .max(1);
-            match broker
-                .log
-                .read(topic, fp.partition, fp.fetch_offset, limit)
-                .await
-            {
-                Ok(read) => {
-                    pd = start(
-                        pd.with_high_watermark(read.high_watermark)
-                            .with_last_stable_offset(read.high_watermark),
-                        read.log_start_offset,
-                    );
-                    remaining = remaining.saturating_sub(read.size);
-                    total += read.size;
-                    let records = if read.batches.len() == 1 {
-                        read.batches.into_iter().next().unwrap_or_default()
-                    } else {
-                        let mut buf = BytesMut::with_capacity(read.size);
-                        for b in read.batches {
-                            buf.extend_from_slice(&b);
+            parts.push(Slot::Read {
+                base: pd,
+                topic: topic.clone(),
+                partition: fp.partition,
+                offset: fp.fetch_offset,
+                limit,
+            });
+        }
+        slots.push(parts);
+    }
+
+    let reads = slots.iter().flatten().filter_map(|s| match s {
+        Slot::Read {
+            topic,
+            partition,
+            offset,
+            limit,
+            ..
+        } => Some(broker.log.read(topic, *partition, *offset, *limit)),
+        Slot::Done(_) => None,
+    });
+    let mut results = join_all(reads).await.into_iter();
+
+    let mut total = 0usize;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for (ft, parts) in req.topics.iter().zip(slots) {
+        let mut out = Vec::with_capacity(parts.len());
+        for slot in parts {
+            let pd = match slot {
+                Slot::Done(pd) => pd,
+                Slot::Read { base, .. } => match results.next() {
+                    Some(Ok(read)) => {
+                        let fits = total == 0 || total + read.size <= max_bytes;
+                        let pd = start(
+                            base.with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.high_watermark),
+                            read.log_start_offset,
+                        );
+                        if fits {
+                            total += read.size;
+                            pd.with_records(Some(concat(read)))
+                        } else {
+                            pd.with_records(Some(Bytes::new()))
                         }
-                        buf.freeze()
-                    };
-                    parts.push(pd.with_records(Some(records)));
-                }
-                Err(e) => {
-                    errors = true;
-                    let c = match e {
-                        StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
-                        ref other => error_code(other),
-                    };
-                    parts.push(pd.with_error_code(c));
-                }
-            }
+                    }
+                    Some(Err(e)) => {
+                        errors = true;
+                        let c = match e {
+                            StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+                            ref other => error_code(other),
+                        };
+                        base.with_error_code(c)
+                    }
+                    None => base.with_error_code(code::UNKNOWN_SERVER_ERROR),
+                },
+            };
+            out.push(pd);
         }
         responses.push(
             FetchableTopicResponse::default()
                 .with_topic(ft.topic.clone())
                 .with_topic_id(ft.topic_id)
-                .with_partitions(parts),
+                .with_partitions(out),
         );
     }
-    let resp = FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(responses);
-    (resp, total, errors)
+    (
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(responses),
+        total,
+        errors,
+    )
+}
+
+fn concat(read: ReadResult) -> Bytes {
+    if read.batches.len() == 1 {
+        return read.batches.into_iter().next().unwrap_or_default();
+    }
+    let mut buf = BytesMut::with_capacity(read.size);
+    for b in read.batches {
+        buf.extend_from_slice(&b);
+    }
+    buf.freeze()
 }
