@@ -55,8 +55,8 @@ pub enum ParsedFrame {
     Request {
         /// The decoded header (client id, correlation id, ...).
         header: RequestHeader,
-        /// The typed request body.
-        request: Request,
+        /// The typed request body (boxed: request types are large).
+        request: Box<Request>,
     },
     /// An API key or version floe does not serve: the caller answers with
     /// [`unsupported_response`] and keeps the connection open.
@@ -141,7 +141,7 @@ pub fn parse_frame(mut frame: Bytes) -> Result<ParsedFrame, FrameError> {
     let header_version = key.request_header_version(api_version);
     let header = RequestHeader::decode(&mut frame, header_version)
         .map_err(|e| FrameError::Header(format!("{e:#}")))?;
-    let request = Request::decode(key, api_version, &mut frame)?;
+    let request = Box::new(Request::decode(key, api_version, &mut frame)?);
     Ok(ParsedFrame::Request { header, request })
 }
 

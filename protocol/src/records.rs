@@ -439,7 +439,7 @@ fn put_varlong(buf: &mut BytesMut, v: i64) {
 
 fn varlong_len(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
-    ((64 - (z | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Stamps the broker-assigned base offset and leader epoch on a batch.
@@ -557,10 +557,17 @@ impl BatchBuilder {
     }
 }
 
+/// A record for [`encode_producer_batch`]: key, value, headers.
+pub type PlainRecord<'a> = (
+    Option<&'a [u8]>,
+    Option<&'a [u8]>,
+    Vec<(&'a [u8], Option<&'a [u8]>)>,
+);
+
 /// Test and tooling helper: a producer-style batch with a codec, producer
 /// fields and contiguous offsets from 0.
 pub fn encode_producer_batch(
-    records: &[(Option<&[u8]>, Option<&[u8]>, Vec<(&[u8], Option<&[u8]>)>)],
+    records: &[PlainRecord<'_>],
     base_timestamp: i64,
     codec: Compression,
     producer: (i64, i16, i32),
@@ -602,15 +609,24 @@ pub fn encode_producer_batch(
     buf.freeze()
 }
 
+/// Marks a batch as LogAppendTime with the broker's time, as Kafka does for
+/// topics with `message.timestamp.type=LogAppendTime`, and recomputes the CRC.
+pub fn stamp_log_append_time(batch: &mut [u8], append_time: i64) {
+    if batch.len() < BATCH_HEADER_LEN {
+        return;
+    }
+    let attrs = i16::from_be_bytes([batch[21], batch[22]]) | 0x08;
+    batch[21..23].copy_from_slice(&attrs.to_be_bytes());
+    batch[35..43].copy_from_slice(&append_time.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> Vec<(
-        Option<&'static [u8]>,
-        Option<&'static [u8]>,
-        Vec<(&'static [u8], Option<&'static [u8]>)>,
-    )> {
+    fn sample() -> Vec<PlainRecord<'static>> {
         vec![
             (
                 Some(b"k1"),
@@ -762,17 +778,4 @@ mod tests {
             assert_eq!(read_varlong(&mut b.freeze()).unwrap(), v);
         }
     }
-}
-
-/// Marks a batch as LogAppendTime with the broker's time, as Kafka does for
-/// topics with `message.timestamp.type=LogAppendTime`, and recomputes the CRC.
-pub fn stamp_log_append_time(batch: &mut [u8], append_time: i64) {
-    if batch.len() < BATCH_HEADER_LEN {
-        return;
-    }
-    let attrs = i16::from_be_bytes([batch[21], batch[22]]) | 0x08;
-    batch[21..23].copy_from_slice(&attrs.to_be_bytes());
-    batch[35..43].copy_from_slice(&append_time.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[CRC_START..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }

@@ -30,16 +30,14 @@ pub(super) async fn handle(
     let result = async {
         if req.producer_id.0 >= 0 {
             match meta.producer_epoch(req.producer_id.0).await? {
-                Some(epoch) if epoch == req.producer_epoch => {
-                    if epoch < i16::MAX - 1 {
-                        meta.set_producer_epoch(req.producer_id.0, epoch + 1, now)
-                            .await?;
-                        return Ok::<_, floe_storage::StorageError>(Ok((
-                            req.producer_id.0,
-                            epoch + 1,
-                        )));
-                    }
+                // KIP-360: the producer asks for a bump of its own epoch.
+                Some(epoch) if epoch == req.producer_epoch && epoch < i16::MAX - 1 => {
+                    meta.set_producer_epoch(req.producer_id.0, epoch + 1, now)
+                        .await?;
+                    return Ok::<_, floe_storage::StorageError>(Ok((req.producer_id.0, epoch + 1)));
                 }
+                // Epoch exhausted: a new producer id, as Kafka does.
+                Some(epoch) if epoch == req.producer_epoch => {}
                 Some(_) => return Ok(Err(code::INVALID_PRODUCER_EPOCH)),
                 None => {}
             }
