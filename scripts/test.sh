@@ -23,6 +23,18 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# An S3-compatible server (s3rver, from npm) for the s3:// object store tests.
+if ! command -v npm >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -x tests/.s3rver/node_modules/.bin/s3rver ]; then
+    npm install --silent --no-audit --no-fund --prefix tests/.s3rver s3rver@3.7.1 >/dev/null
+fi
+export FLOE_S3RVER="$(pwd)/tests/.s3rver/node_modules/.bin/s3rver"
+
 # Python clients in a virtual environment.
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv

@@ -213,3 +213,101 @@ pub fn frame_size(prefix: &[u8]) -> Option<i32> {
     let mut p = prefix;
     (p.len() >= 4).then(|| p.get_i32())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ApiVersions v3 request as librdkafka sends it: header v2 (flexible),
+    /// client software name and version as compact strings.
+    const API_VERSIONS_V3: &[u8] = &[
+        0, 18, 0, 3, // api key 18, version 3
+        0, 0, 0, 42, // correlation id
+        0, 7, b'r', b'd', b'k', b'a', b'f', b'k', b'a', // client id (nullable string)
+        0,    // header tagged fields
+        11, b'l', b'i', b'b', b'r', b'd', b'k', b'a', b'f', b'k', b'a', // compact string
+        6, b'2', b'.', b'1', b'2', b'.', // compact string "2.12."
+        0,    // body tagged fields
+    ];
+
+    #[test]
+    fn parses_a_flexible_api_versions_request() {
+        match parse_frame(Bytes::from_static(API_VERSIONS_V3)).unwrap() {
+            ParsedFrame::Request { header, request } => {
+                assert_eq!(header.correlation_id, 42);
+                assert_eq!(header.client_id.as_deref(), Some("rdkafka"));
+                match *request {
+                    Request::ApiVersions(r) => {
+                        assert_eq!(r.client_software_name.as_str(), "librdkafka")
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_apis_and_versions_are_reported_not_failed() {
+        let mut v = API_VERSIONS_V3.to_vec();
+        v[3] = 99;
+        assert!(matches!(
+            parse_frame(Bytes::from(v)).unwrap(),
+            ParsedFrame::Unsupported {
+                api_key: 18,
+                api_version: 99,
+                correlation_id: 42
+            }
+        ));
+        let unknown = [0x03, 0xE7, 0, 0, 0, 0, 0, 7, 0xFF, 0xFF];
+        assert!(matches!(
+            parse_frame(Bytes::copy_from_slice(&unknown)).unwrap(),
+            ParsedFrame::Unsupported {
+                api_key: 999,
+                correlation_id: 7,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        assert!(matches!(
+            parse_frame(Bytes::from_static(&[0, 18, 0])),
+            Err(FrameError::TooShort(3))
+        ));
+        // Metadata v1 declaring 5 topics and then ending.
+        let truncated = [0, 3, 0, 1, 0, 0, 0, 1, 0xFF, 0xFF, 0, 0, 0, 5];
+        assert!(matches!(
+            parse_frame(Bytes::copy_from_slice(&truncated)),
+            Err(FrameError::Body { .. })
+        ));
+        // Every prefix of a valid request fails cleanly, never panics.
+        for cut in 0..API_VERSIONS_V3.len() {
+            let _ = parse_frame(Bytes::copy_from_slice(&API_VERSIONS_V3[..cut]));
+        }
+    }
+
+    #[test]
+    fn responses_carry_size_and_correlation_id() {
+        let resp =
+            Response::ApiVersions(ApiVersionsResponse::default().with_api_keys(api_version_list()));
+        let bytes = encode_response(42, 3, &resp).unwrap();
+        assert_eq!(frame_size(&bytes).unwrap() as usize, bytes.len() - 4);
+        assert_eq!(&bytes[4..8], &42i32.to_be_bytes());
+        // ApiVersions responses keep header v0 even when flexible: byte 8 is
+        // the error code, not a tagged-field count.
+        assert_eq!(&bytes[8..10], &[0, 0]);
+    }
+
+    #[test]
+    fn unsupported_answers_follow_kip_511() {
+        let b = unsupported_response(18, 5);
+        assert_eq!(&b[4..8], &5i32.to_be_bytes());
+        assert_eq!(&b[8..10], &UNSUPPORTED_VERSION.to_be_bytes());
+        let n = i32::from_be_bytes([b[10], b[11], b[12], b[13]]) as usize;
+        assert_eq!(n, SUPPORTED_APIS.len());
+        let other = unsupported_response(999, 6);
+        assert_eq!(&other[..], &[0, 0, 0, 6, 0, 0, 0, 6, 0, 35]);
+    }
+}

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS segments (
     last_offset     BIGINT NOT NULL,
     record_count    BIGINT NOT NULL,
     path            TEXT NOT NULL,
+    file_size       BIGINT NOT NULL,
     row_group       INTEGER NOT NULL,
     min_timestamp   BIGINT NOT NULL,
     max_timestamp   BIGINT NOT NULL,

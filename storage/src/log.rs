@@ -788,6 +788,7 @@ impl Log {
                 last_offset: rg.last_offset,
                 record_count: rg.record_count,
                 path: path.to_string(),
+                file_size: size,
                 row_group: rg.row_group,
                 min_timestamp: rg.min_ts,
                 max_timestamp: rg.max_ts,
@@ -1017,11 +1018,12 @@ impl Log {
         }
     }
 
-    async fn footer(&self, path: &str) -> Result<ArrowReaderMetadata> {
+    async fn footer(&self, path: &str, file_size: u64) -> Result<ArrowReaderMetadata> {
         if let Some(m) = lock(&self.footers).get(path) {
             return Ok(m.clone());
         }
-        let mut reader = ParquetObjectReader::new(self.store.clone(), Path::from(path));
+        let mut reader = ParquetObjectReader::new(self.store.clone(), Path::from(path))
+            .with_file_size(file_size);
         let meta = ArrowReaderMetadata::load_async(&mut reader, reader_options()).await?;
         let mut cache = lock(&self.footers);
         if cache.len() > 4096 {
@@ -1038,8 +1040,10 @@ impl Log {
         row_limit: Option<usize>,
         columns: Option<&[&str]>,
     ) -> Result<Vec<RecordBatch>> {
-        let meta = self.footer(&seg.path).await?;
-        let reader = ParquetObjectReader::new(self.store.clone(), Path::from(seg.path.as_str()));
+        let size = seg.file_size.max(0) as u64;
+        let meta = self.footer(&seg.path, size).await?;
+        let reader = ParquetObjectReader::new(self.store.clone(), Path::from(seg.path.as_str()))
+            .with_file_size(size);
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
             .with_row_groups(vec![seg.row_group as usize])
             .with_batch_size(4096);

@@ -18,6 +18,7 @@ use floe_storage::log::{ReadResult, TopicLog};
 use floe_storage::StorageError;
 use futures::future::join_all;
 use tokio::time::Instant;
+use tracing::warn;
 
 use super::{check_leader_epoch, Pending};
 use crate::errors::{code, error_code};
@@ -169,7 +170,10 @@ async fn collect(
                         errors = true;
                         let c = match e {
                             StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
-                            ref other => error_code(other),
+                            ref other => {
+                                warn!(topic = %ft.topic.0.as_str(), error = %other, "fetch read failed");
+                                error_code(other)
+                            }
                         };
                         base.with_error_code(c)
                     }

@@ -56,6 +56,8 @@ pub struct SegmentRecord {
     pub record_count: i64,
     /// Object path of the Parquet file.
     pub path: String,
+    /// Size of that file, so readers use explicit byte ranges.
+    pub file_size: i64,
     /// Row group index in the file.
     pub row_group: i32,
     /// Lowest record timestamp.

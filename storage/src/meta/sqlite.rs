@@ -98,6 +98,7 @@ fn segment_from_row(r: &sqlx::sqlite::SqliteRow) -> SegmentRecord {
         last_offset: r.get("last_offset"),
         record_count: r.get("record_count"),
         path: r.get("path"),
+        file_size: r.get("file_size"),
         row_group: r.get("row_group"),
         min_timestamp: r.get("min_timestamp"),
         max_timestamp: r.get("max_timestamp"),
@@ -384,9 +385,9 @@ impl MetadataStore for SqliteStore {
         .await?;
         for s in &c.segments {
             sqlx::query(
-                "INSERT INTO segments (topic, partition_id, base_offset, last_offset, record_count, path, row_group,
-                                       min_timestamp, max_timestamp, size_bytes, append_time_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO segments (topic, partition_id, base_offset, last_offset, record_count, path, file_size,
+                                       row_group, min_timestamp, max_timestamp, size_bytes, append_time_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(&s.topic)
             .bind(s.partition)
@@ -394,6 +395,7 @@ impl MetadataStore for SqliteStore {
             .bind(s.last_offset)
             .bind(s.record_count)
             .bind(&s.path)
+            .bind(s.file_size)
             .bind(s.row_group)
             .bind(s.min_timestamp)
             .bind(s.max_timestamp)
@@ -571,6 +573,7 @@ mod tests {
             last_offset: 4,
             record_count: 5,
             path: "f1".into(),
+            file_size: 10,
             row_group: 0,
             min_timestamp: 1,
             max_timestamp: 2,

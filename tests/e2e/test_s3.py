@@ -1,0 +1,68 @@
+"""The s3:// object store against a real S3-compatible server (s3rver,
+installed by scripts/test.sh): produce, restart, read back from Parquet over
+S3, and find the files in the bucket."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from helpers import consume_all, create_topic
+
+S3RVER = os.environ.get("FLOE_S3RVER") or shutil.which("s3rver")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3(tmp_path):
+    if not S3RVER:
+        pytest.fail("s3rver is not installed: run scripts/test.sh")
+    root = tmp_path / "s3"
+    root.mkdir()
+    port = free_port()
+    proc = subprocess.Popen([S3RVER, "--directory", str(root), "--port", str(port), "--address", "127.0.0.1",
+                             "--configure-bucket", "lake", "--silent"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("s3rver did not start")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}", root
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_topics_live_in_an_s3_bucket(s3, floe_factory, monkeypatch):
+    endpoint, root = s3
+    for k, v in {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_REGION": "us-east-1",
+                 "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}.items():
+        monkeypatch.setenv(k, v)
+    f = floe_factory("--object-store", "s3://lake/warehouse/floe")
+    create_topic(f.bootstrap, "events", 2)
+    p = Producer({"bootstrap.servers": f.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for i in range(5000):
+        p.produce("events", key=str(i).encode(), value=os.urandom(100) + str(i).encode(), partition=i % 2)
+    assert p.flush(60) == 0
+    f.restart()
+    got = consume_all(f.bootstrap, "events", 2, expected=5000)
+    assert sorted(int(m.key()) for msgs in got.values() for m in msgs) == list(range(5000))
+    objects = [q for q in Path(root, "lake", "warehouse", "floe", "topics").rglob("*.parquet._S3rver_object")]
+    assert objects, "Parquet files are in the bucket under the prefix"
+    assert not (f.data_dir / "objects").exists(), "nothing went to the local directory"
