@@ -49,3 +49,9 @@ def consume_all(bootstrap, topic, partitions, expected=None, timeout=60, start=0
         return out
     finally:
         c.close()
+
+
+def recent_ms(ago_ms=3_600_000):
+    """A timestamp `ago_ms` in the past: inside the default retention.ms, so
+    retention never removes test data while a test runs."""
+    return int(time.time() * 1000) - ago_ms

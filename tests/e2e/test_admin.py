@@ -118,3 +118,26 @@ def test_describe_cluster(floe):
     d = a.describe_cluster().result(10)
     assert len(d.nodes) == 1
     assert d.cluster_id
+
+
+def test_retention_ms_deletes_old_segments_and_files(floe_factory):
+    import time
+    from pathlib import Path
+    f = floe_factory("--maintenance-interval-secs", "1")
+    create_topic(f.bootstrap, "ret", 1, {"retention.ms": "60000"})
+    p = Producer({"bootstrap.servers": f.bootstrap, "linger.ms": 0})
+    old = int(time.time() * 1000) - 3_600_000
+    for i in range(50):
+        p.produce("ret", str(i).encode(), timestamp=old + i)
+    p.flush(10)
+    for i in range(50, 60):
+        p.produce("ret", str(i).encode())
+    p.flush(10)
+    files = lambda: list(Path(f.data_dir, "objects", "topics").glob("ret-*/data/*/*.parquet"))
+    deadline = time.time() + 20
+    while len(files()) != 1 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(files()) == 1, "the file of expired records is gone"
+    got = consume_all(f.bootstrap, "ret", 1, start=-2)
+    assert [int(m.value()) for m in got[0]] == list(range(50, 60))
+    assert got[0][0].offset() == 50

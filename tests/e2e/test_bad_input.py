@@ -6,7 +6,9 @@ import struct
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from helpers import consume_all, create_topic
+from helpers import recent_ms, consume_all, create_topic
+
+BASE_TS = recent_ms()
 
 
 def frame(api_key, version, corr, body=b"", client_id=b"raw"):
@@ -105,7 +107,7 @@ def batch(values):
     b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=-1,
                                   producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
     for i, v in enumerate(values):
-        b.append(i, timestamp=1_700_000_000_000 + i, key=b"k", value=v, headers=[])
+        b.append(i, timestamp=BASE_TS + i, key=b"k", value=v, headers=[])
     return bytes(b.build())
 
 
@@ -149,3 +151,74 @@ def test_invalid_topic_name_in_metadata(floe):
     (nt,) = struct.unpack(">i", resp[off:off + 4])
     (err,) = struct.unpack(">h", resp[off + 4:off + 6])
     assert nt == 1 and err == 17, "INVALID_TOPIC_EXCEPTION"
+
+
+def init_producer_id(s, corr):
+    # InitProducerId v0: null transactional id, timeout.
+    s.sendall(frame(22, 0, corr, struct.pack(">hi", -1, 60_000)))
+    resp = read_response(s)
+    c, _throttle, err, pid, epoch = struct.unpack(">iihqh", resp[:20])
+    assert (c, err) == (corr, 0)
+    return pid, epoch
+
+
+def idempotent_batch(values, pid, epoch, seq):
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=pid,
+                                  producer_epoch=epoch, base_sequence=seq, batch_size=1 << 20)
+    for i, v in enumerate(values):
+        b.append(i, timestamp=BASE_TS + i, key=None, value=v, headers=[])
+    return bytes(b.build())
+
+
+def test_idempotent_produce_error_codes_survive_a_restart(floe):
+    create_topic(floe.bootstrap, "idem", 1)
+    s = connect(floe)
+    pid, epoch = init_producer_id(s, 1)
+    assert pid >= 0 and epoch == 0
+    first = idempotent_batch([b"a", b"b"], pid, 0, 0)
+    s.sendall(produce_v3("idem", first, 2))
+    assert parse_produce_v3(read_response(s)) == (2, 0, 0)
+    s.sendall(produce_v3("idem", first, 3))
+    assert parse_produce_v3(read_response(s)) == (3, 0, 0), "a retried batch gets its original offset"
+    s.sendall(produce_v3("idem", idempotent_batch([b"gap"], pid, 0, 5), 4))
+    assert parse_produce_v3(read_response(s))[1] == 45, "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    s.sendall(produce_v3("idem", idempotent_batch([b"c"], pid, 0, 2), 5))
+    assert parse_produce_v3(read_response(s)) == (5, 0, 2)
+    s.close()
+
+    floe.restart(kill=True)
+    s = connect(floe)
+    s.sendall(produce_v3("idem", idempotent_batch([b"c"], pid, 0, 2), 6))
+    assert parse_produce_v3(read_response(s)) == (6, 0, 2), "producer state survived kill -9"
+    s.sendall(produce_v3("idem", idempotent_batch([b"d"], pid, 0, 4), 7))
+    assert parse_produce_v3(read_response(s))[1] == 45
+    # Bump the epoch (KIP-360), then the old epoch is fenced.
+    # InitProducerId v3 is flexible: header v2 (client id, then an empty
+    # tagged-field section); body: compact nullable transactional id (0 =
+    # null), timeout, producer id, epoch, tagged fields.
+    header = struct.pack(">hhih", 22, 3, 8, 3) + b"raw" + b"\x00"
+    body = b"\x00" + struct.pack(">iqh", 60_000, pid, 0) + b"\x00"
+    s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    resp = read_response(s)
+    # v3 is flexible: header v1 (correlation id + tagged fields), then throttle, error, id, epoch.
+    c, _tags, _throttle, err, new_pid, new_epoch = struct.unpack(">ibihqh", resp[:21])
+    assert (c, err, new_pid, new_epoch) == (8, 0, pid, 1)
+    s.sendall(produce_v3("idem", idempotent_batch([b"e"], pid, 1, 0), 9))
+    assert parse_produce_v3(read_response(s)) == (9, 0, 3)
+    s.sendall(produce_v3("idem", idempotent_batch([b"old"], pid, 0, 3), 10))
+    assert parse_produce_v3(read_response(s))[1] == 47, "INVALID_PRODUCER_EPOCH"
+    got = consume_all(floe.bootstrap, "idem", 1)
+    assert [m.value() for m in got[0]] == [b"a", b"b", b"c", b"e"]
+
+
+def test_acks_zero_gets_no_response_but_is_stored(floe):
+    create_topic(floe.bootstrap, "acks0", 1)
+    s = connect(floe)
+    body = struct.pack(">hhi", -1, 0, 10_000)
+    name = b"acks0"
+    records = batch([b"fire", b"forget"])
+    body += struct.pack(">ih", 1, len(name)) + name + struct.pack(">iii", 1, 0, len(records)) + records
+    s.sendall(frame(0, 3, 1, body))
+    assert api_versions_ok(s, corr=2), "the next response on the connection is the ApiVersions one"
+    got = consume_all(floe.bootstrap, "acks0", 1, expected=2)
+    assert [m.value() for m in got[0]] == [b"fire", b"forget"]

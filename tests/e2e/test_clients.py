@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 from confluent_kafka import Producer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTP
 
-from helpers import consume_all, create_topic
+from helpers import recent_ms, consume_all, create_topic
+
+BASE_TS = recent_ms()
 
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
 
@@ -25,7 +27,7 @@ def make_records(n, seed):
         headers = [("id", str(i).encode()), ("blob", rnd.randbytes(rnd.randint(0, 20)))]
         if i % 7 == 0:
             headers.append(("nullable", None))
-        out.append((key, value, headers, 1_700_000_000_000 + i))
+        out.append((key, value, headers, BASE_TS + i))
     return out
 
 
@@ -107,7 +109,7 @@ def test_kafka_python_produce_and_consume_every_codec(floe):
         p = KafkaProducer(bootstrap_servers=floe.bootstrap, compression_type=codec, acks="all", linger_ms=5)
         for i in range(n):
             p.send(topic, key=f"{codec}-{i}".encode(), value=f"v{i}".encode() * 3,
-                   headers=[("codec", codec.encode())], timestamp_ms=1_600_000_000_000 + i)
+                   headers=[("codec", codec.encode())], timestamp_ms=BASE_TS + i)
         p.flush(30)
         p.close()
     kc = KafkaConsumer(topic, bootstrap_servers=floe.bootstrap, group_id=None, auto_offset_reset="earliest",
@@ -119,7 +121,7 @@ def test_kafka_python_produce_and_consume_every_codec(floe):
     for j, m in enumerate(msgs):
         codec, i = CODECS[j // n], j % n
         assert (m.key, m.value, m.headers, m.timestamp) == (
-            f"{codec}-{i}".encode(), f"v{i}".encode() * 3, [("codec", codec.encode())], 1_600_000_000_000 + i)
+            f"{codec}-{i}".encode(), f"v{i}".encode() * 3, [("codec", codec.encode())], BASE_TS + i)
 
 
 def test_kcat_produce_and_consume(floe, tmp_path):

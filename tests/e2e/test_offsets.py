@@ -5,9 +5,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 from kafka import KafkaConsumer, TopicPartition as KTP
 
-from helpers import admin, create_topic
+from helpers import admin, create_topic, recent_ms
 
-BASE = 1_700_000_000_000
+BASE = recent_ms(86_400_000)
 
 
 def test_list_offsets_by_time(floe):

@@ -68,6 +68,42 @@ impl SqliteStore {
     }
 }
 
+async fn insert_partitions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    topic: &str,
+    partitions: std::ops::Range<i32>,
+    leader_id: i32,
+) -> Result<()> {
+    for p in partitions {
+        sqlx::query(
+            "INSERT INTO partitions (topic, partition_id, leader_id, leader_epoch, high_watermark, log_start_offset)
+             VALUES ($1, $2, $3, 0, 0, 0)",
+        )
+        .bind(topic)
+        .bind(p)
+        .bind(leader_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_configs(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    topic: &str,
+    configs: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (k, v) in configs {
+        sqlx::query("INSERT INTO topic_configs (topic, key, value) VALUES ($1, $2, $3)")
+            .bind(topic)
+            .bind(k)
+            .bind(v)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 fn encode_recent(recent: &[(i32, i32, i64)]) -> String {
     recent
         .iter()
@@ -207,25 +243,8 @@ impl MetadataStore for SqliteStore {
         if inserted.rows_affected() == 0 {
             return Err(StorageError::TopicExists(topic.name.clone()));
         }
-        for (k, v) in &topic.configs {
-            sqlx::query("INSERT INTO topic_configs (topic, key, value) VALUES ($1, $2, $3)")
-                .bind(&topic.name)
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for p in 0..partitions {
-            sqlx::query(
-                "INSERT INTO partitions (topic, partition_id, leader_id, leader_epoch, high_watermark, log_start_offset)
-                 VALUES ($1, $2, $3, 0, 0, 0)",
-            )
-            .bind(&topic.name)
-            .bind(p)
-            .bind(leader_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_configs(&mut tx, &topic.name, &topic.configs).await?;
+        insert_partitions(&mut tx, &topic.name, 0..partitions, leader_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -277,17 +296,7 @@ impl MetadataStore for SqliteStore {
                 "topic {topic} has {current} partitions; the new count {new_count} must be larger"
             )));
         }
-        for p in current as i32..new_count {
-            sqlx::query(
-                "INSERT INTO partitions (topic, partition_id, leader_id, leader_epoch, high_watermark, log_start_offset)
-                 VALUES ($1, $2, $3, 0, 0, 0)",
-            )
-            .bind(topic)
-            .bind(p)
-            .bind(leader_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_partitions(&mut tx, topic, current as i32..new_count, leader_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -302,14 +311,7 @@ impl MetadataStore for SqliteStore {
             .bind(topic)
             .execute(&mut *tx)
             .await?;
-        for (k, v) in configs {
-            sqlx::query("INSERT INTO topic_configs (topic, key, value) VALUES ($1, $2, $3)")
-                .bind(topic)
-                .bind(k)
-                .bind(v)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_configs(&mut tx, topic, configs).await?;
         tx.commit().await?;
         Ok(())
     }
