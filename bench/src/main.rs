@@ -104,10 +104,24 @@ impl Payloads {
                 out.extend_from_slice(&v.to_le_bytes());
             }
         } else {
+            // JSON-like text, fresh per record: cheap to make, so the
+            // producer is not the bottleneck.
             while out.len() < self.size {
-                let w = WORDS[(self.next_u64() % WORDS.len() as u64) as usize];
-                let n = self.next_u64() % 10_000;
-                out.extend_from_slice(format!("\"{w}\":{n},").as_bytes());
+                let r = self.next_u64();
+                out.push(b'"');
+                out.extend_from_slice(WORDS[(r % WORDS.len() as u64) as usize].as_bytes());
+                out.extend_from_slice(b"\":");
+                let mut n = (r >> 8) % 100_000;
+                let start = out.len();
+                loop {
+                    out.push(b'0' + (n % 10) as u8);
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                out[start..].reverse();
+                out.push(b',');
             }
         }
         out.truncate(self.size);

@@ -46,3 +46,22 @@ def test_list_offsets_by_time(floe):
     assert kc.end_offsets([KTP(topic, 0)])[KTP(topic, 0)] == 300
     assert kc.beginning_offsets([KTP(topic, 0)])[KTP(topic, 0)] == 0
     kc.close()
+
+
+def test_log_append_time_topics_stamp_the_broker_time(floe):
+    import time
+    create_topic(floe.bootstrap, "lat", 1, {"message.timestamp.type": "LogAppendTime"})
+    p = Producer({"bootstrap.servers": floe.bootstrap, "linger.ms": 0})
+    before = int(time.time() * 1000)
+    p.produce("lat", b"x", timestamp=BASE)
+    p.flush(10)
+    after = int(time.time() * 1000)
+    from helpers import consume_all
+    [m] = consume_all(floe.bootstrap, "lat", 1)[0]
+    kind, ts = m.timestamp()
+    assert kind == 2, "TIMESTAMP_LOG_APPEND_TIME"
+    assert before - 5 <= ts <= after + 5, "the broker's time, not the producer's"
+    # Also from Parquet, after a restart.
+    floe.restart()
+    [m] = consume_all(floe.bootstrap, "lat", 1)[0]
+    assert m.timestamp() == (kind, ts)
