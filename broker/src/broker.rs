@@ -17,6 +17,8 @@ use crate::config::ServeArgs;
 pub struct Broker {
     /// The log of every topic.
     pub log: Arc<Log>,
+    /// The consumer group coordinator.
+    pub groups: Arc<crate::groups::Coordinator>,
     /// This broker's id.
     pub broker_id: i32,
     /// Host clients connect to.
@@ -88,9 +90,15 @@ impl Broker {
         let lease = floe_storage::log::now_ms() + 30_000;
         meta.register_broker(args.broker_id, &advertised.0, advertised.1, lease)
             .await?;
+        let groups = crate::groups::Coordinator::open(
+            meta.clone(),
+            Duration::from_millis(args.group_initial_rebalance_delay_ms),
+        )
+        .await?;
         let log = Log::open(cfg, meta, objects.store, objects.prefix).await?;
         Ok(Arc::new(Broker {
             log,
+            groups,
             broker_id: args.broker_id,
             advertised_host: advertised.0,
             advertised_port: advertised.1,

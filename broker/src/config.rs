@@ -92,6 +92,15 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_PARQUET_ZSTD_LEVEL", default_value_t = 1)]
     pub parquet_zstd_level: i32,
 
+    /// How long a new group waits for more members before its first
+    /// rebalance completes (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(
+        long,
+        env = "FLOE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+
     /// Uncommitted files younger than this many seconds are not swept.
     #[arg(long, env = "FLOE_ORPHAN_GRACE_SECS", default_value_t = 600)]
     pub orphan_grace_secs: u64,

@@ -12,6 +12,7 @@ pub mod api;
 pub mod broker;
 pub mod config;
 pub mod errors;
+pub mod groups;
 pub mod http;
 pub mod server;
 

@@ -89,7 +89,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             Ok(ParsedFrame::Request { header, request }) => {
                 let version = header.request_api_version;
                 let correlation_id = header.correlation_id;
-                let pending = api::dispatch(&broker, &header, *request).await;
+                let pending = api::dispatch(&broker, &header, *request, peer).await;
                 tokio::spawn(async move {
                     let response = pending.await?;
                     match encode_response(correlation_id, version, &response) {

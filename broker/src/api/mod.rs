@@ -14,16 +14,27 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 /// The rest of a request, run concurrently; None means "no response"
 /// (acks=0 produce).
@@ -38,9 +49,38 @@ pub async fn dispatch(
     broker: &std::sync::Arc<Broker>,
     header: &RequestHeader,
     request: Request,
+    peer: std::net::SocketAddr,
 ) -> Pending {
     let v = header.request_api_version;
     match request {
+        Request::FindCoordinator(r) => ready(Response::FindCoordinator(find_coordinator::handle(
+            broker, r, v,
+        ))),
+        Request::JoinGroup(r) => {
+            let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
+            join_group::handle(broker, r, v, client_id, format!("/{}", peer.ip()))
+        }
+        Request::SyncGroup(r) => sync_group::handle(broker, r, v),
+        Request::Heartbeat(r) => ready(Response::Heartbeat(heartbeat::handle(broker, r))),
+        Request::LeaveGroup(r) => ready(Response::LeaveGroup(leave_group::handle(broker, r, v))),
+        Request::OffsetCommit(r) => ready(Response::OffsetCommit(
+            offset_commit::handle(broker, r, v).await,
+        )),
+        Request::OffsetFetch(r) => ready(Response::OffsetFetch(
+            offset_fetch::handle(broker, r, v).await,
+        )),
+        Request::ListGroups(r) => ready(Response::ListGroups(
+            list_groups::handle(broker, r, v).await,
+        )),
+        Request::DescribeGroups(r) => ready(Response::DescribeGroups(
+            describe_groups::handle(broker, r, v).await,
+        )),
+        Request::DeleteGroups(r) => ready(Response::DeleteGroups(
+            delete_groups::handle(broker, r).await,
+        )),
+        Request::OffsetDelete(r) => ready(Response::OffsetDelete(
+            offset_delete::handle(broker, r).await,
+        )),
         Request::ApiVersions(r) => ready(Response::ApiVersions(api_versions::handle(r, v))),
         Request::Metadata(r) => ready(Response::Metadata(metadata::handle(broker, r, v).await)),
         Request::Produce(r) => produce::handle(broker, r, v).await,

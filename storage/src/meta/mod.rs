@@ -106,6 +106,63 @@ pub struct FlushCommit {
     pub now_ms: i64,
 }
 
+/// A committed offset of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The offset (the next record the group will read).
+    pub offset: i64,
+    /// Leader epoch the client saw, or -1.
+    pub leader_epoch: i32,
+    /// Client-supplied metadata string.
+    pub metadata: Option<String>,
+    /// When it was committed.
+    pub commit_time_ms: i64,
+}
+
+/// A consumer group member as of the group's last rebalance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMemberRecord {
+    /// Member id.
+    pub member_id: String,
+    /// Static membership id.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Session timeout.
+    pub session_timeout_ms: i32,
+    /// Rebalance timeout.
+    pub rebalance_timeout_ms: i32,
+    /// Protocol metadata for the chosen protocol (the subscription).
+    pub subscription: Vec<u8>,
+    /// Assignment from the last SyncGroup.
+    pub assignment: Vec<u8>,
+}
+
+/// A consumer group as of its last completed rebalance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Group id.
+    pub group_id: String,
+    /// Usually "consumer".
+    pub protocol_type: Option<String>,
+    /// Chosen assignor.
+    pub protocol_name: Option<String>,
+    /// Generation.
+    pub generation_id: i32,
+    /// Leader member id.
+    pub leader_id: Option<String>,
+    /// Kafka state name.
+    pub state: String,
+    /// Members in join order.
+    pub members: Vec<GroupMemberRecord>,
+}
+
 /// The metadata store.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
@@ -185,4 +242,25 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Every committed file path.
     async fn committed_files(&self) -> Result<HashSet<String>>;
+
+    /// Stores (replaces) a group and its members.
+    async fn save_group(&self, group: &GroupRecord, now_ms: i64) -> Result<()>;
+
+    /// Every stored group.
+    async fn load_groups(&self) -> Result<Vec<GroupRecord>>;
+
+    /// Deletes a group with its members and offsets.
+    async fn delete_group(&self, group_id: &str) -> Result<()>;
+
+    /// Commits offsets of a group, in one transaction.
+    async fn commit_offsets(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()>;
+
+    /// Committed offsets of a group.
+    async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
+
+    /// Deletes some committed offsets of a group.
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()>;
+
+    /// Ids of groups that have committed offsets.
+    async fn groups_with_offsets(&self) -> Result<Vec<String>>;
 }

@@ -12,7 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    FlushCommit, MetadataStore, PartitionRecord, ProducerStateRecord, SegmentRecord, TopicRecord,
+    CommittedOffset, FlushCommit, GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord,
+    ProducerStateRecord, SegmentRecord, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -28,6 +29,7 @@ pub const DDL: &[(&str, &str)] = &[
         "040-producers.sql",
         include_str!("../../ddl/040-producers.sql"),
     ),
+    ("050-groups.sql", include_str!("../../ddl/050-groups.sql")),
 ];
 
 /// The SQLite metadata store.
@@ -515,6 +517,167 @@ impl MetadataStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| r.get("path")).collect())
+    }
+
+    async fn save_group(&self, g: &GroupRecord, now_ms: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO consumer_groups (group_id, protocol_type, protocol_name, generation_id, leader_id, state, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (group_id) DO UPDATE SET protocol_type = $2, protocol_name = $3, generation_id = $4,
+                 leader_id = $5, state = $6, updated_ms = $7",
+        )
+        .bind(&g.group_id)
+        .bind(&g.protocol_type)
+        .bind(&g.protocol_name)
+        .bind(g.generation_id)
+        .bind(&g.leader_id)
+        .bind(&g.state)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+            .bind(&g.group_id)
+            .execute(&mut *tx)
+            .await?;
+        for (i, m) in g.members.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO group_members (group_id, member_id, group_instance_id, client_id, client_host,
+                     session_timeout_ms, rebalance_timeout_ms, subscription, assignment, join_order)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&g.group_id)
+            .bind(&m.member_id)
+            .bind(&m.group_instance_id)
+            .bind(&m.client_id)
+            .bind(&m.client_host)
+            .bind(m.session_timeout_ms)
+            .bind(m.rebalance_timeout_ms)
+            .bind(&m.subscription)
+            .bind(&m.assignment)
+            .bind(i as i32)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_groups(&self) -> Result<Vec<GroupRecord>> {
+        let groups = sqlx::query("SELECT * FROM consumer_groups ORDER BY group_id")
+            .fetch_all(&self.pool)
+            .await?;
+        let members = sqlx::query("SELECT * FROM group_members ORDER BY group_id, join_order")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: Vec<GroupRecord> = groups
+            .iter()
+            .map(|r| GroupRecord {
+                group_id: r.get("group_id"),
+                protocol_type: r.get("protocol_type"),
+                protocol_name: r.get("protocol_name"),
+                generation_id: r.get("generation_id"),
+                leader_id: r.get("leader_id"),
+                state: r.get("state"),
+                members: Vec::new(),
+            })
+            .collect();
+        for m in members {
+            let gid: String = m.get("group_id");
+            if let Some(g) = out.iter_mut().find(|g| g.group_id == gid) {
+                g.members.push(GroupMemberRecord {
+                    member_id: m.get("member_id"),
+                    group_instance_id: m.get("group_instance_id"),
+                    client_id: m.get("client_id"),
+                    client_host: m.get("client_host"),
+                    session_timeout_ms: m.get("session_timeout_ms"),
+                    rebalance_timeout_ms: m.get("rebalance_timeout_ms"),
+                    subscription: m
+                        .get::<Option<Vec<u8>>, _>("subscription")
+                        .unwrap_or_default(),
+                    assignment: m
+                        .get::<Option<Vec<u8>>, _>("assignment")
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["consumer_groups", "group_members", "group_offsets"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE group_id = $1"))
+                .bind(group_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for o in offsets {
+            sqlx::query(
+                "INSERT INTO group_offsets (group_id, topic, partition_id, committed_offset, leader_epoch, metadata, commit_time_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (group_id, topic, partition_id)
+                 DO UPDATE SET committed_offset = $4, leader_epoch = $5, metadata = $6, commit_time_ms = $7",
+            )
+            .bind(group_id)
+            .bind(&o.topic)
+            .bind(o.partition)
+            .bind(o.offset)
+            .bind(o.leader_epoch)
+            .bind(&o.metadata)
+            .bind(o.commit_time_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        let rows = sqlx::query(
+            "SELECT * FROM group_offsets WHERE group_id = $1 ORDER BY topic, partition_id",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| CommittedOffset {
+                topic: r.get("topic"),
+                partition: r.get("partition_id"),
+                offset: r.get("committed_offset"),
+                leader_epoch: r.get("leader_epoch"),
+                metadata: r.get("metadata"),
+                commit_time_ms: r.get("commit_time_ms"),
+            })
+            .collect())
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (topic, partition) in partitions {
+            sqlx::query("DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition_id = $3")
+                .bind(group_id)
+                .bind(topic)
+                .bind(partition)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn groups_with_offsets(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT group_id FROM group_offsets ORDER BY group_id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get("group_id")).collect())
     }
 }
 

@@ -1,0 +1,34 @@
+//! DeleteGroups: groups without members, with their offsets.
+
+use std::sync::Arc;
+
+use floe_protocol::kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use floe_protocol::kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use crate::errors::code;
+use crate::Broker;
+
+pub(super) async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for id in req.groups_names {
+        let known = broker.groups.describe(&id).is_some()
+            || broker
+                .log
+                .meta()
+                .fetch_offsets(&id)
+                .await
+                .map(|o| !o.is_empty())
+                .unwrap_or(false);
+        let e = if known {
+            broker.groups.delete(&id).await
+        } else {
+            code::GROUP_ID_NOT_FOUND
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(e),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

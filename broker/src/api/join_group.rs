@@ -1,0 +1,81 @@
+//! JoinGroup: waits (concurrently) until the join phase completes.
+
+use std::sync::Arc;
+
+use floe_protocol::frame::Response;
+use floe_protocol::kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use floe_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+
+use super::{s, Pending};
+use crate::errors::code;
+use crate::groups::JoinRequest;
+use crate::Broker;
+
+pub(super) fn handle(
+    broker: &Arc<Broker>,
+    req: JoinGroupRequest,
+    version: i16,
+    client_id: String,
+    client_host: String,
+) -> Pending {
+    let join = JoinRequest {
+        group_id: req.group_id.to_string(),
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+        client_id,
+        client_host,
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms: if version == 0 {
+            req.session_timeout_ms
+        } else {
+            req.rebalance_timeout_ms
+        },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    let rx = broker.groups.join(join);
+    let member_id = req.member_id.to_string();
+    Box::pin(async move {
+        let r = rx.await.unwrap_or_else(|_| crate::groups::JoinResult {
+            error: code::UNKNOWN_MEMBER_ID,
+            generation: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id,
+            members: Vec::new(),
+        });
+        let members = r
+            .members
+            .into_iter()
+            .map(|(id, iid, meta)| {
+                let m = JoinGroupResponseMember::default()
+                    .with_member_id(s(id))
+                    .with_metadata(meta);
+                if version >= 5 {
+                    m.with_group_instance_id(iid.map(s))
+                } else {
+                    m
+                }
+            })
+            .collect();
+        let mut resp = JoinGroupResponse::default()
+            .with_error_code(r.error)
+            .with_generation_id(r.generation)
+            .with_leader(s(r.leader))
+            .with_member_id(s(r.member_id))
+            .with_members(members);
+        if version >= 7 {
+            resp.protocol_type = r.protocol_type.map(s);
+            resp.protocol_name = r.protocol_name.map(s);
+        } else {
+            resp.protocol_name = Some(s(r.protocol_name.unwrap_or_default()));
+        }
+        Some(Response::JoinGroup(resp))
+    })
+}

@@ -1,0 +1,150 @@
+"""Consumer groups (classic protocol) and committed offsets, with
+librdkafka (confluent-kafka) and kafka-python."""
+
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions
+from kafka import KafkaConsumer
+
+from helpers import admin, create_topic
+
+GROUP_ARGS = ("--group-initial-rebalance-delay-ms", "300")
+
+
+def produce(bootstrap, topic, n, partitions):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, str(i).encode(), partition=i % partitions)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0
+
+
+def group_consumer(bootstrap, group, **extra):
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                     "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                     "heartbeat.interval.ms": 500, "fetch.wait.max.ms": 100, **extra})
+
+
+def test_members_share_partitions_rebalance_and_commit(floe_factory):
+    f = floe_factory(*GROUP_ARGS)
+    topic, parts, n = "shared", 8, 100_000
+    create_topic(f.bootstrap, topic, parts)
+    produce(f.bootstrap, topic, n, parts)
+
+    seen = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    assignments = {}
+
+    def run(name, strategy, close_after=None):
+        c = group_consumer(f.bootstrap, "g1", **{"partition.assignment.strategy": strategy})
+        c.subscribe([topic])
+        handled = 0
+        while not stop.is_set():
+            msgs = c.consume(500, 0.2)
+            for m in msgs:
+                if m.error():
+                    continue
+                with lock:
+                    seen.add(int(m.value()))
+                handled += 1
+            if msgs:
+                try:
+                    c.commit(asynchronous=False)
+                except KafkaException as e:
+                    # A rebalance moved partitions: the next owner re-reads
+                    # from the last commit (at-least-once), as in Kafka.
+                    assert e.args[0].code() in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                                                KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET), e
+            assignments[name] = sorted(tp.partition for tp in c.assignment())
+            if close_after and handled >= close_after:
+                break
+        c.close()
+
+    threads = [threading.Thread(target=run, args=("a", "range")),
+               threading.Thread(target=run, args=("b", "range")),
+               threading.Thread(target=run, args=("c", "range", 5_000))]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 90
+    while len(seen) < n and time.time() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert len(seen) == n, f"{n - len(seen)} records were never processed"
+
+    a = admin(f.bootstrap)
+    res = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("g1")])
+    offsets = {tp.partition: tp.offset for tp in res["g1"].result(10).topic_partitions}
+    assert offsets == {p: n // parts for p in range(parts)}, "committed offsets reach the end: lag is zero"
+
+
+def test_committed_offsets_and_metadata_survive_kill9(floe_factory):
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "durable", 2)
+    produce(f.bootstrap, "durable", 100, 2)
+    c = group_consumer(f.bootstrap, "g2")
+    c.commit(offsets=[TopicPartition("durable", 0, 17, metadata="checkpoint-a"),
+                      TopicPartition("durable", 1, 33, metadata="checkpoint-b")], asynchronous=False)
+    c.close()
+    f.restart(kill=True)
+    c = group_consumer(f.bootstrap, "g2")
+    got = c.committed([TopicPartition("durable", 0), TopicPartition("durable", 1)], timeout=10)
+    c.close()
+    assert [(t.partition, t.offset, t.metadata) for t in got] == [(0, 17, "checkpoint-a"), (1, 33, "checkpoint-b")]
+    # Lag from ListOffsets and OffsetFetch.
+    c = group_consumer(f.bootstrap, "g2")
+    lag = [c.get_watermark_offsets(TopicPartition("durable", p), 10)[1] - o.offset for p, o in enumerate(got)]
+    c.close()
+    assert lag == [50 - 17, 50 - 33]
+
+
+def test_kafka_python_group_resumes_from_commits(floe_factory):
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "kpg", 3)
+    produce(f.bootstrap, "kpg", 3000, 3)
+    first = KafkaConsumer("kpg", bootstrap_servers=f.bootstrap, group_id="kp-group", auto_offset_reset="earliest",
+                          enable_auto_commit=False, consumer_timeout_ms=8000)
+    values = []
+    for m in first:
+        values.append(int(m.value))
+        if len(values) == 1500:
+            break
+    first.commit()
+    first.close()
+    second = KafkaConsumer("kpg", bootstrap_servers=f.bootstrap, group_id="kp-group", auto_offset_reset="earliest",
+                           enable_auto_commit=False, consumer_timeout_ms=8000)
+    rest = [int(m.value) for m in second]
+    second.close()
+    assert sorted(values + rest) == list(range(3000)), "the second member starts where the commits left off"
+
+
+def test_group_admin_list_describe_delete(floe_factory):
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "adm", 2)
+    c = group_consumer(f.bootstrap, "g-admin")
+    c.subscribe(["adm"])
+    deadline = time.time() + 30
+    while not c.assignment() and time.time() < deadline:
+        c.poll(0.2)
+    assert len(c.assignment()) == 2
+    a = admin(f.bootstrap)
+    listed = {g.group_id: g for g in a.list_consumer_groups().result(10).valid}
+    assert "g-admin" in listed
+    d = a.describe_consumer_groups(["g-admin"])["g-admin"].result(10)
+    assert len(d.members) == 1 and d.state.name == "STABLE"
+    assert sorted(tp.partition for tp in d.members[0].assignment.topic_partitions) == [0, 1]
+    with pytest.raises(Exception):
+        a.delete_consumer_groups(["g-admin"])["g-admin"].result(10)  # NON_EMPTY_GROUP
+    c.close()
+    a.delete_consumer_groups(["g-admin"])["g-admin"].result(10)
+    listed = {g.group_id for g in a.list_consumer_groups().result(10).valid}
+    assert "g-admin" not in listed
