@@ -148,3 +148,81 @@ def test_group_admin_list_describe_delete(floe_factory):
     a.delete_consumer_groups(["g-admin"])["g-admin"].result(10)
     listed = {g.group_id for g in a.list_consumer_groups().result(10).valid}
     assert "g-admin" not in listed
+
+
+def wait_for(pred, timeout, step=0.2, poll=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if poll:
+            poll()
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def test_static_member_rejoins_without_a_rebalance(floe_factory):
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "static", 4)
+    assigns = {"a": 0, "b": 0}
+
+    def counting(name):
+        def on_assign(c, parts):
+            assigns[name] += 1
+        return on_assign
+
+    a = group_consumer(f.bootstrap, "g-static", **{"group.instance.id": "member-a"})
+    b = group_consumer(f.bootstrap, "g-static", **{"group.instance.id": "member-b"})
+    a.subscribe(["static"], on_assign=counting("a"))
+    b.subscribe(["static"], on_assign=counting("b"))
+    assert wait_for(lambda: len(a.assignment()) + len(b.assignment()) == 4 and a.assignment() and b.assignment(),
+                    30, poll=lambda: (a.poll(0.05), b.poll(0.05)))
+    before_b = assigns["b"]
+    mine = sorted(tp.partition for tp in a.assignment())
+    a.close()  # static members do not send LeaveGroup
+    a2 = group_consumer(f.bootstrap, "g-static", **{"group.instance.id": "member-a"})
+    a2.subscribe(["static"])
+    assert wait_for(lambda: bool(a2.assignment()), 30, poll=lambda: (a2.poll(0.05), b.poll(0.05)))
+    assert sorted(tp.partition for tp in a2.assignment()) == mine, "the same partitions come back"
+    for _ in range(20):
+        b.poll(0.05)
+    assert assigns["b"] == before_b, "the other member saw no rebalance"
+    a2.close()
+    b.close()
+
+
+KILLABLE = """
+import sys, time
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "g-kill", "session.timeout.ms": 6000,
+              "heartbeat.interval.ms": 500, "auto.offset.reset": "earliest"})
+c.subscribe(["killme"])
+while True:
+    c.poll(0.2)
+    if c.assignment():
+        print("assigned", flush=True)
+"""
+
+
+def test_killed_member_is_expired_and_its_partitions_move(floe_factory, tmp_path):
+    import subprocess
+    import sys
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "killme", 4)
+    script = tmp_path / "member.py"
+    script.write_text(KILLABLE)
+    victim = subprocess.Popen([sys.executable, str(script), f.bootstrap], stdout=subprocess.PIPE, text=True)
+    try:
+        assert victim.stdout.readline().strip() == "assigned"
+        survivor = group_consumer(f.bootstrap, "g-kill")
+        survivor.subscribe(["killme"])
+        assert wait_for(lambda: len(survivor.assignment()) == 2, 30, poll=lambda: survivor.poll(0.05))
+        victim.kill()
+        victim.wait()
+        start = time.time()
+        assert wait_for(lambda: len(survivor.assignment()) == 4, 30, poll=lambda: survivor.poll(0.05)), \
+            "the dead member's partitions moved after its session timed out"
+        assert time.time() - start >= 4, "not before the session timeout"
+        survivor.close()
+    finally:
+        victim.kill()
