@@ -17,8 +17,10 @@ use crate::config::ServeArgs;
 pub struct Broker {
     /// The log of every topic.
     pub log: Arc<Log>,
-    /// The consumer group coordinator.
+    /// The consumer group coordinator (classic protocol).
     pub groups: Arc<crate::groups::Coordinator>,
+    /// Consumer-protocol groups (KIP-848).
+    pub consumer_groups: Arc<crate::consumer_groups::ConsumerGroups>,
     /// This broker's id.
     pub broker_id: i32,
     /// Host clients connect to.
@@ -95,10 +97,22 @@ impl Broker {
             Duration::from_millis(args.group_initial_rebalance_delay_ms),
         )
         .await?;
+        let consumer_groups = crate::consumer_groups::ConsumerGroups::new();
+        let expiring = Arc::downgrade(&consumer_groups);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                match expiring.upgrade() {
+                    Some(c) => c.expire(),
+                    None => return,
+                }
+            }
+        });
         let log = Log::open(cfg, meta, objects.store, objects.prefix).await?;
         Ok(Arc::new(Broker {
             log,
             groups,
+            consumer_groups,
             broker_id: args.broker_id,
             advertised_host: advertised.0,
             advertised_port: advertised.1,

@@ -48,6 +48,12 @@ pub mod code {
     pub const FENCED_INSTANCE_ID: i16 = 82;
     /// GROUP_SUBSCRIBED_TO_TOPIC.
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    /// FENCED_MEMBER_EPOCH.
+    pub const FENCED_MEMBER_EPOCH: i16 = 110;
+    /// UNSUPPORTED_ASSIGNOR.
+    pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+    /// STALE_MEMBER_EPOCH.
+    pub const STALE_MEMBER_EPOCH: i16 = 113;
     /// UNSUPPORTED_VERSION.
     pub const UNSUPPORTED_VERSION: i16 = 35;
     /// TOPIC_ALREADY_EXISTS.

@@ -782,6 +782,13 @@ impl Coordinator {
         None
     }
 
+    /// True when the classic group has members.
+    pub fn has_members(&self, group_id: &str) -> bool {
+        lock(&self.groups)
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+    }
+
     /// Every group known to the coordinator (offsets-only groups are added
     /// by the caller).
     pub fn describe_all(&self) -> Vec<GroupDescription> {

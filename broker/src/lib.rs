@@ -11,6 +11,7 @@
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod consumer_groups;
 pub mod errors;
 pub mod groups;
 pub mod http;

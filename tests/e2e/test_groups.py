@@ -226,3 +226,43 @@ def test_killed_member_is_expired_and_its_partitions_move(floe_factory, tmp_path
         survivor.close()
     finally:
         victim.kill()
+
+
+def test_kip848_consumer_protocol_with_server_side_assignment(floe_factory):
+    f = floe_factory(*GROUP_ARGS)
+    topic, n = "kip848", 4000
+    create_topic(f.bootstrap, topic, 4)
+    produce(f.bootstrap, topic, n, 4)
+    conf = {"bootstrap.servers": f.bootstrap, "group.id": "g848", "group.protocol": "consumer",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}
+    a, b = Consumer(conf), Consumer(conf)
+    a.subscribe([topic])
+    b.subscribe([topic])
+    seen = set()
+    active = [a, b]
+
+    def pump():
+        for c in active:
+            for m in c.consume(500, 0.1):
+                if not m.error():
+                    seen.add(int(m.value()))
+            try:
+                c.commit(asynchronous=False)
+            except KafkaException:
+                pass
+
+    assert wait_for(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2, 60, step=0.05, poll=pump), \
+        (a.assignment(), b.assignment())
+    assert {tp.partition for tp in a.assignment()} | {tp.partition for tp in b.assignment()} == {0, 1, 2, 3}
+    assert wait_for(lambda: len(seen) == n, 60, step=0.05, poll=pump)
+    adm = admin(f.bootstrap)  # must outlive its futures
+    d = adm.describe_consumer_groups(["g848"])["g848"].result(10)
+    assert len(d.members) == 2
+    active.remove(b)
+    b.close()
+    assert wait_for(lambda: len(a.assignment()) == 4, 60, step=0.05, poll=pump), "a takes over b's partitions"
+    a.close()
+    c = Consumer({"bootstrap.servers": f.bootstrap, "group.id": "g848"})
+    committed = c.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)
+    c.close()
+    assert [t.offset for t in committed] == [n // 4] * 4

@@ -11,6 +11,15 @@ use crate::Broker;
 pub(super) async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
+        if broker.consumer_groups.get(&id).is_some() && !broker.consumer_groups.remove_if_empty(&id)
+        {
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(id)
+                    .with_error_code(code::NON_EMPTY_GROUP),
+            );
+            continue;
+        }
         let known = broker.groups.describe(&id).is_some()
             || broker
                 .log

@@ -20,6 +20,9 @@ pub(super) async fn handle(
         .into_iter()
         .map(|g| (g.group_id, g.protocol_type, g.state.name().to_string()))
         .collect();
+    for g in broker.consumer_groups.all() {
+        groups.push((g.id.clone(), "consumer".into(), g.state().to_string()));
+    }
     // Groups that only have committed offsets (assign()-style consumers) are
     // Empty groups, as in Kafka.
     match broker.log.meta().groups_with_offsets().await {

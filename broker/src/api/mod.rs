@@ -12,6 +12,8 @@ use crate::Broker;
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -61,6 +63,16 @@ pub async fn dispatch(
             join_group::handle(broker, r, v, client_id, format!("/{}", peer.ip()))
         }
         Request::SyncGroup(r) => sync_group::handle(broker, r, v),
+        Request::ConsumerGroupHeartbeat(r) => {
+            let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
+            let host = format!("/{}", peer.ip());
+            ready(Response::ConsumerGroupHeartbeat(
+                consumer_group_heartbeat::handle(broker, r, client_id, host),
+            ))
+        }
+        Request::ConsumerGroupDescribe(r) => ready(Response::ConsumerGroupDescribe(
+            consumer_group_describe::handle(broker, r),
+        )),
         Request::Heartbeat(r) => ready(Response::Heartbeat(heartbeat::handle(broker, r))),
         Request::LeaveGroup(r) => ready(Response::LeaveGroup(leave_group::handle(broker, r, v))),
         Request::OffsetCommit(r) => ready(Response::OffsetCommit(

@@ -30,9 +30,15 @@ pub(super) async fn handle(
     let group_error = if req.group_id.is_empty() {
         Some(code::INVALID_GROUP_ID)
     } else {
-        broker
-            .groups
+        match broker
+            .consumer_groups
             .check_commit(&req.group_id, &req.member_id, generation)
+        {
+            Some(verdict) => verdict,
+            None => broker
+                .groups
+                .check_commit(&req.group_id, &req.member_id, generation),
+        }
     };
     let now = now_ms();
     let mut to_store = Vec::new();
