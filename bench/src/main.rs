@@ -48,6 +48,10 @@ struct Args {
     /// random | text
     #[arg(long, default_value = "random")]
     payload: String,
+    /// Run the consumer group benchmark instead (join-to-stable times,
+    /// commit throughput).
+    #[arg(long)]
+    groups: bool,
     /// Extra arguments for `floe serve` (e.g. --broker-arg=--flush-linger-ms=20).
     #[arg(long = "broker-arg", allow_hyphen_values = true)]
     broker_args: Vec<String>,
@@ -203,8 +207,115 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// Consumers of `group` subscribed to `topic`, created at once.
+fn group_members(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    n: usize,
+) -> anyhow::Result<Vec<BaseConsumer>> {
+    (0..n)
+        .map(|_| {
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", bootstrap)
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .set("session.timeout.ms", "10000")
+                .set("heartbeat.interval.ms", "500")
+                .create()?;
+            c.subscribe(&[topic])?;
+            Ok(c)
+        })
+        .collect()
+}
+
+/// Polls every member until each owns partitions and together they own all
+/// of them exactly once; returns how long that took.
+fn wait_stable(
+    members: &[BaseConsumer],
+    partitions: usize,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        for m in members {
+            let _ = m.poll(Duration::from_millis(1));
+        }
+        let owned: Vec<usize> = members
+            .iter()
+            .map(|m| m.assignment().map(|a| a.count()).unwrap_or(0))
+            .collect();
+        if owned.iter().all(|&o| o > 0) && owned.iter().sum::<usize>() == partitions {
+            return Ok(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("group did not become stable in {timeout:?}")
+}
+
+fn run_groups(args: &Args) -> anyhow::Result<()> {
+    let broker_args: Vec<&str> = args.broker_args.iter().map(String::as_str).collect();
+    let floe = Floe::start(&broker_args).context("starting floe")?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &floe.bootstrap)
+        .create()?;
+    let partitions = 60;
+    rt.block_on(admin.create_topics(
+        &[NewTopic::new(
+            "groups",
+            partitions,
+            TopicReplication::Fixed(1),
+        )],
+        &AdminOptions::new(),
+    ))?;
+    println!(
+        "floe-bench --groups: {} cores, topic of {partitions} partitions, classic protocol, range assignor",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    for n in [3usize, 30] {
+        let group = format!("bench-{n}");
+        let t0 = Instant::now();
+        let members = group_members(&floe.bootstrap, &group, "groups", n)?;
+        let cold = wait_stable(&members, partitions as usize, Duration::from_secs(120))?;
+        let _ = t0;
+        let mut all = members;
+        all.extend(group_members(&floe.bootstrap, &group, "groups", 1)?);
+        let join = wait_stable(&all, partitions as usize, Duration::from_secs(120))?;
+        println!(
+            "{n:>2} members: cold start to stable {:>7.0} ms (includes the initial rebalance delay)   one more member joining to stable again {:>6.0} ms",
+            cold.as_secs_f64() * 1e3,
+            join.as_secs_f64() * 1e3
+        );
+    }
+    // Commit throughput: synchronous commits of 8 partitions each, one
+    // member, so every commit is a metadata-store transaction in turn.
+    let members = group_members(&floe.bootstrap, "bench-commits", "groups", 1)?;
+    wait_stable(&members, partitions as usize, Duration::from_secs(60))?;
+    let c = &members[0];
+    let start = Instant::now();
+    let mut commits = 0u64;
+    while start.elapsed() < Duration::from_secs(5) {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..8 {
+            tpl.add_partition_offset("groups", p, Offset::Offset(commits as i64))?;
+        }
+        c.commit(&tpl, rdkafka::consumer::CommitMode::Sync)?;
+        commits += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "commits: {:.0} synchronous commits/s (8 partitions each, one member)",
+        commits as f64 / secs
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.groups {
+        return run_groups(&args);
+    }
     let mut payloads = Payloads::new(&args.payload, args.record_bytes)?;
     let mut value = Vec::with_capacity(args.record_bytes + 16);
     let broker_args: Vec<&str> = args.broker_args.iter().map(String::as_str).collect();
