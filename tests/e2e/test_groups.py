@@ -296,3 +296,35 @@ def test_kip848_consumer_protocol_with_server_side_assignment(floe_factory):
     committed = c.committed([TopicPartition(topic, p) for p in range(4)], timeout=10)
     c.close()
     assert [t.offset for t in committed] == [n // 4] * 4
+
+
+def test_group_admin_with_an_independent_client(floe_factory):
+    """kafka-python's admin client: ListGroups with a state filter and
+    OffsetDelete (refused while a member is subscribed)."""
+    from kafka import KafkaAdminClient
+    from kafka.structs import TopicPartition as KTP
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "kadm", 2)
+    c = group_consumer(f.bootstrap, "g-active")
+    c.subscribe(["kadm"])
+    assert wait_for(lambda: len(c.assignment()) == 2, 30, poll=lambda: c.poll(0.05))
+    c.commit(offsets=[TopicPartition("kadm", 0, 5)], asynchronous=False)
+    idle = group_consumer(f.bootstrap, "g-idle")
+    idle.commit(offsets=[TopicPartition("kadm", 1, 7)], asynchronous=False)
+    idle.close()
+
+    ka = KafkaAdminClient(bootstrap_servers=f.bootstrap)
+    names = lambda groups: sorted(g["group_id"] for g in groups)
+    assert names(ka.list_groups(states_filter=["Stable"])) == ["g-active"]
+    assert names(ka.list_groups(states_filter=["Empty"])) == ["g-idle"]
+
+    from kafka.errors import GroupSubscribedToTopicError
+    refused = ka.delete_group_offsets("g-active", [KTP("kadm", 0)])
+    assert refused[KTP("kadm", 0)] is GroupSubscribedToTopicError
+    done = ka.delete_group_offsets("g-idle", [KTP("kadm", 1)])
+    assert all(v is None or getattr(v, "errno", 0) == 0 for v in done.values()), done
+    reader = group_consumer(f.bootstrap, "g-idle")
+    assert reader.committed([TopicPartition("kadm", 1)], timeout=10)[0].offset < 0, "the offset is gone"
+    reader.close()
+    c.close()
+    ka.close()
