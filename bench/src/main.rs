@@ -208,6 +208,30 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// Consumers of `group` subscribed to `topic`, created at once.
+/// A consumer reading every partition of `topic` from the beginning with
+/// assign() (no group membership), with `extra` settings on top.
+fn assigned_reader(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<BaseConsumer> {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("bench-{topic}"))
+        .set("enable.auto.commit", "false");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    let consumer: BaseConsumer = cfg.create()?;
+    let mut tpl = TopicPartitionList::new();
+    for part in 0..partitions {
+        tpl.add_partition_offset(topic, part, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}
+
 fn group_members(
     bootstrap: &str,
     group: &str,
@@ -387,17 +411,12 @@ fn main() -> anyhow::Result<()> {
     // 2. Latency at a fixed rate, with a tailing consumer.
     let acks = Arc::new(Acks::default());
     let p = producer(&floe.bootstrap, acks.clone())?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &floe.bootstrap)
-        .set("group.id", "bench-latency")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "100")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for part in 0..args.partitions {
-        tpl.add_partition_offset("latency", part, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
+    let consumer = assigned_reader(
+        &floe.bootstrap,
+        "latency",
+        args.partitions,
+        &[("fetch.wait.max.ms", "100")],
+    )?;
     let total = args.latency_rate * args.latency_secs;
     let e2e: Arc<Mutex<Vec<u64>>> = Arc::default();
     let e2e_reader = e2e.clone();
@@ -471,18 +490,15 @@ fn main() -> anyhow::Result<()> {
 
     // 3. Catch-up read from Parquet after a restart (empty tail cache).
     floe.restart(false).context("restarting floe")?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &floe.bootstrap)
-        .set("group.id", "bench-catchup")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "4194304")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for part in 0..args.partitions {
-        tpl.add_partition_offset("bench", part, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
+    let consumer = assigned_reader(
+        &floe.bootstrap,
+        "bench",
+        args.partitions,
+        &[
+            ("fetch.max.bytes", "52428800"),
+            ("max.partition.fetch.bytes", "4194304"),
+        ],
+    )?;
     let start = Instant::now();
     let (mut n, mut bytes) = (0u64, 0u64);
     let deadline = Instant::now() + Duration::from_secs(600);

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use crate::errors::code;
+use crate::groups::lock;
 
 /// Heartbeat interval members are told to use.
 pub const HEARTBEAT_INTERVAL_MS: i32 = 1_000;
@@ -148,10 +149,6 @@ pub type TopicCatalog = HashMap<String, (uuid::Uuid, i32)>;
 #[derive(Default)]
 pub struct ConsumerGroups {
     groups: Mutex<HashMap<String, ConsumerGroup>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ConsumerGroups {

@@ -13,7 +13,7 @@
 //! restarted broker reloads it, so members carry on with their generation.
 //! Committed offsets go straight to the metadata store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,7 +88,8 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(error: i16, member_id: &str) -> Self {
+    /// A failed join.
+    pub fn error(error: i16, member_id: &str) -> Self {
         JoinResult {
             error,
             generation: -1,
@@ -309,33 +310,41 @@ impl Group {
 
     /// The protocol every member supports that most members list first.
     fn choose_protocol(&self) -> Option<String> {
-        let first = self.members.first()?;
-        let candidates: Vec<&String> = first
+        let supported_by_all = |name: &String| {
+            self.members
+                .iter()
+                .all(|m| m.protocols.iter().any(|(p, _)| p == name))
+        };
+        // Candidates in the first member's order; each member votes for the
+        // first candidate it lists; ties go to the earlier candidate.
+        let candidates: Vec<&String> = self
+            .members
+            .first()?
             .protocols
             .iter()
             .map(|(n, _)| n)
-            .filter(|n| {
-                self.members
-                    .iter()
-                    .all(|m| m.protocols.iter().any(|(p, _)| p == *n))
-            })
+            .filter(|n| supported_by_all(n))
             .collect();
-        let mut votes: BTreeMap<usize, usize> = BTreeMap::new();
-        for m in &self.members {
-            if let Some(i) = candidates.iter().position(|c| {
-                m.protocols
-                    .iter()
-                    .find(|(p, _)| candidates.contains(&p))
-                    .is_some_and(|(p, _)| p == *c)
-            }) {
-                *votes.entry(i).or_default() += 1;
+        let votes = |c: &String| {
+            self.members
+                .iter()
+                .filter(|m| {
+                    m.protocols
+                        .iter()
+                        .map(|(p, _)| p)
+                        .find(|p| candidates.contains(p))
+                        == Some(c)
+                })
+                .count()
+        };
+        let mut best: Option<(&String, usize)> = None;
+        for c in &candidates {
+            let v = votes(c);
+            if best.is_none_or(|(_, bv)| v > bv) {
+                best = Some((c, v));
             }
         }
-        let best = votes
-            .iter()
-            .max_by_key(|(i, v)| (**v, std::cmp::Reverse(**i)))
-            .map(|(i, _)| *i)?;
-        candidates.get(best).map(|s| s.to_string())
+        best.map(|(c, _)| c.clone())
     }
 }
 
@@ -403,7 +412,9 @@ pub struct Coordinator {
     initial_delay: Duration,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks, ignoring poisoning: state behind these mutexes is updated in
+/// single steps, so a panicked holder leaves nothing half-written.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -840,7 +851,6 @@ impl Coordinator {
     fn tick(&self) {
         let mut groups = lock(&self.groups);
         let now = Instant::now();
-        let mut to_save = Vec::new();
         for g in groups.values_mut() {
             g.pending
                 .retain(|_, at| now.duration_since(*at) < Duration::from_secs(300));
@@ -871,17 +881,8 @@ impl Coordinator {
                 g.prepare_rebalance(self.initial_delay);
             }
             if g.maybe_complete_join() {
-                to_save.push(g.record());
+                self.save(g);
             }
-        }
-        drop(groups);
-        for record in to_save {
-            let meta = self.meta.clone();
-            tokio::spawn(async move {
-                if let Err(e) = meta.save_group(&record, now_ms()).await {
-                    warn!(group = %record.group_id, error = %e, "could not save group state");
-                }
-            });
         }
     }
 }

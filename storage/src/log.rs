@@ -592,8 +592,12 @@ impl Log {
         let part = topic
             .partition(partition)
             .ok_or_else(|| StorageError::UnknownPartition(topic_name.to_string(), partition))?;
-        let config = topic.config();
-        let max_message = config.max_message_bytes();
+        // Read the two settings in place: cloning the config map on every
+        // produce is work the hot path does not need.
+        let (max_message, log_append) = {
+            let c = read_lock(&topic.config);
+            (c.max_message_bytes(), c.log_append_time())
+        };
         let batches = records::split_batches(records)
             .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
         if batches.is_empty() {
@@ -647,7 +651,6 @@ impl Log {
         }
 
         let append_time = now_ms();
-        let log_append = config.log_append_time();
         let mut buf = lock(&topic.buffer);
         if topic.deleted.load(Ordering::SeqCst) {
             return Err(StorageError::UnknownTopic(topic_name.to_string()));
@@ -996,7 +999,7 @@ impl Log {
             let from = next.max(seg.base_offset);
             let remaining = max_bytes.saturating_sub(out.size).max(1);
             let rebuilt = self
-                .read_segment(&seg, from, remaining, leader_epoch, out.bytes.is_empty())
+                .read_segment(&seg, from, remaining, leader_epoch)
                 .await?;
             if rebuilt.bytes.is_empty() {
                 next = seg.last_offset + 1;
@@ -1078,7 +1081,6 @@ impl Log {
         from: i64,
         max_bytes: usize,
         leader_epoch: i32,
-        first: bool,
     ) -> Result<segment::RebuiltBatches> {
         // Compressed size per row underestimates the rebuilt size, so this
         // limit reads at least what max_bytes needs.
@@ -1092,10 +1094,7 @@ impl Log {
         };
         for b in &batches {
             let budget = max_bytes.saturating_sub(out.size);
-            if budget == 0 && !(first && out.bytes.is_empty()) {
-                break;
-            }
-            let r = segment::rebuild_batches(b, out.next_offset, budget.max(1), leader_epoch)?;
+            let r = segment::rebuild_batches(b, out.next_offset, budget, leader_epoch)?;
             out.size += r.size;
             out.bytes.extend(r.bytes);
             out.next_offset = out.next_offset.max(r.next_offset);
@@ -1131,7 +1130,6 @@ impl Log {
             })
             .cloned()
             .collect();
-        let cols = [segment::col::OFFSET, segment::col::TIMESTAMP];
         if timestamp == -3 {
             let Some(best) = segs
                 .iter()
@@ -1140,37 +1138,37 @@ impl Log {
                 return Ok((-1, -1));
             };
             let target = best.max_timestamp;
-            for b in self
-                .row_group_batches(
-                    best,
-                    snap.log_start_offset.max(best.base_offset),
-                    None,
-                    Some(&cols),
-                )
-                .await?
-            {
-                if let Some(&(o, t)) = segment::offsets_and_timestamps(&b)?
-                    .iter()
-                    .find(|(o, t)| *t == target && *o >= snap.log_start_offset)
-                {
-                    return Ok((o, t));
-                }
-            }
-            return Ok((-1, -1));
+            return self
+                .first_in_segments(std::slice::from_ref(best), snap.log_start_offset, |t| {
+                    t == target
+                })
+                .await;
         }
-        for s in segs.iter().filter(|s| s.max_timestamp >= timestamp) {
+        let candidates: Vec<SegmentRecord> = segs
+            .into_iter()
+            .filter(|s| s.max_timestamp >= timestamp)
+            .collect();
+        self.first_in_segments(&candidates, snap.log_start_offset, |t| t >= timestamp)
+            .await
+    }
+
+    /// The first (offset, timestamp) at or after `log_start` whose timestamp
+    /// satisfies `wanted`, scanning `segs` in order; (-1, -1) if none does.
+    async fn first_in_segments(
+        &self,
+        segs: &[SegmentRecord],
+        log_start: i64,
+        wanted: impl Fn(i64) -> bool,
+    ) -> Result<(i64, i64)> {
+        let cols = [segment::col::OFFSET, segment::col::TIMESTAMP];
+        for s in segs {
             for b in self
-                .row_group_batches(
-                    s,
-                    snap.log_start_offset.max(s.base_offset),
-                    None,
-                    Some(&cols),
-                )
+                .row_group_batches(s, log_start.max(s.base_offset), None, Some(&cols))
                 .await?
             {
                 if let Some(&(o, t)) = segment::offsets_and_timestamps(&b)?
                     .iter()
-                    .find(|(o, t)| *t >= timestamp && *o >= snap.log_start_offset)
+                    .find(|(o, t)| wanted(*t) && *o >= log_start)
                 {
                     return Ok((o, t));
                 }

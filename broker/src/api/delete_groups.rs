@@ -20,14 +20,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> De
             );
             continue;
         }
-        let known = broker.groups.describe(&id).is_some()
-            || broker
-                .log
-                .meta()
-                .fetch_offsets(&id)
-                .await
-                .map(|o| !o.is_empty())
-                .unwrap_or(false);
+        let known = super::group_known(broker, &id).await;
         let e = if known {
             broker.groups.delete(&id).await
         } else {

@@ -43,13 +43,7 @@ pub(super) async fn handle(
                 ),
             // Kafka describes an unknown group as Dead with no members.
             None => {
-                let has_offsets = broker
-                    .log
-                    .meta()
-                    .fetch_offsets(&id)
-                    .await
-                    .map(|o| !o.is_empty())
-                    .unwrap_or(false);
+                let has_offsets = super::has_offsets(broker, &id).await;
                 let d = d.with_group_state(s(if has_offsets { "Empty" } else { "Dead" }));
                 if has_offsets {
                     d.with_protocol_type(s("consumer"))

@@ -8,7 +8,7 @@ use floe_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupRespons
 
 use super::{s, Pending};
 use crate::errors::code;
-use crate::groups::JoinRequest;
+use crate::groups::{JoinRequest, JoinResult};
 use crate::Broker;
 
 pub(super) fn handle(
@@ -48,15 +48,9 @@ pub(super) fn handle(
     let rx = broker.groups.join(join);
     let member_id = req.member_id.to_string();
     Box::pin(async move {
-        let r = rx.await.unwrap_or_else(|_| crate::groups::JoinResult {
-            error: code::UNKNOWN_MEMBER_ID,
-            generation: -1,
-            protocol_type: None,
-            protocol_name: None,
-            leader: String::new(),
-            member_id,
-            members: Vec::new(),
-        });
+        let r = rx
+            .await
+            .unwrap_or_else(|_| JoinResult::error(code::UNKNOWN_MEMBER_ID, &member_id));
         let members = r
             .members
             .into_iter()

@@ -138,6 +138,23 @@ pub(crate) fn s(text: impl Into<String>) -> StrBytes {
     StrBytes::from_string(text.into())
 }
 
+/// True when the group has committed offsets in the metadata store.
+pub(crate) async fn has_offsets(broker: &Broker, group_id: &str) -> bool {
+    broker
+        .log
+        .meta()
+        .fetch_offsets(group_id)
+        .await
+        .map(|o| !o.is_empty())
+        .unwrap_or(false)
+}
+
+/// True when the classic coordinator knows the group or it has offsets:
+/// what DeleteGroups and OffsetDelete mean by "the group exists".
+pub(crate) async fn group_known(broker: &Broker, group_id: &str) -> bool {
+    broker.groups.describe(group_id).is_some() || has_offsets(broker, group_id).await
+}
+
 /// Checks a client's view of the leader epoch against ours, as Fetch and
 /// ListOffsets do (KIP-320). -1 means the client does not know.
 pub(crate) fn check_leader_epoch(client: i32, ours: i32) -> i16 {

@@ -11,14 +11,7 @@ use crate::errors::code;
 use crate::Broker;
 
 pub(super) async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let known = broker.groups.describe(&req.group_id).is_some()
-        || broker
-            .log
-            .meta()
-            .fetch_offsets(&req.group_id)
-            .await
-            .map(|o| !o.is_empty())
-            .unwrap_or(false);
+    let known = super::group_known(broker, &req.group_id).await;
     if !known {
         return OffsetDeleteResponse::default().with_error_code(code::GROUP_ID_NOT_FOUND);
     }
