@@ -168,6 +168,17 @@ fn producer(bootstrap: &str, acks: Arc<Acks>) -> anyhow::Result<ThreadedProducer
         .create_with_context(Ctx(acks))?)
 }
 
+/// Takes the samples collected so far, sorted.
+fn sorted_samples(samples: &Mutex<Vec<u64>>) -> anyhow::Result<Vec<u64>> {
+    let mut v = std::mem::take(
+        &mut *samples
+            .lock()
+            .map_err(|_| anyhow::anyhow!("sample lock poisoned"))?,
+    );
+    v.sort_unstable();
+    Ok(v)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -392,13 +403,7 @@ fn main() -> anyhow::Result<()> {
     if acks.errors.load(Ordering::Relaxed) > 0 {
         bail!("{} produce errors", acks.errors.load(Ordering::Relaxed));
     }
-    let mut lat = std::mem::take(
-        &mut *acks
-            .latencies_us
-            .lock()
-            .map_err(|_| anyhow::anyhow!("lock"))?,
-    );
-    lat.sort_unstable();
+    let lat = sorted_samples(&acks.latencies_us)?;
     println!(
         "produce (max rate):   {:>8.1} MB/s  {:>9.0} records/s  ack p50 {:.1} ms  p99 {:.1} ms (includes client queueing at saturation)",
         input_bytes as f64 / secs / 1e6,
@@ -467,15 +472,8 @@ fn main() -> anyhow::Result<()> {
     let seen = reader
         .join()
         .map_err(|_| anyhow::anyhow!("reader panicked"))?;
-    let mut lat = std::mem::take(
-        &mut *acks
-            .latencies_us
-            .lock()
-            .map_err(|_| anyhow::anyhow!("lock"))?,
-    );
-    lat.sort_unstable();
-    let mut e2e = std::mem::take(&mut *e2e.lock().map_err(|_| anyhow::anyhow!("lock"))?);
-    e2e.sort_unstable();
+    let lat = sorted_samples(&acks.latencies_us)?;
+    let e2e = sorted_samples(&e2e)?;
     println!(
         "latency at {} rec/s:  ack p50 {:.1} ms  p99 {:.1} ms   end-to-end p50 {:.1} ms  p99 {:.1} ms  ({} of {} consumed)",
         args.latency_rate,
