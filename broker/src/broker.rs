@@ -21,6 +21,8 @@ pub struct Broker {
     pub groups: Arc<crate::groups::Coordinator>,
     /// Consumer-protocol groups (KIP-848).
     pub consumer_groups: Arc<crate::consumer_groups::ConsumerGroups>,
+    /// Background writer of group state.
+    pub group_saver: Arc<crate::group_saver::GroupSaver>,
     /// This broker's id.
     pub broker_id: i32,
     /// Host clients connect to.
@@ -92,12 +94,18 @@ impl Broker {
         let lease = floe_storage::log::now_ms() + 30_000;
         meta.register_broker(args.broker_id, &advertised.0, advertised.1, lease)
             .await?;
+        let group_saver = crate::group_saver::GroupSaver::start(meta.clone());
         let groups = crate::groups::Coordinator::open(
-            meta.clone(),
+            group_saver.clone(),
             Duration::from_millis(args.group_initial_rebalance_delay_ms),
         )
         .await?;
-        let consumer_groups = crate::consumer_groups::ConsumerGroups::new();
+        let log = Log::open(cfg, meta, objects.store, objects.prefix).await?;
+        let consumer_groups = crate::consumer_groups::ConsumerGroups::open(
+            group_saver.clone(),
+            &crate::consumer_groups::catalog(&log),
+        )
+        .await?;
         let expiring = Arc::downgrade(&consumer_groups);
         tokio::spawn(async move {
             loop {
@@ -108,11 +116,11 @@ impl Broker {
                 }
             }
         });
-        let log = Log::open(cfg, meta, objects.store, objects.prefix).await?;
         Ok(Arc::new(Broker {
             log,
             groups,
             consumer_groups,
+            group_saver,
             broker_id: args.broker_id,
             advertised_host: advertised.0,
             advertised_port: advertised.1,

@@ -46,12 +46,16 @@ pub mod code {
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     /// FENCED_INSTANCE_ID.
     pub const FENCED_INSTANCE_ID: i16 = 82;
+    /// UNRELEASED_INSTANCE_ID: a static id still held by an active member.
+    pub const UNRELEASED_INSTANCE_ID: i16 = 111;
     /// GROUP_SUBSCRIBED_TO_TOPIC.
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
     /// FENCED_MEMBER_EPOCH.
     pub const FENCED_MEMBER_EPOCH: i16 = 110;
     /// UNSUPPORTED_ASSIGNOR.
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
+    /// A subscription regular expression that does not compile.
+    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
     /// STALE_MEMBER_EPOCH.
     pub const STALE_MEMBER_EPOCH: i16 = 113;
     /// UNSUPPORTED_VERSION.

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use floe_storage::log::now_ms;
-use floe_storage::meta::{GroupMemberRecord, GroupRecord, MetadataStore};
+use floe_storage::meta::{GroupMemberRecord, GroupRecord};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use crate::errors::code;
+use crate::group_saver::{GroupSaver, SavedGroup};
 
 /// Kafka's group.min.session.timeout.ms.
 pub const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
@@ -408,7 +408,7 @@ pub struct GroupDescription {
 /// The coordinator of every group (this broker coordinates them all).
 pub struct Coordinator {
     groups: Mutex<HashMap<String, Group>>,
-    meta: Arc<dyn MetadataStore>,
+    saver: Arc<GroupSaver>,
     initial_delay: Duration,
 }
 
@@ -421,12 +421,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Coordinator {
     /// Loads saved groups and starts the session-expiry timer.
     pub async fn open(
-        meta: Arc<dyn MetadataStore>,
+        saver: Arc<GroupSaver>,
         initial_delay: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         let mut groups = HashMap::new();
         let now = Instant::now();
-        for r in meta.load_groups().await? {
+        for r in saver.meta().load_groups().await? {
             let mut g = Group::new(&r.group_id);
             g.generation = r.generation_id;
             g.protocol_type = r.protocol_type.clone();
@@ -464,7 +464,7 @@ impl Coordinator {
         }
         let c = Arc::new(Coordinator {
             groups: Mutex::new(groups),
-            meta,
+            saver,
             initial_delay,
         });
         tokio::spawn(run_timer(Arc::downgrade(&c)));
@@ -472,12 +472,7 @@ impl Coordinator {
     }
 
     fn save(&self, g: &Group) {
-        let (meta, record) = (self.meta.clone(), g.record());
-        tokio::spawn(async move {
-            if let Err(e) = meta.save_group(&record, now_ms()).await {
-                warn!(group = %record.group_id, error = %e, "could not save group state");
-            }
-        });
+        self.saver.save(SavedGroup::Classic(g.record()));
     }
 
     /// JoinGroup. The returned receiver resolves when the join phase ends.
@@ -827,7 +822,7 @@ impl Coordinator {
             }
             groups.remove(group_id);
         }
-        match self.meta.delete_group(group_id).await {
+        match self.saver.delete(group_id).await {
             Ok(()) => code::NONE,
             Err(e) => {
                 warn!(group = group_id, error = %e, "could not delete group");

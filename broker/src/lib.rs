@@ -13,6 +13,7 @@ pub mod broker;
 pub mod config;
 pub mod consumer_groups;
 pub mod errors;
+pub mod group_saver;
 pub mod groups;
 pub mod http;
 pub mod server;

@@ -53,12 +53,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!(kafka = %kafka_addr, http = %http_addr, data_dir = %args.data_dir.display(), "floe is ready");
     let app = http::router(broker.clone());
     let http_task = tokio::spawn(async move { axum::serve(http_listener, app).await });
-    let kafka_task = tokio::spawn(server::serve_kafka(kafka, broker));
+    let kafka_task = tokio::spawn(server::serve_kafka(kafka, broker.clone()));
     tokio::select! {
         r = kafka_task => r?.context("Kafka listener failed")?,
         r = http_task => r?.context("HTTP listener failed")?,
         _ = shutdown_signal() => info!("stopping; unacknowledged buffers are dropped, nothing acknowledged is lost"),
     }
+    broker.group_saver.flush().await;
     Ok(())
 }
 

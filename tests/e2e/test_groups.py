@@ -328,3 +328,110 @@ def test_group_admin_with_an_independent_client(floe_factory):
     reader.close()
     c.close()
     ka.close()
+
+
+def test_kip848_group_survives_broker_kill9_without_rebalance(floe_factory):
+    """Consumer-protocol group state lives in the metadata store: after a
+    kill -9 the members carry on with their ids and partitions, nobody is
+    revoked, and consumption continues."""
+    f = floe_factory(*GROUP_ARGS)
+    topic = "kip848-restart"
+    create_topic(f.bootstrap, topic, 4)
+    produce(f.bootstrap, topic, 400, 4)
+    revoked = []
+    conf = {"bootstrap.servers": f.bootstrap, "group.id": "g848r", "group.protocol": "consumer",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}
+    a, b = Consumer(conf), Consumer(conf)
+    for c in (a, b):
+        c.subscribe([topic], on_revoke=lambda _c, parts: revoked.append(parts))
+    seen = set()
+
+    def pump():
+        for c in (a, b):
+            for m in c.consume(200, 0.05):
+                if not m.error():
+                    seen.add(int(m.value()))
+
+    assert wait_for(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2 and len(seen) == 400,
+                    60, step=0.05, poll=pump)
+    adm = admin(f.bootstrap)  # must outlive its futures
+    members = lambda: sorted(m.member_id for m in
+                             adm.describe_consumer_groups(["g848r"])["g848r"].result(10).members)
+    before = members()
+    assignment_before = (sorted(tp.partition for tp in a.assignment()),
+                         sorted(tp.partition for tp in b.assignment()))
+    revoked.clear()
+
+    f.restart(kill=True)
+    produce(f.bootstrap, topic, 400, 4)
+    seen.clear()
+    assert wait_for(lambda: len(seen) == 400, 60, step=0.05, poll=pump), len(seen)
+    assert members() == before, "members kept their ids"
+    assert (sorted(tp.partition for tp in a.assignment()),
+            sorted(tp.partition for tp in b.assignment())) == assignment_before
+    assert revoked == [], "no partition was revoked"
+    assert "member joined (consumer protocol)" not in f.log_text().split("floe is ready")[-1]
+    a.close()
+    b.close()
+
+
+def test_kip848_regex_subscription_picks_up_new_topics(floe_factory):
+    """A consumer-protocol member subscribed by regular expression is
+    assigned every matching topic, including one created after it joined;
+    a bad expression gets INVALID_REGULAR_EXPRESSION's message back."""
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "kre-a", 2)
+    create_topic(f.bootstrap, "other", 1)
+    conf = {"bootstrap.servers": f.bootstrap, "group.id": "g-regex", "group.protocol": "consumer",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100,
+            "topic.metadata.refresh.interval.ms": 1000}
+    c = Consumer(conf)
+    c.subscribe(["^kre-.*"])
+    seen = []
+    pump = lambda: seen.extend(m.topic() for m in c.consume(100, 0.05) if not m.error())
+    assigned = lambda: sorted((tp.topic, tp.partition) for tp in c.assignment())
+    assert wait_for(lambda: assigned() == [("kre-a", 0), ("kre-a", 1)], 30, step=0.05, poll=pump), assigned()
+    create_topic(f.bootstrap, "kre-b", 1)
+    assert wait_for(lambda: assigned() == [("kre-a", 0), ("kre-a", 1), ("kre-b", 0)], 30,
+                    step=0.05, poll=pump), assigned()
+    produce(f.bootstrap, "kre-b", 10, 1)
+    produce(f.bootstrap, "other", 10, 1)
+    assert wait_for(lambda: seen.count("kre-b") == 10, 30, step=0.05, poll=pump)
+    assert "other" not in seen
+    adm = admin(f.bootstrap)
+    d = adm.describe_consumer_groups(["g-regex"])["g-regex"].result(10)
+    assert [len(m.assignment.topic_partitions) for m in d.members] == [3]
+    c.close()
+
+
+def test_kip848_static_member_returns_to_its_partitions(floe_factory):
+    """A static consumer-protocol member that closes and comes back under
+    the same group.instance.id gets its partitions back; the other member
+    is never revoked."""
+    f = floe_factory(*GROUP_ARGS)
+    topic = "kip848-static"
+    create_topic(f.bootstrap, topic, 4)
+    revoked = []
+    conf = lambda iid: {"bootstrap.servers": f.bootstrap, "group.id": "g848s", "group.protocol": "consumer",
+                        "group.instance.id": iid, "enable.auto.commit": False,
+                        "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100}
+    a, b = Consumer(conf("a")), Consumer(conf("b"))
+    a.subscribe([topic], on_revoke=lambda _c, parts: revoked.append(parts))
+    b.subscribe([topic])
+    members = [a, b]
+    pump = lambda: [c.poll(0.02) for c in members]
+    parts = lambda c: sorted(tp.partition for tp in c.assignment())
+    assert wait_for(lambda: len(parts(a)) == 2 and len(parts(b)) == 2, 30, step=0.05, poll=pump)
+    b_parts, a_parts = parts(b), parts(a)
+    revoked.clear()
+    members.remove(b)
+    b.close()
+    b = Consumer(conf("b"))
+    b.subscribe([topic])
+    members.append(b)
+    assert wait_for(lambda: parts(b) == b_parts, 30, step=0.05, poll=pump), parts(b)
+    for _ in range(20):
+        pump()
+    assert parts(a) == a_parts and revoked == []
+    for c in members:
+        c.close()

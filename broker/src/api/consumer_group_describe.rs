@@ -66,6 +66,7 @@ pub(super) fn handle(
                                 .map(|t| TopicName(s(t.clone())))
                                 .collect(),
                         )
+                        .with_subscribed_topic_regex(m.regex.clone().map(s))
                         .with_assignment(assignment(broker, &m.assigned))
                         .with_target_assignment(assignment(
                             broker,

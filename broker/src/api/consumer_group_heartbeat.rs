@@ -11,18 +11,9 @@ use floe_protocol::kafka_protocol::messages::{
 };
 
 use super::s;
-use crate::consumer_groups::{Heartbeat, TopicAssignment, TopicCatalog, HEARTBEAT_INTERVAL_MS};
+use crate::consumer_groups::{catalog, Heartbeat, TopicAssignment, HEARTBEAT_INTERVAL_MS};
 use crate::errors::code;
 use crate::Broker;
-
-pub(super) fn catalog(broker: &Broker) -> TopicCatalog {
-    broker
-        .log
-        .topics()
-        .iter()
-        .map(|t| (t.name.clone(), (t.id, t.partition_count())))
-        .collect()
-}
 
 pub(super) fn handle(
     broker: &Arc<Broker>,
@@ -35,16 +26,6 @@ pub(super) fn handle(
             .with_error_code(code::GROUP_ID_NOT_FOUND)
             .with_error_message(Some(s("the group uses the classic protocol")));
     }
-    if req.subscribed_topic_regex.is_some()
-        && req.subscribed_topic_names.is_none()
-        && req.member_epoch == 0
-    {
-        return ConsumerGroupHeartbeatResponse::default()
-            .with_error_code(code::INVALID_REQUEST)
-            .with_error_message(Some(s(
-                "regular expression subscriptions are not supported yet",
-            )));
-    }
     let hb = Heartbeat {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -54,6 +35,7 @@ pub(super) fn handle(
         subscribed: req
             .subscribed_topic_names
             .map(|v| v.iter().map(|t| t.to_string()).collect()),
+        subscribed_regex: req.subscribed_topic_regex.map(|r| r.to_string()),
         assignor: req.server_assignor.map(|s| s.to_string()),
         owned: req.topic_partitions.map(|tps| {
             tps.into_iter()
@@ -63,7 +45,7 @@ pub(super) fn handle(
         client_id,
         client_host,
     };
-    let r = broker.consumer_groups.heartbeat(hb, &catalog(broker));
+    let r = broker.consumer_groups.heartbeat(hb, &catalog(&broker.log));
     let assignment = r.assignment.map(|a| {
         Assignment::default().with_topic_partitions(
             a.into_iter()

@@ -18,7 +18,10 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
     let mut delete = Vec::new();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let subscribed = broker.groups.subscribed_to(&req.group_id, t.name.as_str());
+        let subscribed = broker.groups.subscribed_to(&req.group_id, t.name.as_str())
+            || broker
+                .consumer_groups
+                .subscribed_to(&req.group_id, t.name.as_str());
         let parts = t
             .partitions
             .iter()

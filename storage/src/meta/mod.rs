@@ -163,6 +163,53 @@ pub struct GroupRecord {
     pub members: Vec<GroupMemberRecord>,
 }
 
+/// Partitions of one member, as (topic id, partition) pairs.
+pub type MemberPartitions = Vec<(uuid::Uuid, i32)>;
+
+/// A member of a consumer-protocol (KIP-848) group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerProtocolMemberRecord {
+    /// Member id.
+    pub member_id: String,
+    /// Static membership id.
+    pub group_instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Member epoch.
+    pub member_epoch: i32,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Subscribed topic names.
+    pub subscribed: Vec<String>,
+    /// Subscribed regular expression.
+    pub subscribed_regex: Option<String>,
+    /// Server assignor the member asked for.
+    pub assignor: Option<String>,
+    /// Partitions given to the member.
+    pub assigned: MemberPartitions,
+    /// Partitions the member last reported owning.
+    pub owned: MemberPartitions,
+    /// The assignor's target for the member.
+    pub target: MemberPartitions,
+}
+
+/// A consumer-protocol (KIP-848) group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerProtocolGroupRecord {
+    /// Group id.
+    pub group_id: String,
+    /// Group epoch.
+    pub group_epoch: i32,
+    /// Epoch of the target assignment.
+    pub assignment_epoch: i32,
+    /// Assignor in use.
+    pub assignor: String,
+    /// Members.
+    pub members: Vec<ConsumerProtocolMemberRecord>,
+}
+
 /// The metadata store.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
@@ -249,7 +296,17 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Every stored group.
     async fn load_groups(&self) -> Result<Vec<GroupRecord>>;
 
-    /// Deletes a group with its members and offsets.
+    /// Stores (replaces) a consumer-protocol group and its members.
+    async fn save_consumer_protocol_group(
+        &self,
+        group: &ConsumerProtocolGroupRecord,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    /// Every stored consumer-protocol group.
+    async fn load_consumer_protocol_groups(&self) -> Result<Vec<ConsumerProtocolGroupRecord>>;
+
+    /// Deletes a group of either protocol, with its members and offsets.
     async fn delete_group(&self, group_id: &str) -> Result<()>;
 
     /// Commits offsets of a group, in one transaction.

@@ -12,8 +12,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    CommittedOffset, FlushCommit, GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord,
-    ProducerStateRecord, SegmentRecord, TopicRecord,
+    CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FlushCommit,
+    GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord, ProducerStateRecord,
+    SegmentRecord, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -30,6 +31,10 @@ pub const DDL: &[(&str, &str)] = &[
         include_str!("../../ddl/040-producers.sql"),
     ),
     ("050-groups.sql", include_str!("../../ddl/050-groups.sql")),
+    (
+        "060-consumer-protocol.sql",
+        include_str!("../../ddl/060-consumer-protocol.sql"),
+    ),
 ];
 
 /// The SQLite metadata store.
@@ -604,9 +609,153 @@ impl MetadataStore for SqliteStore {
         Ok(out)
     }
 
+    async fn save_consumer_protocol_group(
+        &self,
+        g: &ConsumerProtocolGroupRecord,
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO consumer_protocol_groups (group_id, group_epoch, assignment_epoch, assignor, updated_ms)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (group_id) DO UPDATE SET group_epoch = $2, assignment_epoch = $3, assignor = $4,
+                 updated_ms = $5",
+        )
+        .bind(&g.group_id)
+        .bind(g.group_epoch)
+        .bind(g.assignment_epoch)
+        .bind(&g.assignor)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        for table in ["consumer_protocol_members", "consumer_protocol_partitions"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE group_id = $1"))
+                .bind(&g.group_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for m in &g.members {
+            let subscribed = serde_json::to_string(&m.subscribed)
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO consumer_protocol_members (group_id, member_id, group_instance_id, rack_id,
+                     member_epoch, client_id, client_host, subscribed, subscribed_regex, assignor)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&g.group_id)
+            .bind(&m.member_id)
+            .bind(&m.group_instance_id)
+            .bind(&m.rack_id)
+            .bind(m.member_epoch)
+            .bind(&m.client_id)
+            .bind(&m.client_host)
+            .bind(subscribed)
+            .bind(&m.subscribed_regex)
+            .bind(&m.assignor)
+            .execute(&mut *tx)
+            .await?;
+            for (kind, parts) in [
+                ("assigned", &m.assigned),
+                ("owned", &m.owned),
+                ("target", &m.target),
+            ] {
+                for (topic_id, partition) in parts {
+                    sqlx::query(
+                        "INSERT INTO consumer_protocol_partitions (group_id, member_id, kind, topic_id, partition_id)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&g.group_id)
+                    .bind(&m.member_id)
+                    .bind(kind)
+                    .bind(topic_id.to_string())
+                    .bind(partition)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_consumer_protocol_groups(&self) -> Result<Vec<ConsumerProtocolGroupRecord>> {
+        let groups = sqlx::query("SELECT * FROM consumer_protocol_groups ORDER BY group_id")
+            .fetch_all(&self.pool)
+            .await?;
+        let members =
+            sqlx::query("SELECT * FROM consumer_protocol_members ORDER BY group_id, member_id")
+                .fetch_all(&self.pool)
+                .await?;
+        let partitions = sqlx::query(
+            "SELECT * FROM consumer_protocol_partitions ORDER BY group_id, member_id, topic_id, partition_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: BTreeMap<String, ConsumerProtocolGroupRecord> = groups
+            .iter()
+            .map(|r| {
+                let id: String = r.get("group_id");
+                let g = ConsumerProtocolGroupRecord {
+                    group_id: id.clone(),
+                    group_epoch: r.get("group_epoch"),
+                    assignment_epoch: r.get("assignment_epoch"),
+                    assignor: r.get("assignor"),
+                    members: Vec::new(),
+                };
+                (id, g)
+            })
+            .collect();
+        for r in members {
+            let subscribed: String = r.get("subscribed");
+            let subscribed = serde_json::from_str(&subscribed)
+                .map_err(|e| StorageError::Corrupt(format!("member subscription: {e}")))?;
+            if let Some(g) = out.get_mut(&r.get::<String, _>("group_id")) {
+                g.members.push(ConsumerProtocolMemberRecord {
+                    member_id: r.get("member_id"),
+                    group_instance_id: r.get("group_instance_id"),
+                    rack_id: r.get("rack_id"),
+                    member_epoch: r.get("member_epoch"),
+                    client_id: r.get("client_id"),
+                    client_host: r.get("client_host"),
+                    subscribed,
+                    subscribed_regex: r.get("subscribed_regex"),
+                    assignor: r.get("assignor"),
+                    ..Default::default()
+                });
+            }
+        }
+        for r in partitions {
+            let group: String = r.get("group_id");
+            let member: String = r.get("member_id");
+            let Some(m) = out
+                .get_mut(&group)
+                .and_then(|g| g.members.iter_mut().find(|m| m.member_id == member))
+            else {
+                continue;
+            };
+            let topic_id: String = r.get("topic_id");
+            let topic_id = uuid::Uuid::parse_str(&topic_id)
+                .map_err(|e| StorageError::Corrupt(format!("topic id {topic_id}: {e}")))?;
+            let entry = (topic_id, r.get::<i32, _>("partition_id"));
+            match r.get::<String, _>("kind").as_str() {
+                "assigned" => m.assigned.push(entry),
+                "owned" => m.owned.push(entry),
+                _ => m.target.push(entry),
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
     async fn delete_group(&self, group_id: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for table in ["consumer_groups", "group_members", "group_offsets"] {
+        for table in [
+            "consumer_groups",
+            "group_members",
+            "group_offsets",
+            "consumer_protocol_groups",
+            "consumer_protocol_members",
+            "consumer_protocol_partitions",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE group_id = $1"))
                 .bind(group_id)
                 .execute(&mut *tx)
