@@ -354,9 +354,10 @@ def test_kip848_group_survives_broker_kill9_without_rebalance(floe_factory):
 
     assert wait_for(lambda: len(a.assignment()) == 2 and len(b.assignment()) == 2 and len(seen) == 400,
                     60, step=0.05, poll=pump)
-    adm = admin(f.bootstrap)  # must outlive its futures
-    members = lambda: sorted(m.member_id for m in
-                             adm.describe_consumer_groups(["g848r"])["g848r"].result(10).members)
+    def members():
+        adm = admin(f.bootstrap)  # a fresh client: one from before the kill may be in reconnect backoff
+        return sorted(m.member_id for m in adm.describe_consumer_groups(["g848r"])["g848r"].result(10).members)
+
     before = members()
     assignment_before = (sorted(tp.partition for tp in a.assignment()),
                          sorted(tp.partition for tp in b.assignment()))
