@@ -1,8 +1,16 @@
-//! Protobuf schemas for floe: descriptors, the Confluent wire format,
-//! validation and field policies, and the protobuf → Arrow type mapping.
+//! Protobuf schemas for floe: compiling registered schemas, the Confluent
+//! wire format, protovalidate validation, field policies by purpose, and
+//! the compatibility rules of schema evolution.
 //!
-//! Empty until the schema registry issue lands; the crate exists so the
-//! workspace has its final shape and the dependency direction is fixed
-//! (broker → storage → schema → protocol, never upwards).
-//!
-//! Boundaries: no IO. Bytes and descriptors in, values and verdicts out.
+//! Boundaries: no IO. Schema text and record bytes in, descriptors,
+//! verdicts and redacted messages out. The registry's storage and REST API
+//! live in `storage` and `broker`.
+
+pub mod compat;
+pub mod compile;
+pub mod policy;
+pub mod validate;
+pub mod wire;
+
+pub use compile::{compile, CompiledSchema, Dependency, SchemaError};
+pub use prost_reflect;

@@ -1,0 +1,231 @@
+//! Compiling a registered schema into descriptors.
+//!
+//! A protobuf schema arrives as `.proto` text (what people and most tools
+//! send) or as a base64-encoded `FileDescriptorProto` (what the Confluent
+//! serializers send). Either way it is compiled with protox, against the
+//! files of its references and the files floe provides: the Google
+//! well-known types, `buf/validate/validate.proto` and
+//! `floe/policy/v1/policy.proto`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use prost::Message;
+use prost_reflect::{DescriptorPool, FileDescriptor, MessageDescriptor};
+use protox::file::{File, FileResolver, GoogleFileResolver};
+
+use crate::policy::PolicyIndex;
+
+/// The source of floe's policy options, served by the registry.
+pub const POLICY_PROTO: &str = include_str!("../proto/floe/policy/v1/policy.proto");
+/// Import name of the policy options.
+pub const POLICY_PROTO_NAME: &str = "floe/policy/v1/policy.proto";
+/// Import name of protovalidate's rules.
+pub const VALIDATE_PROTO_NAME: &str = "buf/validate/validate.proto";
+
+/// The file name a root schema compiles under when its text names none.
+const ROOT_NAME: &str = "floe_schema.proto";
+
+/// A schema that does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaError(pub String);
+
+/// One file a schema imports, by its import name.
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    /// The name the schema imports it by.
+    pub name: String,
+    /// Its schema text (`.proto` or base64 descriptor).
+    pub schema: String,
+}
+
+/// A compiled protobuf schema.
+#[derive(Clone)]
+pub struct CompiledSchema {
+    /// Every file: the schema, its imports, floe's own.
+    pub pool: DescriptorPool,
+    /// The schema's own file.
+    pub file: FileDescriptor,
+    /// Validator with its rule cache (one per schema: the cache is keyed by
+    /// message name, and versions of a schema share names).
+    pub validator: Arc<prost_protovalidate::Validator>,
+    /// Restricted fields per message.
+    pub policies: Arc<PolicyIndex>,
+}
+
+impl std::fmt::Debug for CompiledSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledSchema")
+            .field("file", &self.file.name())
+            .finish()
+    }
+}
+
+impl CompiledSchema {
+    /// The message a wire prefix's indexes point at.
+    pub fn message_at(&self, indexes: &[i32]) -> Option<MessageDescriptor> {
+        let (first, rest) = indexes.split_first()?;
+        let mut m = self.file.messages().nth(usize::try_from(*first).ok()?)?;
+        for i in rest {
+            let child = m.child_messages().nth(usize::try_from(*i).ok()?)?;
+            m = child;
+        }
+        Some(m)
+    }
+
+    /// The message indexes of a message of this file.
+    pub fn indexes_of(&self, message: &MessageDescriptor) -> Option<Vec<i32>> {
+        let mut path = Vec::new();
+        let mut m = message.clone();
+        loop {
+            match m.parent_message() {
+                Some(parent) => {
+                    path.push(parent.child_messages().position(|c| c == m)? as i32);
+                    m = parent;
+                }
+                None => {
+                    path.push(self.file.messages().position(|c| c == m)? as i32);
+                    break;
+                }
+            }
+        }
+        path.reverse();
+        Some(path)
+    }
+
+    /// The schema's file as a `FileDescriptorProto`, base64 (the registry's
+    /// `format=serialized`).
+    pub fn serialized(&self) -> String {
+        base64::engine::general_purpose::STANDARD
+            .encode(self.file.file_descriptor_proto().encode_to_vec())
+    }
+}
+
+/// True if `text` is a base64 descriptor rather than `.proto` source.
+fn looks_like_descriptor(text: &str) -> bool {
+    let t = text.trim();
+    !t.is_empty()
+        && !t.contains(';')
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+}
+
+fn parse_file(name: &str, text: &str) -> Result<File, SchemaError> {
+    if looks_like_descriptor(text) {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| SchemaError(format!("schema is neither .proto text nor a base64 descriptor: {e}")))?;
+        let mut proto = prost_types::FileDescriptorProto::decode(bytes.as_slice())
+            .map_err(|e| SchemaError(format!("base64 schema is not a FileDescriptorProto: {e}")))?;
+        proto.name = Some(name.to_string());
+        return Ok(File::from_file_descriptor_proto(proto));
+    }
+    File::from_source(name, text).map_err(|e| SchemaError(format!("{e:?}").replace('\n', " ")))
+}
+
+/// True for the files floe provides itself.
+pub fn is_builtin(name: &str) -> bool {
+    name == POLICY_PROTO_NAME
+        || name == VALIDATE_PROTO_NAME
+        || GoogleFileResolver::new().open_file(name).is_ok()
+}
+
+struct Resolver {
+    files: HashMap<String, String>,
+    root: File,
+}
+
+impl FileResolver for Resolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        if name == self.root.name() {
+            return Ok(self.root.clone());
+        }
+        if let Some(text) = self.files.get(name) {
+            return parse_file(name, text).map_err(|e| protox::Error::new(e.0));
+        }
+        if name == POLICY_PROTO_NAME {
+            return File::from_source(name, POLICY_PROTO);
+        }
+        if name == VALIDATE_PROTO_NAME {
+            if let Some(f) = prost_protovalidate_types::DESCRIPTOR_POOL.get_file_by_name(name) {
+                return Ok(File::from_file_descriptor_proto(
+                    f.file_descriptor_proto().clone(),
+                ));
+            }
+        }
+        GoogleFileResolver::new().open_file(name)
+    }
+}
+
+/// Compiles a schema with the files it imports.
+pub fn compile(schema: &str, dependencies: &[Dependency]) -> Result<CompiledSchema, SchemaError> {
+    let root = parse_file(ROOT_NAME, schema)?;
+    let root_name = root.name().to_string();
+    let resolver = Resolver {
+        files: dependencies
+            .iter()
+            .map(|d| (d.name.clone(), d.schema.clone()))
+            .collect(),
+        root,
+    };
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.include_imports(true);
+    compiler
+        .open_file(&root_name)
+        .map_err(|e| SchemaError(e.to_string()))?;
+    let pool = compiler.descriptor_pool();
+    let file = pool
+        .get_file_by_name(&root_name)
+        .ok_or_else(|| SchemaError("compiled schema lost its file".into()))?;
+    let policies = Arc::new(PolicyIndex::build(&file));
+    Ok(CompiledSchema {
+        pool,
+        file,
+        validator: Arc::new(prost_protovalidate::Validator::new()),
+        policies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_descriptor_forms_compile_to_the_same_messages() {
+        let text = r#"syntax = "proto3"; package t; import "google/protobuf/timestamp.proto";
+            message A { string s = 1; google.protobuf.Timestamp at = 2; message B { int32 x = 1; } }
+            message C { A.B b = 1; }"#;
+        let c = compile(text, &[]).unwrap();
+        assert_eq!(c.message_at(&[0]).unwrap().full_name(), "t.A");
+        assert_eq!(c.message_at(&[0, 0]).unwrap().full_name(), "t.A.B");
+        assert_eq!(c.message_at(&[1]).unwrap().full_name(), "t.C");
+        let b = c.message_at(&[0, 0]).unwrap();
+        assert_eq!(c.indexes_of(&b), Some(vec![0, 0]));
+        let again = compile(&c.serialized(), &[]).unwrap();
+        assert_eq!(again.message_at(&[1]).unwrap().full_name(), "t.C");
+    }
+
+    #[test]
+    fn references_and_builtin_imports_resolve() {
+        let dep = Dependency {
+            name: "common/money.proto".into(),
+            schema: r#"syntax = "proto3"; package common; message Money { int64 cents = 1; }"#.into(),
+        };
+        let text = r#"syntax = "proto3"; package p;
+            import "common/money.proto"; import "buf/validate/validate.proto"; import "floe/policy/v1/policy.proto";
+            message Order { common.Money total = 1; string email = 2 [(buf.validate.field).string.email = true,
+              (floe.policy.v1.field) = {classification: "PII", purposes: ["support"]}]; }"#;
+        let c = compile(text, &[dep]).unwrap();
+        assert_eq!(c.message_at(&[0]).unwrap().full_name(), "p.Order");
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_says_why() {
+        let e = compile(r#"syntax = "proto3"; message A { Missing m = 1; }"#, &[]).unwrap_err();
+        assert!(e.0.contains("Missing"), "{e}");
+        let e = compile(r#"syntax = "proto3"; import "nope.proto"; message A {}"#, &[]).unwrap_err();
+        assert!(e.0.contains("nope.proto"), "{e}");
+    }
+}
