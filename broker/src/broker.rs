@@ -21,6 +21,10 @@ pub struct Broker {
     pub groups: Arc<crate::groups::Coordinator>,
     /// Consumer-protocol groups (KIP-848).
     pub consumer_groups: Arc<crate::consumer_groups::ConsumerGroups>,
+    /// The schema registry and grants.
+    pub registry: Arc<crate::registry::Registry>,
+    /// `floe.validate.mode` for topics that do not set it.
+    pub validate_mode: String,
     /// Background writer of group state.
     pub group_saver: Arc<crate::group_saver::GroupSaver>,
     /// This broker's id.
@@ -94,6 +98,7 @@ impl Broker {
         let lease = floe_storage::log::now_ms() + 30_000;
         meta.register_broker(args.broker_id, &advertised.0, advertised.1, lease)
             .await?;
+        let registry = crate::registry::Registry::open(meta.clone()).await?;
         let group_saver = crate::group_saver::GroupSaver::start(meta.clone());
         let groups = crate::groups::Coordinator::open(
             group_saver.clone(),
@@ -121,6 +126,8 @@ impl Broker {
             groups,
             consumer_groups,
             group_saver,
+            registry,
+            validate_mode: args.validate_mode.clone(),
             broker_id: args.broker_id,
             advertised_host: advertised.0,
             advertised_port: advertised.1,

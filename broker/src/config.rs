@@ -101,6 +101,11 @@ pub struct ServeArgs {
     )]
     pub group_initial_rebalance_delay_ms: u64,
 
+    /// `floe.validate.mode` of topics that do not set it: `off`, or
+    /// `reject` (values must carry a registered schema and satisfy it).
+    #[arg(long, env = "FLOE_VALIDATE_MODE", default_value = "off", value_parser = ["off", "reject"])]
+    pub validate_mode: String,
+
     /// Uncommitted files younger than this many seconds are not swept.
     #[arg(long, env = "FLOE_ORPHAN_GRACE_SECS", default_value_t = 600)]
     pub orphan_grace_secs: u64,

@@ -82,6 +82,8 @@ pub mod code {
     pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
     /// INVALID_RECORD.
     pub const INVALID_RECORD: i16 = 87;
+    /// TOPIC_AUTHORIZATION_FAILED.
+    pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
     /// UNKNOWN_TOPIC_ID.
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
 }
@@ -101,7 +103,7 @@ pub fn error_code(e: &StorageError) -> i16 {
         InvalidProducerEpoch { .. } => code::INVALID_PRODUCER_EPOCH,
         CorruptMessage(_) => code::CORRUPT_MESSAGE,
         MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,
-        InvalidRecord { .. } => code::INVALID_RECORD,
+        InvalidRecord { .. } | InvalidRecords(_) => code::INVALID_RECORD,
         Unsupported(_) => code::UNSUPPORTED_VERSION,
         ObjectStore(_) | Metadata(_) | Parquet(_) | Arrow(_) | FlushFailed(_) => {
             code::KAFKA_STORAGE_ERROR

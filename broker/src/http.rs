@@ -1,5 +1,5 @@
-//! The HTTP API: health and admin for now (the schema registry and the
-//! Iceberg REST catalog join it later).
+//! The HTTP API: health, admin, and the schema registry (`registry_http`);
+//! the Iceberg REST catalog joins it later.
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/health", get(health))
         .route("/admin/topics", get(topics))
         .route("/admin/topics/{name}", get(topic))
+        .merge(crate::registry_http::routes())
         .with_state(broker)
 }
 

@@ -16,6 +16,8 @@ pub mod errors;
 pub mod group_saver;
 pub mod groups;
 pub mod http;
+pub mod registry;
+pub mod registry_http;
 pub mod server;
 
 pub use broker::Broker;

@@ -123,7 +123,10 @@ fn compare(old: &CompiledSchema, new: &CompiledSchema, problems: &mut Vec<String
     }
     for om in old_messages {
         let Some(nm) = new.pool.get_message_by_name(om.full_name()) else {
-            problems.push(format!("MESSAGE_REMOVED: message {} was removed", om.full_name()));
+            problems.push(format!(
+                "MESSAGE_REMOVED: message {} was removed",
+                om.full_name()
+            ));
             continue;
         };
         let mut moved_into: std::collections::HashMap<String, u32> = Default::default();
@@ -149,7 +152,8 @@ fn compare(old: &CompiledSchema, new: &CompiledSchema, problems: &mut Vec<String
                     om.full_name()
                 ));
             }
-            let real_oneof = |f: &FieldDescriptor| f.containing_oneof().filter(|o| !o.is_synthetic());
+            let real_oneof =
+                |f: &FieldDescriptor| f.containing_oneof().filter(|o| !o.is_synthetic());
             if let (None, Some(o)) = (real_oneof(&of), real_oneof(&nf)) {
                 *moved_into.entry(o.name().to_string()).or_default() += 1;
             }
@@ -184,18 +188,31 @@ mod tests {
             "message A { string s = 1; int32 n = 2; } message B {}",
         ];
         for body in ok {
-            assert_eq!(check(Level::Backward, &c(body), &[v1.clone()]), Vec::<String>::new(), "{body}");
+            assert_eq!(
+                check(Level::Backward, &c(body), std::slice::from_ref(&v1)),
+                Vec::<String>::new(),
+                "{body}"
+            );
         }
         let bad = [
-            ("message A { int32 s = 1; int32 n = 2; }", "FIELD_KIND_CHANGED"),
-            ("message A { string s = 1; repeated int32 n = 2; }", "FIELD_LABEL_CHANGED"),
+            (
+                "message A { int32 s = 1; int32 n = 2; }",
+                "FIELD_KIND_CHANGED",
+            ),
+            (
+                "message A { string s = 1; repeated int32 n = 2; }",
+                "FIELD_LABEL_CHANGED",
+            ),
             ("message Renamed { string s = 1; }", "MESSAGE_REMOVED"),
-            ("message A { oneof o { string s = 1; int32 n = 2; } }", "MULTIPLE_FIELDS_MOVED_TO_ONEOF"),
+            (
+                "message A { oneof o { string s = 1; int32 n = 2; } }",
+                "MULTIPLE_FIELDS_MOVED_TO_ONEOF",
+            ),
         ];
         for (body, problem) in bad {
-            let p = check(Level::Backward, &c(body), &[v1.clone()]);
+            let p = check(Level::Backward, &c(body), std::slice::from_ref(&v1));
             assert!(p.iter().any(|m| m.starts_with(problem)), "{body}: {p:?}");
-            assert!(check(Level::None, &c(body), &[v1.clone()]).is_empty());
+            assert!(check(Level::None, &c(body), std::slice::from_ref(&v1)).is_empty());
         }
     }
 

@@ -116,13 +116,34 @@ fn parse_file(name: &str, text: &str) -> Result<File, SchemaError> {
     if looks_like_descriptor(text) {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
-            .map_err(|e| SchemaError(format!("schema is neither .proto text nor a base64 descriptor: {e}")))?;
+            .map_err(|e| {
+                SchemaError(format!(
+                    "schema is neither .proto text nor a base64 descriptor: {e}"
+                ))
+            })?;
         let mut proto = prost_types::FileDescriptorProto::decode(bytes.as_slice())
             .map_err(|e| SchemaError(format!("base64 schema is not a FileDescriptorProto: {e}")))?;
         proto.name = Some(name.to_string());
         return Ok(File::from_file_descriptor_proto(proto));
     }
     File::from_source(name, text).map_err(|e| SchemaError(format!("{e:?}").replace('\n', " ")))
+}
+
+/// The files floe provides that the registry serves as subjects named by
+/// their import names, so clients can reference them: (name, schema text).
+/// protovalidate's rules come as the descriptor its crate carries.
+pub fn provided_schemas() -> Vec<(&'static str, String)> {
+    let mut out = vec![(POLICY_PROTO_NAME, POLICY_PROTO.to_string())];
+    if let Some(f) =
+        prost_protovalidate_types::DESCRIPTOR_POOL.get_file_by_name(VALIDATE_PROTO_NAME)
+    {
+        out.push((
+            VALIDATE_PROTO_NAME,
+            base64::engine::general_purpose::STANDARD
+                .encode(f.file_descriptor_proto().encode_to_vec()),
+        ));
+    }
+    out
 }
 
 /// True for the files floe provides itself.
@@ -211,7 +232,8 @@ mod tests {
     fn references_and_builtin_imports_resolve() {
         let dep = Dependency {
             name: "common/money.proto".into(),
-            schema: r#"syntax = "proto3"; package common; message Money { int64 cents = 1; }"#.into(),
+            schema: r#"syntax = "proto3"; package common; message Money { int64 cents = 1; }"#
+                .into(),
         };
         let text = r#"syntax = "proto3"; package p;
             import "common/money.proto"; import "buf/validate/validate.proto"; import "floe/policy/v1/policy.proto";
@@ -225,7 +247,11 @@ mod tests {
     fn a_schema_that_does_not_compile_says_why() {
         let e = compile(r#"syntax = "proto3"; message A { Missing m = 1; }"#, &[]).unwrap_err();
         assert!(e.0.contains("Missing"), "{e}");
-        let e = compile(r#"syntax = "proto3"; import "nope.proto"; message A {}"#, &[]).unwrap_err();
+        let e = compile(
+            r#"syntax = "proto3"; import "nope.proto"; message A {}"#,
+            &[],
+        )
+        .unwrap_err();
         assert!(e.0.contains("nope.proto"), "{e}");
     }
 }

@@ -218,7 +218,12 @@ mod tests {
         a.set_field_by_name("city", Value::String("Oslo".into()));
         a.set_field_by_name("street", Value::String("Main 1".into()));
         let mut m = DynamicMessage::new(desc);
-        for (k, v) in [("name", "Ann"), ("email", "a@x"), ("card", "4111"), ("secret", "s")] {
+        for (k, v) in [
+            ("name", "Ann"),
+            ("email", "a@x"),
+            ("card", "4111"),
+            ("secret", "s"),
+        ] {
             m.set_field_by_name(k, Value::String(v.into()));
         }
         m.set_field_by_name("home", Value::Message(a.clone()));
@@ -238,9 +243,21 @@ mod tests {
     fn each_purpose_sees_exactly_its_fields() {
         let c = compile(SCHEMA, &[]).unwrap();
         let cases = [
-            (Some("support"), ["a@x", "Main 1"].as_slice(), ["4111", "\"s\""].as_slice()),
-            (Some("billing"), ["4111"].as_slice(), ["a@x", "Main 1", "\"s\""].as_slice()),
-            (None, [].as_slice(), ["a@x", "4111", "Main 1", "\"s\""].as_slice()),
+            (
+                Some("support"),
+                ["a@x", "Main 1"].as_slice(),
+                ["4111", "\"s\""].as_slice(),
+            ),
+            (
+                Some("billing"),
+                ["4111"].as_slice(),
+                ["a@x", "Main 1", "\"s\""].as_slice(),
+            ),
+            (
+                None,
+                [].as_slice(),
+                ["a@x", "4111", "Main 1", "\"s\""].as_slice(),
+            ),
         ];
         for (purpose, visible, hidden) in cases {
             let mut m = sample(&c);
@@ -260,7 +277,10 @@ mod tests {
 
     #[test]
     fn purposes_are_read_from_the_client_id() {
-        assert_eq!(purpose_from_client_id("ledger;purpose=billing"), Some("billing"));
+        assert_eq!(
+            purpose_from_client_id("ledger;purpose=billing"),
+            Some("billing")
+        );
         assert_eq!(purpose_from_client_id("purpose=support"), Some("support"));
         assert_eq!(purpose_from_client_id("ledger"), None);
         assert_eq!(purpose_from_client_id("x;purpose="), None);

@@ -43,7 +43,11 @@ pub fn validate_payload(
                     format!("field `{field}`: {message}{value} [rule {}]", v.rule_id())
                 })
                 .collect();
-            Err(format!("{} is invalid: {}", desc.full_name(), parts.join("; ")))
+            Err(format!(
+                "{} is invalid: {}",
+                desc.full_name(),
+                parts.join("; ")
+            ))
         }
         Err(e) => Err(format!("{} could not be validated: {e}", desc.full_name())),
     }
@@ -64,7 +68,10 @@ fn show(v: &Value) -> String {
             .to_string(),
     };
     if s.len() > 80 {
-        format!("{}…", &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)]
+        )
     } else {
         s
     }
@@ -93,7 +100,10 @@ mod tests {
         let mut m = DynamicMessage::new(c.message_at(&[0]).unwrap());
         m.set_field_by_name("email", Value::String("a@example.com".into()));
         m.set_field_by_name("age", Value::I32(30));
-        m.set_field_by_name("id", Value::String("5f0c3a9e-2b7d-4c1e-9a34-0d6f1c2b8e77".into()));
+        m.set_field_by_name(
+            "id",
+            Value::String("5f0c3a9e-2b7d-4c1e-9a34-0d6f1c2b8e77".into()),
+        );
         m.set_field_by_name("name", Value::String("Ann".into()));
         f(&mut m);
         m.encode_to_vec()
@@ -103,19 +113,47 @@ mod tests {
     fn rules_accept_good_values_and_name_the_field_and_rule_of_bad_ones() {
         let c = compile(SCHEMA, &[]).unwrap();
         assert!(validate_payload(&c, &[0], &user(&c, |_| {})).is_ok());
-        let cases: Vec<(Box<dyn FnOnce(&mut DynamicMessage)>, &str, &str)> = vec![
-            (Box::new(|m| m.set_field_by_name("email", Value::String("nope".into()))), "email", "string.email"),
-            (Box::new(|m| m.set_field_by_name("age", Value::I32(200))), "age", "int32"),
-            (Box::new(|m| m.set_field_by_name("id", Value::String("x".into()))), "id", "string.uuid"),
-            (Box::new(|m| m.set_field_by_name("tier", Value::EnumNumber(9))), "tier", "enum.defined_only"),
+        type Change = Box<dyn FnOnce(&mut DynamicMessage)>;
+        let cases: Vec<(Change, &str, &str)> = vec![
             (
-                Box::new(|m| m.set_field_by_name("tags", Value::List(vec![Value::String("a".into()); 3]))),
+                Box::new(|m| m.set_field_by_name("email", Value::String("nope".into()))),
+                "email",
+                "string.email",
+            ),
+            (
+                Box::new(|m| m.set_field_by_name("age", Value::I32(200))),
+                "age",
+                "int32",
+            ),
+            (
+                Box::new(|m| m.set_field_by_name("id", Value::String("x".into()))),
+                "id",
+                "string.uuid",
+            ),
+            (
+                Box::new(|m| m.set_field_by_name("tier", Value::EnumNumber(9))),
+                "tier",
+                "enum.defined_only",
+            ),
+            (
+                Box::new(|m| {
+                    m.set_field_by_name("tags", Value::List(vec![Value::String("a".into()); 3]))
+                }),
                 "tags",
                 "repeated.max_items",
             ),
-            (Box::new(|m| { m.clear_field_by_name("name"); }), "name", "required"),
             (
-                Box::new(|m| { m.set_field_by_name("tier", Value::EnumNumber(1)); m.set_field_by_name("age", Value::I32(10)); }),
+                Box::new(|m| {
+                    m.clear_field_by_name("name");
+                }),
+                "name",
+                "required",
+            ),
+            (
+                Box::new(|m| {
+                    m.set_field_by_name("tier", Value::EnumNumber(1));
+                    m.set_field_by_name("age", Value::I32(10));
+                }),
                 "v.User",
                 "adult_gold",
             ),

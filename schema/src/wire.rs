@@ -126,8 +126,14 @@ mod tests {
     #[test]
     fn bad_prefixes_are_refused() {
         assert_eq!(parse_prefix(b"\0\0"), Err(WireError::TooShort(2)));
-        assert_eq!(parse_prefix(b"\x01\0\0\0\x01\0"), Err(WireError::BadMagic(1)));
+        assert_eq!(
+            parse_prefix(b"\x01\0\0\0\x01\0"),
+            Err(WireError::BadMagic(1))
+        );
         assert_eq!(parse_prefix(b"\0\0\0\0\x01"), Err(WireError::BadIndexes));
-        assert_eq!(parse_prefix(b"\0\0\0\0\x01\xff"), Err(WireError::BadIndexes));
+        assert_eq!(
+            parse_prefix(b"\0\0\0\0\x01\xff"),
+            Err(WireError::BadIndexes)
+        );
     }
 }

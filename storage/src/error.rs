@@ -69,6 +69,10 @@ pub enum StorageError {
         /// Why.
         message: String,
     },
+    /// Records refused by the topic's validation: (index in the request's
+    /// batches, why), one per bad record.
+    #[error("{} invalid record(s); first: record {}: {}", .0.len(), .0.first().map_or(0, |e| e.0), .0.first().map_or("", |e| e.1.as_str()))]
+    InvalidRecords(Vec<(i32, String)>),
     /// Transactions arrive in a later issue.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),

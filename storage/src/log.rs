@@ -110,6 +110,9 @@ impl FlushSlot {
     }
 }
 
+/// A check of one produced record: Err names why it is refused.
+pub type RecordCheck<'a> = dyn Fn(&records::Record) -> std::result::Result<(), String> + Sync + 'a;
+
 /// A produce waiting for its flush.
 #[derive(Debug)]
 pub struct PendingAppend {
@@ -327,6 +330,12 @@ impl TopicLog {
     /// Effective configuration.
     pub fn config(&self) -> TopicConfig {
         read_lock(&self.config).clone()
+    }
+
+    /// The topic's `floe.validate.mode`, if set (read in place: the produce
+    /// path asks on every request).
+    pub fn validate_mode(&self) -> Option<String> {
+        read_lock(&self.config).validate_mode().map(str::to_string)
     }
 }
 
@@ -586,6 +595,19 @@ impl Log {
         partition: i32,
         records: Bytes,
     ) -> Result<PendingAppend> {
+        self.append_checked(topic_name, partition, records, None)
+            .await
+    }
+
+    /// [`Log::append`] with a check of every record: if any fails, the
+    /// whole request is refused with every failure and nothing is stored.
+    pub async fn append_checked(
+        &self,
+        topic_name: &str,
+        partition: i32,
+        records: Bytes,
+        check: Option<&RecordCheck<'_>>,
+    ) -> Result<PendingAppend> {
         let topic = self
             .topic(topic_name)
             .ok_or_else(|| StorageError::UnknownTopic(topic_name.to_string()))?;
@@ -607,6 +629,7 @@ impl Log {
         }
         let mut decoded = Vec::with_capacity(batches.len());
         let mut record_index = 0i32;
+        let mut rejected = Vec::new();
         for b in &batches {
             if b.bytes.len() > max_message {
                 return Err(StorageError::MessageTooLarge {
@@ -635,9 +658,17 @@ impl Log {
                         });
                     }
                 }
+                if let Some(check) = check {
+                    if let Err(why) = check(r) {
+                        rejected.push((record_index, why));
+                    }
+                }
                 record_index += 1;
             }
             decoded.push(recs);
+        }
+        if !rejected.is_empty() {
+            return Err(StorageError::InvalidRecords(rejected));
         }
 
         // Backpressure: wait while the buffer is over its bound.

@@ -170,6 +170,12 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "accepted; floe segments by flush",
     ),
     def(
+        "floe.validate.mode",
+        "off",
+        ConfigType::String,
+        "off, or reject: produced values must carry a registered schema id of the topic's subject and satisfy its rules",
+    ),
+    def(
         "unclean.leader.election.enable",
         "false",
         ConfigType::Boolean,
@@ -222,6 +228,9 @@ pub fn validate_config(name: &str, value: &str) -> Result<()> {
         ConfigType::String | ConfigType::List => {}
     }
     match name {
+        "floe.validate.mode" if !matches!(value, "off" | "reject") => {
+            Err(bad("expected off or reject"))
+        }
         "message.timestamp.type" if !matches!(value, "CreateTime" | "LogAppendTime") => {
             Err(bad("expected CreateTime or LogAppendTime"))
         }
@@ -292,6 +301,11 @@ impl TopicConfig {
     }
 
     /// True when the broker stamps append time on records.
+    pub fn validate_mode(&self) -> Option<&str> {
+        self.overrides.get("floe.validate.mode").map(String::as_str)
+    }
+
+    /// True for LogAppendTime topics.
     pub fn log_append_time(&self) -> bool {
         self.get("message.timestamp.type") == Some("LogAppendTime")
     }

@@ -27,13 +27,28 @@ use crate::Broker;
 /// Fetch v13+ names topics by id only.
 const TOPIC_ID_VERSION: i16 = 13;
 
-pub(super) fn handle(broker: Arc<Broker>, req: FetchRequest, version: i16) -> Pending {
+pub(super) fn handle(
+    broker: Arc<Broker>,
+    req: FetchRequest,
+    version: i16,
+    client_id: String,
+) -> Pending {
     Box::pin(async move {
+        let purpose = floe_schema::policy::purpose_from_client_id(&client_id).map(str::to_string);
+        // A purpose the principal may not claim gets no data from schema
+        // topics, rather than silently more than it asked for.
+        let claim_refused = purpose
+            .as_deref()
+            .is_some_and(|p| !broker.registry.may_claim(crate::registry::ANONYMOUS, p));
+        let reader = Reader {
+            purpose,
+            claim_refused,
+        };
         let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let mut commits = broker.log.commit_notifications();
         loop {
             commits.borrow_and_update();
-            let (resp, bytes, errors) = collect(&broker, &req, version).await;
+            let (resp, bytes, errors) = collect(&broker, &req, version, &reader).await;
             if bytes >= req.min_bytes.max(0) as usize || errors || Instant::now() >= deadline {
                 return Some(Response::Fetch(resp));
             }
@@ -57,10 +72,18 @@ enum Slot {
     },
 }
 
+/// Who is reading: the purpose stated in the client id, and whether the
+/// principal may claim it.
+struct Reader {
+    purpose: Option<String>,
+    claim_refused: bool,
+}
+
 async fn collect(
     broker: &Broker,
     req: &FetchRequest,
     version: i16,
+    reader: &Reader,
 ) -> (FetchResponse, usize, bool) {
     let max_bytes = if req.max_bytes <= 0 {
         i32::MAX as usize
@@ -112,6 +135,13 @@ async fn collect(
                     .with_last_stable_offset(snap.high_watermark),
                 snap.log_start_offset,
             );
+            if reader.claim_refused && broker.registry.has_subjects(&topic.name) {
+                errors = true;
+                parts.push(Slot::Done(
+                    pd.with_error_code(code::TOPIC_AUTHORIZATION_FAILED),
+                ));
+                continue;
+            }
             let epoch_error = check_leader_epoch(fp.current_leader_epoch, snap.leader_epoch);
             if epoch_error != code::NONE {
                 errors = true;
@@ -151,7 +181,7 @@ async fn collect(
         for slot in parts {
             let pd = match slot {
                 Slot::Done(pd) => pd,
-                Slot::Read { base, .. } => match results.next() {
+                Slot::Read { base, topic, .. } => match results.next() {
                     Some(Ok(read)) => {
                         let fits = total == 0 || total + read.size <= max_bytes;
                         let pd = start(
@@ -161,7 +191,12 @@ async fn collect(
                         );
                         if fits {
                             total += read.size;
-                            pd.with_records(Some(concat(read)))
+                            let records = broker.registry.redact_batches(
+                                &topic.name,
+                                concat(read),
+                                reader.purpose.as_deref(),
+                            );
+                            pd.with_records(Some(records))
                         } else {
                             pd.with_records(Some(Bytes::new()))
                         }

@@ -96,7 +96,10 @@ pub async fn dispatch(
         Request::ApiVersions(r) => ready(Response::ApiVersions(api_versions::handle(r, v))),
         Request::Metadata(r) => ready(Response::Metadata(metadata::handle(broker, r, v).await)),
         Request::Produce(r) => produce::handle(broker, r, v).await,
-        Request::Fetch(r) => fetch::handle(broker.clone(), r, v),
+        Request::Fetch(r) => {
+            let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
+            fetch::handle(broker.clone(), r, v, client_id)
+        }
         Request::ListOffsets(r) => {
             let b = broker.clone();
             Box::pin(

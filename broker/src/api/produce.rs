@@ -29,15 +29,21 @@ fn failure(index: i32, e: &StorageError, version: i16) -> PartitionProduceRespon
         return p;
     }
     p.error_message = Some(s(e.to_string()));
-    if let StorageError::InvalidRecord {
-        index: record,
-        message,
-    } = e
-    {
-        p.record_errors = vec![BatchIndexAndErrorMessage::default()
-            .with_batch_index(*record)
-            .with_batch_index_error_message(Some(s(message.clone())))];
-    }
+    let errors: Vec<(i32, &str)> = match e {
+        StorageError::InvalidRecord { index, message } => vec![(*index, message.as_str())],
+        StorageError::InvalidRecords(errors) => {
+            errors.iter().map(|(i, m)| (*i, m.as_str())).collect()
+        }
+        _ => Vec::new(),
+    };
+    p.record_errors = errors
+        .into_iter()
+        .map(|(index, message)| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(index)
+                .with_batch_index_error_message(Some(s(message.to_string())))
+        })
+        .collect();
     p
 }
 
@@ -52,7 +58,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
             } else {
                 match pd.records {
                     None => Outcome::Failed(StorageError::CorruptMessage("null records".into())),
-                    Some(records) => match broker.log.append(&name, pd.index, records).await {
+                    Some(records) => match append(broker, &name, pd.index, records).await {
                         Ok(p) => Outcome::Appended(p),
                         Err(e) => Outcome::Failed(e),
                     },
@@ -114,4 +120,47 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
             ProduceResponse::default().with_responses(responses),
         ))
     })
+}
+
+/// Appends, validating every key and value first when the topic's
+/// `floe.validate.mode` (or the broker's default) is `reject`.
+async fn append(
+    broker: &Arc<Broker>,
+    topic: &str,
+    partition: i32,
+    records: bytes::Bytes,
+) -> Result<floe_storage::log::PendingAppend, StorageError> {
+    let mode = broker
+        .log
+        .topic(topic)
+        .and_then(|t| t.validate_mode())
+        .unwrap_or_else(|| broker.validate_mode.clone());
+    if mode != "reject" {
+        return broker.log.append(topic, partition, records).await;
+    }
+    let registry = broker.registry.clone();
+    let (value_subject, key_subject) = (format!("{topic}-value"), format!("{topic}-key"));
+    let check = move |r: &floe_protocol::records::Record| -> Result<(), String> {
+        if let Some(value) = &r.value {
+            match registry.validate(&value_subject, value) {
+                Some(Err(why)) => return Err(format!("value: {why}")),
+                None => {
+                    return Err(format!(
+                        "topic {topic} validates in reject mode but has no schema under subject {value_subject}"
+                    ))
+                }
+                Some(Ok(())) => {}
+            }
+        }
+        if let Some(key) = &r.key {
+            if let Some(Err(why)) = registry.validate(&key_subject, key) {
+                return Err(format!("key: {why}"));
+            }
+        }
+        Ok(())
+    };
+    broker
+        .log
+        .append_checked(topic, partition, records, Some(&check))
+        .await
 }

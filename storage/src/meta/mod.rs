@@ -210,6 +210,45 @@ pub struct ConsumerProtocolGroupRecord {
     pub members: Vec<ConsumerProtocolMemberRecord>,
 }
 
+/// A schema as registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaRecord {
+    /// Its id.
+    pub id: i32,
+    /// PROTOBUF, AVRO or JSON.
+    pub schema_type: String,
+    /// The text as registered.
+    pub schema: String,
+    /// References, a JSON array of {name, subject, version}.
+    pub refs: String,
+}
+
+/// One version of a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectVersionRecord {
+    /// Subject name.
+    pub subject: String,
+    /// Version, from 1.
+    pub version: i32,
+    /// The schema.
+    pub schema_id: i32,
+    /// Soft-deleted.
+    pub deleted: bool,
+}
+
+/// Everything the schema registry keeps.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryRecord {
+    /// Every schema.
+    pub schemas: Vec<SchemaRecord>,
+    /// Every subject version.
+    pub versions: Vec<SubjectVersionRecord>,
+    /// (subject or "" for global, level).
+    pub configs: Vec<(String, String)>,
+    /// (principal, purpose).
+    pub grants: Vec<(String, String)>,
+}
+
 /// The metadata store.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
@@ -305,6 +344,37 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Every stored consumer-protocol group.
     async fn load_consumer_protocol_groups(&self) -> Result<Vec<ConsumerProtocolGroupRecord>>;
+
+    /// The whole schema registry.
+    async fn load_registry(&self) -> Result<RegistryRecord>;
+
+    /// Registers a schema under a subject in one transaction: reuses the id
+    /// of an identical schema (type, text, references) or allocates one,
+    /// and adds the subject's next version unless the subject already has
+    /// a live version of it. Returns (schema id, version).
+    async fn register_schema(
+        &self,
+        subject: &str,
+        schema_type: &str,
+        schema: &str,
+        refs: &str,
+        now_ms: i64,
+    ) -> Result<(i32, i32)>;
+
+    /// Soft-deletes (or, with `permanent`, removes) versions of a subject;
+    /// `None` means all of them.
+    async fn delete_subject_versions(
+        &self,
+        subject: &str,
+        version: Option<i32>,
+        permanent: bool,
+    ) -> Result<()>;
+
+    /// Sets (or with `None` clears) a compatibility level; "" is global.
+    async fn set_compatibility(&self, subject: &str, level: Option<&str>) -> Result<()>;
+
+    /// Replaces the purposes a principal may state.
+    async fn set_grants(&self, principal: &str, purposes: &[String]) -> Result<()>;
 
     /// Deletes a group of either protocol, with its members and offsets.
     async fn delete_group(&self, group_id: &str) -> Result<()>;

@@ -14,7 +14,7 @@ use sqlx::{Row, SqlitePool};
 use super::{
     CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FlushCommit,
     GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord, ProducerStateRecord,
-    SegmentRecord, TopicRecord,
+    RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -35,6 +35,7 @@ pub const DDL: &[(&str, &str)] = &[
         "060-consumer-protocol.sql",
         include_str!("../../ddl/060-consumer-protocol.sql"),
     ),
+    ("070-schemas.sql", include_str!("../../ddl/070-schemas.sql")),
 ];
 
 /// The SQLite metadata store.
@@ -744,6 +745,160 @@ impl MetadataStore for SqliteStore {
             }
         }
         Ok(out.into_values().collect())
+    }
+
+    async fn load_registry(&self) -> Result<RegistryRecord> {
+        let schemas = sqlx::query("SELECT id, schema_type, schema, refs FROM schemas ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| SchemaRecord {
+                id: r.get("id"),
+                schema_type: r.get("schema_type"),
+                schema: r.get("schema"),
+                refs: r.get("refs"),
+            })
+            .collect();
+        let versions = sqlx::query(
+            "SELECT subject, version, schema_id, deleted FROM subject_versions ORDER BY subject, version",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| SubjectVersionRecord {
+            subject: r.get("subject"),
+            version: r.get("version"),
+            schema_id: r.get("schema_id"),
+            deleted: r.get("deleted"),
+        })
+        .collect();
+        let configs = sqlx::query("SELECT subject, compatibility FROM registry_configs")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get("subject"), r.get("compatibility")))
+            .collect();
+        let grants = sqlx::query(
+            "SELECT principal, purpose FROM purpose_grants ORDER BY principal, purpose",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get("principal"), r.get("purpose")))
+        .collect();
+        Ok(RegistryRecord {
+            schemas,
+            versions,
+            configs,
+            grants,
+        })
+    }
+
+    async fn register_schema(
+        &self,
+        subject: &str,
+        schema_type: &str,
+        schema: &str,
+        refs: &str,
+        now_ms: i64,
+    ) -> Result<(i32, i32)> {
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<i32> = sqlx::query_scalar(
+            "SELECT id FROM schemas WHERE schema_type = $1 AND schema = $2 AND refs = $3",
+        )
+        .bind(schema_type)
+        .bind(schema)
+        .bind(refs)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO schemas (id, schema_type, schema, refs, created_ms)
+                     VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM schemas), $1, $2, $3, $4) RETURNING id",
+                )
+                .bind(schema_type)
+                .bind(schema)
+                .bind(refs)
+                .bind(now_ms)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        let live: Option<i32> = sqlx::query_scalar(
+            "SELECT version FROM subject_versions WHERE subject = $1 AND schema_id = $2 AND NOT deleted",
+        )
+        .bind(subject)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let version = match live {
+            Some(v) => v,
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO subject_versions (subject, version, schema_id, deleted)
+                     VALUES ($1, (SELECT COALESCE(MAX(version), 0) + 1 FROM subject_versions WHERE subject = $1), $2, FALSE)
+                     RETURNING version",
+                )
+                .bind(subject)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok((id, version))
+    }
+
+    async fn delete_subject_versions(
+        &self,
+        subject: &str,
+        version: Option<i32>,
+        permanent: bool,
+    ) -> Result<()> {
+        let sql = match permanent {
+            true => "DELETE FROM subject_versions WHERE subject = $1 AND ($2 IS NULL OR version = $2)",
+            false => "UPDATE subject_versions SET deleted = TRUE WHERE subject = $1 AND ($2 IS NULL OR version = $2)",
+        };
+        sqlx::query(sql)
+            .bind(subject)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_compatibility(&self, subject: &str, level: Option<&str>) -> Result<()> {
+        match level {
+            Some(l) => sqlx::query(
+                "INSERT INTO registry_configs (subject, compatibility) VALUES ($1, $2)
+                 ON CONFLICT (subject) DO UPDATE SET compatibility = $2",
+            )
+            .bind(subject)
+            .bind(l),
+            None => sqlx::query("DELETE FROM registry_configs WHERE subject = $1").bind(subject),
+        }
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_grants(&self, principal: &str, purposes: &[String]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM purpose_grants WHERE principal = $1")
+            .bind(principal)
+            .execute(&mut *tx)
+            .await?;
+        for p in purposes {
+            sqlx::query("INSERT INTO purpose_grants (principal, purpose) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(principal)
+                .bind(p)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn delete_group(&self, group_id: &str) -> Result<()> {
