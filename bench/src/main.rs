@@ -14,6 +14,8 @@
 //! case for both CPU and the bytes ratio. `--payload text` uses JSON-like
 //! text instead.
 
+mod schemas;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +31,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 #[derive(Debug, Parser)]
-struct Args {
+pub(crate) struct Args {
     /// Records in the throughput phase.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
@@ -52,6 +54,9 @@ struct Args {
     /// commit throughput).
     #[arg(long)]
     groups: bool,
+    /// Run the schema benchmark instead (validation and redaction cost).
+    #[arg(long)]
+    schemas: bool,
     /// Extra arguments for `floe serve` (e.g. --broker-arg=--flush-linger-ms=20).
     #[arg(long = "broker-arg", allow_hyphen_values = true)]
     broker_args: Vec<String>,
@@ -133,7 +138,7 @@ impl Payloads {
 }
 
 #[derive(Default)]
-struct Acks {
+pub(crate) struct Acks {
     latencies_us: Mutex<Vec<u64>>,
     errors: AtomicU64,
     done: AtomicU64,
@@ -157,7 +162,7 @@ impl ProducerContext for Ctx {
     }
 }
 
-fn producer(bootstrap: &str, acks: Arc<Acks>) -> anyhow::Result<ThreadedProducer<Ctx>> {
+pub(crate) fn producer(bootstrap: &str, acks: Arc<Acks>) -> anyhow::Result<ThreadedProducer<Ctx>> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
@@ -187,7 +192,7 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-fn produce(p: &ThreadedProducer<Ctx>, topic: &str, part: i32, key: &[u8], value: &[u8]) {
+pub(crate) fn produce(p: &ThreadedProducer<Ctx>, topic: &str, part: i32, key: &[u8], value: &[u8]) {
     let mut rec = BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
         .key(key)
         .payload(value)
@@ -221,7 +226,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// Consumers of `group` subscribed to `topic`, created at once.
 /// A consumer reading every partition of `topic` from the beginning with
 /// assign() (no group membership), with `extra` settings on top.
-fn assigned_reader(
+pub(crate) fn assigned_reader(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
@@ -350,6 +355,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.groups {
         return run_groups(&args);
+    }
+    if args.schemas {
+        return schemas::run(&args);
     }
     let mut payloads = Payloads::new(&args.payload, args.record_bytes)?;
     let mut value = Vec::with_capacity(args.record_bytes + 16);
