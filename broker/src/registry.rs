@@ -132,6 +132,17 @@ impl State {
     }
 }
 
+/// What redaction made of one value.
+enum Redacted {
+    /// Passed on as stored.
+    Unchanged,
+    /// Restricted fields removed.
+    Changed(Vec<u8>),
+    /// Carries a schema prefix but cannot be inspected (unknown schema,
+    /// does not decode): sent as null rather than risk a leak.
+    Withheld,
+}
+
 /// The registry.
 pub struct Registry {
     meta: Arc<dyn MetadataStore>,
@@ -676,21 +687,32 @@ impl Registry {
         })())
     }
 
-    /// Redacts one value for `purpose`: None when nothing changes.
-    fn redact_value(&self, value: &[u8], purpose: Option<&str>) -> Option<Vec<u8>> {
-        let prefix = parse_prefix(value).ok()?;
-        let schema = self.compiled(prefix.schema_id).ok()?;
-        let desc = schema.message_at(&prefix.message_indexes)?;
+    /// Redacts one value with a schema prefix for `purpose`.
+    fn redact_value(&self, value: &[u8], purpose: Option<&str>) -> Redacted {
+        let Ok(prefix) = parse_prefix(value) else {
+            // Not a schema value (a raw topic, or `off` mode): nothing to inspect.
+            return Redacted::Unchanged;
+        };
+        let Ok(schema) = self.compiled(prefix.schema_id) else {
+            return Redacted::Withheld;
+        };
+        let Some(desc) = schema.message_at(&prefix.message_indexes) else {
+            return Redacted::Withheld;
+        };
         if !schema.policies.is_restricted(&desc) {
-            return None;
+            return Redacted::Unchanged;
         }
-        let mut msg = DynamicMessage::decode(desc, &value[prefix.len..]).ok()?;
+        let Ok(mut msg) = DynamicMessage::decode(desc, &value[prefix.len..]) else {
+            return Redacted::Withheld;
+        };
         if !schema.policies.redact(&mut msg, purpose) {
-            return None;
+            return Redacted::Unchanged;
         }
         let mut out = encode_prefix(prefix.schema_id, &prefix.message_indexes);
-        prost::Message::encode(&msg, &mut out).ok()?;
-        Some(out)
+        match prost::Message::encode(&msg, &mut out) {
+            Ok(()) => Redacted::Changed(out),
+            Err(_) => Redacted::Withheld,
+        }
     }
 
     /// Removes from fetched batches every field `purpose` may not see.
@@ -724,15 +746,14 @@ impl Registry {
 
     fn redact_batch(&self, b: &RawBatch, purpose: Option<&str>) -> Option<Bytes> {
         let records: Vec<Record> = b.records(64 * 1024 * 1024).ok()?;
-        let mut changed: Vec<Option<Vec<u8>>> = Vec::with_capacity(records.len());
+        let mut changed: Vec<Redacted> = Vec::with_capacity(records.len());
         let mut any = false;
         for r in &records {
-            let c = r.value.as_ref().and_then(|v| match parse_prefix(v) {
-                Ok(_) => self.redact_value(v, purpose),
-                // Not a schema value: leave it, nothing to inspect.
-                Err(_) => None,
-            });
-            any |= c.is_some();
+            let c = match &r.value {
+                Some(v) => self.redact_value(v, purpose),
+                None => Redacted::Unchanged,
+            };
+            any |= !matches!(c, Redacted::Unchanged);
             changed.push(c);
         }
         if !any {
@@ -746,7 +767,11 @@ impl Registry {
                 .iter()
                 .map(|h| (h.key.as_ref(), h.value.as_deref()))
                 .collect();
-            let value = c.as_deref().or(r.value.as_deref());
+            let value = match c {
+                Redacted::Unchanged => r.value.as_deref(),
+                Redacted::Changed(v) => Some(v.as_slice()),
+                Redacted::Withheld => None,
+            };
             builder.push(
                 h.base_offset + i64::from(r.offset_delta),
                 h.base_timestamp + r.timestamp_delta,
