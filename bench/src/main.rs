@@ -293,22 +293,37 @@ fn wait_stable(
     bail!("group did not become stable in {timeout:?}")
 }
 
-fn run_groups(args: &Args) -> anyhow::Result<()> {
+/// Starts the broker with `--broker-arg`s.
+pub(crate) fn start_broker(args: &Args) -> anyhow::Result<Floe> {
     let broker_args: Vec<&str> = args.broker_args.iter().map(String::as_str).collect();
-    let floe = Floe::start(&broker_args).context("starting floe")?;
+    Floe::start(&broker_args).context("starting floe")
+}
+
+/// Creates topics, failing on any refusal.
+pub(crate) fn create_topics(floe: &Floe, topics: &[NewTopic<'_>]) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &floe.bootstrap)
         .create()?;
+    for r in rt.block_on(admin.create_topics(topics, &AdminOptions::new()))? {
+        if let Err(e) = r {
+            bail!("create topic: {e:?}");
+        }
+    }
+    Ok(())
+}
+
+fn run_groups(args: &Args) -> anyhow::Result<()> {
+    let floe = start_broker(args)?;
     let partitions = 60;
-    rt.block_on(admin.create_topics(
+    create_topics(
+        &floe,
         &[NewTopic::new(
             "groups",
             partitions,
             TopicReplication::Fixed(1),
         )],
-        &AdminOptions::new(),
-    ))?;
+    )?;
     println!(
         "floe-bench --groups: {} cores, topic of {partitions} partitions, classic protocol, range assignor",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
@@ -361,9 +376,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut payloads = Payloads::new(&args.payload, args.record_bytes)?;
     let mut value = Vec::with_capacity(args.record_bytes + 16);
-    let broker_args: Vec<&str> = args.broker_args.iter().map(String::as_str).collect();
-    let mut floe = Floe::start(&broker_args).context("starting floe")?;
-    let rt = tokio::runtime::Runtime::new()?;
+    let mut floe = start_broker(&args)?;
     println!(
         "floe-bench: {} cores, {} records x {} B ({} payload), {} partitions, acks=all, local-directory object store",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -372,22 +385,9 @@ fn main() -> anyhow::Result<()> {
         args.payload,
         args.partitions
     );
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &floe.bootstrap)
-        .create()?;
-    for topic in ["bench", "latency"] {
-        let r = rt.block_on(admin.create_topics(
-            &[NewTopic::new(
-                topic,
-                args.partitions,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new(),
-        ))?;
-        if let Some(Err(e)) = r.first() {
-            bail!("create topic {topic}: {e:?}");
-        }
-    }
+    let topics =
+        ["bench", "latency"].map(|t| NewTopic::new(t, args.partitions, TopicReplication::Fixed(1)));
+    create_topics(&floe, &topics)?;
 
     // 1. Throughput.
     let acks = Arc::new(Acks::default());

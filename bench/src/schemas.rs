@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use floe_schema::prost_reflect::{DynamicMessage, MapKey, Value};
 use floe_tests::Floe;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::{ClientConfig, Message};
+use rdkafka::Message;
 
-use crate::{assigned_reader, produce, producer, Acks, Args};
+use crate::{assigned_reader, create_topics, produce, producer, start_broker, Acks, Args};
 
 const ORDER: &str = r#"syntax = "proto3";
 package bench;
@@ -233,21 +232,12 @@ fn fetch_all(floe: &Floe, topic: &str, n: usize, partitions: i32) -> anyhow::Res
 
 /// Runs the schema benchmark.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let broker_args: Vec<&str> = args.broker_args.iter().map(String::as_str).collect();
-    let floe = Floe::start(&broker_args).context("starting floe")?;
-    let rt = tokio::runtime::Runtime::new()?;
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &floe.bootstrap)
-        .create()?;
+    let floe = start_broker(args)?;
     let partitions = args.partitions;
     let reject = NewTopic::new("orders-checked", partitions, TopicReplication::Fixed(1))
         .set("floe.validate.mode", "reject");
     let off = NewTopic::new("orders-raw", partitions, TopicReplication::Fixed(1));
-    for r in rt.block_on(admin.create_topics(&[reject, off], &AdminOptions::new()))? {
-        if let Err(e) = r {
-            bail!("create topic: {e:?}");
-        }
-    }
+    create_topics(&floe, &[reject, off])?;
     let id = register(&floe.http, "orders-checked-value")?;
     let n = args.records.min(500_000);
     let values = orders(n, id)?;

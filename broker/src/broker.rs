@@ -23,8 +23,8 @@ pub struct Broker {
     pub consumer_groups: Arc<crate::consumer_groups::ConsumerGroups>,
     /// The schema registry and grants.
     pub registry: Arc<crate::registry::Registry>,
-    /// `floe.validate.mode` for topics that do not set it.
-    pub validate_mode: String,
+    /// True when topics that do not set `floe.validate.mode` validate.
+    pub validates: bool,
     /// Background writer of group state.
     pub group_saver: Arc<crate::group_saver::GroupSaver>,
     /// This broker's id.
@@ -127,7 +127,7 @@ impl Broker {
             consumer_groups,
             group_saver,
             registry,
-            validate_mode: args.validate_mode.clone(),
+            validates: args.validate_mode == "reject",
             broker_id: args.broker_id,
             advertised_host: advertised.0,
             advertised_port: advertised.1,

@@ -375,6 +375,16 @@ impl Registry {
         Ok(c)
     }
 
+    /// The compiled schema of a protobuf id; None for AVRO and JSON
+    /// schemas, an error for unknown ids or schemas that do not compile.
+    fn protobuf(&self, id: i32) -> Option<Result<Arc<CompiledSchema>, RegistryError>> {
+        let other_type = read(&self.state)
+            .schemas
+            .get(&id)
+            .is_some_and(|s| s.schema_type != "PROTOBUF");
+        (!other_type).then(|| self.compiled(id))
+    }
+
     /// Problems with registering `req` under `subject` at its level.
     fn compatibility_problems(
         &self,
@@ -637,8 +647,9 @@ impl Registry {
             .is_some_and(|g| g.contains(purpose))
     }
 
-    /// Live schema ids of a subject.
-    fn ids_of(&self, subject: &str) -> Vec<i32> {
+    /// Live schema ids of a subject, oldest first (empty, and no
+    /// allocation, for a topic without a schema).
+    pub fn live_ids(&self, subject: &str) -> Vec<i32> {
         read(&self.state)
             .versions(subject, false)
             .iter()
@@ -648,7 +659,13 @@ impl Registry {
 
     /// The newest live schema of a subject.
     pub fn latest_id(&self, subject: &str) -> Option<i32> {
-        self.ids_of(subject).last().copied()
+        let st = read(&self.state);
+        st.subjects
+            .get(subject)?
+            .iter()
+            .rev()
+            .find(|v| !v.deleted)
+            .map(|v| v.schema_id)
     }
 
     /// True when the topic has a protobuf value or key subject.
@@ -659,32 +676,26 @@ impl Registry {
             .any(|s| !st.versions(s, false).is_empty())
     }
 
-    /// Validates one value or key of `topic` (`-value` or `-key` subject):
-    /// the wire prefix, that its schema id belongs to the subject, the
-    /// decode and the rules. None when the subject does not exist.
-    pub fn validate(&self, subject: &str, value: &[u8]) -> Option<Result<(), String>> {
-        let ids = self.ids_of(subject);
-        if ids.is_empty() {
-            return None;
+    /// Validates one value or key against a subject whose live schema ids
+    /// are `ids` (see [`Registry::live_ids`]): the wire prefix, that its
+    /// schema id is one of them, the decode and the rules.
+    pub fn validate(&self, subject: &str, ids: &[i32], value: &[u8]) -> Result<(), String> {
+        let prefix = parse_prefix(value).map_err(|e| e.to_string())?;
+        if !ids.contains(&prefix.schema_id) {
+            return Err(format!(
+                "schema id {} is not a version of subject {subject} (its ids: {ids:?})",
+                prefix.schema_id
+            ));
         }
-        Some((|| {
-            let prefix = parse_prefix(value).map_err(|e| e.to_string())?;
-            if !ids.contains(&prefix.schema_id) {
-                return Err(format!(
-                    "schema id {} is not a version of subject {subject} (its ids: {ids:?})",
-                    prefix.schema_id
-                ));
-            }
-            let schema = self
-                .compiled(prefix.schema_id)
-                .map_err(|e| e.message.clone())?;
-            floe_schema::validate::validate_payload(
-                &schema,
-                &prefix.message_indexes,
-                &value[prefix.len..],
-            )
-            .map(|_| ())
-        })())
+        let schema = self
+            .compiled(prefix.schema_id)
+            .map_err(|e| e.message.clone())?;
+        floe_schema::validate::validate_payload(
+            &schema,
+            &prefix.message_indexes,
+            &value[prefix.len..],
+        )
+        .map(|_| ())
     }
 
     /// Redacts one value with a schema prefix for `purpose`.
@@ -693,8 +704,11 @@ impl Registry {
             // Not a schema value (a raw topic, or `off` mode): nothing to inspect.
             return Redacted::Unchanged;
         };
-        let Ok(schema) = self.compiled(prefix.schema_id) else {
-            return Redacted::Withheld;
+        let schema = match self.protobuf(prefix.schema_id) {
+            Some(Ok(schema)) => schema,
+            // AVRO and JSON schemas carry no field policies.
+            None => return Redacted::Unchanged,
+            Some(Err(_)) => return Redacted::Withheld,
         };
         let Some(desc) = schema.message_at(&prefix.message_indexes) else {
             return Redacted::Withheld;
@@ -720,15 +734,19 @@ impl Registry {
     /// does not parse as its schema is withheld (null) rather than passed
     /// on: a restricted topic never leaks what it cannot inspect.
     pub fn redact_batches(&self, topic: &str, records: Bytes, purpose: Option<&str>) -> Bytes {
-        let subject = format!("{topic}-value");
-        let Some(latest) = self.latest_id(&subject) else {
-            return records;
-        };
-        let restricted = self
-            .compiled(latest)
-            .map(|c| !c.policies.all().is_empty())
-            .unwrap_or(true);
-        if !restricted && self.ids_of(&subject).len() == 1 {
+        // Every version ever registered, soft-deleted ones too: stored
+        // records may carry any of them. None restricted: nothing to do.
+        let ids: Vec<i32> = read(&self.state)
+            .versions(&format!("{topic}-value"), true)
+            .iter()
+            .map(|v| v.schema_id)
+            .collect();
+        let restricted = ids.iter().any(|id| match self.protobuf(*id) {
+            Some(Ok(c)) => !c.policies.all().is_empty(),
+            Some(Err(_)) => true,
+            None => false,
+        });
+        if !restricted {
             return records;
         }
         let Ok(batches) = floe_protocol::records::split_batches(records.clone()) else {

@@ -332,10 +332,10 @@ impl TopicLog {
         read_lock(&self.config).clone()
     }
 
-    /// The topic's `floe.validate.mode`, if set (read in place: the produce
-    /// path asks on every request).
-    pub fn validate_mode(&self) -> Option<String> {
-        read_lock(&self.config).validate_mode().map(str::to_string)
+    /// Whether the topic's `floe.validate.mode` is `reject`, if set (read
+    /// in place: the produce path asks on every request).
+    pub fn validates(&self) -> Option<bool> {
+        read_lock(&self.config).validates()
     }
 }
 

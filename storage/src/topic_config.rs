@@ -300,9 +300,11 @@ impl TopicConfig {
         Some(self.get_i64("retention.bytes")).filter(|v| *v >= 0)
     }
 
-    /// True when the broker stamps append time on records.
-    pub fn validate_mode(&self) -> Option<&str> {
-        self.overrides.get("floe.validate.mode").map(String::as_str)
+    /// Whether `floe.validate.mode` is `reject`; None when not set.
+    pub fn validates(&self) -> Option<bool> {
+        self.overrides
+            .get("floe.validate.mode")
+            .map(|m| m == "reject")
     }
 
     /// True for LogAppendTime topics.

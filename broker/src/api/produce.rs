@@ -130,32 +130,36 @@ async fn append(
     partition: i32,
     records: bytes::Bytes,
 ) -> Result<floe_storage::log::PendingAppend, StorageError> {
-    let mode = broker
+    let validates = broker
         .log
         .topic(topic)
-        .and_then(|t| t.validate_mode())
-        .unwrap_or_else(|| broker.validate_mode.clone());
-    if mode != "reject" {
+        .and_then(|t| t.validates())
+        .unwrap_or(broker.validates);
+    if !validates {
         return broker.log.append(topic, partition, records).await;
     }
-    let registry = broker.registry.clone();
+    let registry = &broker.registry;
     let (value_subject, key_subject) = (format!("{topic}-value"), format!("{topic}-key"));
-    let check = move |r: &floe_protocol::records::Record| -> Result<(), String> {
+    // The subjects' schema ids are read once per request, not per record.
+    let (value_ids, key_ids) = (
+        registry.live_ids(&value_subject),
+        registry.live_ids(&key_subject),
+    );
+    let check = |r: &floe_protocol::records::Record| -> Result<(), String> {
         if let Some(value) = &r.value {
-            match registry.validate(&value_subject, value) {
-                Some(Err(why)) => return Err(format!("value: {why}")),
-                None => {
-                    return Err(format!(
-                        "topic {topic} validates in reject mode but has no schema under subject {value_subject}"
-                    ))
-                }
-                Some(Ok(())) => {}
+            if value_ids.is_empty() {
+                return Err(format!(
+                    "topic {topic} validates in reject mode but has no schema under subject {value_subject}"
+                ));
             }
+            registry
+                .validate(&value_subject, &value_ids, value)
+                .map_err(|why| format!("value: {why}"))?;
         }
-        if let Some(key) = &r.key {
-            if let Some(Err(why)) = registry.validate(&key_subject, key) {
-                return Err(format!("key: {why}"));
-            }
+        if let (Some(key), false) = (&r.key, key_ids.is_empty()) {
+            registry
+                .validate(&key_subject, &key_ids, key)
+                .map_err(|why| format!("key: {why}"))?;
         }
         Ok(())
     };
