@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use floe_protocol::records::{BatchBuilder, RawBatch, Record};
 use floe_schema::compat::{self, Level};
-use floe_schema::prost_reflect::DynamicMessage;
-use floe_schema::wire::{encode_prefix, parse_prefix};
+use floe_schema::prost_reflect::MessageDescriptor;
+use floe_schema::wire::{parse_prefix, WireError, WirePrefix};
+use floe_schema::wirecheck::WirePlan;
 use floe_schema::{compile, CompiledSchema, Dependency};
 use floe_storage::log::now_ms;
 use floe_storage::meta::{MetadataStore, SchemaRecord, SubjectVersionRecord};
@@ -141,6 +142,107 @@ enum Redacted {
     /// Carries a schema prefix but cannot be inspected (unknown schema,
     /// does not decode): sent as null rather than risk a leak.
     Withheld,
+}
+
+/// Lookups by raw wire prefix. The values of one request nearly always
+/// share a prefix, and a prefix is self-delimiting, so a value that starts
+/// with a remembered prefix has exactly that prefix: no parse, no lock.
+struct PrefixCache<T> {
+    entries: Vec<(Vec<u8>, T)>,
+}
+
+impl<T> Default for PrefixCache<T> {
+    fn default() -> Self {
+        PrefixCache {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<T> PrefixCache<T> {
+    /// How many distinct prefixes one request remembers.
+    const SIZE: usize = 8;
+
+    /// The entry for `value`'s prefix and the prefix's length, resolving
+    /// it on a miss; an error when the value has no valid prefix.
+    fn lookup(
+        &mut self,
+        value: &[u8],
+        resolve: impl FnOnce(&WirePrefix) -> T,
+    ) -> Result<(usize, &T), WireError> {
+        let at = match self
+            .entries
+            .iter()
+            .position(|(raw, _)| value.starts_with(raw))
+        {
+            Some(at) => at,
+            None => {
+                let prefix = parse_prefix(value)?;
+                let entry = resolve(&prefix);
+                if self.entries.len() == Self::SIZE {
+                    self.entries.remove(0);
+                }
+                self.entries.push((value[..prefix.len].to_vec(), entry));
+                self.entries.len() - 1
+            }
+        };
+        let (raw, entry) = &self.entries[at];
+        Ok((raw.len(), entry))
+    }
+}
+
+/// A value's message, resolved once per prefix in a produce request.
+struct Resolved {
+    schema: Arc<CompiledSchema>,
+    message: MessageDescriptor,
+    plan: Option<Arc<WirePlan>>,
+}
+
+/// Checks produced values against one subject (see
+/// [`Registry::subject_check`]): the wire prefix, that its schema id is a
+/// live version of the subject, the decode and the rules.
+pub struct SubjectCheck<'a> {
+    registry: &'a Registry,
+    subject: String,
+    ids: Vec<i32>,
+    cache: PrefixCache<Result<Resolved, String>>,
+}
+
+impl SubjectCheck<'_> {
+    /// The subject checked against.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// True when the subject has a live version.
+    pub fn has_schema(&self) -> bool {
+        !self.ids.is_empty()
+    }
+
+    /// Checks one value; the error says what is wrong, for a person.
+    pub fn check(&mut self, value: &[u8]) -> Result<(), String> {
+        let (registry, subject, ids) = (self.registry, &self.subject, &self.ids);
+        let (len, resolved) = self
+            .cache
+            .lookup(value, |prefix| registry.resolve(subject, ids, prefix))
+            .map_err(|e| e.to_string())?;
+        let r = resolved.as_ref().map_err(Clone::clone)?;
+        floe_schema::validate::validate_message(
+            &r.schema,
+            &r.message,
+            r.plan.as_deref(),
+            &value[len..],
+        )
+    }
+}
+
+/// How redaction treats the values of one prefix.
+enum Inspect {
+    /// Not a protobuf schema: no policies.
+    Pass,
+    /// Unknown schema, or indexes naming no message: never passed on.
+    Withhold,
+    Redact(Arc<CompiledSchema>, MessageDescriptor),
 }
 
 /// The registry.
@@ -676,11 +778,19 @@ impl Registry {
             .any(|s| !st.versions(s, false).is_empty())
     }
 
-    /// Validates one value or key against a subject whose live schema ids
-    /// are `ids` (see [`Registry::live_ids`]): the wire prefix, that its
-    /// schema id is one of them, the decode and the rules.
-    pub fn validate(&self, subject: &str, ids: &[i32], value: &[u8]) -> Result<(), String> {
-        let prefix = parse_prefix(value).map_err(|e| e.to_string())?;
+    /// A checker of values against `subject`, for one produce request.
+    pub fn subject_check(&self, subject: String) -> SubjectCheck<'_> {
+        let ids = self.live_ids(&subject);
+        SubjectCheck {
+            registry: self,
+            subject,
+            ids,
+            cache: PrefixCache::default(),
+        }
+    }
+
+    /// What a prefix names, for a subject whose live ids are `ids`.
+    fn resolve(&self, subject: &str, ids: &[i32], prefix: &WirePrefix) -> Result<Resolved, String> {
         if !ids.contains(&prefix.schema_id) {
             return Err(format!(
                 "schema id {} is not a version of subject {subject} (its ids: {ids:?})",
@@ -690,41 +800,53 @@ impl Registry {
         let schema = self
             .compiled(prefix.schema_id)
             .map_err(|e| e.message.clone())?;
-        floe_schema::validate::validate_payload(
-            &schema,
-            &prefix.message_indexes,
-            &value[prefix.len..],
-        )
-        .map(|_| ())
+        let message = schema.message_at(&prefix.message_indexes).ok_or_else(|| {
+            format!(
+                "message indexes {:?} name no message of the schema",
+                prefix.message_indexes
+            )
+        })?;
+        let plan = schema.plans.get(&message);
+        Ok(Resolved {
+            schema,
+            message,
+            plan,
+        })
     }
 
     /// Redacts one value with a schema prefix for `purpose`.
-    fn redact_value(&self, value: &[u8], purpose: Option<&str>) -> Redacted {
-        let Ok(prefix) = parse_prefix(value) else {
-            // Not a schema value (a raw topic, or `off` mode): nothing to inspect.
-            return Redacted::Unchanged;
-        };
-        let schema = match self.protobuf(prefix.schema_id) {
-            Some(Ok(schema)) => schema,
+    fn redact_value(
+        &self,
+        value: &[u8],
+        purpose: Option<&str>,
+        cache: &mut PrefixCache<Inspect>,
+    ) -> Redacted {
+        let resolved = cache.lookup(value, |prefix| match self.protobuf(prefix.schema_id) {
             // AVRO and JSON schemas carry no field policies.
-            None => return Redacted::Unchanged,
-            Some(Err(_)) => return Redacted::Withheld,
-        };
-        let Some(desc) = schema.message_at(&prefix.message_indexes) else {
-            return Redacted::Withheld;
-        };
-        if !schema.policies.is_restricted(&desc) {
+            None => Inspect::Pass,
+            Some(Err(_)) => Inspect::Withhold,
+            Some(Ok(schema)) => match schema.message_at(&prefix.message_indexes) {
+                Some(message) => Inspect::Redact(schema, message),
+                None => Inspect::Withhold,
+            },
+        });
+        // Not a schema value (a raw topic, or `off` mode): nothing to inspect.
+        let Ok((len, inspect)) = resolved else {
             return Redacted::Unchanged;
-        }
-        let Ok(mut msg) = DynamicMessage::decode(desc, &value[prefix.len..]) else {
-            return Redacted::Withheld;
         };
-        if !schema.policies.redact(&mut msg, purpose) {
-            return Redacted::Unchanged;
-        }
-        let mut out = encode_prefix(prefix.schema_id, &prefix.message_indexes);
-        match prost::Message::encode(&msg, &mut out) {
-            Ok(()) => Redacted::Changed(out),
+        let (schema, message) = match inspect {
+            Inspect::Pass => return Redacted::Unchanged,
+            Inspect::Withhold => return Redacted::Withheld,
+            Inspect::Redact(schema, message) => (schema, message),
+        };
+        match schema.policies.redact_wire(message, &value[len..], purpose) {
+            Ok(None) => Redacted::Unchanged,
+            Ok(Some(payload)) => {
+                let mut out = Vec::with_capacity(len + payload.len());
+                out.extend_from_slice(&value[..len]);
+                out.extend_from_slice(&payload);
+                Redacted::Changed(out)
+            }
             Err(_) => Redacted::Withheld,
         }
     }
@@ -753,8 +875,9 @@ impl Registry {
             return records;
         };
         let mut out = bytes::BytesMut::with_capacity(records.len());
+        let mut cache = PrefixCache::default();
         for b in batches {
-            match self.redact_batch(&b, purpose) {
+            match self.redact_batch(&b, purpose, &mut cache) {
                 Some(rebuilt) => out.extend_from_slice(&rebuilt),
                 None => out.extend_from_slice(&b.bytes),
             }
@@ -762,13 +885,18 @@ impl Registry {
         out.freeze()
     }
 
-    fn redact_batch(&self, b: &RawBatch, purpose: Option<&str>) -> Option<Bytes> {
+    fn redact_batch(
+        &self,
+        b: &RawBatch,
+        purpose: Option<&str>,
+        cache: &mut PrefixCache<Inspect>,
+    ) -> Option<Bytes> {
         let records: Vec<Record> = b.records(64 * 1024 * 1024).ok()?;
         let mut changed: Vec<Redacted> = Vec::with_capacity(records.len());
         let mut any = false;
         for r in &records {
             let c = match &r.value {
-                Some(v) => self.redact_value(v, purpose),
+                Some(v) => self.redact_value(v, purpose, cache),
                 None => Redacted::Unchanged,
             };
             any |= !matches!(c, Redacted::Unchanged);

@@ -16,6 +16,7 @@ use prost_reflect::{DescriptorPool, FileDescriptor, MessageDescriptor};
 use protox::file::{File, FileResolver, GoogleFileResolver};
 
 use crate::policy::PolicyIndex;
+use crate::wirecheck::WirePlans;
 
 /// The source of floe's policy options, served by the registry.
 pub const POLICY_PROTO: &str = include_str!("../proto/floe/policy/v1/policy.proto");
@@ -53,6 +54,8 @@ pub struct CompiledSchema {
     pub validator: Arc<prost_protovalidate::Validator>,
     /// Restricted fields per message.
     pub policies: Arc<PolicyIndex>,
+    /// Wire-level validation plans per message, built on first use.
+    pub plans: Arc<WirePlans>,
 }
 
 impl std::fmt::Debug for CompiledSchema {
@@ -206,6 +209,7 @@ pub fn compile(schema: &str, dependencies: &[Dependency]) -> Result<CompiledSche
         file,
         validator: Arc::new(prost_protovalidate::Validator::new()),
         policies,
+        plans: Arc::default(),
     })
 }
 

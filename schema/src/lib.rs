@@ -9,8 +9,10 @@
 pub mod compat;
 pub mod compile;
 pub mod policy;
+pub mod scan;
 pub mod validate;
 pub mod wire;
+pub mod wirecheck;
 
 pub use compile::{compile, CompiledSchema, Dependency, SchemaError};
 pub use prost_reflect;

@@ -7,7 +7,9 @@
 //! not see, at any depth (nested messages, lists and map values), and the
 //! caller re-encodes the message.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::scan::{write_varint, Malformed, Scanner, WireValue};
 
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
@@ -41,7 +43,32 @@ pub struct PolicyIndex {
     fields: BTreeMap<String, Vec<FieldPolicy>>,
     /// Messages that hold a restricted field at any depth.
     tainted: HashSet<String>,
+    /// What to do with each field of a tainted message, on the wire.
+    wire: Vec<WireMessage>,
+    /// Index into `wire` by message full name.
+    wire_index: HashMap<String, usize>,
 }
+
+/// The fields of a tainted message that redaction touches, by number
+/// (sorted); every other declared field passes as its bytes.
+#[derive(Debug, Default)]
+struct WireMessage {
+    /// Every declared field number, sorted, and what happens to it.
+    numbers: Vec<u32>,
+    actions: Vec<WireAction>,
+}
+
+#[derive(Debug)]
+enum WireAction {
+    Keep,
+    /// Dropped unless the purpose is allowed.
+    Restricted(FieldPolicy),
+    /// A message (or map entry) holding restricted fields: rewritten.
+    Descend(usize),
+}
+
+/// Deeper than this, a value is withheld rather than walked.
+const MAX_DEPTH: u32 = 100;
 
 fn policy_of(field: &FieldDescriptor) -> Option<FieldPolicy> {
     let options = field.options();
@@ -125,7 +152,102 @@ impl PolicyIndex {
                 break;
             }
         }
+        let tainted: Vec<MessageDescriptor> = pool
+            .all_messages()
+            .filter(|m| index.tainted.contains(m.full_name()))
+            .collect();
+        for (i, m) in tainted.iter().enumerate() {
+            index.wire_index.insert(m.full_name().to_string(), i);
+        }
+        for m in &tainted {
+            let mut fields: Vec<(u32, WireAction)> = m
+                .fields()
+                .map(|f| {
+                    let action = match (policy_of(&f), f.kind()) {
+                        (Some(p), _) => WireAction::Restricted(p),
+                        (None, Kind::Message(k)) => match index.wire_index.get(k.full_name()) {
+                            Some(i) => WireAction::Descend(*i),
+                            None => WireAction::Keep,
+                        },
+                        (None, _) => WireAction::Keep,
+                    };
+                    (f.number(), action)
+                })
+                .collect();
+            fields.sort_by_key(|(n, _)| *n);
+            let (numbers, actions) = fields.into_iter().unzip();
+            index.wire.push(WireMessage { numbers, actions });
+        }
         index
+    }
+
+    /// Redacts a value's protobuf bytes for `purpose` without decoding
+    /// it: restricted fields the purpose may not see are cut out, messages
+    /// holding them are rewritten with their new length, and every other
+    /// byte is kept as the producer wrote it. Fields the schema does not
+    /// declare are cut from restricted messages too: what cannot be
+    /// classified is not passed on. `Ok(None)`: nothing to remove.
+    /// `Err(Malformed)`: the bytes do not parse; withhold the value.
+    pub fn redact_wire(
+        &self,
+        message: &MessageDescriptor,
+        payload: &[u8],
+        purpose: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, Malformed> {
+        match self.wire_index.get(message.full_name()) {
+            Some(at) => self.redact_at(*at, payload, purpose, 0),
+            None => Ok(None),
+        }
+    }
+
+    fn redact_at(
+        &self,
+        at: usize,
+        bytes: &[u8],
+        purpose: Option<&str>,
+        depth: u32,
+    ) -> Result<Option<Vec<u8>>, Malformed> {
+        if depth > MAX_DEPTH {
+            return Err(Malformed);
+        }
+        let plan = &self.wire[at];
+        let mut out: Option<Vec<u8>> = None;
+        for field in Scanner::new(bytes) {
+            let field = field?;
+            let action = plan
+                .numbers
+                .binary_search(&field.number)
+                .ok()
+                .map(|i| &plan.actions[i]);
+            let rewritten = match action {
+                Some(WireAction::Keep) => None,
+                Some(WireAction::Restricted(p)) if p.allows(purpose) => None,
+                None | Some(WireAction::Restricted(_)) => Some(None),
+                Some(WireAction::Descend(sub)) => {
+                    let WireValue::Len(inner) = field.value else {
+                        return Err(Malformed);
+                    };
+                    self.redact_at(*sub, inner, purpose, depth + 1)?.map(Some)
+                }
+            };
+            match (rewritten, &mut out) {
+                (None, None) => {}
+                (None, Some(o)) => o.extend_from_slice(&bytes[field.start..field.end]),
+                (Some(replacement), o) => {
+                    let o = o.get_or_insert_with(|| {
+                        let mut v = Vec::with_capacity(bytes.len());
+                        v.extend_from_slice(&bytes[..field.start]);
+                        v
+                    });
+                    if let Some(inner) = replacement {
+                        write_varint(o, (u64::from(field.number) << 3) | 2);
+                        write_varint(o, inner.len() as u64);
+                        o.extend_from_slice(&inner);
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// True when a message holds restricted fields at any depth.
@@ -273,6 +395,45 @@ mod tests {
                 assert!(!t.contains(v), "{purpose:?} must not see {v}: {t}");
             }
         }
+    }
+
+    #[test]
+    fn wire_redaction_matches_the_dynamic_one_and_keeps_other_bytes() {
+        let c = compile(SCHEMA, &[]).unwrap();
+        let desc = c.message_at(&[0]).unwrap();
+        let bytes = sample(&c).encode_to_vec();
+        for purpose in [Some("support"), Some("billing"), Some("other"), None] {
+            let mut expected = sample(&c);
+            c.policies.redact(&mut expected, purpose);
+            let cut = c
+                .policies
+                .redact_wire(&desc, &bytes, purpose)
+                .unwrap()
+                .expect("something is restricted for every purpose");
+            let got = DynamicMessage::decode(desc.clone(), cut.as_slice()).unwrap();
+            assert_eq!(got, expected, "{purpose:?}");
+        }
+        // An unrestricted message is left alone; undeclared fields in a
+        // restricted one are cut; bytes that do not parse are refused.
+        let addr_only = c.message_at(&[1]).unwrap();
+        let mut plain = DynamicMessage::new(c.message_at(&[0]).unwrap());
+        plain.set_field_by_name("name", Value::String("Ann".into()));
+        let plain = plain.encode_to_vec();
+        assert_eq!(c.policies.redact_wire(&desc, &plain, None), Ok(None));
+        let mut unknown = plain.clone();
+        unknown.extend_from_slice(&[0xf8, 0x01, 0x07]); // field 31, varint 7
+        assert_eq!(
+            c.policies.redact_wire(&desc, &unknown, None),
+            Ok(Some(plain))
+        );
+        assert!(c
+            .policies
+            .redact_wire(&desc, &[0x2a, 0x05, 0x01], None)
+            .is_err());
+        assert!(c
+            .policies
+            .redact_wire(&addr_only, b"\x0a\x01", None)
+            .is_err());
     }
 
     #[test]

@@ -1,25 +1,55 @@
 //! Validation of one record value: the wire prefix, the decode as its
 //! message, and the message's protovalidate (`buf.validate`) rules.
 
-use prost_reflect::{DynamicMessage, Value};
+use prost_reflect::{DynamicMessage, MessageDescriptor, Value};
 
 use crate::compile::CompiledSchema;
+use crate::wirecheck::WirePlan;
 
 /// Decodes a payload (the bytes after the wire prefix) as the message at
 /// `indexes` and checks its rules. The error is one sentence a person can
 /// act on: which field, which rule, what is wrong with the value.
+///
+/// The message's wire plan answers first ([`crate::wirecheck`]); only a
+/// value it is not sure of is decoded and evaluated dynamically, which is
+/// also where every error message comes from.
 pub fn validate_payload(
     schema: &CompiledSchema,
     indexes: &[i32],
     payload: &[u8],
-) -> Result<DynamicMessage, String> {
+) -> Result<(), String> {
     let desc = schema
         .message_at(indexes)
         .ok_or_else(|| format!("message indexes {indexes:?} name no message of the schema"))?;
+    let plan = schema.plans.get(&desc);
+    validate_message(schema, &desc, plan.as_deref(), payload)
+}
+
+/// [`validate_payload`] for a message already looked up, with its wire
+/// plan (None when its rules have none).
+pub fn validate_message(
+    schema: &CompiledSchema,
+    desc: &MessageDescriptor,
+    plan: Option<&WirePlan>,
+    payload: &[u8],
+) -> Result<(), String> {
+    if plan.is_some_and(|plan| plan.certainly_valid(payload)) {
+        return Ok(());
+    }
+    validate_dynamic(schema, desc, payload)
+}
+
+/// The authoritative check: a dynamic decode and protovalidate's
+/// evaluator.
+pub fn validate_dynamic(
+    schema: &CompiledSchema,
+    desc: &MessageDescriptor,
+    payload: &[u8],
+) -> Result<(), String> {
     let msg = DynamicMessage::decode(desc.clone(), payload)
         .map_err(|e| format!("value does not decode as {}: {e}", desc.full_name()))?;
     match schema.validator.validate(&msg) {
-        Ok(()) => Ok(msg),
+        Ok(()) => Ok(()),
         Err(prost_protovalidate::Error::Validation(v)) => {
             let parts: Vec<String> = v
                 .violations()

@@ -111,7 +111,8 @@ impl FlushSlot {
 }
 
 /// A check of one produced record: Err names why it is refused.
-pub type RecordCheck<'a> = dyn Fn(&records::Record) -> std::result::Result<(), String> + Sync + 'a;
+pub type RecordCheck<'a> =
+    dyn FnMut(&records::Record) -> std::result::Result<(), String> + Send + 'a;
 
 /// A produce waiting for its flush.
 #[derive(Debug)]
@@ -606,7 +607,7 @@ impl Log {
         topic_name: &str,
         partition: i32,
         records: Bytes,
-        check: Option<&RecordCheck<'_>>,
+        mut check: Option<&mut RecordCheck<'_>>,
     ) -> Result<PendingAppend> {
         let topic = self
             .topic(topic_name)
@@ -658,7 +659,7 @@ impl Log {
                         });
                     }
                 }
-                if let Some(check) = check {
+                if let Some(check) = check.as_mut() {
                     if let Err(why) = check(r) {
                         rejected.push((record_index, why));
                     }

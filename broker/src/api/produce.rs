@@ -20,6 +20,21 @@ enum Outcome {
     Failed(StorageError),
 }
 
+impl Outcome {
+    fn of(result: Result<PendingAppend, StorageError>) -> Outcome {
+        match result {
+            Ok(p) => Outcome::Appended(p),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+/// A partition's append: finished, or running as its own task.
+enum Appending {
+    Done(Outcome),
+    Task(tokio::task::JoinHandle<Result<PendingAppend, StorageError>>),
+}
+
 fn failure(index: i32, e: &StorageError, version: i16) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default()
         .with_index(index)
@@ -48,25 +63,53 @@ fn failure(index: i32, e: &StorageError, version: i16) -> PartitionProduceRespon
 }
 
 pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Pending {
+    // Partitions are appended one after another, except that the
+    // partitions of topics that validate run as tasks of their own, so
+    // their records are checked on every core. All appends finish before
+    // the next request of the connection is read, which keeps each
+    // partition's batches in request order.
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
         let name = td.name.0.to_string();
+        let parallel = td.partition_data.len() > 1 && validates(broker, &name);
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
-            let outcome = if req.transactional_id.is_some() {
-                Outcome::Failed(StorageError::Unsupported("transactional produce"))
+            let pending = if req.transactional_id.is_some() {
+                Appending::Done(Outcome::Failed(StorageError::Unsupported(
+                    "transactional produce",
+                )))
             } else {
                 match pd.records {
-                    None => Outcome::Failed(StorageError::CorruptMessage("null records".into())),
-                    Some(records) => match append(broker, &name, pd.index, records).await {
-                        Ok(p) => Outcome::Appended(p),
-                        Err(e) => Outcome::Failed(e),
-                    },
+                    None => Appending::Done(Outcome::Failed(StorageError::CorruptMessage(
+                        "null records".into(),
+                    ))),
+                    Some(records) if parallel => {
+                        let (broker, name) = (broker.clone(), name.clone());
+                        Appending::Task(tokio::spawn(async move {
+                            append(&broker, &name, pd.index, records).await
+                        }))
+                    }
+                    Some(records) => {
+                        Appending::Done(Outcome::of(append(broker, &name, pd.index, records).await))
+                    }
                 }
             };
-            parts.push((pd.index, outcome));
+            parts.push((pd.index, pending));
         }
-        topics.push((td.name, parts));
+        let mut done = Vec::with_capacity(parts.len());
+        for (index, pending) in parts {
+            let outcome = match pending {
+                Appending::Done(outcome) => outcome,
+                Appending::Task(task) => match task.await {
+                    Ok(result) => Outcome::of(result),
+                    Err(e) => Outcome::Failed(StorageError::FlushFailed(format!(
+                        "append task failed: {e}"
+                    ))),
+                },
+            };
+            done.push((index, outcome));
+        }
+        topics.push((td.name, done));
     }
     let acks = req.acks;
     let broker = broker.clone();
@@ -122,6 +165,16 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
     })
 }
 
+/// True when the topic's `floe.validate.mode` (or the broker's default)
+/// is `reject`.
+fn validates(broker: &Broker, topic: &str) -> bool {
+    broker
+        .log
+        .topic(topic)
+        .and_then(|t| t.validates())
+        .unwrap_or(broker.validates)
+}
+
 /// Appends, validating every key and value first when the topic's
 /// `floe.validate.mode` (or the broker's default) is `reject`.
 async fn append(
@@ -130,41 +183,30 @@ async fn append(
     partition: i32,
     records: bytes::Bytes,
 ) -> Result<floe_storage::log::PendingAppend, StorageError> {
-    let validates = broker
-        .log
-        .topic(topic)
-        .and_then(|t| t.validates())
-        .unwrap_or(broker.validates);
-    if !validates {
+    if !validates(broker, topic) {
         return broker.log.append(topic, partition, records).await;
     }
     let registry = &broker.registry;
-    let (value_subject, key_subject) = (format!("{topic}-value"), format!("{topic}-key"));
-    // The subjects' schema ids are read once per request, not per record.
-    let (value_ids, key_ids) = (
-        registry.live_ids(&value_subject),
-        registry.live_ids(&key_subject),
-    );
-    let check = |r: &floe_protocol::records::Record| -> Result<(), String> {
+    // Subjects and schemas are looked up once per request, not per record.
+    let mut values = registry.subject_check(format!("{topic}-value"));
+    let mut keys = registry.subject_check(format!("{topic}-key"));
+    let mut check = |r: &floe_protocol::records::Record| -> Result<(), String> {
         if let Some(value) = &r.value {
-            if value_ids.is_empty() {
+            if !values.has_schema() {
                 return Err(format!(
-                    "topic {topic} validates in reject mode but has no schema under subject {value_subject}"
+                    "topic {topic} validates in reject mode but has no schema under subject {}",
+                    values.subject()
                 ));
             }
-            registry
-                .validate(&value_subject, &value_ids, value)
-                .map_err(|why| format!("value: {why}"))?;
+            values.check(value).map_err(|why| format!("value: {why}"))?;
         }
-        if let (Some(key), false) = (&r.key, key_ids.is_empty()) {
-            registry
-                .validate(&key_subject, &key_ids, key)
-                .map_err(|why| format!("key: {why}"))?;
+        if let (Some(key), true) = (&r.key, keys.has_schema()) {
+            keys.check(key).map_err(|why| format!("key: {why}"))?;
         }
         Ok(())
     };
     broker
         .log
-        .append_checked(topic, partition, records, Some(&check))
+        .append_checked(topic, partition, records, Some(&mut check))
         .await
 }
