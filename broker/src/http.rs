@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, patch};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -17,6 +17,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/health", get(health))
         .route("/admin/topics", get(topics))
         .route("/admin/topics/{name}", get(topic))
+        .route("/admin/topics/{name}/configs", patch(alter_configs))
         .merge(crate::registry_http::routes())
         .with_state(broker)
 }
@@ -64,4 +65,52 @@ async fn topic(
         "configs": t.config().overrides,
         "partitions": partitions,
     })))
+}
+
+/// `PATCH /admin/topics/{name}/configs` with `{"key": "value", "other":
+/// null}`: sets (or, for null, removes) explicit topic configs, as
+/// IncrementalAlterConfigs does, e.g. `floe.validate.mode`. Answers with
+/// the topic's explicit configs.
+async fn alter_configs(
+    State(b): State<Arc<Broker>>,
+    Path(name): Path<String>,
+    Json(changes): Json<serde_json::Map<String, Value>>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let fail = |status, message: String| (status, Json(json!({ "error": message })));
+    let Some(t) = b.log.topic(&name) else {
+        return Err(fail(StatusCode::NOT_FOUND, format!("unknown topic {name}")));
+    };
+    let mut overrides = t.config().overrides;
+    for (key, value) in changes {
+        match value {
+            Value::Null => {
+                overrides.remove(&key);
+            }
+            Value::String(v) => {
+                overrides.insert(key, v);
+            }
+            Value::Number(_) | Value::Bool(_) => {
+                overrides.insert(key, value.to_string());
+            }
+            _ => {
+                return Err(fail(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("config {key}: expected a string, number, boolean or null"),
+                ))
+            }
+        }
+    }
+    match b.log.set_topic_configs(&name, overrides, false).await {
+        Ok(()) => {
+            let configs = b.log.topic(&name).map(|t| t.config().overrides);
+            Ok(Json(json!({ "name": name, "configs": configs })))
+        }
+        Err(floe_storage::StorageError::UnknownTopic(_)) => {
+            Err(fail(StatusCode::NOT_FOUND, format!("unknown topic {name}")))
+        }
+        Err(e @ floe_storage::StorageError::InvalidConfig(_)) => {
+            Err(fail(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+        }
+        Err(e) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
 }

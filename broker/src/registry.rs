@@ -14,7 +14,7 @@ use bytes::Bytes;
 use floe_protocol::records::{BatchBuilder, RawBatch, Record};
 use floe_schema::compat::{self, Level};
 use floe_schema::prost_reflect::MessageDescriptor;
-use floe_schema::wire::{parse_prefix, WireError, WirePrefix};
+use floe_schema::wire::{encode_prefix, parse_prefix, WireError, WirePrefix};
 use floe_schema::wirecheck::WirePlan;
 use floe_schema::{compile, CompiledSchema, Dependency};
 use floe_storage::log::now_ms;
@@ -206,6 +206,8 @@ pub struct SubjectCheck<'a> {
     subject: String,
     ids: Vec<i32>,
     cache: PrefixCache<Result<Resolved, String>>,
+    /// The prefix coerced values get, once asked for.
+    coerce: Option<Result<Vec<u8>, String>>,
 }
 
 impl SubjectCheck<'_> {
@@ -217,6 +219,16 @@ impl SubjectCheck<'_> {
     /// True when the subject has a live version.
     pub fn has_schema(&self) -> bool {
         !self.ids.is_empty()
+    }
+
+    /// The wire prefix of the subject's latest schema, for `message` (a
+    /// full name; None: the schema's first message).
+    pub fn coerce_prefix(&mut self, message: Option<&str>) -> Result<&[u8], String> {
+        let (registry, subject) = (self.registry, &self.subject);
+        self.coerce
+            .get_or_insert_with(|| registry.latest_prefix(subject, message))
+            .as_deref()
+            .map_err(Clone::clone)
     }
 
     /// Checks one value; the error says what is wrong, for a person.
@@ -786,7 +798,28 @@ impl Registry {
             subject,
             ids,
             cache: PrefixCache::default(),
+            coerce: None,
         }
+    }
+
+    /// The wire prefix naming `message` (None: the first message) of the
+    /// latest schema of `subject`.
+    fn latest_prefix(&self, subject: &str, message: Option<&str>) -> Result<Vec<u8>, String> {
+        let id = self
+            .latest_id(subject)
+            .ok_or_else(|| format!("subject {subject} has no schema"))?;
+        let schema = self.compiled(id).map_err(|e| e.message)?;
+        let desc = match message {
+            Some(name) => schema.pool.get_message_by_name(name),
+            None => schema.file.messages().next(),
+        };
+        let indexes = desc.and_then(|d| schema.indexes_of(&d)).ok_or_else(|| {
+            format!(
+                "schema {id} of subject {subject} has no message {}",
+                message.unwrap_or("at all")
+            )
+        })?;
+        Ok(encode_prefix(id, &indexes))
     }
 
     /// What a prefix names, for a subject whose live ids are `ids`.

@@ -247,6 +247,39 @@ pub fn split_batches(records: Bytes) -> Result<Vec<RawBatch>, RecordsError> {
 }
 
 impl RawBatch {
+    /// A batch with the header's producer fields, timestamps and offsets
+    /// and these records, uncompressed: what a batch becomes when the
+    /// broker rewrites some of its records. The records' deltas are kept.
+    pub fn rebuild(header: &BatchHeader, records: &[Record]) -> RawBatch {
+        let mut b = BatchBuilder::new(
+            header.base_offset,
+            header.base_timestamp,
+            header.timestamp_type(),
+        );
+        for r in records {
+            let headers: Vec<(&[u8], Option<&[u8]>)> = r
+                .headers
+                .iter()
+                .map(|h| (h.key.as_ref(), h.value.as_deref()))
+                .collect();
+            b.push(
+                header.base_offset + i64::from(r.offset_delta),
+                header.base_timestamp + r.timestamp_delta,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &headers,
+            );
+        }
+        b.producer = (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+        );
+        let bytes = b.finish(header.partition_leader_epoch);
+        let header = BatchHeader::parse(&bytes).unwrap_or(*header);
+        RawBatch { header, bytes }
+    }
+
     /// Decompresses (once) and decodes every record.
     ///
     /// `max_uncompressed` bounds the decompressed size so a small compressed
@@ -461,6 +494,8 @@ pub struct BatchBuilder {
     last_offset: i64,
     count: i32,
     attributes: i16,
+    /// Producer id, epoch and base sequence (-1 each: none).
+    producer: (i64, i16, i32),
 }
 
 impl BatchBuilder {
@@ -477,6 +512,7 @@ impl BatchBuilder {
             last_offset: base_offset,
             count: 0,
             attributes: if timestamp_type == 1 { 0x08 } else { 0 },
+            producer: (-1, -1, -1),
         }
     }
 
@@ -547,9 +583,9 @@ impl BatchBuilder {
         h.put_i32((self.last_offset - self.base_offset) as i32);
         h.put_i64(self.base_timestamp);
         h.put_i64(self.max_timestamp);
-        h.put_i64(-1);
-        h.put_i16(-1);
-        h.put_i32(-1);
+        h.put_i64(self.producer.0);
+        h.put_i16(self.producer.1);
+        h.put_i32(self.producer.2);
         h.put_i32(self.count);
         let crc = crc32c::crc32c(&self.buf[CRC_START..]);
         self.buf[17..21].copy_from_slice(&crc.to_be_bytes());
@@ -667,6 +703,33 @@ mod tests {
             assert_eq!(recs[2].headers[0].value, None);
             assert_eq!(recs[2].timestamp_delta, 2);
         }
+    }
+
+    #[test]
+    fn a_rebuilt_batch_keeps_producer_fields_deltas_and_other_records() {
+        let bytes =
+            encode_producer_batch(&sample(), 1_700_000_000_000, Compression::Zstd, (7, 1, 42));
+        let batch = split_batches(bytes).unwrap().remove(0);
+        let mut recs = batch.records(1 << 20).unwrap();
+        recs[1].value = Some(Bytes::from_static(b"rewritten"));
+        let rebuilt = RawBatch::rebuild(&batch.header, &recs);
+        let again = split_batches(rebuilt.bytes.clone()).unwrap().remove(0);
+        let h = again.header;
+        assert_eq!(h.compression().unwrap(), Compression::None);
+        assert_eq!(
+            (
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence,
+                h.record_count
+            ),
+            (7, 1, 42, 3)
+        );
+        assert_eq!(
+            (h.base_timestamp, h.max_timestamp, h.last_offset_delta),
+            (batch.header.base_timestamp, batch.header.max_timestamp, 2)
+        );
+        assert_eq!(again.records(1 << 20).unwrap(), recs);
     }
 
     #[test]

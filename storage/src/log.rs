@@ -110,9 +110,11 @@ impl FlushSlot {
     }
 }
 
-/// A check of one produced record: Err names why it is refused.
+/// A check of one produced record: Err names why it is refused; Ok(true)
+/// means the check rewrote the record (a coerced value), so its batch is
+/// rebuilt before it is stored.
 pub type RecordCheck<'a> =
-    dyn FnMut(&records::Record) -> std::result::Result<(), String> + Send + 'a;
+    dyn FnMut(&mut records::Record) -> std::result::Result<bool, String> + Send + 'a;
 
 /// A produce waiting for its flush.
 #[derive(Debug)]
@@ -337,6 +339,11 @@ impl TopicLog {
     /// in place: the produce path asks on every request).
     pub fn validates(&self) -> Option<bool> {
         read_lock(&self.config).validates()
+    }
+
+    /// See [`TopicConfig::coerce`].
+    pub fn coerce(&self) -> Option<Option<String>> {
+        read_lock(&self.config).coerce()
     }
 }
 
@@ -621,7 +628,7 @@ impl Log {
             let c = read_lock(&topic.config);
             (c.max_message_bytes(), c.log_append_time())
         };
-        let batches = records::split_batches(records)
+        let mut batches = records::split_batches(records)
             .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
         if batches.is_empty() {
             return Err(StorageError::CorruptMessage(
@@ -631,7 +638,7 @@ impl Log {
         let mut decoded = Vec::with_capacity(batches.len());
         let mut record_index = 0i32;
         let mut rejected = Vec::new();
-        for b in &batches {
+        for b in batches.iter_mut() {
             if b.bytes.len() > max_message {
                 return Err(StorageError::MessageTooLarge {
                     size: b.bytes.len(),
@@ -647,10 +654,11 @@ impl Log {
             if b.header.is_transactional() {
                 return Err(StorageError::Unsupported("transactional produce"));
             }
-            let recs = b
+            let mut recs = b
                 .records(MAX_UNCOMPRESSED_BATCH)
                 .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
-            for r in &recs {
+            let mut rewritten = false;
+            for r in recs.iter_mut() {
                 for h in &r.headers {
                     if std::str::from_utf8(&h.key).is_err() {
                         return Err(StorageError::InvalidRecord {
@@ -660,11 +668,15 @@ impl Log {
                     }
                 }
                 if let Some(check) = check.as_mut() {
-                    if let Err(why) = check(r) {
-                        rejected.push((record_index, why));
+                    match check(r) {
+                        Ok(changed) => rewritten |= changed,
+                        Err(why) => rejected.push((record_index, why)),
                     }
                 }
                 record_index += 1;
+            }
+            if rewritten {
+                *b = RawBatch::rebuild(&b.header, &recs);
             }
             decoded.push(recs);
         }

@@ -176,6 +176,18 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "off, or reject: produced values must carry a registered schema id of the topic's subject and satisfy its rules",
     ),
     def(
+        "floe.validate.coerce",
+        "false",
+        ConfigType::Boolean,
+        "true: a value without the schema registry prefix is wrapped with the latest schema of the topic's value subject",
+    ),
+    def(
+        "floe.validate.coerce.message",
+        "",
+        ConfigType::String,
+        "the message (full name) coerced values are; empty: the schema's first message",
+    ),
+    def(
         "unclean.leader.election.enable",
         "false",
         ConfigType::Boolean,
@@ -305,6 +317,19 @@ impl TopicConfig {
         self.overrides
             .get("floe.validate.mode")
             .map(|m| m == "reject")
+    }
+
+    /// With `floe.validate.coerce`: the message coerced values are wrapped
+    /// as (None: the schema's first). None when coercion is off.
+    pub fn coerce(&self) -> Option<Option<String>> {
+        (self
+            .get("floe.validate.coerce")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")))
+        .then(|| {
+            self.get("floe.validate.coerce.message")
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+        })
     }
 
     /// True for LogAppendTime topics.

@@ -317,6 +317,56 @@ def test_validate_mode_is_a_topic_config(floe):
     with pytest.raises(Exception):
         for f in a.incremental_alter_configs([bad]).values():
             f.result(10)
+    # The same setting over REST: removed (back to off), set, refused.
+    path = f"/admin/topics/{topic}/configs"
+    assert http(floe, "PATCH", path, {"floe.validate.mode": None}) == (200, {"name": topic, "configs": {}})
+    assert produce_raw(floe, topic, [junk])[0] == 0
+    status, body = http(floe, "PATCH", path, {"floe.validate.mode": "reject"})
+    assert status == 200 and body["configs"] == {"floe.validate.mode": "reject"}
+    assert produce_raw(floe, topic, [junk])[0] == INVALID_RECORD
+    status, body = http(floe, "PATCH", path, {"floe.validate.mode": "maybe"})
+    assert status == 422 and "off or reject" in body["error"], body
+    assert http(floe, "PATCH", "/admin/topics/nope/configs", {})[0] == 404
+
+
+def test_coerce_wraps_values_sent_without_the_prefix(floe):
+    """floe.validate.coerce: plain protobuf bytes (what a producer without
+    the Confluent serializer sends) are stored with the prefix of the
+    subject's latest schema, then validated like any other value."""
+    from helpers import consume_all
+    topic = "coerced"
+    create_topic(floe.bootstrap, topic, 1, {"floe.validate.mode": "reject", "floe.validate.coerce": "true",
+                                            "floe.validate.coerce.message": "shop.Order"})
+    _, M = setup_order_schema(floe, topic)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    framed = serializer(floe, M)(good_order(M), ctx)
+    plain = good_order(M).SerializeToString()
+    assert produce_raw(floe, topic, [plain, framed]) == (0, [], None)
+    bad = good_order(M, email="nope").SerializeToString()
+    err, errors, _ = produce_raw(floe, topic, [plain, bad])
+    assert err == INVALID_RECORD and [i for i, _ in errors] == [1], errors
+    assert "`email`" in errors[0][1] and "string.email" in errors[0][1], errors
+    # An idempotent, compressing producer: the rewritten batches keep their
+    # producer fields and sequences, so every send is acknowledged once.
+    p = Producer({"bootstrap.servers": floe.bootstrap, "enable.idempotence": True,
+                  "compression.type": "zstd", "linger.ms": 20})
+    for i in range(200):
+        p.produce(topic, good_order(M, quantity=1 + i).SerializeToString(), key=str(i))
+    assert p.flush(30) == 0
+    got = consume_all(floe.bootstrap, topic, 1, expected=202)[0]
+    assert len(got) == 202
+    de = ProtobufDeserializer(M["shop.Order"], {"use.deprecated.format": False})
+    for m in got:
+        assert m.value()[:7] == framed[:7], "the Order prefix of the latest schema"
+    # (Read with no purpose, so the restricted fields are cut.)
+    orders = [de(m.value(), ctx) for m in got]
+    assert [o.quantity for o in orders[2:]] == list(range(1, 201))
+    assert all(o.id == good_order(M).id and o.email == "" for o in orders)
+
+    # Coercion without a schema to coerce with is refused, saying why.
+    create_topic(floe.bootstrap, "coerce-nothing", 1, {"floe.validate.coerce": "true"})
+    err, errors, _ = produce_raw(floe, "coerce-nothing", [plain])
+    assert err == INVALID_RECORD and "cannot be coerced" in errors[0][1], errors
 
 
 def consume_values(floe, topic, n, client_id, group):

@@ -165,32 +165,59 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
     })
 }
 
-/// True when the topic's `floe.validate.mode` (or the broker's default)
-/// is `reject`.
+/// True when the topic's records are checked on the way in: its
+/// `floe.validate.mode` (or the broker's default) is `reject`, or it
+/// coerces values without the schema prefix.
 fn validates(broker: &Broker, topic: &str) -> bool {
-    broker
-        .log
-        .topic(topic)
+    let t = broker.log.topic(topic);
+    t.as_ref()
         .and_then(|t| t.validates())
         .unwrap_or(broker.validates)
+        || t.is_some_and(|t| t.coerce().is_some())
 }
 
-/// Appends, validating every key and value first when the topic's
-/// `floe.validate.mode` (or the broker's default) is `reject`.
+/// Appends, first wrapping values without the schema prefix when the topic
+/// coerces (`floe.validate.coerce`), then validating every key and value
+/// when the topic's `floe.validate.mode` (or the broker's default) is
+/// `reject`.
 async fn append(
     broker: &Arc<Broker>,
     topic: &str,
     partition: i32,
     records: bytes::Bytes,
 ) -> Result<floe_storage::log::PendingAppend, StorageError> {
-    if !validates(broker, topic) {
+    let t = broker.log.topic(topic);
+    let reject = t
+        .as_ref()
+        .and_then(|t| t.validates())
+        .unwrap_or(broker.validates);
+    let coerce = t.and_then(|t| t.coerce());
+    if !reject && coerce.is_none() {
         return broker.log.append(topic, partition, records).await;
     }
     let registry = &broker.registry;
     // Subjects and schemas are looked up once per request, not per record.
     let mut values = registry.subject_check(format!("{topic}-value"));
     let mut keys = registry.subject_check(format!("{topic}-key"));
-    let mut check = |r: &floe_protocol::records::Record| -> Result<(), String> {
+    let mut check = |r: &mut floe_protocol::records::Record| -> Result<bool, String> {
+        let mut changed = false;
+        if let (Some(message), Some(value)) = (&coerce, &mut r.value) {
+            // A protobuf message never starts with byte 0 (field number 0
+            // does not exist), so a value that does carries the prefix.
+            if value.first() != Some(&0) {
+                let prefix = values
+                    .coerce_prefix(message.as_deref())
+                    .map_err(|why| format!("value cannot be coerced: {why}"))?;
+                let mut wrapped = bytes::BytesMut::with_capacity(prefix.len() + value.len());
+                wrapped.extend_from_slice(prefix);
+                wrapped.extend_from_slice(value);
+                *value = wrapped.freeze();
+                changed = true;
+            }
+        }
+        if !reject {
+            return Ok(changed);
+        }
         if let Some(value) = &r.value {
             if !values.has_schema() {
                 return Err(format!(
@@ -203,7 +230,7 @@ async fn append(
         if let (Some(key), true) = (&r.key, keys.has_schema()) {
             keys.check(key).map_err(|why| format!("key: {why}"))?;
         }
-        Ok(())
+        Ok(changed)
     };
     broker
         .log
