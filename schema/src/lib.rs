@@ -6,6 +6,7 @@
 //! verdicts and redacted messages out. The registry's storage and REST API
 //! live in `storage` and `broker`.
 
+pub mod columns;
 pub mod compat;
 pub mod compile;
 pub mod policy;
