@@ -11,6 +11,9 @@ pub mod compat;
 pub mod compile;
 pub mod policy;
 pub mod scan;
+#[cfg(test)]
+mod testutil;
+pub mod typed;
 pub mod validate;
 pub mod wire;
 pub mod wirecheck;

@@ -857,6 +857,7 @@ fn packed(kind: ValueKind, b: &[u8], rules: Option<&Rules>) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::compile::{compile, CompiledSchema};
+    use crate::testutil::Rng;
     use crate::validate::validate_dynamic;
     use prost_reflect::{DynamicMessage, MapKey, Value};
 
@@ -894,23 +895,6 @@ mod tests {
           google.protobuf.Timestamp at = 20;
           repeated string tags = 21 [(buf.validate.field).repeated.items.string.max_bytes = 3];
         }"#;
-
-    /// xorshift: deterministic, no dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-            xs[(self.next() % xs.len() as u64) as usize].clone()
-        }
-        fn chance(&mut self, percent: u64) -> bool {
-            self.next() % 100 < percent
-        }
-    }
 
     /// Mostly a valid value, now and then one that breaks a rule.
     fn v<T: Clone>(rng: &mut Rng, good: &[T], bad: &[T]) -> T {
