@@ -655,7 +655,9 @@ impl Coordinator {
         match g.state {
             GroupState::PreparingRebalance => reply(SyncResult::error(code::REBALANCE_IN_PROGRESS)),
             GroupState::Stable => {
-                let m = g.member(member_id).expect("checked above");
+                let Some(m) = g.member(member_id) else {
+                    return reply(SyncResult::error(code::UNKNOWN_MEMBER_ID));
+                };
                 m.last_seen = Instant::now();
                 let a = m.assignment.clone();
                 reply(SyncResult {
@@ -667,7 +669,9 @@ impl Coordinator {
             }
             GroupState::CompletingRebalance => {
                 {
-                    let m = g.member(member_id).expect("checked above");
+                    let Some(m) = g.member(member_id) else {
+                        return reply(SyncResult::error(code::UNKNOWN_MEMBER_ID));
+                    };
                     m.last_seen = Instant::now();
                     m.sync_tx = Some(tx);
                 }

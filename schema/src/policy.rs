@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::scan::{write_varint, Malformed, Scanner, WireValue};
+#[cfg(test)]
+use prost_reflect::{DynamicMessage, ReflectMessage};
 
-use prost_reflect::{
-    DynamicMessage, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
-};
+use prost_reflect::{FieldDescriptor, FileDescriptor, Kind, MessageDescriptor, Value};
 
 /// Who may see one restricted field.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -261,6 +261,8 @@ impl PolicyIndex {
     }
 
     /// Clears every field `purpose` may not see; true if anything changed.
+    /// The reference the wire redaction is tested against.
+    #[cfg(test)]
     pub fn redact(&self, msg: &mut DynamicMessage, purpose: Option<&str>) -> bool {
         let desc = msg.descriptor();
         if !self.is_restricted(&desc) {

@@ -64,6 +64,48 @@ pub fn write_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// Decodes a zigzag-encoded `sint32`.
+pub fn zigzag32(v: u64) -> i32 {
+    let n = v as u32;
+    ((n >> 1) as i32) ^ -((n & 1) as i32)
+}
+
+/// Decodes a zigzag-encoded `sint64`.
+pub fn zigzag64(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The items of a packed repeated field, whose items have `wire_type`
+/// (0 varint, 1 fixed64, 5 fixed32). Yields `Err(Malformed)` once and
+/// stops at a truncated item.
+pub fn packed(
+    bytes: &[u8],
+    wire_type: u8,
+) -> impl Iterator<Item = Result<WireValue<'_>, Malformed>> {
+    let mut pos = 0;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || pos >= bytes.len() {
+            return None;
+        }
+        let item = match wire_type {
+            5 => bytes.get(pos..pos + 4).map(|b| {
+                pos += 4;
+                WireValue::Fixed32(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            }),
+            1 => bytes.get(pos..pos + 8).map(|b| {
+                pos += 8;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                WireValue::Fixed64(u64::from_le_bytes(a))
+            }),
+            _ => read_varint(bytes, &mut pos).map(WireValue::Varint),
+        };
+        failed = item.is_none();
+        Some(item.ok_or(Malformed))
+    })
+}
+
 /// Iterates the fields of one message's bytes. Yields `Err(Malformed)`
 /// once and stops at the first malformed field.
 pub struct Scanner<'a> {

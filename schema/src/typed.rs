@@ -30,11 +30,11 @@ use arrow_array::{
     TimestampMicrosecondArray,
 };
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
-use arrow_schema::{DataType, Field, FieldRef, Fields};
+use arrow_schema::{DataType, FieldRef, Fields};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 
-use crate::scan::{read_varint, write_varint, Malformed, Scanner, WireValue};
+use crate::scan::{self, write_varint, zigzag32, zigzag64, Malformed, Scanner, WireValue};
 
 /// Why a row cannot be written from its arrays.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,15 +77,6 @@ fn special(m: &MessageDescriptor, dt: &DataType) -> Option<Special> {
         _ if matches!(dt, DataType::Binary) => Special::Bytes,
         _ => return None,
     })
-}
-
-fn zigzag32(v: u64) -> i32 {
-    let n = v as u32;
-    ((n >> 1) as i32) ^ -((n & 1) as i32)
-}
-
-fn zigzag64(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// A scalar read off the wire, widened to what its column holds.
@@ -608,27 +599,14 @@ impl ListCol {
     fn push(&mut self, w: WireValue<'_>, apply: bool, depth: u32) -> Result<i32, Malformed> {
         match w {
             WireValue::Len(b) if packable(&self.kind) => {
-                let mut pos = 0;
+                let wire_type = match &self.kind {
+                    Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => 5,
+                    Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => 1,
+                    _ => 0,
+                };
                 let mut n = 0;
-                while pos < b.len() {
-                    let item = match &self.kind {
-                        Kind::Fixed32 | Kind::Sfixed32 | Kind::Float => {
-                            let v = b.get(pos..pos + 4).ok_or(Malformed)?;
-                            pos += 4;
-                            WireValue::Fixed32(u32::from_le_bytes(
-                                v.try_into().map_err(|_| Malformed)?,
-                            ))
-                        }
-                        Kind::Fixed64 | Kind::Sfixed64 | Kind::Double => {
-                            let v = b.get(pos..pos + 8).ok_or(Malformed)?;
-                            pos += 8;
-                            WireValue::Fixed64(u64::from_le_bytes(
-                                v.try_into().map_err(|_| Malformed)?,
-                            ))
-                        }
-                        _ => WireValue::Varint(read_varint(b, &mut pos).ok_or(Malformed)?),
-                    };
-                    self.child.push(&self.kind, item, apply, depth)?;
+                for item in scan::packed(b, wire_type) {
+                    self.child.push(&self.kind, item?, apply, depth)?;
                     n += 1;
                 }
                 Ok(n)
@@ -644,7 +622,6 @@ impl ListCol {
 /// Builds the typed columns of one message type, row by row.
 pub struct TypedBuilder {
     root: StructCol,
-    rows: usize,
 }
 
 impl TypedBuilder {
@@ -653,14 +630,12 @@ impl TypedBuilder {
     pub fn new(message: &MessageDescriptor, fields: &Fields) -> Result<TypedBuilder, Mismatch> {
         Ok(TypedBuilder {
             root: StructCol::new(message, fields)?,
-            rows: 0,
         })
     }
 
     /// Appends one payload as a row; a payload that does not decode (or
     /// None) becomes a null row. True when the row holds the value.
     pub fn push(&mut self, payload: Option<&[u8]>) -> bool {
-        self.rows += 1;
         if let Some(p) = payload {
             if self.root.push(p, false, 0).is_ok() {
                 return self.root.push(p, true, 0).is_ok();
@@ -668,16 +643,6 @@ impl TypedBuilder {
         }
         self.root.push_null();
         false
-    }
-
-    /// Rows appended.
-    pub fn len(&self) -> usize {
-        self.rows
-    }
-
-    /// No rows yet.
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
     }
 
     /// The rows as one struct array.
@@ -1066,11 +1031,6 @@ impl<'a> RowEncoder<'a> {
         }
         self.root.encode(row, out).map(|()| true)
     }
-}
-
-/// The columns' Arrow fields wrapped as the struct column `value`.
-pub fn struct_field(name: &str, fields: Fields) -> Field {
-    Field::new(name, DataType::Struct(fields), true)
 }
 
 #[cfg(test)]

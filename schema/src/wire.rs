@@ -6,6 +6,8 @@
 //! varint indexes; the common case, the first message of the file, is the
 //! single byte 0.
 
+use crate::scan::{read_varint, write_varint, zigzag64};
+
 /// A parsed wire prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WirePrefix {
@@ -32,31 +34,6 @@ pub enum WireError {
     BadIndexes,
 }
 
-fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn zigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn write_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn unzigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -71,7 +48,7 @@ pub fn parse_prefix(value: &[u8]) -> Result<WirePrefix, WireError> {
     }
     let schema_id = i32::from_be_bytes([value[1], value[2], value[3], value[4]]);
     let mut pos = 5;
-    let count = zigzag(read_varint(value, &mut pos).ok_or(WireError::BadIndexes)?);
+    let count = zigzag64(read_varint(value, &mut pos).ok_or(WireError::BadIndexes)?);
     let mut message_indexes = Vec::new();
     if count == 0 {
         message_indexes.push(0);
@@ -81,7 +58,7 @@ pub fn parse_prefix(value: &[u8]) -> Result<WirePrefix, WireError> {
             return Err(WireError::BadIndexes);
         }
         for _ in 0..count {
-            let i = zigzag(read_varint(value, &mut pos).ok_or(WireError::BadIndexes)?);
+            let i = zigzag64(read_varint(value, &mut pos).ok_or(WireError::BadIndexes)?);
             message_indexes.push(i32::try_from(i).map_err(|_| WireError::BadIndexes)?);
         }
     }

@@ -34,7 +34,7 @@ use prost_protovalidate::types::{
 use prost_protovalidate::validators as formats;
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, Syntax};
 
-use crate::scan::{read_varint, Scanner, WireValue};
+use crate::scan::{self, zigzag32, zigzag64, Scanner, WireValue};
 
 /// How deep messages may nest before the plan gives up (the dynamic
 /// decoder's own limit is 100).
@@ -178,13 +178,8 @@ fn decode(kind: ValueKind, w: WireValue<'_>) -> Option<Val<'_>> {
         (ValueKind::Int64, WireValue::Varint(v)) => Val::I64(v as i64),
         (ValueKind::Uint32, WireValue::Varint(v)) => Val::U32(v as u32),
         (ValueKind::Uint64, WireValue::Varint(v)) => Val::U64(v),
-        (ValueKind::Sint32, WireValue::Varint(v)) => {
-            let n = v as u32;
-            Val::I32(((n >> 1) as i32) ^ -((n & 1) as i32))
-        }
-        (ValueKind::Sint64, WireValue::Varint(v)) => {
-            Val::I64(((v >> 1) as i64) ^ -((v & 1) as i64))
-        }
+        (ValueKind::Sint32, WireValue::Varint(v)) => Val::I32(zigzag32(v)),
+        (ValueKind::Sint64, WireValue::Varint(v)) => Val::I64(zigzag64(v)),
         (ValueKind::Bool, WireValue::Varint(v)) => Val::Bool(v != 0),
         (ValueKind::Fixed32, WireValue::Fixed32(v)) => Val::U32(v),
         (ValueKind::Sfixed32, WireValue::Fixed32(v)) => Val::I32(v as i32),
@@ -828,23 +823,14 @@ impl WirePlan {
 
 /// Checks a packed run; the number of items, or None.
 fn packed(kind: ValueKind, b: &[u8], rules: Option<&Rules>) -> Option<u32> {
-    let mut pos = 0;
+    let wire_type = match kind {
+        ValueKind::Fixed32 | ValueKind::Sfixed32 | ValueKind::Float => 5,
+        ValueKind::Fixed64 | ValueKind::Sfixed64 | ValueKind::Double => 1,
+        _ => 0,
+    };
     let mut n = 0u32;
-    while pos < b.len() {
-        let w = match kind {
-            ValueKind::Fixed32 | ValueKind::Sfixed32 | ValueKind::Float => {
-                let v = b.get(pos..pos + 4)?;
-                pos += 4;
-                WireValue::Fixed32(u32::from_le_bytes(v.try_into().ok()?))
-            }
-            ValueKind::Fixed64 | ValueKind::Sfixed64 | ValueKind::Double => {
-                let v = b.get(pos..pos + 8)?;
-                pos += 8;
-                WireValue::Fixed64(u64::from_le_bytes(v.try_into().ok()?))
-            }
-            _ => WireValue::Varint(read_varint(b, &mut pos)?),
-        };
-        let v = decode(kind, w)?;
+    for w in scan::packed(b, wire_type) {
+        let v = decode(kind, w.ok()?)?;
         if !rules.is_none_or(|r| r.ok(v)) {
             return None;
         }

@@ -71,7 +71,10 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
         let name = td.name.0.to_string();
-        let parallel = td.partition_data.len() > 1 && validates(broker, &name);
+        let parallel = td.partition_data.len() > 1 && {
+            let (reject, coerce) = checks(broker, &name);
+            reject || coerce.is_some()
+        };
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
             let pending = if req.transactional_id.is_some() {
@@ -165,15 +168,16 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
     })
 }
 
-/// True when the topic's records are checked on the way in: its
-/// `floe.validate.mode` (or the broker's default) is `reject`, or it
-/// coerces values without the schema prefix.
-fn validates(broker: &Broker, topic: &str) -> bool {
+/// How a topic's records are checked on the way in: whether its
+/// `floe.validate.mode` (or the broker's default) is `reject`, and the
+/// message values without the schema prefix are coerced to, if it coerces.
+fn checks(broker: &Broker, topic: &str) -> (bool, Option<Option<String>>) {
     let t = broker.log.topic(topic);
-    t.as_ref()
+    let reject = t
+        .as_ref()
         .and_then(|t| t.validates())
-        .unwrap_or(broker.validates)
-        || t.is_some_and(|t| t.coerce().is_some())
+        .unwrap_or(broker.validates);
+    (reject, t.and_then(|t| t.coerce()))
 }
 
 /// Appends, first wrapping values without the schema prefix when the topic
@@ -186,12 +190,7 @@ async fn append(
     partition: i32,
     records: bytes::Bytes,
 ) -> Result<floe_storage::log::PendingAppend, StorageError> {
-    let t = broker.log.topic(topic);
-    let reject = t
-        .as_ref()
-        .and_then(|t| t.validates())
-        .unwrap_or(broker.validates);
-    let coerce = t.and_then(|t| t.coerce());
+    let (reject, coerce) = checks(broker, topic);
     if !reject && coerce.is_none() {
         return broker.log.append(topic, partition, records).await;
     }
