@@ -9,6 +9,7 @@ use floe_storage::meta::sqlite::SqliteStore;
 use floe_storage::meta::MetadataStore;
 use floe_storage::object::open_object_store;
 use floe_storage::segment::SegmentFormat;
+use floe_storage::table::TableConfig;
 use tracing::info;
 
 use crate::config::ServeArgs;
@@ -94,6 +95,11 @@ impl Broker {
             },
             orphan_grace: Duration::from_secs(args.orphan_grace_secs),
             maintenance_interval: Duration::from_secs(args.maintenance_interval_secs.max(1)),
+            tables: TableConfig {
+                root_uri: objects.root_uri.clone(),
+                namespace: args.iceberg_namespace.clone(),
+                snapshot_retention: Duration::from_secs(args.iceberg_snapshot_retention_secs),
+            },
         };
         let lease = floe_storage::log::now_ms() + 30_000;
         meta.register_broker(args.broker_id, &advertised.0, advertised.1, lease)

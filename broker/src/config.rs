@@ -113,4 +113,17 @@ pub struct ServeArgs {
     /// Seconds between retention and orphan-sweep passes.
     #[arg(long, env = "FLOE_MAINTENANCE_INTERVAL_SECS", default_value_t = 30)]
     pub maintenance_interval_secs: u64,
+
+    /// Iceberg namespace the topics' tables appear in.
+    #[arg(long, env = "FLOE_ICEBERG_NAMESPACE", default_value = "floe")]
+    pub iceberg_namespace: String,
+
+    /// How long a replaced Iceberg snapshot stays readable before it
+    /// expires (and the files only it refers to are deleted).
+    #[arg(
+        long,
+        env = "FLOE_ICEBERG_SNAPSHOT_RETENTION_SECS",
+        default_value_t = 3600
+    )]
+    pub iceberg_snapshot_retention_secs: u64,
 }

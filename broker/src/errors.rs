@@ -80,6 +80,8 @@ pub mod code {
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     /// UNKNOWN_LEADER_EPOCH.
     pub const UNKNOWN_LEADER_EPOCH: i16 = 76;
+    /// INVALID_TIMESTAMP.
+    pub const INVALID_TIMESTAMP: i16 = 32;
     /// INVALID_RECORD.
     pub const INVALID_RECORD: i16 = 87;
     /// TOPIC_AUTHORIZATION_FAILED.
@@ -104,8 +106,9 @@ pub fn error_code(e: &StorageError) -> i16 {
         CorruptMessage(_) => code::CORRUPT_MESSAGE,
         MessageTooLarge { .. } => code::MESSAGE_TOO_LARGE,
         InvalidRecord { .. } | InvalidRecords(_) => code::INVALID_RECORD,
+        InvalidTimestamp(_) => code::INVALID_TIMESTAMP,
         Unsupported(_) => code::UNSUPPORTED_VERSION,
-        ObjectStore(_) | Metadata(_) | Parquet(_) | Arrow(_) | FlushFailed(_) => {
+        ObjectStore(_) | Metadata(_) | Parquet(_) | Arrow(_) | FlushFailed(_) | Iceberg(_) => {
             code::KAFKA_STORAGE_ERROR
         }
         Corrupt(_) => code::UNKNOWN_SERVER_ERROR,

@@ -1,5 +1,5 @@
-//! The HTTP API: health, admin, and the schema registry (`registry_http`);
-//! the Iceberg REST catalog joins it later.
+//! The HTTP API: health, admin, the schema registry (`registry_http`) and
+//! the Iceberg REST catalog (`catalog_http`).
 
 use std::sync::Arc;
 
@@ -19,6 +19,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/admin/topics/{name}", get(topic))
         .route("/admin/topics/{name}/configs", patch(alter_configs))
         .merge(crate::registry_http::routes())
+        .merge(crate::catalog_http::routes())
         .with_state(broker)
 }
 

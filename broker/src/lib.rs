@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod broker;
+pub mod catalog_http;
 pub mod config;
 pub mod consumer_groups;
 pub mod errors;

@@ -69,6 +69,10 @@ pub enum StorageError {
         /// Why.
         message: String,
     },
+    /// A record timestamp beyond what the table's microsecond columns hold
+    /// (about year 294 000).
+    #[error("record timestamp {0} is out of range")]
+    InvalidTimestamp(i64),
     /// Records refused by the topic's validation: (index in the request's
     /// batches, why), one per bad record.
     #[error("{} invalid record(s); first: record {}: {}", .0.len(), .0.first().map_or(0, |e| e.0), .0.first().map_or("", |e| e.1.as_str()))]
@@ -91,6 +95,9 @@ pub enum StorageError {
     /// A flush this request waited for did not commit.
     #[error("flush failed: {0}")]
     FlushFailed(String),
+    /// Iceberg metadata could not be read or written.
+    #[error("iceberg: {0}")]
+    Iceberg(#[from] iceberg::Error),
     /// Stored data contradicts itself (a bug or tampering).
     #[error("corrupt storage: {0}")]
     Corrupt(String),

@@ -18,6 +18,7 @@ pub mod log;
 pub mod meta;
 pub mod object;
 pub mod segment;
+pub mod table;
 pub mod tail_cache;
 pub mod topic_config;
 

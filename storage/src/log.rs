@@ -35,6 +35,8 @@ use tracing::{debug, info, warn};
 use crate::error::{Result, StorageError};
 use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
 use crate::segment::{self, PartitionRows, SegmentFormat};
+use crate::table::io::StoreIo;
+use crate::table::{NewFile, TableConfig, Tables};
 use crate::tail_cache::TailCache;
 use crate::topic_config::{validate_topic_name, TopicConfig};
 
@@ -65,6 +67,8 @@ pub struct LogConfig {
     pub orphan_grace: Duration,
     /// How often retention and the orphan sweeper run.
     pub maintenance_interval: Duration,
+    /// Iceberg tables.
+    pub tables: TableConfig,
 }
 
 impl Default for LogConfig {
@@ -78,6 +82,7 @@ impl Default for LogConfig {
             format: SegmentFormat::default(),
             orphan_grace: Duration::from_secs(600),
             maintenance_interval: Duration::from_secs(30),
+            tables: TableConfig::default(),
         }
     }
 }
@@ -369,6 +374,7 @@ pub struct Log {
     topics: RwLock<HashMap<String, Arc<TopicLog>>>,
     commits: watch::Sender<u64>,
     footers: Mutex<HashMap<String, ArrowReaderMetadata>>,
+    tables: Tables,
 }
 
 impl Log {
@@ -382,8 +388,14 @@ impl Log {
         prefix: Path,
     ) -> Result<Arc<Self>> {
         meta.claim_leadership(cfg.broker_id).await?;
+        let tables = Tables::new(
+            cfg.tables.clone(),
+            StoreIo::new(&cfg.tables.root_uri, store.clone()),
+            meta.clone(),
+        );
         let log = Arc::new(Log {
             cfg,
+            tables,
             meta: meta.clone(),
             store,
             prefix,
@@ -398,6 +410,7 @@ impl Log {
         }
         info!(topics = read_lock(&log.topics).len(), "log opened");
         tokio::spawn(run_maintenance(Arc::downgrade(&log)));
+        tokio::spawn(run_table_committer(Arc::downgrade(&log)));
         Ok(log)
     }
 
@@ -532,6 +545,10 @@ impl Log {
         write_lock(&self.topics).remove(name);
         topic.wake.notify_one();
         self.delete_files(&files).await;
+        let metadata = self.io_metadata_prefix(&topic);
+        if let Err(e) = self.tables.io().file_io().delete_prefix(&metadata).await {
+            warn!(topic = name, error = %e, "could not delete the table's metadata");
+        }
         info!(topic = name, files = files.len(), "deleted topic");
         Ok(())
     }
@@ -659,6 +676,10 @@ impl Log {
                 .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
             let mut rewritten = false;
             for r in recs.iter_mut() {
+                let ts = b.header.base_timestamp.saturating_add(r.timestamp_delta);
+                if !(-segment::MAX_TIMESTAMP_MS..=segment::MAX_TIMESTAMP_MS).contains(&ts) {
+                    return Err(StorageError::InvalidTimestamp(ts));
+                }
                 for h in &r.headers {
                     if std::str::from_utf8(&h.key).is_err() {
                         return Err(StorageError::InvalidRecord {
@@ -1328,6 +1349,10 @@ impl Log {
         let mut swept = 0;
         for obj in listed {
             let path = obj.location.to_string();
+            // Iceberg metadata is the tables' own to clean up.
+            if path.contains("/metadata/") {
+                continue;
+            }
             let old = SystemTime::from(obj.last_modified) <= cutoff;
             if !committed.contains(&path) && old {
                 info!(file = %path, "sweeping uncommitted file");
@@ -1336,6 +1361,72 @@ impl Log {
             }
         }
         Ok(swept)
+    }
+}
+
+impl Log {
+    /// The Iceberg side.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// The object key under which a topic's table lives (data files under
+    /// `data/`, Iceberg metadata under `metadata/`).
+    pub fn table_key(&self, topic: &TopicLog) -> String {
+        self.object_path(&format!("topics/{}-{}", topic.name, topic.id.simple()))
+            .to_string()
+    }
+
+    fn io_metadata_prefix(&self, topic: &TopicLog) -> String {
+        self.tables
+            .io()
+            .uri(&format!("{}/metadata/", self.table_key(topic)))
+    }
+
+    /// Commits what the topic's table lags behind the log by (files
+    /// flushed since the last snapshot, files retention dropped), expires
+    /// old snapshots and deletes files no snapshot refers to any more.
+    pub async fn sync_table(&self, topic: &TopicLog) -> Result<()> {
+        let pending = self.meta.table_pending(&topic.name).await?;
+        let mut added = Vec::with_capacity(pending.added.len());
+        for (path, size) in pending.added {
+            let size = size.max(0) as u64;
+            let footer = self.footer(&path, size).await?;
+            added.push(NewFile {
+                key: path,
+                size,
+                footer: footer.metadata().clone(),
+            });
+        }
+        let released = self
+            .tables
+            .sync(&topic.name, &self.table_key(topic), added, pending.removed)
+            .await?;
+        self.delete_files(&released).await;
+        Ok(())
+    }
+}
+
+/// Commits each topic's table every `floe.iceberg.commit.interval.ms`.
+async fn run_table_committer(log: std::sync::Weak<Log>) {
+    let mut last: HashMap<String, Instant> = HashMap::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(log) = log.upgrade() else { return };
+        for topic in log.topics() {
+            let interval = read_lock(&topic.config).table_commit_interval();
+            let due = last
+                .get(&topic.name)
+                .is_none_or(|t| t.elapsed() >= interval);
+            if !due {
+                continue;
+            }
+            last.insert(topic.name.clone(), Instant::now());
+            if let Err(e) = log.sync_table(&topic).await {
+                warn!(topic = %topic.name, error = %e, "iceberg commit failed; retrying next round");
+            }
+        }
+        last.retain(|name, _| log.topic(name).is_some());
     }
 }
 

@@ -18,6 +18,9 @@ pub struct ObjectLocation {
     pub prefix: Path,
     /// Human-readable description for logs.
     pub description: String,
+    /// Absolute URI of the store's root, as engines name files in it
+    /// (`file:///abs/dir/`, `s3://bucket/`).
+    pub root_uri: String,
 }
 
 /// Opens `url`:
@@ -33,6 +36,7 @@ pub fn open_object_store(url: &str) -> Result<ObjectLocation> {
             store: Arc::new(InMemory::new()),
             prefix: Path::from(""),
             description: "memory".into(),
+            root_uri: "memory:///".into(),
         });
     }
     if let Some(rest) = url.strip_prefix("s3://") {
@@ -49,6 +53,7 @@ pub fn open_object_store(url: &str) -> Result<ObjectLocation> {
             store: Arc::new(store),
             prefix: Path::from(prefix.trim_matches('/')),
             description: url.to_string(),
+            root_uri: format!("s3://{bucket}/"),
         });
     }
     let dir = url.strip_prefix("file://").unwrap_or(url);
@@ -60,10 +65,22 @@ pub fn open_object_store(url: &str) -> Result<ObjectLocation> {
     std::fs::create_dir_all(dir).map_err(|e| {
         StorageError::InvalidConfig(format!("cannot create object store directory {dir}: {e}"))
     })?;
-    let store = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+    let absolute = std::fs::canonicalize(dir).map_err(|e| {
+        StorageError::InvalidConfig(format!("cannot resolve object store directory {dir}: {e}"))
+    })?;
+    let root_uri = url::Url::from_directory_path(&absolute)
+        .map_err(|_| {
+            StorageError::InvalidConfig(format!(
+                "object store directory {} is not an absolute path",
+                absolute.display()
+            ))
+        })?
+        .to_string();
+    let store = LocalFileSystem::new_with_prefix(&absolute)?.with_automatic_cleanup(true);
     Ok(ObjectLocation {
         store: Arc::new(store),
         prefix: Path::from(""),
-        description: format!("directory {dir}"),
+        description: format!("directory {}", absolute.display()),
+        root_uri,
     })
 }

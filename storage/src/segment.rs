@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, Int64Builder, Int8Builder, ListBuilder, StringBuilder, StructBuilder,
-    TimestampMillisecondBuilder,
+    BinaryBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::{
     Array, ArrayRef, BinaryArray, Int32Array, Int64Array, Int8Array, ListArray, RecordBatch,
-    StringArray, StructArray, TimestampMillisecondArray,
+    StringArray, StructArray, TimestampMicrosecondArray, TimestampMillisecondArray,
 };
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
@@ -48,43 +48,102 @@ pub mod col {
 }
 
 fn ts_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Iceberg field ids of the Kafka columns, written into every file's
+/// Parquet schema so engines map columns by id (Iceberg's rule), not name.
+pub mod field_id {
+    /// `partition`.
+    pub const PARTITION: i32 = 1;
+    /// `offset`.
+    pub const OFFSET: i32 = 2;
+    /// `timestamp`.
+    pub const TIMESTAMP: i32 = 3;
+    /// `timestamp_type`.
+    pub const TIMESTAMP_TYPE: i32 = 4;
+    /// `key`.
+    pub const KEY: i32 = 5;
+    /// `headers`.
+    pub const HEADERS: i32 = 6;
+    /// `value`.
+    pub const VALUE: i32 = 7;
+    /// `append_time`.
+    pub const APPEND_TIME: i32 = 8;
+    /// `headers` list element.
+    pub const HEADER: i32 = 9;
+    /// `headers[].key`.
+    pub const HEADER_KEY: i32 = 10;
+    /// `headers[].value`.
+    pub const HEADER_VALUE: i32 = 11;
+    /// The highest id of the raw layout.
+    pub const LAST: i32 = 11;
+}
+
+/// The Arrow field metadata key Parquet writers turn into field ids.
+pub const FIELD_ID_KEY: &str = "PARQUET:field_id";
+
+fn with_id(field: Field, id: i32) -> Field {
+    field.with_metadata([(FIELD_ID_KEY.to_string(), id.to_string())].into())
 }
 
 fn header_fields() -> Fields {
     Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("value", DataType::Binary, true),
+        with_id(
+            Field::new("key", DataType::Utf8, false),
+            field_id::HEADER_KEY,
+        ),
+        with_id(
+            Field::new("value", DataType::Binary, true),
+            field_id::HEADER_VALUE,
+        ),
     ])
 }
 
 fn header_item() -> Arc<Field> {
-    Arc::new(Field::new(
-        "element",
-        DataType::Struct(header_fields()),
-        false,
+    Arc::new(with_id(
+        Field::new("element", DataType::Struct(header_fields()), false),
+        field_id::HEADER,
     ))
 }
 
-/// The Arrow schema of a raw (schemaless) topic.
+/// The Arrow schema of a raw (schemaless) topic. Timestamps are
+/// microseconds (Iceberg's `timestamptz`); Kafka's milliseconds are exact
+/// multiples.
 pub fn raw_schema() -> SchemaRef {
+    use field_id as id;
     Arc::new(Schema::new(vec![
-        Field::new(col::PARTITION, DataType::Int32, false),
-        Field::new(col::OFFSET, DataType::Int64, false),
-        Field::new(col::TIMESTAMP, ts_type(), false),
-        Field::new(col::TIMESTAMP_TYPE, DataType::Int8, false),
-        Field::new(col::KEY, DataType::Binary, true),
-        Field::new(col::HEADERS, DataType::List(header_item()), false),
-        Field::new(col::VALUE, DataType::Binary, true),
-        Field::new(col::APPEND_TIME, ts_type(), false),
+        with_id(
+            Field::new(col::PARTITION, DataType::Int32, false),
+            id::PARTITION,
+        ),
+        with_id(Field::new(col::OFFSET, DataType::Int64, false), id::OFFSET),
+        with_id(Field::new(col::TIMESTAMP, ts_type(), false), id::TIMESTAMP),
+        with_id(
+            Field::new(col::TIMESTAMP_TYPE, DataType::Int32, false),
+            id::TIMESTAMP_TYPE,
+        ),
+        with_id(Field::new(col::KEY, DataType::Binary, true), id::KEY),
+        with_id(
+            Field::new(col::HEADERS, DataType::List(header_item()), false),
+            id::HEADERS,
+        ),
+        with_id(Field::new(col::VALUE, DataType::Binary, true), id::VALUE),
+        with_id(
+            Field::new(col::APPEND_TIME, ts_type(), false),
+            id::APPEND_TIME,
+        ),
     ]))
 }
+
+/// The largest Kafka timestamp (ms) that fits the microsecond columns.
+pub const MAX_TIMESTAMP_MS: i64 = i64::MAX / 1000;
 
 /// Records of one partition, buffered as Arrow builders until a flush.
 pub struct PartitionRows {
     offsets: Int64Builder,
-    timestamps: TimestampMillisecondBuilder,
-    timestamp_types: Int8Builder,
+    timestamps: TimestampMicrosecondBuilder,
+    timestamp_types: Int32Builder,
     keys: BinaryBuilder,
     headers: ListBuilder<StructBuilder>,
     values: BinaryBuilder,
@@ -105,8 +164,8 @@ impl PartitionRows {
             .with_field(header_item());
         PartitionRows {
             offsets: Int64Builder::new(),
-            timestamps: TimestampMillisecondBuilder::new().with_timezone("UTC"),
-            timestamp_types: Int8Builder::new(),
+            timestamps: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            timestamp_types: Int32Builder::new(),
             keys: BinaryBuilder::new(),
             headers,
             values: BinaryBuilder::new(),
@@ -121,8 +180,9 @@ impl PartitionRows {
     /// the caller, which can name the record).
     pub fn push(&mut self, offset: i64, timestamp: i64, timestamp_type: i8, r: &Record) {
         self.offsets.append_value(offset);
-        self.timestamps.append_value(timestamp);
-        self.timestamp_types.append_value(timestamp_type);
+        // The caller refused timestamps beyond MAX_TIMESTAMP_MS.
+        self.timestamps.append_value(timestamp.saturating_mul(1000));
+        self.timestamp_types.append_value(i32::from(timestamp_type));
         self.keys.append_option(r.key.as_deref());
         self.values.append_option(r.value.as_deref());
         let sb = self.headers.values();
@@ -151,7 +211,10 @@ impl PartitionRows {
             Arc::new(self.keys.finish()),
             Arc::new(self.headers.finish()),
             Arc::new(self.values.finish()),
-            Arc::new(TimestampMillisecondArray::from(vec![append_time; n]).with_timezone("UTC")),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![append_time.saturating_mul(1000); n])
+                    .with_timezone("UTC"),
+            ),
         ];
         Ok(RecordBatch::try_new(raw_schema(), cols)?)
     }
@@ -316,6 +379,51 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
         })
 }
 
+/// A timestamp column read as Kafka milliseconds: microseconds since this
+/// layout, milliseconds in files written before it.
+enum Millis<'a> {
+    Micros(&'a TimestampMicrosecondArray),
+    Millis(&'a TimestampMillisecondArray),
+}
+
+impl<'a> Millis<'a> {
+    fn of(batch: &'a RecordBatch, name: &str) -> Result<Self> {
+        match column::<TimestampMicrosecondArray>(batch, name) {
+            Ok(a) => Ok(Millis::Micros(a)),
+            Err(_) => column::<TimestampMillisecondArray>(batch, name).map(Millis::Millis),
+        }
+    }
+
+    fn value(&self, i: usize) -> i64 {
+        match self {
+            Millis::Micros(a) => a.value(i).div_euclid(1000),
+            Millis::Millis(a) => a.value(i),
+        }
+    }
+}
+
+/// `timestamp_type`: int32 since the Iceberg layout, int8 before it.
+enum TimestampTypes<'a> {
+    Int32(&'a Int32Array),
+    Int8(&'a Int8Array),
+}
+
+impl<'a> TimestampTypes<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<Self> {
+        match column::<Int32Array>(batch, col::TIMESTAMP_TYPE) {
+            Ok(a) => Ok(TimestampTypes::Int32(a)),
+            Err(_) => column::<Int8Array>(batch, col::TIMESTAMP_TYPE).map(TimestampTypes::Int8),
+        }
+    }
+
+    fn value(&self, i: usize) -> i8 {
+        match self {
+            TimestampTypes::Int32(a) => a.value(i) as i8,
+            TimestampTypes::Int8(a) => a.value(i),
+        }
+    }
+}
+
 /// Kafka batches rebuilt from Arrow rows.
 #[derive(Debug, Default)]
 pub struct RebuiltBatches {
@@ -339,8 +447,8 @@ pub fn rebuild_batches(
 ) -> Result<RebuiltBatches> {
     const TARGET: usize = 1 << 20;
     let offsets = column::<Int64Array>(batch, col::OFFSET)?;
-    let timestamps = column::<TimestampMillisecondArray>(batch, col::TIMESTAMP)?;
-    let ts_types = column::<Int8Array>(batch, col::TIMESTAMP_TYPE)?;
+    let timestamps = Millis::of(batch, col::TIMESTAMP)?;
+    let ts_types = TimestampTypes::of(batch)?;
     let keys = column::<BinaryArray>(batch, col::KEY)?;
     let values = column::<BinaryArray>(batch, col::VALUE)?;
     let headers = column::<ListArray>(batch, col::HEADERS)?;
@@ -417,7 +525,7 @@ pub fn rebuild_batches(
 /// (offset, timestamp) pairs of a row group, for ListOffsets by time.
 pub fn offsets_and_timestamps(batch: &RecordBatch) -> Result<Vec<(i64, i64)>> {
     let offsets = column::<Int64Array>(batch, col::OFFSET)?;
-    let timestamps = column::<TimestampMillisecondArray>(batch, col::TIMESTAMP)?;
+    let timestamps = Millis::of(batch, col::TIMESTAMP)?;
     Ok((0..batch.num_rows())
         .map(|i| (offsets.value(i), timestamps.value(i)))
         .collect())

@@ -188,6 +188,12 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "the message (full name) coerced values are; empty: the schema's first message",
     ),
     def(
+        "floe.iceberg.commit.interval.ms",
+        "10000",
+        ConfigType::Long,
+        "how often the topic's Iceberg table commits a snapshot of the segments flushed since the last one",
+    ),
+    def(
         "unclean.leader.election.enable",
         "false",
         ConfigType::Boolean,
@@ -310,6 +316,13 @@ impl TopicConfig {
     /// retention.bytes (None for unlimited).
     pub fn retention_bytes(&self) -> Option<i64> {
         Some(self.get_i64("retention.bytes")).filter(|v| *v >= 0)
+    }
+
+    /// `floe.iceberg.commit.interval.ms`, at least 100 ms.
+    pub fn table_commit_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.get_i64("floe.iceberg.commit.interval.ms").max(100) as u64
+        )
     }
 
     /// Whether `floe.validate.mode` is `reject`; None when not set.

@@ -123,8 +123,10 @@ def test_describe_cluster(floe):
 def test_retention_ms_deletes_old_segments_and_files(floe_factory):
     import time
     from pathlib import Path
-    f = floe_factory("--maintenance-interval-secs", "1")
-    create_topic(f.bootstrap, "ret", 1, {"retention.ms": "60000"})
+    # The table holds a dropped file until its snapshots expire: keep them
+    # a second, and commit the table often.
+    f = floe_factory("--maintenance-interval-secs", "1", "--iceberg-snapshot-retention-secs", "1")
+    create_topic(f.bootstrap, "ret", 1, {"retention.ms": "60000", "floe.iceberg.commit.interval.ms": "200"})
     p = Producer({"bootstrap.servers": f.bootstrap, "linger.ms": 0})
     old = int(time.time() * 1000) - 3_600_000
     for i in range(50):

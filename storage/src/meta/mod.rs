@@ -249,6 +249,33 @@ pub struct RegistryRecord {
     pub grants: Vec<(String, String)>,
 }
 
+/// What a topic's Iceberg table lags behind the log by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TablePending {
+    /// Committed files the table does not hold yet: (path, size), oldest
+    /// first.
+    pub added: Vec<(String, i64)>,
+    /// Files the table holds that the log dropped (retention, DeleteRecords).
+    pub removed: Vec<String>,
+}
+
+/// One commit of a topic's Iceberg table.
+#[derive(Debug, Clone)]
+pub struct TableCommitRecord {
+    /// Topic.
+    pub topic: String,
+    /// The pointer this commit was built on (None: the table is new).
+    pub expected: Option<String>,
+    /// The new metadata file.
+    pub metadata_location: String,
+    /// Files the new snapshot adds.
+    pub added: Vec<String>,
+    /// Files the new snapshot removes.
+    pub removed: Vec<String>,
+    /// The snapshot's time.
+    pub now_ms: i64,
+}
+
 /// The metadata store.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
@@ -318,7 +345,8 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Moves the log start offset forward (DeleteRecords, retention) and
     /// drops segments wholly below it; returns files no segment references
-    /// any more, which the caller deletes from object storage.
+    /// any more and no Iceberg table holds, which the caller deletes from
+    /// object storage (files a table holds wait for the table to drop them).
     async fn advance_log_start(
         &self,
         topic: &str,
@@ -326,8 +354,25 @@ pub trait MetadataStore: Send + Sync + 'static {
         offset: i64,
     ) -> Result<Vec<String>>;
 
-    /// Every committed file path.
+    /// Every file a commit references: the log's files and the files
+    /// Iceberg tables still hold.
     async fn committed_files(&self) -> Result<HashSet<String>>;
+
+    /// The topic's current Iceberg metadata file, if the table exists.
+    async fn table_pointer(&self, topic: &str) -> Result<Option<String>>;
+
+    /// What the topic's table has yet to add and remove.
+    async fn table_pending(&self, topic: &str) -> Result<TablePending>;
+
+    /// Swaps the table pointer from `expected` to the new location and
+    /// records the files added and removed, in one transaction. Returns
+    /// false (and changes nothing) if the pointer moved, or an added file
+    /// left the log meanwhile.
+    async fn commit_table(&self, commit: &TableCommitRecord) -> Result<bool>;
+
+    /// Forgets files removed from the table at or before `cutoff_ms` (no
+    /// remaining snapshot refers to them) and returns them for deletion.
+    async fn release_table_files(&self, topic: &str, cutoff_ms: i64) -> Result<Vec<String>>;
 
     /// Stores (replaces) a group and its members.
     async fn save_group(&self, group: &GroupRecord, now_ms: i64) -> Result<()>;

@@ -14,7 +14,8 @@ use sqlx::{Row, SqlitePool};
 use super::{
     CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FlushCommit,
     GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord, ProducerStateRecord,
-    RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord, TopicRecord,
+    RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord, TableCommitRecord,
+    TablePending, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -36,6 +37,7 @@ pub const DDL: &[(&str, &str)] = &[
         include_str!("../../ddl/060-consumer-protocol.sql"),
     ),
     ("070-schemas.sql", include_str!("../../ddl/070-schemas.sql")),
+    ("080-tables.sql", include_str!("../../ddl/080-tables.sql")),
 ];
 
 /// The SQLite metadata store.
@@ -259,7 +261,9 @@ impl MetadataStore for SqliteStore {
 
     async fn delete_topic(&self, topic: &str) -> Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
-        let paths: Vec<String> = sqlx::query("SELECT path FROM files WHERE topic = $1")
+        let paths: Vec<String> = sqlx::query(
+            "SELECT path FROM files WHERE topic = $1 UNION SELECT path FROM table_files WHERE topic = $1",
+        )
             .bind(topic)
             .fetch_all(&mut *tx)
             .await?
@@ -279,6 +283,8 @@ impl MetadataStore for SqliteStore {
             "partitions",
             "segments",
             "producer_state",
+            "iceberg_tables",
+            "table_files",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE topic = $1"))
                 .bind(topic)
@@ -498,30 +504,138 @@ impl MetadataStore for SqliteStore {
         .bind(offset)
         .execute(&mut *tx)
         .await?;
-        let unreferenced: Vec<String> = sqlx::query(
-            "SELECT path FROM files WHERE topic = $1
+        let unreferenced: Vec<(String, bool)> = sqlx::query(
+            "SELECT path, EXISTS (SELECT 1 FROM table_files t WHERE t.path = files.path) AS held
+             FROM files WHERE topic = $1
              AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.path = files.path)",
         )
         .bind(topic)
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| r.get("path"))
+        .map(|r| (r.get("path"), r.get("held")))
         .collect();
-        for p in &unreferenced {
+        for (p, _) in &unreferenced {
             sqlx::query("DELETE FROM files WHERE path = $1")
                 .bind(p)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
-        Ok(unreferenced)
+        Ok(unreferenced
+            .into_iter()
+            .filter(|(_, held)| !held)
+            .map(|(p, _)| p)
+            .collect())
     }
 
     async fn committed_files(&self) -> Result<HashSet<String>> {
-        let rows = sqlx::query("SELECT path FROM files")
+        let rows = sqlx::query("SELECT path FROM files UNION SELECT path FROM table_files")
             .fetch_all(&self.pool)
             .await?;
+        Ok(rows.iter().map(|r| r.get("path")).collect())
+    }
+
+    async fn table_pointer(&self, topic: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT metadata_location FROM iceberg_tables WHERE topic = $1")
+            .bind(topic)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("metadata_location")))
+    }
+
+    async fn table_pending(&self, topic: &str) -> Result<TablePending> {
+        let added = sqlx::query(
+            "SELECT path, size_bytes FROM files WHERE topic = $1
+             AND NOT EXISTS (SELECT 1 FROM table_files t WHERE t.path = files.path)
+             ORDER BY created_ms, path",
+        )
+        .bind(topic)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get("path"), r.get("size_bytes")))
+        .collect();
+        let removed = sqlx::query(
+            "SELECT path FROM table_files WHERE topic = $1 AND removed_ms IS NULL
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.path = table_files.path)
+             ORDER BY path",
+        )
+        .bind(topic)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.get("path"))
+        .collect();
+        Ok(TablePending { added, removed })
+    }
+
+    async fn commit_table(&self, c: &TableCommitRecord) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let swapped = match &c.expected {
+            Some(expected) => sqlx::query(
+                "UPDATE iceberg_tables SET metadata_location = $1, updated_ms = $2
+                 WHERE topic = $3 AND metadata_location = $4",
+            )
+            .bind(&c.metadata_location)
+            .bind(c.now_ms)
+            .bind(&c.topic)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            None => sqlx::query(
+                "INSERT INTO iceberg_tables (topic, metadata_location, updated_ms)
+                 VALUES ($1, $2, $3) ON CONFLICT (topic) DO NOTHING",
+            )
+            .bind(&c.topic)
+            .bind(&c.metadata_location)
+            .bind(c.now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        if swapped != 1 {
+            return Ok(false);
+        }
+        for path in &c.added {
+            let in_log = sqlx::query("SELECT 1 FROM files WHERE path = $1")
+                .bind(path)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !in_log {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO table_files (path, topic, removed_ms) VALUES ($1, $2, NULL)
+                 ON CONFLICT (path) DO NOTHING",
+            )
+            .bind(path)
+            .bind(&c.topic)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for path in &c.removed {
+            sqlx::query("UPDATE table_files SET removed_ms = $1 WHERE path = $2")
+                .bind(c.now_ms)
+                .bind(path)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn release_table_files(&self, topic: &str, cutoff_ms: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "DELETE FROM table_files WHERE topic = $1 AND removed_ms IS NOT NULL
+             AND removed_ms <= $2 RETURNING path",
+        )
+        .bind(topic)
+        .bind(cutoff_ms)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(|r| r.get("path")).collect())
     }
 
