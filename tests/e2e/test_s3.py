@@ -66,3 +66,38 @@ def test_topics_live_in_an_s3_bucket(s3, floe_factory, monkeypatch):
     objects = [q for q in Path(root, "lake", "warehouse", "floe", "topics").rglob("*.parquet._S3rver_object")]
     assert objects, "Parquet files are in the bucket under the prefix"
     assert not (f.data_dir / "objects").exists(), "nothing went to the local directory"
+
+
+def test_pyiceberg_reads_a_table_from_the_bucket(s3, floe_factory, monkeypatch):
+    import json
+    import urllib.request
+
+    from pyiceberg.catalog.rest import RestCatalog
+
+    endpoint, _ = s3
+    for k, v in {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_REGION": "us-east-1",
+                 "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}.items():
+        monkeypatch.setenv(k, v)
+    f = floe_factory("--object-store", "s3://lake/warehouse/floe")
+    create_topic(f.bootstrap, "clicks", 1, {"floe.iceberg.commit.interval.ms": "300"})
+    p = Producer({"bootstrap.servers": f.bootstrap, "linger.ms": 5})
+    for i in range(500):
+        p.produce("clicks", value=f"click-{i}".encode())
+    assert p.flush(60) == 0
+    url = f"{f.http}/admin/topics/clicks/snapshots?partition=0&offset=499"
+    deadline = time.time() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                json.loads(r.read())
+            break
+        except urllib.error.HTTPError:
+            assert time.time() < deadline, "no snapshot holds the records"
+            time.sleep(0.2)
+    # The catalog hands out the endpoint; credentials are the reader's own.
+    cat = RestCatalog("floe", uri=f.http + "/iceberg",
+                      **{"s3.access-key-id": "S3RVER", "s3.secret-access-key": "S3RVER"})
+    table = cat.load_table("floe.clicks")
+    assert table.metadata.location.startswith("s3://lake/warehouse/floe/topics/clicks-")
+    values = sorted(table.scan().to_arrow().column("value").to_pylist())
+    assert values == sorted(f"click-{i}".encode() for i in range(500))
