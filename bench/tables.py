@@ -26,8 +26,11 @@ READY = re.compile(r"floe is ready kafka=(\S+) http=(\S+)")
 
 
 def start_floe(binary, data_dir):
+    # Maintenance (and so compaction) only at start: the bench compacts
+    # when it means to measure it.
     proc = subprocess.Popen([binary, "serve", "--data-dir", str(data_dir), "--kafka-listen", "127.0.0.1:0",
-                             "--http-listen", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
+                             "--http-listen", "127.0.0.1:0", "--maintenance-interval-secs", "3600"],
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 30
     for line in proc.stderr:
@@ -150,6 +153,30 @@ def load(bootstrap, topic, total_bytes, record_bytes, partitions, span_ms):
     return n, secs
 
 
+def scans(table, n, on_disk, span, when):
+    import datetime as dt
+    t0 = time.time()
+    rows = 0
+    for batch in table.scan().to_arrow_batch_reader():
+        rows += batch.num_rows
+    full = time.time() - t0
+    assert rows == n, (rows, n)
+    files = len(list(table.scan().plan_files()))
+    print(f"PyIceberg full scan, {when}: {rows} rows from {files} files in {full:.1f} s "
+          f"({on_disk / 1e6 / full:.0f} MB/s of Parquet, {rows / full:.0f} rows/s)")
+    cut_ms = int(time.time() * 1000) - span // 10
+    cut = dt.datetime.fromtimestamp(cut_ms / 1000, tz=dt.timezone.utc).isoformat()
+    t0 = time.time()
+    scan = table.scan(row_filter=GreaterThanOrEqual("timestamp", cut))
+    planned = len(list(scan.plan_files()))
+    rows = 0
+    for batch in scan.to_arrow_batch_reader():
+        rows += batch.num_rows
+    ranged = time.time() - t0
+    print(f"PyIceberg time-range scan (last 10% of the time span), {when}: {rows} rows, "
+          f"{planned} of {files} files read, in {ranged:.1f} s")
+
+
 def dir_bytes(path, suffix):
     return sum(f.stat().st_size for f in Path(path).rglob("*" + suffix))
 
@@ -194,28 +221,25 @@ def main():
         print(f"on disk: {on_disk / 1e9:.2f} GB of Parquet for {n * args.record_bytes / 1e9:.2f} GB of values "
               f"({on_disk / (n * args.record_bytes):.2f}x)")
 
-        t0 = time.time()
-        rows = 0
-        for batch in table.scan().to_arrow_batch_reader():
-            rows += batch.num_rows
-        full = time.time() - t0
-        assert rows == n, (rows, n)
-        files = len(list(table.scan().plan_files()))
-        print(f"PyIceberg full scan: {rows} rows from {files} files in {full:.1f} s "
-              f"({on_disk / 1e6 / full:.0f} MB/s of Parquet, {rows / full:.0f} rows/s)")
+        scans(table, n, on_disk, span, "before compaction")
 
-        import datetime as dt
-        cut_ms = int(time.time() * 1000) - span // 10
-        cut = dt.datetime.fromtimestamp(cut_ms / 1000, tz=dt.timezone.utc).isoformat()
-        t0 = time.time()
-        scan = table.scan(row_filter=GreaterThanOrEqual("timestamp", cut))
-        planned = len(list(scan.plan_files()))
-        rows = 0
-        for batch in scan.to_arrow_batch_reader():
-            rows += batch.num_rows
-        ranged = time.time() - t0
-        print(f"PyIceberg time-range scan (last 10% of the time span): {rows} rows, {planned} of {files} files "
-              f"read, in {ranged:.1f} s")
+        import json
+        import urllib.request
+        req = urllib.request.Request(f"{http}/admin/topics/scan/compact", method="POST")
+        with urllib.request.urlopen(req, timeout=3600) as r:
+            c = json.loads(r.read())
+        print(f"compaction: {c['files_in']} files ({c['bytes_in'] / 1e6:.0f} MB) into {c['files_out']} "
+              f"({c['bytes_out'] / 1e6:.0f} MB) in {c['seconds']:.1f} s: "
+              f"{c['bytes_in'] / 1e6 / c['seconds']:.1f} MB/s rewritten")
+        deadline = time.time() + 120
+        while True:
+            table = cat.load_table("floe.scan")
+            if table.metadata.current_snapshot().summary.operation.value == "replace":
+                break
+            if time.time() > deadline:
+                raise RuntimeError("the table did not take the compaction")
+            time.sleep(0.5)
+        scans(table, n, on_disk, span, "after compaction")
     finally:
         proc.kill()
         proc.wait()

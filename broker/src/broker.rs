@@ -95,6 +95,7 @@ impl Broker {
             },
             orphan_grace: Duration::from_secs(args.orphan_grace_secs),
             maintenance_interval: Duration::from_secs(args.maintenance_interval_secs.max(1)),
+            compaction_target_bytes: args.compaction_target_bytes.max(1),
             tables: TableConfig {
                 root_uri: objects.root_uri.clone(),
                 namespace: args.iceberg_namespace.clone(),

@@ -114,6 +114,11 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_MAINTENANCE_INTERVAL_SECS", default_value_t = 30)]
     pub maintenance_interval_secs: u64,
 
+    /// Compaction rewrites runs of small files (under half this) of a
+    /// topic into files of about this size.
+    #[arg(long, env = "FLOE_COMPACTION_TARGET_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub compaction_target_bytes: u64,
+
     /// Iceberg namespace the topics' tables appear in.
     #[arg(long, env = "FLOE_ICEBERG_NAMESPACE", default_value = "floe")]
     pub iceberg_namespace: String,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, patch};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -18,6 +18,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/admin/topics", get(topics))
         .route("/admin/topics/{name}", get(topic))
         .route("/admin/topics/{name}/configs", patch(alter_configs))
+        .route("/admin/topics/{name}/compact", post(compact))
         .merge(crate::registry_http::routes())
         .merge(crate::catalog_http::routes())
         .with_state(broker)
@@ -112,6 +113,29 @@ async fn alter_configs(
         Err(e @ floe_storage::StorageError::InvalidConfig(_)) => {
             Err(fail(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
         }
+        Err(e) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// `POST /admin/topics/{name}/compact`: compacts the topic now (the
+/// maintenance task does it every `--maintenance-interval-secs`) and says
+/// what was rewritten.
+async fn compact(
+    State(b): State<Arc<Broker>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let fail = |status, message: String| (status, Json(json!({ "error": message })));
+    let Some(t) = b.log.topic(&name) else {
+        return Err(fail(StatusCode::NOT_FOUND, format!("unknown topic {name}")));
+    };
+    match b.log.compact(&t).await {
+        Ok(s) => Ok(Json(json!({
+            "files_in": s.files_in,
+            "files_out": s.files_out,
+            "bytes_in": s.bytes_in,
+            "bytes_out": s.bytes_out,
+            "seconds": s.elapsed.as_secs_f64(),
+        }))),
         Err(e) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }

@@ -12,7 +12,7 @@
 //! Read path: [`Log::read`] serves from the partition's [`TailCache`] when it
 //! can, otherwise from the segment index with ranged reads of one row group.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,7 +33,10 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::error::{Result, StorageError};
-use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
+use crate::meta::{
+    FileRecord, FileReplacement, FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord,
+    TopicRecord,
+};
 use crate::segment::{self, PartitionRows, SegmentFormat};
 use crate::table::io::StoreIo;
 use crate::table::{NewFile, TableConfig, Tables};
@@ -69,6 +72,9 @@ pub struct LogConfig {
     pub maintenance_interval: Duration,
     /// Iceberg tables.
     pub tables: TableConfig,
+    /// Compaction rewrites runs of files smaller than half this into files
+    /// of about this size.
+    pub compaction_target_bytes: u64,
 }
 
 impl Default for LogConfig {
@@ -83,6 +89,7 @@ impl Default for LogConfig {
             orphan_grace: Duration::from_secs(600),
             maintenance_interval: Duration::from_secs(30),
             tables: TableConfig::default(),
+            compaction_target_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -363,6 +370,31 @@ pub struct ReadResult {
     pub high_watermark: i64,
     /// First offset in the log.
     pub log_start_offset: i64,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Files replaced.
+    pub files_in: usize,
+    /// Files written.
+    pub files_out: usize,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Time spent rewriting (reads, encode, upload, commit).
+    pub elapsed: Duration,
+}
+
+impl CompactionStats {
+    fn add(&mut self, o: &CompactionStats) {
+        self.files_in += o.files_in;
+        self.files_out += o.files_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.elapsed += o.elapsed;
+    }
 }
 
 /// The log of every topic this broker leads.
@@ -849,20 +881,7 @@ impl Log {
             };
             let epoch = lock(&p.state).leader_epoch;
             high_watermarks.push((rg.partition, epoch, rg.last_offset + 1));
-            segments.push(SegmentRecord {
-                topic: topic.name.clone(),
-                partition: rg.partition,
-                base_offset: rg.base_offset,
-                last_offset: rg.last_offset,
-                record_count: rg.record_count,
-                path: path.to_string(),
-                file_size: size,
-                row_group: rg.row_group,
-                min_timestamp: rg.min_ts,
-                max_timestamp: rg.max_ts,
-                size_bytes: rg.size_bytes,
-                append_time_ms: append_time,
-            });
+            segments.push(rg.segment(&topic.name, path.as_ref(), size, append_time));
         }
         let commit = FlushCommit {
             topic: topic.name.clone(),
@@ -1365,6 +1384,173 @@ impl Log {
 }
 
 impl Log {
+    /// Compacts every topic (see [`Log::compact`]).
+    pub async fn compact_all(&self) -> Result<CompactionStats> {
+        let mut total = CompactionStats::default();
+        for topic in self.topics() {
+            total.add(&self.compact(&topic).await?);
+        }
+        Ok(total)
+    }
+
+    /// Rewrites runs of consecutive small files of a topic (smaller than
+    /// half the target, all of one day, all already in the table) into
+    /// files of about the target size. The swap is one metadata-store
+    /// transaction; the table follows in one snapshot at its next commit
+    /// (the new file added and the old ones removed together). Old files
+    /// stay readable, for Kafka fetches that found them a moment before
+    /// and for older snapshots, until the snapshot retention has passed.
+    pub async fn compact(&self, topic: &TopicLog) -> Result<CompactionStats> {
+        let target = self.cfg.compaction_target_bytes;
+        let files = self.meta.files_in_order(&topic.name).await?;
+        let day = |path: &str| {
+            path.split("/day=")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .map(str::to_string)
+        };
+        let mut runs: Vec<Vec<FileRecord>> = Vec::new();
+        let mut run: Vec<FileRecord> = Vec::new();
+        let mut run_bytes = 0u64;
+        for f in files {
+            let small = (f.size_bytes.max(0) as u64) < target / 2 && f.in_table;
+            let same_day = run.first().is_none_or(|r| day(&r.path) == day(&f.path));
+            if !small || !same_day || run_bytes >= target {
+                if run.len() > 1 {
+                    runs.push(std::mem::take(&mut run));
+                }
+                run.clear();
+                run_bytes = 0;
+            }
+            if small {
+                run_bytes += f.size_bytes.max(0) as u64;
+                run.push(f);
+            }
+        }
+        if run.len() > 1 {
+            runs.push(run);
+        }
+        let mut stats = CompactionStats::default();
+        for run in runs {
+            let started = Instant::now();
+            if let Some(bytes_out) = self.compact_run(topic, &run).await? {
+                stats.add(&CompactionStats {
+                    files_in: run.len(),
+                    files_out: 1,
+                    bytes_in: run.iter().map(|f| f.size_bytes.max(0) as u64).sum(),
+                    bytes_out,
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Rewrites one run; the new file's size, or None if the run changed
+    /// meanwhile (or holds files of an older layout).
+    async fn compact_run(&self, topic: &TopicLog, run: &[FileRecord]) -> Result<Option<u64>> {
+        let started = Instant::now();
+        let paths: HashSet<&str> = run.iter().map(|f| f.path.as_str()).collect();
+        let mut by_partition: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
+        for p in topic.partitions() {
+            for s in read_lock(&p.segments).values() {
+                if paths.contains(s.path.as_str()) {
+                    by_partition.entry(p.index).or_default().push(s.clone());
+                }
+            }
+        }
+        let old_segments: usize = by_partition.values().map(Vec::len).sum();
+        let mut partitions = Vec::with_capacity(by_partition.len());
+        for (partition, segs) in &by_partition {
+            let mut batches = Vec::new();
+            for s in segs {
+                for b in self.row_group_batches(s, s.base_offset, None, None).await? {
+                    if !segment::is_current_layout(&b.schema()) {
+                        return Ok(None);
+                    }
+                    batches.push(RecordBatch::try_new(
+                        segment::raw_schema(),
+                        b.columns().to_vec(),
+                    )?);
+                }
+            }
+            partitions.push((*partition, batches));
+        }
+        if partitions.is_empty() {
+            return Ok(None);
+        }
+        let format = self.cfg.format;
+        let file = tokio::task::spawn_blocking(move || {
+            segment::write_partitions(partitions, format, Some(segment::COMPACTED_ROW_GROUP_BYTES))
+        })
+        .await
+        .map_err(|e| StorageError::FlushFailed(format!("compaction task: {e}")))??;
+        let Some(first) = run.first() else {
+            return Ok(None);
+        };
+        let day = first
+            .path
+            .split("/day=")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or("0");
+        let now = now_ms();
+        let path = self.object_path(&format!(
+            "topics/{}-{}/data/day={day}/{now:013}-{}-compacted.parquet",
+            topic.name,
+            topic.id.simple(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let size = file.bytes.len() as i64;
+        self.store
+            .put(&path, PutPayload::from_bytes(file.bytes.clone()))
+            .await?;
+        let segments: Vec<SegmentRecord> = file
+            .row_groups
+            .iter()
+            .map(|rg| {
+                let append = by_partition
+                    .get(&rg.partition)
+                    .and_then(|s| s.iter().map(|s| s.append_time_ms).max())
+                    .unwrap_or(now);
+                rg.segment(&topic.name, path.as_ref(), size, append)
+            })
+            .collect();
+        let replacement = FileReplacement {
+            topic: topic.name.clone(),
+            old_paths: run.iter().map(|f| f.path.clone()).collect(),
+            old_segments,
+            path: path.to_string(),
+            size_bytes: size,
+            segments: segments.clone(),
+            now_ms: now,
+        };
+        if !self.meta.replace_files(&replacement).await? {
+            let _ = self.store.delete(&path).await;
+            return Ok(None);
+        }
+        lock(&self.footers).insert(
+            path.to_string(),
+            ArrowReaderMetadata::try_new(file.metadata, reader_options())?,
+        );
+        for s in segments {
+            if let Some(p) = topic.partition(s.partition) {
+                let mut segs = write_lock(&p.segments);
+                segs.retain(|_, old| !paths.contains(old.path.as_str()));
+                segs.insert(s.base_offset, s);
+            }
+        }
+        info!(
+            topic = %topic.name,
+            files = run.len(),
+            bytes_in = run.iter().map(|f| f.size_bytes).sum::<i64>(),
+            bytes_out = size,
+            ms = started.elapsed().as_millis() as u64,
+            "compacted"
+        );
+        Ok(Some(size.max(0) as u64))
+    }
+
     /// The Iceberg side.
     pub fn tables(&self) -> &Tables {
         &self.tables
@@ -1634,6 +1820,9 @@ async fn run_maintenance(log: std::sync::Weak<Log>) {
         let Some(log) = log.upgrade() else { return };
         if let Err(e) = log.enforce_retention().await {
             warn!(error = %e, "retention failed");
+        }
+        if let Err(e) = log.compact_all().await {
+            warn!(error = %e, "compaction failed");
         }
         match log.sweep_orphans().await {
             Ok(0) => {}

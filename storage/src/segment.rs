@@ -304,6 +304,32 @@ pub struct WrittenRowGroup {
     pub size_bytes: i64,
 }
 
+impl WrittenRowGroup {
+    /// Its row in the segment index, once the file is at `path`.
+    pub fn segment(
+        &self,
+        topic: &str,
+        path: &str,
+        file_size: i64,
+        append_time_ms: i64,
+    ) -> crate::meta::SegmentRecord {
+        crate::meta::SegmentRecord {
+            topic: topic.to_string(),
+            partition: self.partition,
+            base_offset: self.base_offset,
+            last_offset: self.last_offset,
+            record_count: self.record_count,
+            path: path.to_string(),
+            file_size,
+            row_group: self.row_group,
+            min_timestamp: self.min_ts,
+            max_timestamp: self.max_ts,
+            size_bytes: self.size_bytes,
+            append_time_ms,
+        }
+    }
+}
+
 /// A finished file in memory.
 pub struct WrittenFile {
     /// The file bytes.
@@ -321,29 +347,82 @@ pub fn write_file(
     append_time: i64,
     format: SegmentFormat,
 ) -> Result<WrittenFile> {
+    let mut batches = Vec::with_capacity(partitions.len());
+    for (partition, rows) in partitions {
+        if rows.len > 0 {
+            batches.push((partition, vec![rows.finish(partition, append_time)?]));
+        }
+    }
+    write_partitions(batches, format, None)
+}
+
+/// Row groups of compacted files close at about this many bytes, so an
+/// engine can still skip most of a large file by row-group statistics.
+pub const COMPACTED_ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
+
+/// Encodes rows already in the segment layout (each partition's batches
+/// sorted by offset, contiguous) into one file: a partition's rows form
+/// row groups of about `row_group_bytes` each (one row group per partition
+/// when `None`). Each row group is a segment. Compaction writes its output
+/// with this.
+pub fn write_partitions(
+    partitions: Vec<(i32, Vec<RecordBatch>)>,
+    format: SegmentFormat,
+    row_group_bytes: Option<usize>,
+) -> Result<WrittenFile> {
+    const SLICE_ROWS: usize = 4096;
     let mut buf = Vec::new();
     let mut writer =
         ArrowWriter::try_new(&mut buf, raw_schema(), Some(writer_properties(format)?))?;
     let mut row_groups = Vec::new();
-    for (partition, rows) in partitions {
-        if rows.len == 0 {
-            continue;
+    let mut open: Option<WrittenRowGroup> = None;
+    let close = |writer: &mut ArrowWriter<&mut Vec<u8>>,
+                 open: &mut Option<WrittenRowGroup>,
+                 row_groups: &mut Vec<WrittenRowGroup>|
+     -> Result<()> {
+        if let Some(mut rg) = open.take() {
+            writer.flush()?;
+            rg.row_group = row_groups.len() as i32;
+            row_groups.push(rg);
         }
-        let (base, n, min_ts, max_ts) =
-            (rows.base_offset, rows.len as i64, rows.min_ts, rows.max_ts);
-        let batch = rows.finish(partition, append_time)?;
-        writer.write(&batch)?;
-        writer.flush()?;
-        row_groups.push(WrittenRowGroup {
-            partition,
-            row_group: row_groups.len() as i32,
-            base_offset: base,
-            last_offset: base + n - 1,
-            record_count: n,
-            min_ts,
-            max_ts,
-            size_bytes: 0,
-        });
+        Ok(())
+    };
+    for (partition, batches) in partitions {
+        for batch in &batches {
+            let mut start = 0;
+            while start < batch.num_rows() {
+                let len = match row_group_bytes {
+                    Some(_) => SLICE_ROWS.min(batch.num_rows() - start),
+                    None => batch.num_rows() - start,
+                };
+                let slice = batch.slice(start, len);
+                start += len;
+                let offsets = column::<Int64Array>(&slice, col::OFFSET)?;
+                let timestamps = Millis::of(&slice, col::TIMESTAMP)?;
+                let rg = open.get_or_insert(WrittenRowGroup {
+                    partition,
+                    row_group: 0,
+                    base_offset: i64::MAX,
+                    last_offset: i64::MIN,
+                    record_count: 0,
+                    min_ts: i64::MAX,
+                    max_ts: i64::MIN,
+                    size_bytes: 0,
+                });
+                for i in 0..slice.num_rows() {
+                    rg.base_offset = rg.base_offset.min(offsets.value(i));
+                    rg.last_offset = rg.last_offset.max(offsets.value(i));
+                    rg.min_ts = rg.min_ts.min(timestamps.value(i));
+                    rg.max_ts = rg.max_ts.max(timestamps.value(i));
+                }
+                rg.record_count += slice.num_rows() as i64;
+                writer.write(&slice)?;
+                if row_group_bytes.is_some_and(|max| writer.in_progress_size() >= max) {
+                    close(&mut writer, &mut open, &mut row_groups)?;
+                }
+            }
+        }
+        close(&mut writer, &mut open, &mut row_groups)?;
     }
     writer.close()?;
     let bytes = Bytes::from(buf);
@@ -360,6 +439,18 @@ pub fn write_file(
         metadata,
         row_groups,
     })
+}
+
+/// Whether rows read from a file are in the current layout (files written
+/// before microsecond timestamps are left as they are by compaction).
+pub fn is_current_layout(schema: &Schema) -> bool {
+    let want = raw_schema();
+    schema.fields().len() == want.fields().len()
+        && schema
+            .fields()
+            .iter()
+            .zip(want.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
 }
 
 fn opt(a: &BinaryArray, i: usize) -> Option<&[u8]> {
@@ -598,6 +689,59 @@ mod tests {
             );
         }
         assert!(kb[0].bytes.len() > BATCH_HEADER_LEN);
+    }
+
+    #[test]
+    fn compacted_files_split_partitions_into_contiguous_row_groups() {
+        let mut parts = BTreeMap::new();
+        for p in [0, 1] {
+            let mut rows = PartitionRows::new(0);
+            for i in 0..10_000 {
+                rows.push(i, 1000 + i, 0, &rec(i));
+            }
+            parts.insert(p, rows);
+        }
+        let whole = write_file(parts, 5, SegmentFormat::default()).unwrap();
+        let batches: Vec<(i32, Vec<RecordBatch>)> = (0..2)
+            .map(|rg| {
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                        whole.bytes.clone(),
+                    )
+                    .unwrap()
+                    .with_row_groups(vec![rg])
+                    .build()
+                    .unwrap();
+                (rg as i32, reader.map(|b| b.unwrap()).collect())
+            })
+            .collect();
+        let split = write_partitions(batches, SegmentFormat::default(), Some(64 * 1024)).unwrap();
+        assert!(
+            split.row_groups.len() > 2,
+            "{} row groups",
+            split.row_groups.len()
+        );
+        for p in [0, 1] {
+            let rgs: Vec<&WrittenRowGroup> = split
+                .row_groups
+                .iter()
+                .filter(|r| r.partition == p)
+                .collect();
+            assert_eq!(rgs.first().unwrap().base_offset, 0);
+            assert_eq!(rgs.last().unwrap().last_offset, 9_999);
+            for w in rgs.windows(2) {
+                assert_eq!(w[0].last_offset + 1, w[1].base_offset);
+            }
+            assert_eq!(rgs.iter().map(|r| r.record_count).sum::<i64>(), 10_000);
+        }
+        for (i, rg) in split.row_groups.iter().enumerate() {
+            assert_eq!(rg.row_group, i as i32);
+            assert_eq!(
+                split.metadata.row_group(i).num_rows(),
+                rg.record_count,
+                "row group {i}"
+            );
+        }
     }
 
     #[test]

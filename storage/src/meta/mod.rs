@@ -276,6 +276,39 @@ pub struct TableCommitRecord {
     pub now_ms: i64,
 }
 
+/// A committed file of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Object key.
+    pub path: String,
+    /// Size.
+    pub size_bytes: i64,
+    /// Commit time.
+    pub created_ms: i64,
+    /// Whether the topic's Iceberg table holds it.
+    pub in_table: bool,
+}
+
+/// A compaction: files replaced by one file holding their segments' rows.
+#[derive(Debug, Clone)]
+pub struct FileReplacement {
+    /// Topic.
+    pub topic: String,
+    /// Files replaced.
+    pub old_paths: Vec<String>,
+    /// How many segments the old files had when the compaction read them;
+    /// if retention dropped any since, the replacement is refused.
+    pub old_segments: usize,
+    /// The new file.
+    pub path: String,
+    /// Its size.
+    pub size_bytes: i64,
+    /// Its segments.
+    pub segments: Vec<SegmentRecord>,
+    /// Commit time.
+    pub now_ms: i64,
+}
+
 /// The metadata store.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
@@ -369,6 +402,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// false (and changes nothing) if the pointer moved, or an added file
     /// left the log meanwhile.
     async fn commit_table(&self, commit: &TableCommitRecord) -> Result<bool>;
+
+    /// The topic's committed files, oldest first.
+    async fn files_in_order(&self, topic: &str) -> Result<Vec<FileRecord>>;
+
+    /// Swaps the segments of `old_paths` for the new file's, in one
+    /// transaction; false (nothing changed) if the old files lost segments
+    /// meanwhile. The old files stay in object storage while a table
+    /// holds them.
+    async fn replace_files(&self, replacement: &FileReplacement) -> Result<bool>;
 
     /// Forgets files removed from the table at or before `cutoff_ms` (no
     /// remaining snapshot refers to them) and returns them for deletion.

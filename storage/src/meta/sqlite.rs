@@ -12,10 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FlushCommit,
-    GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord, ProducerStateRecord,
-    RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord, TableCommitRecord,
-    TablePending, TopicRecord,
+    CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FileRecord,
+    FileReplacement, FlushCommit, GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord,
+    ProducerStateRecord, RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord,
+    TableCommitRecord, TablePending, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -76,6 +76,46 @@ impl SqliteStore {
         }
         Ok(SqliteStore { pool })
     }
+}
+
+/// A committed file and its segments.
+async fn insert_file(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    topic: &str,
+    path: &str,
+    size_bytes: i64,
+    now_ms: i64,
+    segments: &[SegmentRecord],
+) -> Result<()> {
+    sqlx::query("INSERT INTO files (path, topic, size_bytes, created_ms) VALUES ($1, $2, $3, $4)")
+        .bind(path)
+        .bind(topic)
+        .bind(size_bytes)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    for s in segments {
+        sqlx::query(
+            "INSERT INTO segments (topic, partition_id, base_offset, last_offset, record_count, path, file_size,
+                                   row_group, min_timestamp, max_timestamp, size_bytes, append_time_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&s.topic)
+        .bind(s.partition)
+        .bind(s.base_offset)
+        .bind(s.last_offset)
+        .bind(s.record_count)
+        .bind(&s.path)
+        .bind(s.file_size)
+        .bind(s.row_group)
+        .bind(s.min_timestamp)
+        .bind(s.max_timestamp)
+        .bind(s.size_bytes)
+        .bind(s.append_time_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn insert_partitions(
@@ -390,36 +430,15 @@ impl MetadataStore for SqliteStore {
                 )));
             }
         }
-        sqlx::query(
-            "INSERT INTO files (path, topic, size_bytes, created_ms) VALUES ($1, $2, $3, $4)",
+        insert_file(
+            &mut tx,
+            &c.topic,
+            &c.path,
+            c.size_bytes,
+            c.now_ms,
+            &c.segments,
         )
-        .bind(&c.path)
-        .bind(&c.topic)
-        .bind(c.size_bytes)
-        .bind(c.now_ms)
-        .execute(&mut *tx)
         .await?;
-        for s in &c.segments {
-            sqlx::query(
-                "INSERT INTO segments (topic, partition_id, base_offset, last_offset, record_count, path, file_size,
-                                       row_group, min_timestamp, max_timestamp, size_bytes, append_time_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&s.topic)
-            .bind(s.partition)
-            .bind(s.base_offset)
-            .bind(s.last_offset)
-            .bind(s.record_count)
-            .bind(&s.path)
-            .bind(s.file_size)
-            .bind(s.row_group)
-            .bind(s.min_timestamp)
-            .bind(s.max_timestamp)
-            .bind(s.size_bytes)
-            .bind(s.append_time_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
         for p in &c.producers {
             sqlx::query(
                 "INSERT INTO producer_state (topic, partition_id, producer_id, producer_epoch, recent_batches, updated_ms)
@@ -545,13 +564,17 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn table_pending(&self, topic: &str) -> Result<TablePending> {
+        // One transaction: a compaction committing between the two reads
+        // must not be seen half (its old files removed, its new one not
+        // added).
+        let mut tx = self.pool.begin().await?;
         let added = sqlx::query(
             "SELECT path, size_bytes FROM files WHERE topic = $1
              AND NOT EXISTS (SELECT 1 FROM table_files t WHERE t.path = files.path)
              ORDER BY created_ms, path",
         )
         .bind(topic)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(|r| (r.get("path"), r.get("size_bytes")))
@@ -562,11 +585,12 @@ impl MetadataStore for SqliteStore {
              ORDER BY path",
         )
         .bind(topic)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(|r| r.get("path"))
         .collect();
+        tx.commit().await?;
         Ok(TablePending { added, removed })
     }
 
@@ -623,6 +647,63 @@ impl MetadataStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn files_in_order(&self, topic: &str) -> Result<Vec<FileRecord>> {
+        let rows = sqlx::query(
+            "SELECT path, size_bytes, created_ms,
+                    EXISTS (SELECT 1 FROM table_files t WHERE t.path = files.path
+                            AND t.removed_ms IS NULL) AS in_table
+             FROM files WHERE topic = $1 ORDER BY created_ms, path",
+        )
+        .bind(topic)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FileRecord {
+                path: r.get("path"),
+                size_bytes: r.get("size_bytes"),
+                created_ms: r.get("created_ms"),
+                in_table: r.get("in_table"),
+            })
+            .collect())
+    }
+
+    async fn replace_files(&self, r: &FileReplacement) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let mut present = 0usize;
+        for path in &r.old_paths {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM segments WHERE path = $1")
+                .bind(path)
+                .fetch_one(&mut *tx)
+                .await?;
+            present += row.get::<i64, _>("n") as usize;
+        }
+        if present != r.old_segments {
+            return Ok(false);
+        }
+        for path in &r.old_paths {
+            sqlx::query("DELETE FROM segments WHERE path = $1")
+                .bind(path)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM files WHERE path = $1")
+                .bind(path)
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_file(
+            &mut tx,
+            &r.topic,
+            &r.path,
+            r.size_bytes,
+            r.now_ms,
+            &r.segments,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }

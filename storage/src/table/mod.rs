@@ -207,7 +207,7 @@ impl Tables {
     }
 
     /// Brings the table of `topic` up to date with the log: one snapshot
-    /// appending `added`, one removing `removed`, then expiry of snapshots
+    /// adding `added` and removing `removed`, then expiry of snapshots
     /// older than the retention. Returns the files no snapshot refers to
     /// any more (the caller deletes them). A commit that loses a race
     /// changes nothing and is retried on the next round.
@@ -226,14 +226,8 @@ impl Tables {
             Some(t) => t,
             None => self.create(topic, table_key, None).await?,
         };
-        if !added.is_empty() {
-            match self.append(topic, &table, added).await? {
-                Some(t) => table = t,
-                None => return Ok(Vec::new()),
-            }
-        }
-        if !removed.is_empty() {
-            match self.remove(topic, &table, &removed).await? {
+        if !added.is_empty() || !removed.is_empty() {
+            match self.change(topic, &table, added, &removed).await? {
                 Some(t) => table = t,
                 None => return Ok(Vec::new()),
             }
@@ -241,11 +235,15 @@ impl Tables {
         self.expire(topic, table).await
     }
 
-    async fn append(
+    /// One snapshot adding `added` and removing `removed`: an append, a
+    /// delete (retention), or both at once (a compaction's new file and
+    /// the files it replaces, so no reader sees rows twice or not at all).
+    async fn change(
         &self,
         topic: &str,
         table: &LoadedTable,
         added: Vec<NewFile>,
+        removed: &[String],
     ) -> Result<Option<LoadedTable>> {
         let schema = table.metadata.current_schema().clone();
         let mut offsets = current_offsets(&table.metadata);
@@ -260,55 +258,23 @@ impl Tables {
             files.push(file);
             keys.push(f.key);
         }
-        let mut props = HashMap::new();
-        props.insert(OFFSETS_PROPERTY.to_string(), offsets_json(&offsets));
-        self.commit_snapshot(
-            topic,
-            table,
-            Operation::Append,
-            files,
-            &HashSet::new(),
-            props,
-            keys,
-            Vec::new(),
-        )
-        .await
-    }
-
-    async fn remove(
-        &self,
-        topic: &str,
-        table: &LoadedTable,
-        removed: &[String],
-    ) -> Result<Option<LoadedTable>> {
         let uris: HashSet<String> = removed.iter().map(|k| self.io.uri(k)).collect();
         let mut props = HashMap::new();
-        props.insert(
-            OFFSETS_PROPERTY.to_string(),
-            offsets_json(&current_offsets(&table.metadata)),
-        );
-        self.commit_snapshot(
-            topic,
-            table,
-            Operation::Delete,
-            Vec::new(),
-            &uris,
-            props,
-            Vec::new(),
-            removed.to_vec(),
-        )
-        .await
+        props.insert(OFFSETS_PROPERTY.to_string(), offsets_json(&offsets));
+        self.commit_snapshot(topic, table, files, &uris, props, keys, removed.to_vec())
+            .await
     }
 
     /// Writes a snapshot on top of the table's current one: `added` files
     /// in a new manifest; if `removed` is not empty, every manifest is
-    /// rewritten into one that marks those files deleted.
+    /// folded into that one, which marks those files deleted. The
+    /// operation follows from what changed: append, delete, replace (as
+    /// many rows removed as added: a compaction) or overwrite.
     #[allow(clippy::too_many_arguments)]
     async fn commit_snapshot(
         &self,
         topic: &str,
         table: &LoadedTable,
-        operation: Operation,
         added: Vec<DataFile>,
         removed: &HashSet<String>,
         mut props: HashMap<String, String>,
@@ -401,6 +367,13 @@ impl Tables {
         props.insert("total-delete-files".into(), "0".into());
         props.insert("total-position-deletes".into(), "0".into());
         props.insert("total-equality-deletes".into(), "0".into());
+        let operation = match (added_keys.is_empty(), deleted_files == 0) {
+            (_, true) => Operation::Append,
+            (true, false) => Operation::Delete,
+            // A compaction rewrites rows without changing them.
+            (false, false) if added_records == deleted_records => Operation::Replace,
+            (false, false) => Operation::Overwrite,
+        };
         let now = crate::log::now_ms().max(metadata.last_updated_ms() + 1);
         let snapshot = Snapshot::builder()
             .with_snapshot_id(snapshot_id)
