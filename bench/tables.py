@@ -231,10 +231,14 @@ def main():
         print(f"compaction: {c['files_in']} files ({c['bytes_in'] / 1e6:.0f} MB) into {c['files_out']} "
               f"({c['bytes_out'] / 1e6:.0f} MB) in {c['seconds']:.1f} s: "
               f"{c['bytes_in'] / 1e6 / c['seconds']:.1f} MB/s rewritten")
+        # Each rewritten run is its own metadata commit, so the table may
+        # take them over several rounds: wait for all of them.
+        before = len(list(table.scan().plan_files()))
+        expected = before - c["files_in"] + c["files_out"]
         deadline = time.time() + 120
         while True:
             table = cat.load_table("floe.scan")
-            if table.metadata.current_snapshot().summary.operation.value == "replace":
+            if len(list(table.scan().plan_files())) == expected:
                 break
             if time.time() > deadline:
                 raise RuntimeError("the table did not take the compaction")

@@ -1450,6 +1450,12 @@ impl Log {
     /// meanwhile (or holds files of an older layout).
     async fn compact_run(&self, topic: &TopicLog, run: &[FileRecord]) -> Result<Option<u64>> {
         let started = Instant::now();
+        for f in run {
+            let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
+            if !segment::is_current_layout(footer.schema()) {
+                return Ok(None);
+            }
+        }
         let paths: HashSet<&str> = run.iter().map(|f| f.path.as_str()).collect();
         let mut by_partition: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
         for p in topic.partitions() {
@@ -1465,9 +1471,6 @@ impl Log {
             let mut batches = Vec::new();
             for s in segs {
                 for b in self.row_group_batches(s, s.base_offset, None, None).await? {
-                    if !segment::is_current_layout(&b.schema()) {
-                        return Ok(None);
-                    }
                     batches.push(RecordBatch::try_new(
                         segment::raw_schema(),
                         b.columns().to_vec(),
