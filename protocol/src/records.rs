@@ -594,14 +594,16 @@ impl BatchBuilder {
 }
 
 /// A record for [`encode_producer_batch`]: key, value, headers.
+#[cfg(test)]
 pub type PlainRecord<'a> = (
     Option<&'a [u8]>,
     Option<&'a [u8]>,
     Vec<(&'a [u8], Option<&'a [u8]>)>,
 );
 
-/// Test and tooling helper: a producer-style batch with a codec, producer
+/// Test helper: a producer-style batch with a codec, producer
 /// fields and contiguous offsets from 0.
+#[cfg(test)]
 pub fn encode_producer_batch(
     records: &[PlainRecord<'_>],
     base_timestamp: i64,

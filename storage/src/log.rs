@@ -857,13 +857,8 @@ impl Log {
         })
         .await
         .map_err(|e| StorageError::FlushFailed(format!("encoder task: {e}")))??;
-        let day = append_time / 86_400_000;
-        let path = self.object_path(&format!(
-            "topics/{}-{}/data/day={day}/{append_time:013}-{}.parquet",
-            topic.name,
-            topic.id.simple(),
-            uuid::Uuid::new_v4().simple()
-        ));
+        let day = (append_time / 86_400_000).to_string();
+        let path = self.data_path(topic, &day, &format!("{append_time:013}"));
         let size = file.bytes.len() as i64;
         self.store
             .put(&path, PutPayload::from_bytes(file.bytes.clone()))
@@ -1403,18 +1398,14 @@ impl Log {
     pub async fn compact(&self, topic: &TopicLog) -> Result<CompactionStats> {
         let target = self.cfg.compaction_target_bytes;
         let files = self.meta.files_in_order(&topic.name).await?;
-        let day = |path: &str| {
-            path.split("/day=")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .map(str::to_string)
-        };
         let mut runs: Vec<Vec<FileRecord>> = Vec::new();
         let mut run: Vec<FileRecord> = Vec::new();
         let mut run_bytes = 0u64;
         for f in files {
             let small = (f.size_bytes.max(0) as u64) < target / 2 && f.in_table;
-            let same_day = run.first().is_none_or(|r| day(&r.path) == day(&f.path));
+            let same_day = run
+                .first()
+                .is_none_or(|r| day_of(&r.path) == day_of(&f.path));
             if !small || !same_day || run_bytes >= target {
                 if run.len() > 1 {
                     runs.push(std::mem::take(&mut run));
@@ -1488,22 +1479,9 @@ impl Log {
         })
         .await
         .map_err(|e| StorageError::FlushFailed(format!("compaction task: {e}")))??;
-        let Some(first) = run.first() else {
-            return Ok(None);
-        };
-        let day = first
-            .path
-            .split("/day=")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .unwrap_or("0");
+        let day = run.first().and_then(|f| day_of(&f.path)).unwrap_or("0");
         let now = now_ms();
-        let path = self.object_path(&format!(
-            "topics/{}-{}/data/day={day}/{now:013}-{}-compacted.parquet",
-            topic.name,
-            topic.id.simple(),
-            uuid::Uuid::new_v4().simple()
-        ));
+        let path = self.data_path(topic, day, &format!("{now:013}-compacted"));
         let size = file.bytes.len() as i64;
         self.store
             .put(&path, PutPayload::from_bytes(file.bytes.clone()))
@@ -1566,6 +1544,16 @@ impl Log {
             .to_string()
     }
 
+    /// A new data file of the topic's table, in its day's directory (the
+    /// table's partition): `<table>/data/day=<day>/<stem>-<uuid>.parquet`.
+    fn data_path(&self, topic: &TopicLog, day: &str, stem: &str) -> Path {
+        Path::from(format!(
+            "{}/data/day={day}/{stem}-{}.parquet",
+            self.table_key(topic),
+            uuid::Uuid::new_v4().simple()
+        ))
+    }
+
     fn io_metadata_prefix(&self, topic: &TopicLog) -> String {
         self.tables
             .io()
@@ -1594,6 +1582,11 @@ impl Log {
         self.delete_files(&released).await;
         Ok(())
     }
+}
+
+/// The day directory (`day=N`, the table partition) a data file is in.
+fn day_of(path: &str) -> Option<&str> {
+    path.split("/day=").nth(1).and_then(|r| r.split('/').next())
 }
 
 /// Commits each topic's table every `floe.iceberg.commit.interval.ms`.
