@@ -113,6 +113,9 @@ impl Broker {
         )
         .await?;
         let log = Log::open(cfg, meta, objects.store, objects.prefix).await?;
+        // Before any listener starts: every flush of a schema topic writes
+        // typed columns.
+        log.layouts().set_source(registry.clone());
         let consumer_groups = crate::consumer_groups::ConsumerGroups::open(
             group_saver.clone(),
             &crate::consumer_groups::catalog(&log),

@@ -962,3 +962,15 @@ impl Registry {
         Some(builder.finish(h.partition_leader_epoch))
     }
 }
+
+impl floe_storage::typed::SchemaSource for Registry {
+    fn protobuf_versions(&self, subject: &str) -> Vec<(i32, Arc<CompiledSchema>)> {
+        self.live_ids(subject)
+            .into_iter()
+            .filter_map(|id| match self.protobuf(id) {
+                Some(Ok(c)) => Some((id, c)),
+                _ => None,
+            })
+            .collect()
+    }
+}

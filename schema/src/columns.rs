@@ -96,13 +96,65 @@ fn struct_fields(
         .fields()
         .map(|f| {
             let p = format!("{path}.{}", f.number());
-            let id = ids.id(&p);
+            let id = ids.id(&format!("{p}:{}", type_tag(&f)));
             with_id(
                 Field::new(f.name(), field_type(&f, &p, ids, stack), true),
                 id,
             )
         })
         .collect()
+}
+
+/// What kind of column a field is, as part of its id's key: a field whose
+/// type changes across versions into one Iceberg cannot promote to (a
+/// string becoming bytes, a scalar becoming a message) gets a new id, and
+/// so a new column. Integer and floating widths share a tag (int to long
+/// and float to double are Iceberg promotions).
+fn type_tag(f: &FieldDescriptor) -> &'static str {
+    if f.is_map() {
+        return "map";
+    }
+    if f.is_list() {
+        return "list";
+    }
+    kind_tag(&f.kind())
+}
+
+fn kind_tag(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Double | Kind::Float => "float",
+        Kind::Int32
+        | Kind::Sint32
+        | Kind::Sfixed32
+        | Kind::Int64
+        | Kind::Sint64
+        | Kind::Sfixed64
+        | Kind::Uint32
+        | Kind::Fixed32 => "int",
+        Kind::Uint64 | Kind::Fixed64 => "u64",
+        Kind::Bool => "bool",
+        Kind::String | Kind::Enum(_) => "string",
+        Kind::Bytes => "bytes",
+        Kind::Message(m) => match m.full_name() {
+            "google.protobuf.Timestamp" => "timestamp",
+            "google.protobuf.Duration" => "int",
+            "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => "float",
+            "google.protobuf.Int64Value"
+            | "google.protobuf.UInt32Value"
+            | "google.protobuf.Int32Value" => "int",
+            "google.protobuf.UInt64Value" => "u64",
+            "google.protobuf.BoolValue" => "bool",
+            "google.protobuf.StringValue" => "string",
+            "google.protobuf.BytesValue" => "bytes",
+            "google.protobuf.Struct"
+            | "google.protobuf.Value"
+            | "google.protobuf.ListValue"
+            | "google.protobuf.Any"
+            | "google.protobuf.Empty"
+            | "google.protobuf.FieldMask" => "json",
+            _ => "message",
+        },
+    }
 }
 
 fn field_type(
@@ -119,13 +171,17 @@ fn field_type(
             return DataType::Binary;
         };
         let (kp, vp) = (format!("{path}.key"), format!("{path}.value"));
+        let (kid, vid) = (
+            ids.id(&format!("{kp}:{}", kind_tag(&k.kind()))),
+            ids.id(&format!("{vp}:{}", kind_tag(&v.kind()))),
+        );
         let key = with_id(
             Field::new("key", value_type(&k.kind(), &kp, ids, stack), false),
-            ids.id(&kp),
+            kid,
         );
         let value = with_id(
             Field::new("value", value_type(&v.kind(), &vp, ids, stack), true),
-            ids.id(&vp),
+            vid,
         );
         let entries = Field::new(
             "entries",
@@ -136,9 +192,10 @@ fn field_type(
     }
     if f.is_list() {
         let ep = format!("{path}.element");
+        let eid = ids.id(&format!("{ep}:{}", kind_tag(&f.kind())));
         let element = with_id(
             Field::new("element", value_type(&f.kind(), &ep, ids, stack), false),
-            ids.id(&ep),
+            eid,
         );
         return DataType::List(Arc::new(element));
     }

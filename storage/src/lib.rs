@@ -8,6 +8,8 @@
 //!   Arrow rows and Kafka record batches.
 //! - [`meta`]: the metadata store trait and its SQLite implementation.
 //! - [`object`]: object storage from a URL.
+//! - [`typed`]: the typed columns of schema topics, and the way back to
+//!   the producers' bytes.
 //!
 //! Boundaries: object storage is reached only through `object_store`; state
 //! that must survive a crash goes through [`meta::MetadataStore`]; nothing
@@ -21,5 +23,6 @@ pub mod segment;
 pub mod table;
 pub mod tail_cache;
 pub mod topic_config;
+pub mod typed;
 
 pub use error::{Result, StorageError};

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use bytes::{Bytes, BytesMut};
 use floe_protocol::records::{self, stamp_batch, RawBatch};
 use futures::TryStreamExt;
@@ -42,11 +43,14 @@ use crate::table::io::StoreIo;
 use crate::table::{NewFile, TableConfig, Tables};
 use crate::tail_cache::TailCache;
 use crate::topic_config::{validate_topic_name, TopicConfig};
+use crate::typed::Layouts;
 
 /// Batches of an idempotent producer remembered per partition, as Kafka does.
 const PRODUCER_RECENT_BATCHES: usize = 5;
 /// Bound on a batch's decompressed size.
 const MAX_UNCOMPRESSED_BATCH: usize = 128 * 1024 * 1024;
+/// The end of a compaction output's file stem.
+const COMPACTED: &str = "-compacted";
 /// Most partitions a topic may have.
 pub const MAX_PARTITIONS: i32 = 10_000;
 
@@ -407,6 +411,7 @@ pub struct Log {
     commits: watch::Sender<u64>,
     footers: Mutex<HashMap<String, ArrowReaderMetadata>>,
     tables: Tables,
+    layouts: Layouts,
 }
 
 impl Log {
@@ -428,6 +433,7 @@ impl Log {
         let log = Arc::new(Log {
             cfg,
             tables,
+            layouts: Layouts::new(meta.clone()),
             meta: meta.clone(),
             store,
             prefix,
@@ -487,6 +493,12 @@ impl Log {
             deleted: AtomicBool::new(false),
             generation: AtomicU64::new(0),
         }))
+    }
+
+    /// The typed columns of schema topics (the broker names its registry
+    /// as their schema source).
+    pub fn layouts(&self) -> &Layouts {
+        &self.layouts
     }
 
     /// The metadata store.
@@ -573,6 +585,7 @@ impl Log {
             .topic(name)
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
         let files = self.meta.delete_topic(name).await?;
+        self.layouts.forget(name).await;
         topic.deleted.store(true, Ordering::SeqCst);
         write_lock(&self.topics).remove(name);
         topic.wake.notify_one();
@@ -852,8 +865,12 @@ impl Log {
             producers,
             ..
         } = buf;
+        let layout = self
+            .layouts
+            .write_layout(&topic.name, topic.coerce(), &partitions)
+            .await?;
         let file = tokio::task::spawn_blocking(move || {
-            segment::write_file(partitions, append_time, format)
+            segment::write_file(partitions, append_time, format, &layout)
         })
         .await
         .map_err(|e| StorageError::FlushFailed(format!("encoder task: {e}")))??;
@@ -1166,6 +1183,8 @@ impl Log {
         let per_row = (seg.size_bytes / seg.record_count.max(1)).max(1) as usize;
         let limit = (max_bytes / per_row).saturating_add(64);
         let batches = self.row_group_batches(seg, from, Some(limit), None).await?;
+        let footer = self.footer(&seg.path, seg.file_size.max(0) as u64).await?;
+        let layout = self.layouts.read_layout(footer.schema()).await?;
         let mut out = segment::RebuiltBatches {
             bytes: Vec::new(),
             next_offset: from,
@@ -1173,7 +1192,7 @@ impl Log {
         };
         for b in &batches {
             let budget = max_bytes.saturating_sub(out.size);
-            let r = segment::rebuild_batches(b, out.next_offset, budget, leader_epoch)?;
+            let r = segment::rebuild_batches(b, &layout, out.next_offset, budget, leader_epoch)?;
             out.size += r.size;
             out.bytes.extend(r.bytes);
             out.next_offset = out.next_offset.max(r.next_offset);
@@ -1401,12 +1420,22 @@ impl Log {
         let mut runs: Vec<Vec<FileRecord>> = Vec::new();
         let mut run: Vec<FileRecord> = Vec::new();
         let mut run_bytes = 0u64;
+        let mut run_schema: Option<SchemaRef> = None;
         for f in files {
             let small = (f.size_bytes.max(0) as u64) < target / 2 && f.in_table;
+            // Files of one run share their columns (a schema topic's
+            // columns change with its schema versions).
+            let schema = if small {
+                let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
+                Some(footer.schema().clone())
+            } else {
+                None
+            };
             let same_day = run
                 .first()
                 .is_none_or(|r| day_of(&r.path) == day_of(&f.path));
-            if !small || !same_day || run_bytes >= target {
+            let same_columns = run.is_empty() || run_schema == schema;
+            if !small || !same_day || !same_columns || run_bytes >= target {
                 if run.len() > 1 {
                     runs.push(std::mem::take(&mut run));
                 }
@@ -1416,6 +1445,7 @@ impl Log {
             if small {
                 run_bytes += f.size_bytes.max(0) as u64;
                 run.push(f);
+                run_schema = schema;
             }
         }
         if run.len() > 1 {
@@ -1441,12 +1471,19 @@ impl Log {
     /// meanwhile (or holds files of an older layout).
     async fn compact_run(&self, topic: &TopicLog, run: &[FileRecord]) -> Result<Option<u64>> {
         let started = Instant::now();
+        let mut schema: Option<SchemaRef> = None;
         for f in run {
             let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
-            if !segment::is_current_layout(footer.schema()) {
+            if !segment::is_current_layout(footer.schema())
+                || schema.as_ref().is_some_and(|s| s != footer.schema())
+            {
                 return Ok(None);
             }
+            schema = Some(footer.schema().clone());
         }
+        let Some(schema) = schema else {
+            return Ok(None);
+        };
         let paths: HashSet<&str> = run.iter().map(|f| f.path.as_str()).collect();
         let mut by_partition: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
         for p in topic.partitions() {
@@ -1462,10 +1499,7 @@ impl Log {
             let mut batches = Vec::new();
             for s in segs {
                 for b in self.row_group_batches(s, s.base_offset, None, None).await? {
-                    batches.push(RecordBatch::try_new(
-                        segment::raw_schema(),
-                        b.columns().to_vec(),
-                    )?);
+                    batches.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
                 }
             }
             partitions.push((*partition, batches));
@@ -1475,13 +1509,18 @@ impl Log {
         }
         let format = self.cfg.format;
         let file = tokio::task::spawn_blocking(move || {
-            segment::write_partitions(partitions, format, Some(segment::COMPACTED_ROW_GROUP_BYTES))
+            segment::write_partitions(
+                partitions,
+                schema,
+                format,
+                Some(segment::COMPACTED_ROW_GROUP_BYTES),
+            )
         })
         .await
         .map_err(|e| StorageError::FlushFailed(format!("compaction task: {e}")))??;
         let day = run.first().and_then(|f| day_of(&f.path)).unwrap_or("0");
         let now = now_ms();
-        let path = self.data_path(topic, day, &format!("{now:013}-compacted"));
+        let path = self.data_path(topic, day, &format!("{now:013}{COMPACTED}"));
         let size = file.bytes.len() as i64;
         self.store
             .put(&path, PutPayload::from_bytes(file.bytes.clone()))
@@ -1570,6 +1609,7 @@ impl Log {
             let size = size.max(0) as u64;
             let footer = self.footer(&path, size).await?;
             added.push(NewFile {
+                rewritten: is_compacted(&path),
                 key: path,
                 size,
                 footer: footer.metadata().clone(),
@@ -1582,6 +1622,11 @@ impl Log {
         self.delete_files(&released).await;
         Ok(())
     }
+}
+
+/// Whether a data file is a compaction's output.
+fn is_compacted(path: &str) -> bool {
+    path.rsplit('/').next().is_some_and(|name| name.contains(COMPACTED))
 }
 
 /// The day directory (`day=N`, the table partition) a data file is in.

@@ -5,7 +5,7 @@
 //! row group with ranged reads and an engine prunes by the column
 //! statistics of `partition`, `offset`, `timestamp` and `append_time`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -26,6 +26,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Result, StorageError};
+use crate::typed::{self, Part, ReadLayout, TypedPart, TypedReader, WriteLayout};
 
 /// Column names, in file order.
 pub mod col {
@@ -111,8 +112,32 @@ fn header_item() -> Arc<Field> {
 /// microseconds (Iceberg's `timestamptz`); Kafka's milliseconds are exact
 /// multiples.
 pub fn raw_schema() -> SchemaRef {
+    topic_schema(&WriteLayout::default())
+}
+
+/// The Arrow schema of a file written with `layout`: the Kafka columns,
+/// each part either as bytes (`key`, `value`) or as its typed struct, the
+/// `<part>_raw` bytes and the schema id. The file's metadata names the
+/// layouts it was written with.
+pub fn topic_schema(layout: &WriteLayout) -> SchemaRef {
     use field_id as id;
-    Arc::new(Schema::new(vec![
+    let payload = |part: Part| -> Vec<Field> {
+        match layout.part(part) {
+            None => vec![with_id(
+                Field::new(part.column(), DataType::Binary, true),
+                part.raw_field_id(),
+            )],
+            Some(t) => vec![
+                t.column.clone(),
+                with_id(
+                    Field::new(part.raw_column(), DataType::Binary, true),
+                    part.raw_field_id(),
+                ),
+                t.schema_id.clone(),
+            ],
+        }
+    };
+    let mut fields = vec![
         with_id(
             Field::new(col::PARTITION, DataType::Int32, false),
             id::PARTITION,
@@ -123,17 +148,26 @@ pub fn raw_schema() -> SchemaRef {
             Field::new(col::TIMESTAMP_TYPE, DataType::Int32, false),
             id::TIMESTAMP_TYPE,
         ),
-        with_id(Field::new(col::KEY, DataType::Binary, true), id::KEY),
-        with_id(
-            Field::new(col::HEADERS, DataType::List(header_item()), false),
-            id::HEADERS,
-        ),
-        with_id(Field::new(col::VALUE, DataType::Binary, true), id::VALUE),
-        with_id(
-            Field::new(col::APPEND_TIME, ts_type(), false),
-            id::APPEND_TIME,
-        ),
-    ]))
+    ];
+    fields.extend(payload(Part::Key));
+    fields.push(with_id(
+        Field::new(col::HEADERS, DataType::List(header_item()), false),
+        id::HEADERS,
+    ));
+    fields.extend(payload(Part::Value));
+    fields.push(with_id(
+        Field::new(col::APPEND_TIME, ts_type(), false),
+        id::APPEND_TIME,
+    ));
+    let metadata: HashMap<String, String> = Part::ALL
+        .iter()
+        .filter_map(|p| {
+            layout
+                .part(*p)
+                .map(|t| (p.metadata_key().to_string(), t.layout.id.clone()))
+        })
+        .collect();
+    Arc::new(Schema::new(fields).with_metadata(metadata))
 }
 
 /// The largest Kafka timestamp (ms) that fits the microsecond columns.
@@ -201,23 +235,55 @@ impl PartitionRows {
         self.len += 1;
     }
 
-    fn finish(mut self, partition: i32, append_time: i64) -> Result<RecordBatch> {
+    /// The first non-empty key or value buffered (to choose the message a
+    /// schema topic's columns follow).
+    pub fn first_payload(&self, part: Part) -> Option<&[u8]> {
+        let b = match part {
+            Part::Key => &self.keys,
+            Part::Value => &self.values,
+        };
+        let (offsets, bytes) = (b.offsets_slice(), b.values_slice());
+        offsets
+            .windows(2)
+            .find(|w| w[1] > w[0])
+            .map(|w| &bytes[w[0] as usize..w[1] as usize])
+    }
+
+    fn finish(mut self, partition: i32, append_time: i64, layout: &WriteLayout) -> Result<RecordBatch> {
         let n = self.len;
-        let cols: Vec<ArrayRef> = vec![
+        let mut cols: Vec<ArrayRef> = vec![
             Arc::new(Int32Array::from(vec![partition; n])),
             Arc::new(self.offsets.finish()),
             Arc::new(self.timestamps.finish()),
             Arc::new(self.timestamp_types.finish()),
-            Arc::new(self.keys.finish()),
-            Arc::new(self.headers.finish()),
-            Arc::new(self.values.finish()),
-            Arc::new(
-                TimestampMicrosecondArray::from(vec![append_time.saturating_mul(1000); n])
-                    .with_timezone("UTC"),
-            ),
         ];
-        Ok(RecordBatch::try_new(raw_schema(), cols)?)
+        payload_columns(&mut cols, layout.part(Part::Key), self.keys.finish())?;
+        cols.push(Arc::new(self.headers.finish()));
+        payload_columns(&mut cols, layout.part(Part::Value), self.values.finish())?;
+        cols.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![append_time.saturating_mul(1000); n])
+                .with_timezone("UTC"),
+        ));
+        Ok(RecordBatch::try_new(topic_schema(layout), cols)?)
     }
+}
+
+/// A part's columns: its bytes, or its typed columns.
+fn payload_columns(
+    cols: &mut Vec<ArrayRef>,
+    typed: Option<&TypedPart>,
+    bytes: BinaryArray,
+) -> Result<()> {
+    match typed {
+        None => cols.push(Arc::new(bytes)),
+        Some(t) => {
+            let split = typed::split(t, &bytes)?;
+            cols.push(Arc::new(split.typed));
+            cols.push(Arc::new(split.raw));
+            cols.push(Arc::new(split.schema_ids));
+        }
+    }
+    Ok(())
 }
 
 /// Parquet writer settings for segments.
@@ -240,41 +306,50 @@ fn writer_properties(format: SegmentFormat) -> Result<WriterProperties> {
         Compression::UNCOMPRESSED
     };
     let column = |name: &str| ColumnPath::from(name);
+    let (key_raw, value_raw) = (Part::Key.raw_column(), Part::Value.raw_column());
     let header_value = ColumnPath::new(vec![
         col::HEADERS.into(),
         "list".into(),
         "element".into(),
         "value".into(),
     ]);
-    let header_key = ColumnPath::new(vec![
-        col::HEADERS.into(),
-        "list".into(),
-        "element".into(),
-        "key".into(),
-    ]);
     let mut b = WriterProperties::builder()
         // Kafka columns are small once encoded (delta for offsets and times,
         // dictionaries for the partition and timestamp type) and gain
         // nothing from a general codec, whose per-page context setup is
-        // the main cost of small flushes. Payload columns get zstd.
-        .set_compression(Compression::UNCOMPRESSED)
-        .set_column_compression(column(col::KEY), payload_codec)
-        .set_column_compression(column(col::VALUE), payload_codec)
-        .set_column_compression(header_key, payload_codec)
-        .set_column_compression(header_value.clone(), payload_codec)
+        // the main cost of small flushes. Payload columns (bytes, typed
+        // fields, headers) get zstd.
+        .set_compression(payload_codec)
         // One row group per partition per flush: the flush size bounds it.
         .set_max_row_group_row_count(None)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_statistics_truncate_length(Some(64))
-        // Payload columns are opaque bytes: dictionaries and statistics on
-        // them cost CPU and say nothing useful.
-        .set_column_dictionary_enabled(column(col::VALUE), false)
-        .set_column_statistics_enabled(column(col::VALUE), EnabledStatistics::None)
-        .set_column_dictionary_enabled(column(col::KEY), false)
-        .set_column_statistics_enabled(column(col::KEY), EnabledStatistics::Chunk)
-        .set_column_dictionary_enabled(header_value.clone(), false)
-        .set_column_statistics_enabled(header_value, EnabledStatistics::None)
+        .set_column_statistics_enabled(header_value.clone(), EnabledStatistics::None)
+        .set_column_dictionary_enabled(header_value, false)
         .set_created_by(concat!("floe ", env!("CARGO_PKG_VERSION")).to_string());
+    for name in [
+        col::PARTITION,
+        col::OFFSET,
+        col::TIMESTAMP,
+        col::TIMESTAMP_TYPE,
+        col::APPEND_TIME,
+        Part::Key.schema_id_column(),
+        Part::Value.schema_id_column(),
+    ] {
+        b = b.set_column_compression(column(name), Compression::UNCOMPRESSED);
+    }
+    // Opaque bytes: dictionaries and statistics on them cost CPU and say
+    // nothing useful (keys keep chunk statistics, for lookups by key).
+    for name in [col::VALUE, value_raw, col::KEY, key_raw] {
+        let stats = if name == col::VALUE || name == value_raw {
+            EnabledStatistics::None
+        } else {
+            EnabledStatistics::Chunk
+        };
+        b = b
+            .set_column_dictionary_enabled(column(name), false)
+            .set_column_statistics_enabled(column(name), stats);
+    }
     for name in [col::OFFSET, col::TIMESTAMP, col::APPEND_TIME] {
         b = b
             .set_column_dictionary_enabled(column(name), false)
@@ -346,14 +421,15 @@ pub fn write_file(
     partitions: BTreeMap<i32, PartitionRows>,
     append_time: i64,
     format: SegmentFormat,
+    layout: &WriteLayout,
 ) -> Result<WrittenFile> {
     let mut batches = Vec::with_capacity(partitions.len());
     for (partition, rows) in partitions {
         if rows.len > 0 {
-            batches.push((partition, vec![rows.finish(partition, append_time)?]));
+            batches.push((partition, vec![rows.finish(partition, append_time, layout)?]));
         }
     }
-    write_partitions(batches, format, None)
+    write_partitions(batches, topic_schema(layout), format, None)
 }
 
 /// Row groups of compacted files close at about this many bytes, so an
@@ -364,16 +440,16 @@ pub const COMPACTED_ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
 /// sorted by offset, contiguous) into one file: a partition's rows form
 /// row groups of about `row_group_bytes` each (one row group per partition
 /// when `None`). Each row group is a segment. Compaction writes its output
-/// with this.
+/// with this. Every batch has `schema`.
 pub fn write_partitions(
     partitions: Vec<(i32, Vec<RecordBatch>)>,
+    schema: SchemaRef,
     format: SegmentFormat,
     row_group_bytes: Option<usize>,
 ) -> Result<WrittenFile> {
     const SLICE_ROWS: usize = 4096;
     let mut buf = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, raw_schema(), Some(writer_properties(format)?))?;
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(format)?))?;
     let mut row_groups = Vec::new();
     let mut open: Option<WrittenRowGroup> = None;
     let close = |writer: &mut ArrowWriter<&mut Vec<u8>>,
@@ -445,12 +521,61 @@ pub fn write_partitions(
 /// before microsecond timestamps are left as they are by compaction).
 pub fn is_current_layout(schema: &Schema) -> bool {
     let want = raw_schema();
-    schema.fields().len() == want.fields().len()
-        && schema
-            .fields()
-            .iter()
-            .zip(want.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+    [col::TIMESTAMP, col::TIMESTAMP_TYPE, col::APPEND_TIME]
+        .iter()
+        .all(|name| {
+            match (schema.field_with_name(name), want.field_with_name(name)) {
+                (Ok(a), Ok(b)) => a.data_type() == b.data_type(),
+                _ => false,
+            }
+        })
+}
+
+/// The layout ids a file's schema names, by part.
+pub fn layout_ids(schema: &Schema) -> Vec<(Part, String)> {
+    Part::ALL
+        .iter()
+        .filter_map(|p| {
+            schema
+                .metadata()
+                .get(p.metadata_key())
+                .map(|id| (*p, id.clone()))
+        })
+        .collect()
+}
+
+/// One part of a batch, as Kafka bytes.
+enum PayloadColumn<'a> {
+    Raw(&'a BinaryArray),
+    Typed(TypedReader<'a>),
+}
+
+impl<'a> PayloadColumn<'a> {
+    fn of(batch: &'a RecordBatch, part: Part, layout: &'a ReadLayout) -> Result<Self> {
+        match layout.part(part) {
+            None => column::<BinaryArray>(batch, part.column()).map(PayloadColumn::Raw),
+            Some(l) => Ok(PayloadColumn::Typed(TypedReader::new(
+                l,
+                column::<StructArray>(batch, part.column())?,
+                column::<BinaryArray>(batch, part.raw_column())?,
+                column::<Int32Array>(batch, part.schema_id_column())?,
+            )?)),
+        }
+    }
+
+    /// Row `i`: borrowed from the column, or rebuilt into `scratch`.
+    fn get<'b>(&'b self, i: usize, scratch: &'b mut Vec<u8>) -> Result<Option<&'b [u8]>>
+    where
+        'a: 'b,
+    {
+        match self {
+            PayloadColumn::Raw(a) => Ok(opt(a, i)),
+            PayloadColumn::Typed(t) => {
+                scratch.clear();
+                Ok(t.write(i, scratch)?.then_some(scratch.as_slice()))
+            }
+        }
+    }
 }
 
 fn opt(a: &BinaryArray, i: usize) -> Option<&[u8]> {
@@ -532,6 +657,7 @@ pub struct RebuiltBatches {
 /// timestamp type changes.
 pub fn rebuild_batches(
     batch: &RecordBatch,
+    layout: &ReadLayout,
     from_offset: i64,
     max_bytes: usize,
     leader_epoch: i32,
@@ -540,8 +666,9 @@ pub fn rebuild_batches(
     let offsets = column::<Int64Array>(batch, col::OFFSET)?;
     let timestamps = Millis::of(batch, col::TIMESTAMP)?;
     let ts_types = TimestampTypes::of(batch)?;
-    let keys = column::<BinaryArray>(batch, col::KEY)?;
-    let values = column::<BinaryArray>(batch, col::VALUE)?;
+    let keys = PayloadColumn::of(batch, Part::Key, layout)?;
+    let values = PayloadColumn::of(batch, Part::Value, layout)?;
+    let (mut key_buf, mut value_buf) = (Vec::new(), Vec::new());
     let headers = column::<ListArray>(batch, col::HEADERS)?;
     let header_structs = headers
         .values()
@@ -594,7 +721,11 @@ pub fn rebuild_batches(
             hdrs.push((hkeys.value(h).as_bytes(), opt(hvals, h)));
         }
         let b = builder.as_mut().expect("set above");
-        b.push(offset, ts, opt(keys, i), opt(values, i), &hdrs);
+        let (key, value) = (
+            keys.get(i, &mut key_buf)?,
+            values.get(i, &mut value_buf)?,
+        );
+        b.push(offset, ts, key, value, &hdrs);
         out.next_offset = offset + 1;
         if out.size + b.len() >= max_bytes {
             let done = builder.take().expect("set above").finish(leader_epoch);
@@ -650,7 +781,7 @@ mod tests {
             }
             parts.insert(p, rows);
         }
-        let file = write_file(parts, 5, SegmentFormat::default()).unwrap();
+        let file = write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
         assert_eq!(file.row_groups.len(), 2);
         assert_eq!(file.row_groups[0].partition, 0);
         assert_eq!(
@@ -669,7 +800,7 @@ mod tests {
         .build()
         .unwrap();
         let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-        let rebuilt = rebuild_batches(&batches[0], 20, 1 << 20, 3).unwrap();
+        let rebuilt = rebuild_batches(&batches[0], &ReadLayout::default(), 20, 1 << 20, 3).unwrap();
         assert_eq!(rebuilt.next_offset, 60);
         let all: Bytes = rebuilt.bytes.concat().into();
         let kb = split_batches(all).unwrap();
@@ -701,7 +832,7 @@ mod tests {
             }
             parts.insert(p, rows);
         }
-        let whole = write_file(parts, 5, SegmentFormat::default()).unwrap();
+        let whole = write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
         let batches: Vec<(i32, Vec<RecordBatch>)> = (0..2)
             .map(|rg| {
                 let reader =
@@ -715,7 +846,7 @@ mod tests {
                 (rg as i32, reader.map(|b| b.unwrap()).collect())
             })
             .collect();
-        let split = write_partitions(batches, SegmentFormat::default(), Some(64 * 1024)).unwrap();
+        let split = write_partitions(batches, raw_schema(), SegmentFormat::default(), Some(64 * 1024)).unwrap();
         assert!(
             split.row_groups.len() > 2,
             "{} row groups",
@@ -752,14 +883,14 @@ mod tests {
         }
         let mut parts = BTreeMap::new();
         parts.insert(0, rows);
-        let file = write_file(parts, 5, SegmentFormat { zstd_level: 0 }).unwrap();
+        let file = write_file(parts, 5, SegmentFormat { zstd_level: 0 }, &WriteLayout::default()).unwrap();
         let reader =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.bytes)
                 .unwrap()
                 .build()
                 .unwrap();
         let b: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-        let small = rebuild_batches(&b[0], 0, 1, 0).unwrap();
+        let small = rebuild_batches(&b[0], &ReadLayout::default(), 0, 1, 0).unwrap();
         assert_eq!(small.bytes.len(), 1);
         assert!(small.next_offset >= 1 && small.next_offset < 100);
     }

@@ -391,6 +391,18 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Iceberg tables still hold.
     async fn committed_files(&self) -> Result<HashSet<String>>;
 
+    /// The typed-column state of a topic (JSON: messages and field ids).
+    async fn topic_columns(&self, topic: &str) -> Result<Option<String>>;
+
+    /// Replaces the typed-column state of a topic.
+    async fn save_topic_columns(&self, topic: &str, body: &str) -> Result<()>;
+
+    /// A typed-column layout by its content hash.
+    async fn column_layout(&self, layout: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Stores a layout under its content hash (a no-op if present).
+    async fn save_column_layout(&self, layout: &str, body: &[u8]) -> Result<()>;
+
     /// The topic's current Iceberg metadata file, if the table exists.
     async fn table_pointer(&self, topic: &str) -> Result<Option<String>>;
 

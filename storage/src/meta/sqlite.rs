@@ -38,6 +38,10 @@ pub const DDL: &[(&str, &str)] = &[
     ),
     ("070-schemas.sql", include_str!("../../ddl/070-schemas.sql")),
     ("080-tables.sql", include_str!("../../ddl/080-tables.sql")),
+    (
+        "090-typed-columns.sql",
+        include_str!("../../ddl/090-typed-columns.sql"),
+    ),
 ];
 
 /// The SQLite metadata store.
@@ -325,6 +329,7 @@ impl MetadataStore for SqliteStore {
             "producer_state",
             "iceberg_tables",
             "table_files",
+            "topic_columns",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE topic = $1"))
                 .bind(topic)
@@ -553,6 +558,46 @@ impl MetadataStore for SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| r.get("path")).collect())
+    }
+
+    async fn topic_columns(&self, topic: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT body FROM topic_columns WHERE topic = $1")
+            .bind(topic)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("body")))
+    }
+
+    async fn save_topic_columns(&self, topic: &str, body: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO topic_columns (topic, body) VALUES ($1, $2)
+             ON CONFLICT (topic) DO UPDATE SET body = excluded.body",
+        )
+        .bind(topic)
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn column_layout(&self, layout: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT body FROM column_layouts WHERE layout = $1")
+            .bind(layout)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get("body")))
+    }
+
+    async fn save_column_layout(&self, layout: &str, body: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO column_layouts (layout, body) VALUES ($1, $2)
+             ON CONFLICT (layout) DO NOTHING",
+        )
+        .bind(layout)
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn table_pointer(&self, topic: &str) -> Result<Option<String>> {

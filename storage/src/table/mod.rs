@@ -19,6 +19,7 @@
 //! for (partition, offset, timestamp, append time, key), so engines prune
 //! by time, Kafka partition and offset.
 
+pub mod evolve;
 pub mod io;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -88,6 +89,9 @@ pub struct NewFile {
     pub size: u64,
     /// Parsed footer.
     pub footer: Arc<ParquetMetaData>,
+    /// A compaction's output: its columns are in the table already (its
+    /// inputs brought them), so it never evolves the schema.
+    pub rewritten: bool,
 }
 
 /// What one snapshot said about Kafka offsets.
@@ -226,6 +230,9 @@ impl Tables {
             Some(t) => t,
             None => self.create(topic, table_key, None).await?,
         };
+        if let Some(t) = self.evolve(topic, &table, &added).await? {
+            table = t;
+        }
         if !added.is_empty() || !removed.is_empty() {
             match self.change(topic, &table, added, &removed).await? {
                 Some(t) => table = t,
@@ -233,6 +240,35 @@ impl Tables {
             }
         }
         self.expire(topic, table).await
+    }
+
+    /// A new current schema when `added` brings columns the table lacks
+    /// (see [`evolve`]); None when it has them all, or when another commit
+    /// won the race (the next round retries).
+    async fn evolve(
+        &self,
+        topic: &str,
+        table: &LoadedTable,
+        added: &[NewFile],
+    ) -> Result<Option<LoadedTable>> {
+        let mut schemas = Vec::new();
+        for f in added.iter().filter(|f| !f.rewritten) {
+            schemas.push(evolve::file_schema(&f.footer)?);
+        }
+        let current = table.metadata.current_schema();
+        let Some(schema) = evolve::evolved(current, &schemas)? else {
+            return Ok(None);
+        };
+        let built = table
+            .metadata
+            .clone()
+            .into_builder(Some(table.location.clone()))
+            .add_current_schema(schema)?
+            .build()?;
+        info!(topic, "table schema evolves with the topic's columns");
+        let now = crate::log::now_ms().max(table.metadata.last_updated_ms() + 1);
+        self.write_and_swap(topic, table, built, Vec::new(), Vec::new(), now)
+            .await
     }
 
     /// One snapshot adding `added` and removing `removed`: an append, a
