@@ -377,6 +377,38 @@ mod tests {
         assert_eq!(find(&before, "id"), find(&after, "order_id"));
         assert_eq!(find(&after, "added"), last + 1);
         assert_eq!(find(&before, "lines"), find(&after, "lines"));
+        // A type Iceberg cannot promote to gets a new column; a wider
+        // integer keeps its id.
+        let v3 = compile(
+            &V1.replace("string id = 1;", "bytes id = 1;")
+                .replace("fixed32 f = 11;", "fixed64 f = 11;")
+                .replace("Kind kind = 2;", "int64 kind = 2;"),
+            &[],
+        )
+        .unwrap();
+        let third = message_fields(
+            &v3.pool.get_message_by_name("t.Order").unwrap(),
+            "value",
+            &mut ids,
+        );
+        assert!(find(&third, "id") > find(&after, "added"));
+        assert_ne!(find(&third, "kind"), find(&before, "kind"));
+        assert_ne!(
+            find(&third, "f"),
+            find(&before, "f"),
+            "fixed64 is a decimal, not a long"
+        );
+        let v4 = compile(&V1.replace("fixed32 f = 11;", "sint32 f = 11;"), &[]).unwrap();
+        let fourth = message_fields(
+            &v4.pool.get_message_by_name("t.Order").unwrap(),
+            "value",
+            &mut ids,
+        );
+        assert_eq!(
+            find(&fourth, "f"),
+            find(&before, "f"),
+            "int to long is a promotion"
+        );
         let json = serde_json::to_string(&ids).unwrap();
         assert_eq!(serde_json::from_str::<FieldIds>(&json).unwrap(), ids);
     }

@@ -1626,7 +1626,9 @@ impl Log {
 
 /// Whether a data file is a compaction's output.
 fn is_compacted(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|name| name.contains(COMPACTED))
+    path.rsplit('/')
+        .next()
+        .is_some_and(|name| name.contains(COMPACTED))
 }
 
 /// The day directory (`day=N`, the table partition) a data file is in.

@@ -249,7 +249,12 @@ impl PartitionRows {
             .map(|w| &bytes[w[0] as usize..w[1] as usize])
     }
 
-    fn finish(mut self, partition: i32, append_time: i64, layout: &WriteLayout) -> Result<RecordBatch> {
+    fn finish(
+        mut self,
+        partition: i32,
+        append_time: i64,
+        layout: &WriteLayout,
+    ) -> Result<RecordBatch> {
         let n = self.len;
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(Int32Array::from(vec![partition; n])),
@@ -426,7 +431,10 @@ pub fn write_file(
     let mut batches = Vec::with_capacity(partitions.len());
     for (partition, rows) in partitions {
         if rows.len > 0 {
-            batches.push((partition, vec![rows.finish(partition, append_time, layout)?]));
+            batches.push((
+                partition,
+                vec![rows.finish(partition, append_time, layout)?],
+            ));
         }
     }
     write_partitions(batches, topic_schema(layout), format, None)
@@ -523,12 +531,12 @@ pub fn is_current_layout(schema: &Schema) -> bool {
     let want = raw_schema();
     [col::TIMESTAMP, col::TIMESTAMP_TYPE, col::APPEND_TIME]
         .iter()
-        .all(|name| {
-            match (schema.field_with_name(name), want.field_with_name(name)) {
+        .all(
+            |name| match (schema.field_with_name(name), want.field_with_name(name)) {
                 (Ok(a), Ok(b)) => a.data_type() == b.data_type(),
                 _ => false,
-            }
-        })
+            },
+        )
 }
 
 /// The layout ids a file's schema names, by part.
@@ -721,10 +729,7 @@ pub fn rebuild_batches(
             hdrs.push((hkeys.value(h).as_bytes(), opt(hvals, h)));
         }
         let b = builder.as_mut().expect("set above");
-        let (key, value) = (
-            keys.get(i, &mut key_buf)?,
-            values.get(i, &mut value_buf)?,
-        );
+        let (key, value) = (keys.get(i, &mut key_buf)?, values.get(i, &mut value_buf)?);
         b.push(offset, ts, key, value, &hdrs);
         out.next_offset = offset + 1;
         if out.size + b.len() >= max_bytes {
@@ -832,7 +837,8 @@ mod tests {
             }
             parts.insert(p, rows);
         }
-        let whole = write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
+        let whole =
+            write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
         let batches: Vec<(i32, Vec<RecordBatch>)> = (0..2)
             .map(|rg| {
                 let reader =
@@ -846,7 +852,13 @@ mod tests {
                 (rg as i32, reader.map(|b| b.unwrap()).collect())
             })
             .collect();
-        let split = write_partitions(batches, raw_schema(), SegmentFormat::default(), Some(64 * 1024)).unwrap();
+        let split = write_partitions(
+            batches,
+            raw_schema(),
+            SegmentFormat::default(),
+            Some(64 * 1024),
+        )
+        .unwrap();
         assert!(
             split.row_groups.len() > 2,
             "{} row groups",
@@ -883,7 +895,13 @@ mod tests {
         }
         let mut parts = BTreeMap::new();
         parts.insert(0, rows);
-        let file = write_file(parts, 5, SegmentFormat { zstd_level: 0 }, &WriteLayout::default()).unwrap();
+        let file = write_file(
+            parts,
+            5,
+            SegmentFormat { zstd_level: 0 },
+            &WriteLayout::default(),
+        )
+        .unwrap();
         let reader =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file.bytes)
                 .unwrap()

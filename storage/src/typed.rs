@@ -237,13 +237,8 @@ pub struct TypedPart {
 impl TypedPart {
     /// The typed columns of `message` under `part`, ids from `ids`; None
     /// for a message without fields (Parquet has no empty groups).
-    pub fn new(
-        part: Part,
-        layout: Arc<PayloadLayout>,
-        ids: &mut FieldIds,
-    ) -> Option<TypedPart> {
-        let fields =
-            floe_schema::columns::message_fields(&layout.message, part.column(), ids);
+    pub fn new(part: Part, layout: Arc<PayloadLayout>, ids: &mut FieldIds) -> Option<TypedPart> {
+        let fields = floe_schema::columns::message_fields(&layout.message, part.column(), ids);
         if fields.is_empty() {
             return None;
         }
@@ -499,9 +494,8 @@ impl Layouts {
         let mut topics = self.topics.lock().await;
         if !topics.contains_key(topic) {
             let state = match self.meta.topic_columns(topic).await? {
-                Some(body) => serde_json::from_str(&body).map_err(|e| {
-                    StorageError::Corrupt(format!("typed columns of {topic}: {e}"))
-                })?,
+                Some(body) => serde_json::from_str(&body)
+                    .map_err(|e| StorageError::Corrupt(format!("typed columns of {topic}: {e}")))?,
                 None => TopicColumns::default(),
             };
             let entry = TopicEntry {
@@ -527,8 +521,7 @@ impl Layouts {
                         (Part::Value, Some(None)) => first_message(&versions),
                         _ => None,
                     };
-                    let Some(m) = named.or_else(|| message_of_first(part, &versions, rows))
-                    else {
+                    let Some(m) = named.or_else(|| message_of_first(part, &versions, rows)) else {
                         continue;
                     };
                     entry.state.set_message(part, m.clone());
@@ -543,11 +536,11 @@ impl Layouts {
                 continue;
             }
             // The newest version that has the message shapes the columns.
-            let Some((schema, desc)) = versions.iter().rev().find_map(|(_, s)| {
-                s.pool
-                    .get_message_by_name(&message)
-                    .map(|d| (s.clone(), d))
-            }) else {
+            let Some((schema, desc)) = versions
+                .iter()
+                .rev()
+                .find_map(|(_, s)| s.pool.get_message_by_name(&message).map(|d| (s.clone(), d)))
+            else {
                 continue;
             };
             let indexes: BTreeMap<i32, Vec<i32>> = versions
@@ -598,7 +591,9 @@ impl Layouts {
             return Ok(l.clone());
         }
         let body = self.meta.column_layout(id).await?.ok_or_else(|| {
-            StorageError::Corrupt(format!("a file names typed-column layout {id}, which is unknown"))
+            StorageError::Corrupt(format!(
+                "a file names typed-column layout {id}, which is unknown"
+            ))
         })?;
         let layout = Arc::new(PayloadLayout::decode(id, body)?);
         lock(&self.stored).insert(id.to_string(), layout.clone());

@@ -78,9 +78,9 @@ fn merge_type(new: &Type, old: &Type) -> Type {
     use PrimitiveType as P;
     match (new, old) {
         (Type::Struct(n), Type::Struct(o)) => Type::Struct(merge_struct(n, o)),
-        (Type::List(n), Type::List(o)) if n.element_field.id == o.element_field.id => {
-            Type::List(ListType::new(merge_field(&n.element_field, &o.element_field)))
-        }
+        (Type::List(n), Type::List(o)) if n.element_field.id == o.element_field.id => Type::List(
+            ListType::new(merge_field(&n.element_field, &o.element_field)),
+        ),
         (Type::Map(n), Type::Map(o))
             if n.key_field.id == o.key_field.id && n.value_field.id == o.value_field.id =>
         {
@@ -113,33 +113,49 @@ mod tests {
         let int = Type::Primitive(PrimitiveType::Int);
         let bin = Type::Primitive(PrimitiveType::Binary);
         let string = Type::Primitive(PrimitiveType::String);
-        let table = schema(vec![field(1, "offset", long.clone()), field(7, "value", bin.clone())]);
-        assert!(evolved(&table, &[table.clone()]).unwrap().is_none());
+        let table = schema(vec![
+            field(1, "offset", long.clone()),
+            field(7, "value", bin.clone()),
+        ]);
+        assert!(evolved(&table, std::slice::from_ref(&table))
+            .unwrap()
+            .is_none());
         let v1 = schema(vec![
             field(1, "offset", long.clone()),
-            field(12, "value", Type::Struct(StructType::new(vec![
-                field(13, "id", string.clone()),
-                field(14, "qty", long.clone()),
-            ]))),
+            field(
+                12,
+                "value",
+                Type::Struct(StructType::new(vec![
+                    field(13, "id", string.clone()),
+                    field(14, "qty", long.clone()),
+                ])),
+            ),
             field(7, "value_raw", bin.clone()),
         ]);
-        let t1 = evolved(&table, &[v1.clone()]).unwrap().unwrap();
+        let t1 = evolved(&table, &[v1]).unwrap().unwrap();
         assert_eq!(t1.field_by_id(7).unwrap().name, "value_raw");
         assert_eq!(t1.field_by_name("value").unwrap().id, 12);
         // v2 renames id to order_id, drops qty, and writes a narrower
         // column under an existing id (which keeps the wider type).
         let v2 = schema(vec![
             field(1, "offset", int),
-            field(12, "value", Type::Struct(StructType::new(vec![
-                field(13, "order_id", string.clone()),
-                field(15, "note", string),
-            ]))),
+            field(
+                12,
+                "value",
+                Type::Struct(StructType::new(vec![
+                    field(13, "order_id", string.clone()),
+                    field(15, "note", string),
+                ])),
+            ),
             field(7, "value_raw", bin),
         ]);
         let t2 = evolved(&t1, &[v2]).unwrap().unwrap();
         assert_eq!(*t2.field_by_id(1).unwrap().field_type, long);
         assert_eq!(t2.field_by_id(13).unwrap().name, "order_id");
-        assert!(t2.field_by_id(14).is_some(), "removed fields stay queryable");
+        assert!(
+            t2.field_by_id(14).is_some(),
+            "removed fields stay queryable"
+        );
         assert!(t2.field_by_id(15).is_some());
     }
 }
