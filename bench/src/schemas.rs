@@ -1,12 +1,19 @@
-//! `floe-bench --schemas`: the cost of validation and redaction.
+//! `floe-bench --schemas`: the cost of typed columns, validation and
+//! redaction, and the bytes typed columns take on disk.
 //!
 //! A realistic 20-field order (nested address, repeated lines, a map, an
-//! enum, a few protovalidate rules, field policies) is registered; the same
-//! records are produced to a topic in `off` mode and to one in `reject`
-//! mode (acks=all, max rate), then each is read back from offset 0: the
-//! `off` topic without a schema subject (bytes pass through) and the
-//! `reject` topic with no purpose stated, so every restricted field is
-//! cut out of every value (and its batch rebuilt).
+//! enum, a few protovalidate rules, field policies) is produced (acks=all,
+//! max rate) to three topics:
+//! - `orders-raw`: no schema subject, values stored as bytes;
+//! - `orders-typed`: the order without policies registered, `off` mode:
+//!   values stored as typed columns, not validated;
+//! - `orders-checked`: the order with policies, `reject` mode: typed and
+//!   validated.
+//!
+//! Each is then read back from offset 0 (`orders-checked` with no purpose
+//! stated, so every restricted field is cut out of every value). The bytes
+//! each topic takes in Parquet are compared as flushed and after
+//! compaction: typed columns against the same values as zstd bytes.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -21,7 +28,7 @@ use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::Message;
 
-use crate::{assigned_reader, create_topics, produce, producer, start_broker, Acks, Args};
+use crate::{assigned_reader, create_topics, produce, producer, Acks, Args};
 
 const ORDER: &str = r#"syntax = "proto3";
 package bench;
@@ -77,9 +84,9 @@ fn post(addr: &str, path: &str, body: &str) -> anyhow::Result<String> {
     Ok(rest.to_string())
 }
 
-fn register(http: &str, subject: &str) -> anyhow::Result<i32> {
+fn register(http: &str, subject: &str, schema: &str) -> anyhow::Result<i32> {
     let body = serde_json::json!({
-        "schema": ORDER,
+        "schema": schema,
         "schemaType": "PROTOBUF",
         "references": [
             {"name": "buf/validate/validate.proto", "subject": "buf/validate/validate.proto", "version": 1},
@@ -95,6 +102,25 @@ fn register(http: &str, subject: &str) -> anyhow::Result<i32> {
         .as_i64()
         .map(|i| i as i32)
         .context("registry answered without an id")
+}
+
+/// The order without field policies or `debug_redact`: nothing to redact.
+fn plain_order() -> String {
+    ORDER
+        .replace(
+            r#" [(floe.policy.v1.field) = {classification: "PII", purposes: ["support"]}]"#,
+            "",
+        )
+        .replace(
+            r#",
+                    (floe.policy.v1.field) = {classification: "PII", purposes: ["support"]}]"#,
+            "]",
+        )
+        .replace(
+            r#" [(floe.policy.v1.field) = {classification: "FINANCIAL", purposes: ["billing"]}]"#,
+            "",
+        )
+        .replace(" [debug_redact = true]", "")
 }
 
 /// Distinct, valid orders, each with its wire prefix.
@@ -230,34 +256,139 @@ fn fetch_all(floe: &Floe, topic: &str, n: usize, partitions: i32) -> anyhow::Res
     Ok((bytes as f64 / secs / 1e6, count as f64 / secs))
 }
 
+/// Bytes of Parquet a topic's data files take in the data directory.
+fn parquet_bytes(floe: &Floe, topic: &str) -> anyhow::Result<u64> {
+    fn walk(dir: &std::path::Path, total: &mut u64) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                walk(&e.path(), total)?;
+            } else if e.path().extension().is_some_and(|x| x == "parquet") {
+                *total += e.metadata()?.len();
+            }
+        }
+        Ok(())
+    }
+    let topics = floe.data_dir().join("objects").join("topics");
+    let mut total = 0;
+    for e in std::fs::read_dir(&topics)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        // `<topic>-<32 hex digits of its id>`.
+        if name.len() == topic.len() + 33 && name.starts_with(&format!("{topic}-")) {
+            walk(&e.path(), &mut total)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Compacts a topic until nothing is left to compact (files reach the
+/// table, and so become candidates, within moments of their flush);
+/// (files in, bytes in, bytes out) over all rounds.
+fn compact(floe: &Floe, topic: &str) -> anyhow::Result<(u64, u64, u64)> {
+    let mut total = (0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let r: serde_json::Value = serde_json::from_str(&post(
+            &floe.http,
+            &format!("/admin/topics/{topic}/compact"),
+            "",
+        )?)?;
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
+        if n("files_in") == 0 && total.0 > 0 {
+            break;
+        }
+        total = (
+            total.0 + n("files_in"),
+            total.1 + n("bytes_in"),
+            total.2 + n("bytes_out"),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(total)
+}
+
 /// Runs the schema benchmark.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let floe = start_broker(args)?;
+    // Maintenance (retention, compaction) only at start: the bench
+    // compacts when it means to measure it.
+    let mut broker_args: Vec<&str> = args.broker_args.iter().map(String::as_str).collect();
+    broker_args.extend(["--maintenance-interval-secs", "3600"]);
+    let mut floe = Floe::start(&broker_args).context("starting floe")?;
     let partitions = args.partitions;
-    let reject = NewTopic::new("orders-checked", partitions, TopicReplication::Fixed(1))
-        .set("floe.validate.mode", "reject");
-    let off = NewTopic::new("orders-raw", partitions, TopicReplication::Fixed(1));
-    create_topics(&floe, &[reject, off])?;
-    let id = register(&floe.http, "orders-checked-value")?;
+    // Files reach the table fast, so compaction (which takes only files
+    // the table holds) can run right after the load.
+    let topic = |name| {
+        NewTopic::new(name, partitions, TopicReplication::Fixed(1))
+            .set("floe.iceberg.commit.interval.ms", "100")
+    };
+    create_topics(
+        &floe,
+        &[
+            topic("orders-raw"),
+            topic("orders-typed"),
+            topic("orders-checked").set("floe.validate.mode", "reject"),
+        ],
+    )?;
+    let checked_id = register(&floe.http, "orders-checked-value", ORDER)?;
+    let typed_id = register(&floe.http, "orders-typed-value", &plain_order())?;
     let n = args.records.min(500_000);
-    let values = orders(n, id)?;
+    let values = orders(n, checked_id)?;
+    let typed_values = orders(n, typed_id)?;
     let avg = values.iter().map(Vec::len).sum::<usize>() / values.len().max(1);
     println!(
         "floe-bench --schemas: {} cores, {n} orders of 20 fields (avg {avg} B), {partitions} partitions, acks=all",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     );
     let (raw_mb, raw_rps) = produce_all(&floe, "orders-raw", &values, partitions)?;
+    let (typ_mb, typ_rps) = produce_all(&floe, "orders-typed", &typed_values, partitions)?;
     let (chk_mb, chk_rps) = produce_all(&floe, "orders-checked", &values, partitions)?;
-    println!("produce, validate off:    {raw_mb:>7.1} MB/s {raw_rps:>9.0} records/s");
+    println!("produce, raw bytes:              {raw_mb:>7.1} MB/s {raw_rps:>9.0} records/s");
     println!(
-        "produce, validate reject: {chk_mb:>7.1} MB/s {chk_rps:>9.0} records/s  ({:.0} % of off)",
+        "produce, typed columns:          {typ_mb:>7.1} MB/s {typ_rps:>9.0} records/s  ({:.0} % of raw)",
+        typ_rps / raw_rps * 100.0
+    );
+    println!(
+        "produce, typed + validate reject: {chk_mb:>6.1} MB/s {chk_rps:>9.0} records/s  ({:.0} % of raw)",
         chk_rps / raw_rps * 100.0
     );
-    let (f_raw_mb, f_raw_rps) = fetch_all(&floe, "orders-raw", values.len(), partitions)?;
-    let (f_red_mb, f_red_rps) = fetch_all(&floe, "orders-checked", values.len(), partitions)?;
-    println!("fetch, no redaction:      {f_raw_mb:>7.1} MB/s {f_raw_rps:>9.0} records/s");
+    let values_mb = values.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
+    let (raw_disk, typed_disk) = (
+        parquet_bytes(&floe, "orders-raw")?,
+        parquet_bytes(&floe, "orders-typed")?,
+    );
     println!(
-        "fetch, redacted (no purpose, 5 restricted fields cut): {f_red_mb:>7.1} MB/s {f_red_rps:>9.0} records/s  ({:.0} % of unredacted)",
+        "on disk as flushed: raw {:.1} MB, typed {:.1} MB ({:.2}x raw) for {values_mb:.1} MB of values",
+        raw_disk as f64 / 1e6,
+        typed_disk as f64 / 1e6,
+        typed_disk as f64 / raw_disk.max(1) as f64
+    );
+    let (raw_files, raw_in, raw_out) = compact(&floe, "orders-raw")?;
+    let (typed_files, typed_in, typed_out) = compact(&floe, "orders-typed")?;
+    let after =
+        |disk: u64, bytes_in: u64, bytes_out: u64| disk.saturating_sub(bytes_in) + bytes_out;
+    let (raw_after, typed_after) = (
+        after(raw_disk, raw_in, raw_out),
+        after(typed_disk, typed_in, typed_out),
+    );
+    println!(
+        "on disk after compaction ({raw_files} and {typed_files} files rewritten): raw {:.1} MB, typed {:.1} MB ({:.2}x raw)",
+        raw_after as f64 / 1e6,
+        typed_after as f64 / 1e6,
+        typed_after as f64 / raw_after.max(1) as f64
+    );
+    // From Parquet only: a restart empties the tail cache.
+    floe.restart(false)?;
+    let (f_raw_mb, f_raw_rps) = fetch_all(&floe, "orders-raw", values.len(), partitions)?;
+    let (f_typ_mb, f_typ_rps) = fetch_all(&floe, "orders-typed", values.len(), partitions)?;
+    let (f_red_mb, f_red_rps) = fetch_all(&floe, "orders-checked", values.len(), partitions)?;
+    println!("fetch, raw bytes:                {f_raw_mb:>7.1} MB/s {f_raw_rps:>9.0} records/s");
+    println!(
+        "fetch, typed (re-encoded):       {f_typ_mb:>7.1} MB/s {f_typ_rps:>9.0} records/s  ({:.0} % of raw)",
+        f_typ_rps / f_raw_rps * 100.0
+    );
+    println!(
+        "fetch, typed + redacted (no purpose, 5 restricted fields cut): {f_red_mb:>7.1} MB/s {f_red_rps:>9.0} records/s  ({:.0} % of raw)",
         f_red_rps / f_raw_rps * 100.0
     );
     Ok(())

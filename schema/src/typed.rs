@@ -190,9 +190,20 @@ struct StructCol {
     fields: Fields,
     /// Descriptor and builder per Arrow field, in the Arrow order.
     children: Vec<(FieldDescriptor, Col)>,
+    /// What decoding needs of each child's descriptor, looked up once.
+    shapes: Vec<Shape>,
+    /// How many oneofs the message has.
+    oneofs: usize,
     /// Indexes into `children`, by field number (sorted).
     by_number: Vec<(u32, usize)>,
     nulls: NullBufferBuilder,
+}
+
+/// A child field's kind, oneof and presence.
+struct Shape {
+    kind: Kind,
+    oneof: Option<usize>,
+    presence: bool,
 }
 
 struct ListCol {
@@ -454,9 +465,22 @@ impl StructCol {
             .map(|(i, (f, _))| (f.number(), i))
             .collect();
         by_number.sort_unstable();
+        let oneof_names: Vec<String> = m.oneofs().map(|o| o.full_name().to_string()).collect();
+        let shapes = children
+            .iter()
+            .map(|(f, _)| Shape {
+                kind: f.kind(),
+                oneof: f
+                    .containing_oneof()
+                    .and_then(|o| oneof_names.iter().position(|n| n == o.full_name())),
+                presence: f.supports_presence(),
+            })
+            .collect();
         Ok(StructCol {
             fields: fields.clone(),
             children,
+            shapes,
+            oneofs: oneof_names.len(),
             by_number,
             nulls: NullBufferBuilder::new(0),
         })
@@ -472,6 +496,7 @@ impl StructCol {
     /// Decodes one message into a row (with `apply`) or only checks that
     /// it would decode (without).
     fn push(&mut self, bytes: &[u8], apply: bool, depth: u32) -> Result<(), Malformed> {
+        // Occurrences by child, in wire order within each child.
         let mut seen: Vec<(usize, WireValue<'_>)> = Vec::new();
         for f in Scanner::new(bytes) {
             let f = f?;
@@ -479,22 +504,30 @@ impl StructCol {
                 seen.push((i, f.value));
             }
         }
-        // The last member of each oneof present wins.
-        let mut winners: Vec<(String, usize)> = Vec::new();
-        for (i, _) in &seen {
-            if let Some(o) = self.children[*i].0.containing_oneof() {
-                match winners.iter_mut().find(|(name, _)| name == o.name()) {
-                    Some(w) => w.1 = *i,
-                    None => winners.push((o.name().to_string(), *i)),
+        seen.sort_by_key(|(i, _)| *i);
+        // The last member of each oneof present on the wire wins.
+        let mut winners: Vec<Option<usize>> = vec![None; self.oneofs];
+        if self.oneofs > 0 {
+            for f in Scanner::new(bytes).flatten() {
+                if let Some(i) = self.index(f.number) {
+                    if let Some(o) = self.shapes[i].oneof {
+                        winners[o] = Some(i);
+                    }
                 }
             }
         }
         let mut merged = Vec::new();
-        for (i, (f, col)) in self.children.iter_mut().enumerate() {
-            let loser = f
-                .containing_oneof()
-                .is_some_and(|o| winners.iter().any(|(n, w)| n == o.name() && *w != i));
-            let mut occurrences = seen.iter().filter(|(j, _)| *j == i).map(|(_, v)| *v);
+        let mut at = 0;
+        for (i, ((_, col), shape)) in self.children.iter_mut().zip(&self.shapes).enumerate() {
+            let start = at;
+            while at < seen.len() && seen[at].0 == i {
+                at += 1;
+            }
+            let group = &seen[start..at];
+            let loser = shape
+                .oneof
+                .is_some_and(|o| winners[o].is_some_and(|w| w != i));
+            let occurrences = group.iter().map(|(_, v)| *v);
             match col {
                 Col::List(l) => {
                     let mut n = 0i32;
@@ -523,10 +556,14 @@ impl StructCol {
                     }
                 }
                 col => {
-                    let kind = f.kind();
-                    let last = if loser { None } else { occurrences.next_back() };
-                    match (last, &kind) {
-                        (None, _) if f.supports_presence() || loser => {
+                    let kind = &shape.kind;
+                    let last = if loser {
+                        None
+                    } else {
+                        group.last().map(|(_, v)| *v)
+                    };
+                    match (last, kind) {
+                        (None, _) if shape.presence || loser => {
                             if apply {
                                 col.push_null();
                             }
@@ -538,37 +575,32 @@ impl StructCol {
                         }
                         (None, _) => {
                             if apply {
-                                col.push_zero(&kind);
+                                col.push_zero(kind);
                             }
                         }
                         (Some(w), Kind::Message(_)) => {
                             // Occurrences of a singular message merge: decode
                             // their concatenation.
-                            let parts: Vec<WireValue<'_>> = seen
-                                .iter()
-                                .filter(|(j, _)| *j == i)
-                                .map(|(_, v)| *v)
-                                .collect();
-                            if parts.len() == 1 {
-                                col.push(&kind, w, apply, depth)?;
+                            if group.len() == 1 {
+                                col.push(kind, w, apply, depth)?;
                             } else {
                                 merged.clear();
-                                for p in parts {
+                                for (_, p) in group {
                                     let WireValue::Len(b) = p else {
                                         return Err(Malformed);
                                     };
                                     merged.extend_from_slice(b);
                                 }
-                                col.push(&kind, WireValue::Len(&merged), apply, depth)?;
+                                col.push(kind, WireValue::Len(&merged), apply, depth)?;
                             }
                         }
                         (Some(w), _) => {
                             // Earlier occurrences are overridden but must
                             // still be well formed.
-                            for o in seen.iter().filter(|(j, _)| *j == i) {
-                                scalar(&kind, o.1)?;
+                            for (_, o) in group {
+                                scalar(kind, *o)?;
                             }
-                            col.push(&kind, w, apply, depth)?;
+                            col.push(kind, w, apply, depth)?;
                         }
                     }
                 }

@@ -420,6 +420,9 @@ pub struct WrittenFile {
     pub row_groups: Vec<WrittenRowGroup>,
 }
 
+/// Each partition's rows, as batches.
+type PartitionBatches = Vec<(i32, Vec<RecordBatch>)>;
+
 /// Encodes buffered partitions into one Parquet file, one row group each,
 /// in partition order.
 pub fn write_file(
@@ -428,15 +431,50 @@ pub fn write_file(
     format: SegmentFormat,
     layout: &WriteLayout,
 ) -> Result<WrittenFile> {
-    let mut batches = Vec::with_capacity(partitions.len());
-    for (partition, rows) in partitions {
-        if rows.len > 0 {
-            batches.push((
-                partition,
-                vec![rows.finish(partition, append_time, layout)?],
-            ));
+    let rows: Vec<(i32, PartitionRows)> =
+        partitions.into_iter().filter(|(_, r)| r.len > 0).collect();
+    let typed = layout.key.is_some() || layout.value.is_some();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let finish = |chunk: Vec<(i32, PartitionRows)>| -> Result<PartitionBatches> {
+        chunk
+            .into_iter()
+            .map(|(p, r)| Ok((p, vec![r.finish(p, append_time, layout)?])))
+            .collect()
+    };
+    let batches = if typed && threads > 1 && rows.len() > 1 {
+        // Typing decodes and re-encodes every value: the partitions of a
+        // flush are typed on every core (the Parquet encoding after it is
+        // sequential).
+        let per_thread = rows.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<(i32, PartitionRows)>> = Vec::new();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            chunks.push(rows.by_ref().take(per_thread).collect());
         }
-    }
+        let finished: Vec<Result<PartitionBatches>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| scope.spawn(|| finish(chunk)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(StorageError::FlushFailed(
+                            "typing a partition panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut batches = Vec::new();
+        for f in finished {
+            batches.extend(f?);
+        }
+        batches
+    } else {
+        finish(rows)?
+    };
     write_partitions(batches, topic_schema(layout), format, None)
 }
 
