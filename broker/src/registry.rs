@@ -964,7 +964,7 @@ impl Registry {
 }
 
 impl floe_storage::typed::SchemaSource for Registry {
-    fn protobuf_versions(&self, subject: &str) -> Vec<(i32, Arc<CompiledSchema>)> {
+    fn protobuf_versions(&self, subject: &str) -> floe_storage::typed::Versions {
         self.live_ids(subject)
             .into_iter()
             .filter_map(|id| match self.protobuf(id) {

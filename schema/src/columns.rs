@@ -25,9 +25,10 @@
 //!
 //! Each column has an Iceberg field id, in the Arrow field's metadata under
 //! [`FIELD_ID_KEY`] (which Parquet writes as the column's field id). Ids are
-//! assigned by [`FieldIds`], keyed by the path of protobuf field *numbers*,
-//! so a renamed field keeps its id (an Iceberg rename), an added field gets
-//! a new one, and ids never change across schema versions as long as the
+//! assigned by [`FieldIds`], keyed by the path of protobuf field *numbers*
+//! and the kind of column, so a renamed field keeps its id (an Iceberg
+//! rename), an added field or one whose type Iceberg cannot promote gets a
+//! new one, and ids never change across schema versions as long as the
 //! caller keeps the [`FieldIds`] (floe keeps them in the metadata store).
 
 use std::collections::{BTreeMap, HashMap};
@@ -96,65 +97,34 @@ fn struct_fields(
         .fields()
         .map(|f| {
             let p = format!("{path}.{}", f.number());
-            let id = ids.id(&format!("{p}:{}", type_tag(&f)));
-            with_id(
-                Field::new(f.name(), field_type(&f, &p, ids, stack), true),
-                id,
-            )
+            let dt = field_type(&f, &p, ids, stack);
+            let id = typed_id(ids, &p, &dt);
+            with_id(Field::new(f.name(), dt, true), id)
         })
         .collect()
 }
 
-/// What kind of column a field is, as part of its id's key: a field whose
-/// type changes across versions into one Iceberg cannot promote to (a
-/// string becoming bytes, a scalar becoming a message) gets a new id, and
-/// so a new column. Integer and floating widths share a tag (int to long
-/// and float to double are Iceberg promotions).
-fn type_tag(f: &FieldDescriptor) -> &'static str {
-    if f.is_map() {
-        return "map";
-    }
-    if f.is_list() {
-        return "list";
-    }
-    kind_tag(&f.kind())
-}
-
-fn kind_tag(kind: &Kind) -> &'static str {
-    match kind {
-        Kind::Double | Kind::Float => "float",
-        Kind::Int32
-        | Kind::Sint32
-        | Kind::Sfixed32
-        | Kind::Int64
-        | Kind::Sint64
-        | Kind::Sfixed64
-        | Kind::Uint32
-        | Kind::Fixed32 => "int",
-        Kind::Uint64 | Kind::Fixed64 => "u64",
-        Kind::Bool => "bool",
-        Kind::String | Kind::Enum(_) => "string",
-        Kind::Bytes => "bytes",
-        Kind::Message(m) => match m.full_name() {
-            "google.protobuf.Timestamp" => "timestamp",
-            "google.protobuf.Duration" => "int",
-            "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => "float",
-            "google.protobuf.Int64Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.Int32Value" => "int",
-            "google.protobuf.UInt64Value" => "u64",
-            "google.protobuf.BoolValue" => "bool",
-            "google.protobuf.StringValue" => "string",
-            "google.protobuf.BytesValue" => "bytes",
-            "google.protobuf.Struct"
-            | "google.protobuf.Value"
-            | "google.protobuf.ListValue"
-            | "google.protobuf.Any"
-            | "google.protobuf.Empty"
-            | "google.protobuf.FieldMask" => "json",
-            _ => "message",
-        },
-    }
+/// The id of the column at `path` of type `dt`. The key names the kind
+/// of column, so a field whose type changes across versions into one
+/// Iceberg cannot promote to (a string becoming bytes, a scalar becoming a
+/// message) gets a new id, and so a new column. Integer and floating
+/// widths share a kind (int to long and float to double are Iceberg
+/// promotions).
+fn typed_id(ids: &mut FieldIds, path: &str, dt: &DataType) -> i32 {
+    let kind = match dt {
+        DataType::Int32 | DataType::Int64 => "int",
+        DataType::Float32 | DataType::Float64 => "float",
+        DataType::Decimal128(..) => "decimal",
+        DataType::Boolean => "bool",
+        DataType::Utf8 => "string",
+        DataType::Binary => "bytes",
+        DataType::Timestamp(..) => "timestamp",
+        DataType::Struct(_) => "message",
+        DataType::List(_) => "list",
+        DataType::Map(..) => "map",
+        _ => "other",
+    };
+    ids.id(&format!("{path}:{kind}"))
 }
 
 fn field_type(
@@ -171,18 +141,13 @@ fn field_type(
             return DataType::Binary;
         };
         let (kp, vp) = (format!("{path}.key"), format!("{path}.value"));
-        let (kid, vid) = (
-            ids.id(&format!("{kp}:{}", kind_tag(&k.kind()))),
-            ids.id(&format!("{vp}:{}", kind_tag(&v.kind()))),
+        let (kt, vt) = (
+            value_type(&k.kind(), &kp, ids, stack),
+            value_type(&v.kind(), &vp, ids, stack),
         );
-        let key = with_id(
-            Field::new("key", value_type(&k.kind(), &kp, ids, stack), false),
-            kid,
-        );
-        let value = with_id(
-            Field::new("value", value_type(&v.kind(), &vp, ids, stack), true),
-            vid,
-        );
+        let (kid, vid) = (typed_id(ids, &kp, &kt), typed_id(ids, &vp, &vt));
+        let key = with_id(Field::new("key", kt, false), kid);
+        let value = with_id(Field::new("value", vt, true), vid);
         let entries = Field::new(
             "entries",
             DataType::Struct(Fields::from(vec![key, value])),
@@ -192,11 +157,9 @@ fn field_type(
     }
     if f.is_list() {
         let ep = format!("{path}.element");
-        let eid = ids.id(&format!("{ep}:{}", kind_tag(&f.kind())));
-        let element = with_id(
-            Field::new("element", value_type(&f.kind(), &ep, ids, stack), false),
-            eid,
-        );
+        let et = value_type(&f.kind(), &ep, ids, stack);
+        let eid = typed_id(ids, &ep, &et);
+        let element = with_id(Field::new("element", et, false), eid);
         return DataType::List(Arc::new(element));
     }
     value_type(&f.kind(), path, ids, stack)

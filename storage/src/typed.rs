@@ -105,10 +105,13 @@ impl Part {
     }
 }
 
+/// A subject's live protobuf versions, oldest first: (schema id, compiled).
+pub type Versions = Vec<(i32, Arc<CompiledSchema>)>;
+
 /// Where the storage finds protobuf schemas: the broker's registry.
 pub trait SchemaSource: Send + Sync {
-    /// The live protobuf versions of `subject`, oldest first, compiled.
-    fn protobuf_versions(&self, subject: &str) -> Vec<(i32, Arc<CompiledSchema>)>;
+    /// The live protobuf versions of `subject`.
+    fn protobuf_versions(&self, subject: &str) -> Versions;
 }
 
 /// What the metadata store keeps per topic about its typed columns.
@@ -491,6 +494,16 @@ impl Layouts {
         let Some(source) = self.source.get() else {
             return Ok(out);
         };
+        // Most topics have no schema: they cost one registry lookup per
+        // part and flush, nothing more.
+        let parts: Vec<(Part, Versions)> = Part::ALL
+            .iter()
+            .map(|p| (*p, source.protobuf_versions(&p.subject(topic))))
+            .filter(|(_, versions)| !versions.is_empty())
+            .collect();
+        if parts.is_empty() {
+            return Ok(out);
+        }
         let mut topics = self.topics.lock().await;
         if !topics.contains_key(topic) {
             let state = match self.meta.topic_columns(topic).await? {
@@ -508,11 +521,7 @@ impl Layouts {
             return Ok(out);
         };
         let mut changed = false;
-        for part in Part::ALL {
-            let versions = source.protobuf_versions(&part.subject(topic));
-            if versions.is_empty() {
-                continue;
-            }
+        for (part, versions) in parts {
             let message = match entry.state.message(part) {
                 Some(m) => m.clone(),
                 None => {
