@@ -9,6 +9,7 @@ use floe_storage::meta::sqlite::SqliteStore;
 use floe_storage::meta::MetadataStore;
 use floe_storage::object::open_object_store;
 use floe_storage::segment::SegmentFormat;
+use floe_storage::table::external::ExternalCatalogConfig;
 use floe_storage::table::TableConfig;
 use tracing::info;
 
@@ -100,6 +101,20 @@ impl Broker {
                 root_uri: objects.root_uri.clone(),
                 namespace: args.iceberg_namespace.clone(),
                 snapshot_retention: Duration::from_secs(args.iceberg_snapshot_retention_secs),
+                external: args
+                    .iceberg_external_catalog
+                    .clone()
+                    .map(|uri| ExternalCatalogConfig {
+                        uri,
+                        warehouse: args.iceberg_external_warehouse.clone(),
+                        namespace: args
+                            .iceberg_external_namespace
+                            .clone()
+                            .unwrap_or_else(|| args.iceberg_namespace.clone()),
+                        token: args.iceberg_external_token.clone(),
+                        credential: args.iceberg_external_credential.clone(),
+                        scope: args.iceberg_external_scope.clone(),
+                    }),
             },
         };
         let lease = floe_storage::log::now_ms() + 30_000;

@@ -131,4 +131,32 @@ pub struct ServeArgs {
         default_value_t = 3600
     )]
     pub iceberg_snapshot_retention_secs: u64,
+
+    /// Also register every topic's table in this external Iceberg REST
+    /// catalog (its base URI, before `/v1/`) and keep the entry up to date
+    /// after each snapshot. floe's own catalog keeps serving either way.
+    #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_CATALOG")]
+    pub iceberg_external_catalog: Option<String>,
+
+    /// The warehouse asked for from the external catalog.
+    #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_WAREHOUSE")]
+    pub iceberg_external_warehouse: Option<String>,
+
+    /// The namespace tables get in the external catalog (default: the
+    /// `--iceberg-namespace`).
+    #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_NAMESPACE")]
+    pub iceberg_external_namespace: Option<String>,
+
+    /// A bearer token for the external catalog.
+    #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_TOKEN", hide_env_values = true)]
+    pub iceberg_external_token: Option<String>,
+
+    /// OAuth2 client credentials (`client_id:client_secret`) exchanged at
+    /// the external catalog's `/v1/oauth/tokens` for a bearer token.
+    #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_CREDENTIAL", hide_env_values = true)]
+    pub iceberg_external_credential: Option<String>,
+
+    /// The OAuth2 scope asked for with the client credentials.
+    #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_SCOPE", default_value = "catalog")]
+    pub iceberg_external_scope: String,
 }

@@ -111,6 +111,6 @@ pub fn error_code(e: &StorageError) -> i16 {
         ObjectStore(_) | Metadata(_) | Parquet(_) | Arrow(_) | FlushFailed(_) | Iceberg(_) => {
             code::KAFKA_STORAGE_ERROR
         }
-        Corrupt(_) => code::UNKNOWN_SERVER_ERROR,
+        Corrupt(_) | ExternalCatalog(_) => code::UNKNOWN_SERVER_ERROR,
     }
 }

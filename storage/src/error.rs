@@ -99,6 +99,9 @@ pub enum StorageError {
     #[error("iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
     /// Stored data contradicts itself (a bug or tampering).
+    #[error("external catalog: {0}")]
+    ExternalCatalog(String),
+
     #[error("corrupt storage: {0}")]
     Corrupt(String),
 }

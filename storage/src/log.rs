@@ -278,7 +278,8 @@ impl PartitionLog {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`, also after a panic elsewhere held it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -429,7 +430,7 @@ impl Log {
             cfg.tables.clone(),
             StoreIo::new(&cfg.tables.root_uri, store.clone()),
             meta.clone(),
-        );
+        )?;
         let log = Arc::new(Log {
             cfg,
             tables,
@@ -584,8 +585,13 @@ impl Log {
         let topic = self
             .topic(name)
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let table_uuid = match self.tables.load(name).await {
+            Ok(t) => t.map(|t| t.metadata.uuid().to_string()),
+            Err(_) => None,
+        };
         let files = self.meta.delete_topic(name).await?;
         self.layouts.forget(name).await;
+        self.tables.forget(name, table_uuid).await;
         topic.deleted.store(true, Ordering::SeqCst);
         write_lock(&self.topics).remove(name);
         topic.wake.notify_one();

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::error::{Result, StorageError};
+use crate::log::lock;
 use crate::meta::MetadataStore;
 use crate::segment::{field_id, PartitionRows};
 
@@ -452,10 +453,6 @@ struct TopicEntry {
     state: TopicColumns,
     /// Built parts by (part, live schema ids, message).
     parts: HashMap<(Part, Vec<i32>, String), TypedPart>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Layouts {

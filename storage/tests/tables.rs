@@ -21,6 +21,7 @@ async fn open(dir: &std::path::Path, retention: Duration) -> Arc<Log> {
             root_uri: objects.root_uri.clone(),
             namespace: "floe".into(),
             snapshot_retention: retention,
+            external: None,
         },
         ..LogConfig::default()
     };

@@ -20,6 +20,7 @@
 //! by time, Kafka partition and offset.
 
 pub mod evolve;
+pub mod external;
 pub mod io;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -44,6 +45,7 @@ use tracing::{debug, info, warn};
 use crate::error::{Result, StorageError};
 use crate::meta::{MetadataStore, TableCommitRecord};
 use crate::segment::{self, col, field_id};
+use external::{ExternalCatalog, ExternalCatalogConfig};
 use io::StoreIo;
 
 /// Snapshot summary key: JSON object of Kafka partition → highest offset
@@ -60,6 +62,8 @@ pub struct TableConfig {
     /// How long a replaced snapshot stays readable (time travel, readers in
     /// flight) before it expires and files only it refers to are deleted.
     pub snapshot_retention: Duration,
+    /// An external REST catalog every table is also registered in.
+    pub external: Option<ExternalCatalogConfig>,
 }
 
 impl Default for TableConfig {
@@ -68,6 +72,7 @@ impl Default for TableConfig {
             root_uri: "memory:///".into(),
             namespace: "floe".into(),
             snapshot_retention: Duration::from_secs(3600),
+            external: None,
         }
     }
 }
@@ -114,12 +119,19 @@ pub struct Tables {
     io: StoreIo,
     meta: Arc<dyn MetadataStore>,
     cfg: TableConfig,
+    external: Option<ExternalCatalog>,
 }
 
 impl Tables {
     /// Tables on `io`'s store, pointers in `meta`.
-    pub fn new(cfg: TableConfig, io: StoreIo, meta: Arc<dyn MetadataStore>) -> Self {
-        Tables { io, meta, cfg }
+    pub fn new(cfg: TableConfig, io: StoreIo, meta: Arc<dyn MetadataStore>) -> Result<Self> {
+        let external = cfg.external.clone().map(ExternalCatalog::new).transpose()?;
+        Ok(Tables {
+            io,
+            meta,
+            cfg,
+            external,
+        })
     }
 
     /// The configured namespace.
@@ -169,6 +181,12 @@ impl Tables {
             (
                 "write.metadata.previous-versions-max".to_string(),
                 "20".to_string(),
+            ),
+            // floe deletes its old metadata files; an external catalog the
+            // table is registered in is asked to do the same with its own.
+            (
+                "write.metadata.delete-after-commit.enabled".to_string(),
+                "true".to_string(),
             ),
             ("floe.topic".to_string(), topic.to_string()),
         ]);
@@ -239,7 +257,27 @@ impl Tables {
                 None => return Ok(Vec::new()),
             }
         }
-        self.expire(topic, table).await
+        let (table, released) = self.expire(topic, table).await?;
+        if let Some(external) = &self.external {
+            // `table_key` is `<prefix>/topics/<topic>-<topic id>`: tables of
+            // earlier topics of this name differ only in the id.
+            let id_start = table_key.rfind('-').map_or(table_key.len(), |i| i + 1);
+            let prefix = self.io.uri(&table_key[..id_start]);
+            if let Err(e) = external.publish(topic, &table, &prefix).await {
+                warn!(topic, catalog = external.uri(), error = %e, "could not update the external catalog; retrying in 30 s");
+            }
+        }
+        Ok(released)
+    }
+
+    /// Drops the external catalog's entry of a deleted topic whose table
+    /// had `uuid`.
+    pub async fn forget(&self, topic: &str, uuid: Option<String>) {
+        if let Some(external) = &self.external {
+            if let Err(e) = external.forget(topic, uuid).await {
+                warn!(topic, catalog = external.uri(), error = %e, "could not drop the deleted topic's table from the external catalog");
+            }
+        }
     }
 
     /// A new current schema when `added` brings columns the table lacks
@@ -476,9 +514,9 @@ impl Tables {
     }
 
     /// Expires snapshots older than the retention (never the current one),
-    /// deletes the manifests only they used, and returns the data files no
-    /// remaining snapshot refers to.
-    async fn expire(&self, topic: &str, table: LoadedTable) -> Result<Vec<String>> {
+    /// deletes the manifests only they used, and returns the table as it
+    /// now is and the data files no remaining snapshot refers to.
+    async fn expire(&self, topic: &str, table: LoadedTable) -> Result<(LoadedTable, Vec<String>)> {
         let now = crate::log::now_ms();
         let cutoff = now - self.cfg.snapshot_retention.as_millis() as i64;
         let current = table.metadata.current_snapshot_id();
@@ -529,7 +567,7 @@ impl Tables {
                 .await?
             {
                 Some(t) => table = t,
-                None => return Ok(Vec::new()),
+                None => return Ok((table, Vec::new())),
             }
             garbage.sort();
             garbage.dedup();
@@ -546,7 +584,8 @@ impl Tables {
             .map(|s| s.timestamp_ms())
             .min()
             .unwrap_or(now);
-        self.meta.release_table_files(topic, oldest).await
+        let released = self.meta.release_table_files(topic, oldest).await?;
+        Ok((table, released))
     }
 
     /// Kafka offsets per snapshot, oldest first.
