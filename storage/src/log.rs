@@ -411,8 +411,29 @@ pub struct Log {
     topics: RwLock<HashMap<String, Arc<TopicLog>>>,
     commits: watch::Sender<u64>,
     footers: Mutex<HashMap<String, ArrowReaderMetadata>>,
+    /// Files this broker is reading now, with how many reads of each: a
+    /// file the log and the table let go of is not deleted under them.
+    reading: Mutex<HashMap<String, usize>>,
     tables: Tables,
     layouts: Layouts,
+}
+
+/// One read of a file in flight (see [`Log::reading`]); ends on drop.
+struct Reading<'a> {
+    log: &'a Log,
+    path: String,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut reading = lock(&self.log.reading);
+        if let Some(n) = reading.get_mut(&self.path) {
+            *n -= 1;
+            if *n == 0 {
+                reading.remove(&self.path);
+            }
+        }
+    }
 }
 
 impl Log {
@@ -441,6 +462,7 @@ impl Log {
             topics: RwLock::new(HashMap::new()),
             commits: watch::channel(0).0,
             footers: Mutex::new(HashMap::new()),
+            reading: Mutex::new(HashMap::new()),
         });
         for t in meta.list_topics().await? {
             let topic = log.load_topic(&t).await?;
@@ -1145,6 +1167,7 @@ impl Log {
         row_limit: Option<usize>,
         columns: Option<&[&str]>,
     ) -> Result<Vec<RecordBatch>> {
+        let _reading = self.reading(&seg.path);
         let size = seg.file_size.max(0) as u64;
         let meta = self.footer(&seg.path, size).await?;
         let reader = ParquetObjectReader::new(self.store.clone(), Path::from(seg.path.as_str()))
@@ -1184,6 +1207,7 @@ impl Log {
         max_bytes: usize,
         leader_epoch: i32,
     ) -> Result<segment::RebuiltBatches> {
+        let _reading = self.reading(&seg.path);
         // Compressed size per row underestimates the rebuilt size, so this
         // limit reads at least what max_bytes needs.
         let per_row = (seg.size_bytes / seg.record_count.max(1)).max(1) as usize;
@@ -1331,8 +1355,29 @@ impl Log {
         Ok(())
     }
 
+    /// Marks a read of `path` in flight until the guard drops.
+    fn reading(&self, path: &str) -> Reading<'_> {
+        *lock(&self.reading).entry(path.to_string()).or_insert(0) += 1;
+        Reading {
+            log: self,
+            path: path.to_string(),
+        }
+    }
+
+    fn in_use(&self, path: &str) -> bool {
+        lock(&self.reading).contains_key(path)
+    }
+
+    /// Deletes files nothing refers to any more, except those a read on
+    /// this broker still has in hand: no commit refers to them now, so the
+    /// orphan sweeper deletes them once they are free and past the grace
+    /// period (which also covers reads on other brokers).
     async fn delete_files(&self, files: &[String]) {
         for f in files {
+            if self.in_use(f) {
+                info!(file = %f, "file still being read; left for the sweeper");
+                continue;
+            }
             lock(&self.footers).remove(f);
             if let Err(e) = self.store.delete(&Path::from(f.as_str())).await {
                 warn!(file = %f, error = %e, "could not delete file; the sweeper will retry");
@@ -1393,7 +1438,7 @@ impl Log {
                 continue;
             }
             let old = SystemTime::from(obj.last_modified) <= cutoff;
-            if !committed.contains(&path) && old {
+            if !committed.contains(&path) && old && !self.in_use(&path) {
                 info!(file = %path, "sweeping uncommitted file");
                 self.store.delete(&obj.location).await?;
                 swept += 1;
@@ -1878,5 +1923,52 @@ async fn run_maintenance(log: std::sync::Weak<Log>) {
             Ok(n) => info!(files = n, "swept uncommitted files"),
             Err(e) => warn!(error = %e, "orphan sweep failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::sqlite::SqliteStore;
+    use crate::object::open_object_store;
+
+    #[tokio::test]
+    async fn a_file_being_read_is_not_deleted_under_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = open_object_store(dir.path().join("objects").to_str().unwrap()).unwrap();
+        let meta = Arc::new(
+            SqliteStore::open(&dir.path().join("meta.db"))
+                .await
+                .unwrap(),
+        );
+        let cfg = LogConfig {
+            orphan_grace: Duration::ZERO,
+            tables: TableConfig {
+                root_uri: objects.root_uri.clone(),
+                ..TableConfig::default()
+            },
+            ..LogConfig::default()
+        };
+        let log = Log::open(cfg, meta, objects.store.clone(), objects.prefix)
+            .await
+            .unwrap();
+        let path = log.object_path("topics/t-0/data/day=1/released.parquet");
+        let exists = || async { objects.store.head(&path).await.is_ok() };
+        log.store
+            .put(&path, PutPayload::from_static(b"rows"))
+            .await
+            .unwrap();
+
+        let read = log.reading(path.as_ref());
+        let again = log.reading(path.as_ref());
+        log.delete_files(&[path.to_string()]).await;
+        assert_eq!(log.sweep_orphans().await.unwrap(), 0);
+        drop(read);
+        log.delete_files(&[path.to_string()]).await;
+        assert!(exists().await, "one read still holds it");
+        drop(again);
+        assert!(!log.in_use(path.as_ref()));
+        assert_eq!(log.sweep_orphans().await.unwrap(), 1);
+        assert!(!exists().await);
     }
 }
