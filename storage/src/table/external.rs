@@ -25,7 +25,7 @@
 //! holds up Kafka or floe's own table.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use iceberg::spec::{SnapshotReference, SnapshotRetention, TableMetadata, MAIN_BRANCH};
@@ -69,6 +69,8 @@ pub struct ExternalCatalog {
     /// Topics whose name is taken by a table that is not theirs (warned
     /// once).
     taken: Mutex<HashSet<String>>,
+    /// Topics being published now.
+    busy: Mutex<HashSet<String>>,
     /// Per topic, when the last attempt failed: the next waits
     /// [`RETRY_AFTER`], so a catalog that is down is not hammered (nor the
     /// log filled) at every commit round.
@@ -94,6 +96,7 @@ impl ExternalCatalog {
     /// published.
     pub fn new(cfg: ExternalCatalogConfig) -> Result<Self> {
         let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| StorageError::ExternalCatalog(format!("http client: {e}")))?;
@@ -106,12 +109,32 @@ impl ExternalCatalog {
             mirrored: Mutex::new(HashMap::new()),
             taken: Mutex::new(HashSet::new()),
             failed: Mutex::new(HashMap::new()),
+            busy: Mutex::new(HashSet::new()),
         })
     }
 
     /// The catalog's URI.
     pub fn uri(&self) -> &str {
         &self.cfg.uri
+    }
+
+    /// Publishes `table` (see [`ExternalCatalog::publish`]) in a task of
+    /// its own, unless one for the topic is still running (the next round
+    /// catches up: the entry is compared again then).
+    pub fn spawn_publish(self: Arc<Self>, topic: &str, table: LoadedTable, stale_prefix: String) {
+        if crate::log::lock(&self.mirrored).get(topic) == Some(&table.location) {
+            return;
+        }
+        if !crate::log::lock(&self.busy).insert(topic.to_string()) {
+            return;
+        }
+        let topic = topic.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = self.publish(&topic, &table, &stale_prefix).await {
+                warn!(topic, catalog = self.uri(), error = %e, "could not update the external catalog; retrying in 30 s");
+            }
+            crate::log::lock(&self.busy).remove(&topic);
+        });
     }
 
     /// Brings the external entry of `topic` level with floe's `table`,
@@ -426,15 +449,21 @@ fn updates(remote: &Remote, ours: &TableMetadata) -> Vec<TableUpdate> {
         .filter(|s| !remote.schemas.contains(&s.schema_id()))
         .collect();
     schemas.sort_by_key(|s| s.schema_id());
+    let last_added = schemas.last().map(|s| s.schema_id());
     for s in schemas {
         out.push(TableUpdate::AddSchema {
             schema: s.as_ref().clone(),
         });
     }
     if remote.current_schema != Some(ours.current_schema_id()) {
-        out.push(TableUpdate::SetCurrentSchema {
-            schema_id: ours.current_schema_id(),
-        });
+        // A catalog may number an added schema itself (Java's does):
+        // "the last added" names it either way.
+        let schema_id = if last_added == Some(ours.current_schema_id()) {
+            -1
+        } else {
+            ours.current_schema_id()
+        };
+        out.push(TableUpdate::SetCurrentSchema { schema_id });
     }
     let changed: HashMap<String, String> = ours
         .properties()
@@ -569,7 +598,7 @@ mod tests {
                 "remove-snapshots"
             ]
         );
-        assert_eq!(got[1]["schema-id"], 1);
+        assert_eq!(got[1]["schema-id"], -1, "the schema just added");
         assert_eq!(got[2]["snapshot"]["snapshot-id"], 3055729675574597004i64);
         assert_eq!(got[3]["ref-name"], "main");
         assert_eq!(got[3]["type"], "branch");

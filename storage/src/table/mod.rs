@@ -119,13 +119,18 @@ pub struct Tables {
     io: StoreIo,
     meta: Arc<dyn MetadataStore>,
     cfg: TableConfig,
-    external: Option<ExternalCatalog>,
+    external: Option<Arc<ExternalCatalog>>,
 }
 
 impl Tables {
     /// Tables on `io`'s store, pointers in `meta`.
     pub fn new(cfg: TableConfig, io: StoreIo, meta: Arc<dyn MetadataStore>) -> Result<Self> {
-        let external = cfg.external.clone().map(ExternalCatalog::new).transpose()?;
+        let external = cfg
+            .external
+            .clone()
+            .map(ExternalCatalog::new)
+            .transpose()?
+            .map(Arc::new);
         Ok(Tables {
             io,
             meta,
@@ -263,9 +268,9 @@ impl Tables {
             // earlier topics of this name differ only in the id.
             let id_start = table_key.rfind('-').map_or(table_key.len(), |i| i + 1);
             let prefix = self.io.uri(&table_key[..id_start]);
-            if let Err(e) = external.publish(topic, &table, &prefix).await {
-                warn!(topic, catalog = external.uri(), error = %e, "could not update the external catalog; retrying in 30 s");
-            }
+            // In the background: a slow catalog never holds up the
+            // snapshots of the next topics.
+            external.clone().spawn_publish(topic, table, prefix);
         }
         Ok(released)
     }
