@@ -1943,6 +1943,7 @@ mod tests {
         );
         let cfg = LogConfig {
             orphan_grace: Duration::ZERO,
+            maintenance_interval: Duration::from_secs(3600),
             tables: TableConfig {
                 root_uri: objects.root_uri.clone(),
                 ..TableConfig::default()
@@ -1952,6 +1953,8 @@ mod tests {
         let log = Log::open(cfg, meta, objects.store.clone(), objects.prefix)
             .await
             .unwrap();
+        // The maintenance pass at opening (this test sweeps by itself).
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let path = log.object_path("topics/t-0/data/day=1/released.parquet");
         let exists = || async { objects.store.head(&path).await.is_ok() };
         log.store
