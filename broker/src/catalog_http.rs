@@ -44,6 +44,11 @@ pub fn routes() -> Router<Arc<Broker>> {
                 .post(read_only)
                 .delete(read_only),
         )
+        .route(
+            "/iceberg/v1/namespaces/{ns}/tables/{table}/metrics",
+            axum::routing::post(metrics),
+        )
+        .route("/iceberg/v1/namespaces/{ns}/views", get(views))
         .route("/iceberg/v1/tables/rename", axum::routing::post(read_only))
         .route("/admin/topics/{name}/snapshots", get(snapshots))
         .route("/admin/topics/{name}/snapshots/{id}", get(snapshot))
@@ -66,8 +71,47 @@ async fn read_only() -> Response {
     )
 }
 
+/// What this catalog serves, so clients (Java's since Iceberg 1.7: Spark,
+/// Trino) call nothing else: no writes, no views.
+const ENDPOINTS: &[&str] = &[
+    "GET /v1/{prefix}/namespaces",
+    "GET /v1/{prefix}/namespaces/{namespace}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables",
+    "GET /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "HEAD /v1/{prefix}/namespaces/{namespace}/tables/{table}",
+    "POST /v1/{prefix}/namespaces/{namespace}/tables/{table}/metrics",
+];
+
 async fn config() -> Json<Value> {
-    Json(json!({ "defaults": {}, "overrides": {} }))
+    Json(json!({ "defaults": {}, "overrides": {}, "endpoints": ENDPOINTS }))
+}
+
+/// Scan reports engines send after reading a table: taken and dropped
+/// (floe keeps no query metrics), so clients have nothing to warn about.
+async fn metrics(
+    State(b): State<Arc<Broker>>,
+    Path((ns, table)): Path<(String, String)>,
+) -> Response {
+    if !is_ours(&b, &ns) {
+        return no_namespace(&ns);
+    }
+    if b.log.topic(&table).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NoSuchTableException",
+            format!("table {table} does not exist"),
+        );
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// floe has no views; an engine listing them gets none.
+async fn views(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> Response {
+    if !is_ours(&b, &ns) {
+        return no_namespace(&ns);
+    }
+    Json(json!({ "identifiers": [] })).into_response()
 }
 
 /// A multi-level namespace arrives joined by the unit separator.

@@ -233,6 +233,19 @@ def test_catalog_is_read_only_and_answers_unknown_names(floe):
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 406
     assert json.loads(e.value.read())["error"]["type"] == "UnsupportedOperationException"
+    # What the catalog serves, for clients that ask (Java's, since 1.7).
+    endpoints = get_json(f"{floe.http}/iceberg/v1/config")["endpoints"]
+    assert "GET /v1/{prefix}/namespaces/{namespace}/tables/{table}" in endpoints
+    assert not any(e.startswith(("POST", "DELETE")) and not e.endswith("/metrics") for e in endpoints)
+    # Scan reports are taken (and dropped); there are no views.
+    report = urllib.request.Request(
+        f"{floe.http}/iceberg/v1/namespaces/floe/tables/present/metrics", method="POST",
+        data=json.dumps({"report-type": "scan-report", "table-name": "floe.present"}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(report, timeout=10) as r:
+        assert r.status == 204
+    assert get_json(f"{floe.http}/iceberg/v1/namespaces/floe/views") == {"identifiers": []}
+    assert status_of(f"{floe.http}/iceberg/v1/namespaces/elsewhere/views") == 404
 
 
 def test_compaction_under_produce_and_consume_changes_nothing_readers_see(floe_factory):
