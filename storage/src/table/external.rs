@@ -347,6 +347,11 @@ impl ExternalCatalog {
         if status.is_success() {
             return Ok(());
         }
+        if status == StatusCode::NOT_FOUND {
+            // The namespace went (a catalog that lost its state): read the
+            // config and create it again next time.
+            *self.base.lock().await = None;
+        }
         Err(refused("register", status, &answer))
     }
 
