@@ -97,11 +97,7 @@ async fn metrics(
         return no_namespace(&ns);
     }
     if b.log.topic(&table).is_none() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "NoSuchTableException",
-            format!("table {table} does not exist"),
-        );
+        return no_table(&table);
     }
     StatusCode::NO_CONTENT.into_response()
 }
@@ -131,6 +127,14 @@ async fn namespaces(State(b): State<Arc<Broker>>, Query(q): Query<Parent>) -> Js
         None => vec![vec![b.log.tables().namespace()]],
     };
     Json(json!({ "namespaces": list }))
+}
+
+fn no_table(name: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NoSuchTableException",
+        format!("table {name} does not exist"),
+    )
 }
 
 fn no_namespace(ns: &str) -> Response {
@@ -172,13 +176,6 @@ async fn tables(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> Respons
 /// The topic's table, committing first if the table does not exist yet
 /// (a topic created a moment ago loads as a table at once).
 async fn loaded(b: &Broker, name: &str) -> Result<floe_storage::table::LoadedTable, Response> {
-    let no_table = || {
-        error(
-            StatusCode::NOT_FOUND,
-            "NoSuchTableException",
-            format!("table {name} does not exist"),
-        )
-    };
     let internal = |e: floe_storage::StorageError| {
         error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -187,7 +184,7 @@ async fn loaded(b: &Broker, name: &str) -> Result<floe_storage::table::LoadedTab
         )
     };
     let Some(topic) = b.log.topic(name) else {
-        return Err(no_table());
+        return Err(no_table(name));
     };
     if let Some(t) = b.log.tables().load(name).await.map_err(internal)? {
         return Ok(t);
@@ -198,7 +195,7 @@ async fn loaded(b: &Broker, name: &str) -> Result<floe_storage::table::LoadedTab
         .load(name)
         .await
         .map_err(internal)?
-        .ok_or_else(no_table)
+        .ok_or_else(|| no_table(name))
 }
 
 async fn load_table(

@@ -607,13 +607,11 @@ impl Log {
         let topic = self
             .topic(name)
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
-        let table_uuid = match self.tables.load(name).await {
-            Ok(t) => t.map(|t| t.metadata.uuid().to_string()),
-            Err(_) => None,
-        };
+        // Should the deletion fail, the next table commit registers the
+        // entry again.
+        self.tables.forget(name).await;
         let files = self.meta.delete_topic(name).await?;
         self.layouts.forget(name).await;
-        self.tables.forget(name, table_uuid).await;
         topic.deleted.store(true, Ordering::SeqCst);
         write_lock(&self.topics).remove(name);
         topic.wake.notify_one();

@@ -119,8 +119,9 @@ impl ExternalCatalog {
     }
 
     /// Publishes `table` (see [`ExternalCatalog::publish`]) in a task of
-    /// its own, unless one for the topic is still running (the next round
-    /// catches up: the entry is compared again then).
+    /// its own, unless the entry already matches it or a task for the
+    /// topic is still running (the next round catches up: the entry is
+    /// compared again then).
     pub fn spawn_publish(self: Arc<Self>, topic: &str, table: LoadedTable, stale_prefix: String) {
         if crate::log::lock(&self.mirrored).get(topic) == Some(&table.location) {
             return;
@@ -138,19 +139,11 @@ impl ExternalCatalog {
     }
 
     /// Brings the external entry of `topic` level with floe's `table`,
-    /// unless it is already, or the last attempt failed less than
-    /// [`RETRY_AFTER`] ago. `stale_prefix` is the location prefix of this
-    /// topic name's tables (an entry under it with another UUID is a
-    /// deleted topic's, and is replaced).
-    pub async fn publish(
-        &self,
-        topic: &str,
-        table: &LoadedTable,
-        stale_prefix: &str,
-    ) -> Result<()> {
-        if crate::log::lock(&self.mirrored).get(topic) == Some(&table.location) {
-            return Ok(());
-        }
+    /// unless the last attempt failed less than [`RETRY_AFTER`] ago.
+    /// `stale_prefix` is the location prefix of this topic name's tables
+    /// (an entry under it with another UUID is a deleted topic's, and is
+    /// replaced).
+    async fn publish(&self, topic: &str, table: &LoadedTable, stale_prefix: &str) -> Result<()> {
         let waiting = crate::log::lock(&self.failed)
             .get(topic)
             .is_some_and(|t| t.elapsed() < RETRY_AFTER);

@@ -275,13 +275,18 @@ impl Tables {
         Ok(released)
     }
 
-    /// Drops the external catalog's entry of a deleted topic whose table
-    /// had `uuid`.
-    pub async fn forget(&self, topic: &str, uuid: Option<String>) {
-        if let Some(external) = &self.external {
-            if let Err(e) = external.forget(topic, uuid).await {
-                warn!(topic, catalog = external.uri(), error = %e, "could not drop the deleted topic's table from the external catalog");
-            }
+    /// Drops the external catalog's entry of a topic about to be deleted
+    /// (while its table, which tells the entry is floe's, still exists).
+    pub async fn forget(&self, topic: &str) {
+        let Some(external) = &self.external else {
+            return;
+        };
+        let uuid = match self.load(topic).await {
+            Ok(t) => t.map(|t| t.metadata.uuid().to_string()),
+            Err(_) => None,
+        };
+        if let Err(e) = external.forget(topic, uuid).await {
+            warn!(topic, catalog = external.uri(), error = %e, "could not drop the deleted topic's table from the external catalog");
         }
     }
 
