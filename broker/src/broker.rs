@@ -43,6 +43,8 @@ pub struct Broker {
     pub num_partitions: i32,
     /// socket.request.max.bytes.
     pub max_frame_bytes: usize,
+    /// The object store's fault injector, with `--fault-injection`.
+    pub faults: Option<floe_storage::faults::Faults>,
 }
 
 /// Opens the metadata store named by `url`.
@@ -76,8 +78,17 @@ impl Broker {
             .object_store
             .clone()
             .unwrap_or_else(|| args.data_dir.join("objects").display().to_string());
-        let objects = open_object_store(&object_url)
+        let mut objects = open_object_store(&object_url)
             .with_context(|| format!("opening object store {object_url}"))?;
+        let faults = args.fault_injection.then(|| {
+            let faults = floe_storage::faults::Faults::new();
+            objects.store = Arc::new(floe_storage::faults::FaultyStore::new(
+                objects.store.clone(),
+                faults.clone(),
+            ));
+            tracing::warn!("object-store fault injection is on (PUT /admin/faults)");
+            faults
+        });
         let metadata_url = args
             .metadata
             .clone()
@@ -160,6 +171,7 @@ impl Broker {
             auto_create_topics: args.auto_create_topics,
             num_partitions: args.num_partitions.max(1),
             max_frame_bytes: args.max_frame_bytes,
+            faults,
         }))
     }
 }

@@ -156,6 +156,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_CREDENTIAL", hide_env_values = true)]
     pub iceberg_external_credential: Option<String>,
 
+    /// Wrap the object store in a fault injector whose error and stall
+    /// rates are set at run time with `PUT /admin/faults` (all zero at
+    /// start). For the consistency checker and tests; never in production.
+    #[arg(long, env = "FLOE_FAULT_INJECTION", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub fault_injection: bool,
+
     /// The OAuth2 scope asked for with the client credentials.
     #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_SCOPE", default_value = "catalog")]
     pub iceberg_external_scope: String,

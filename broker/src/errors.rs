@@ -108,9 +108,15 @@ pub fn error_code(e: &StorageError) -> i16 {
         InvalidRecord { .. } | InvalidRecords(_) => code::INVALID_RECORD,
         InvalidTimestamp(_) => code::INVALID_TIMESTAMP,
         Unsupported(_) => code::UNSUPPORTED_VERSION,
-        ObjectStore(_) | Metadata(_) | Parquet(_) | Arrow(_) | FlushFailed(_) | Iceberg(_) => {
-            code::KAFKA_STORAGE_ERROR
-        }
+        // Retriable: a consumer retries rather than skipping what it
+        // could not read.
+        ObjectStore(_)
+        | Metadata(_)
+        | Parquet(_)
+        | Arrow(_)
+        | FlushFailed(_)
+        | Iceberg(_)
+        | LogInconsistent { .. } => code::KAFKA_STORAGE_ERROR,
         Corrupt(_) | ExternalCatalog(_) => code::UNKNOWN_SERVER_ERROR,
     }
 }

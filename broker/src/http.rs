@@ -19,6 +19,8 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/admin/topics/{name}", get(topic))
         .route("/admin/topics/{name}/configs", patch(alter_configs))
         .route("/admin/topics/{name}/compact", post(compact))
+        .route("/admin/topics/{name}/check", get(check))
+        .route("/admin/faults", get(faults).put(set_faults))
         .merge(crate::registry_http::routes())
         .merge(crate::catalog_http::routes())
         .with_state(broker)
@@ -138,4 +140,60 @@ async fn compact(
         }))),
         Err(e) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
+}
+
+/// `GET /admin/topics/{name}/check`: the log's invariants for the topic
+/// (segment index covers [log start, high watermark) without gaps or
+/// overlaps, every row group holds the offsets the index claims, in
+/// order). `ok` is false when anything is wrong; `problems` says what.
+async fn check(
+    State(b): State<Arc<Broker>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let fail = |status, message: String| (status, Json(json!({ "error": message })));
+    let Some(t) = b.log.topic(&name) else {
+        return Err(fail(StatusCode::NOT_FOUND, format!("unknown topic {name}")));
+    };
+    match b.log.check_topic(&t).await {
+        Ok(c) => Ok(Json(json!({
+            "topic": c.topic,
+            "ok": c.problems().is_empty(),
+            "problems": c.problems(),
+            "partitions": c.partitions,
+        }))),
+        Err(e) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+fn no_faults() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "fault injection is off: start floe with --fault-injection" })),
+    )
+}
+
+/// `GET /admin/faults`: the object-store fault rates and what was injected
+/// (only with `--fault-injection`).
+async fn faults(State(b): State<Arc<Broker>>) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let f = b.faults.as_ref().ok_or_else(no_faults)?;
+    Ok(Json(json!({ "rates": f.rates(), "injected": f.counts() })))
+}
+
+/// `PUT /admin/faults`: sets the rates (fields of `FaultRates`; missing
+/// ones are zero, so `{}` turns every fault off).
+async fn set_faults(
+    State(b): State<Arc<Broker>>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let f = b.faults.as_ref().ok_or_else(no_faults)?;
+    let bad = |m: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "error": m })),
+        )
+    };
+    let rates: floe_storage::faults::FaultRates =
+        serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+    f.set_rates(rates).map_err(bad)?;
+    Ok(Json(json!({ "rates": f.rates(), "injected": f.counts() })))
 }

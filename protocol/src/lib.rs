@@ -15,6 +15,8 @@
 //! Boundaries: no tokio, no sockets, no files. The broker owns IO.
 
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod records;
 pub mod versions;
 

@@ -9,6 +9,8 @@
 pub mod columns;
 pub mod compat;
 pub mod compile;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod policy;
 pub mod scan;
 #[cfg(test)]

@@ -98,12 +98,29 @@ pub enum StorageError {
     /// Iceberg metadata could not be read or written.
     #[error("iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
-    /// Stored data contradicts itself (a bug or tampering).
+    /// The external Iceberg catalog refused or failed.
     #[error("external catalog: {0}")]
     ExternalCatalog(String),
 
+    /// Stored data contradicts itself (a bug or tampering).
     #[error("corrupt storage: {0}")]
     Corrupt(String),
+
+    /// A partition's log breaks its own rules at an offset: a range inside
+    /// [log start, high watermark) that no segment holds, rows out of
+    /// offset order, a write or rewrite that would hide or double records.
+    /// Refused and logged, never turned into a silent gap.
+    #[error("log of {topic}-{partition} is inconsistent at offset {offset}: {detail}")]
+    LogInconsistent {
+        /// Topic.
+        topic: String,
+        /// Partition (-1: several).
+        partition: i32,
+        /// Where (-1: several).
+        offset: i64,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// Result alias for this crate.

@@ -8,6 +8,8 @@
 //!   Arrow rows and Kafka record batches.
 //! - [`meta`]: the metadata store trait and its SQLite implementation.
 //! - [`object`]: object storage from a URL.
+//! - [`faults`]: a fault-injecting wrapper around a real object store
+//!   (the consistency checker and the tests).
 //! - [`typed`]: the typed columns of schema topics, and the way back to
 //!   the producers' bytes.
 //!
@@ -16,6 +18,7 @@
 //! here knows about sockets or Kafka request types.
 
 pub mod error;
+pub mod faults;
 pub mod log;
 pub mod meta;
 pub mod object;

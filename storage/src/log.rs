@@ -12,13 +12,12 @@
 //! Read path: [`Log::read`] serves from the partition's [`TailCache`] when it
 //! can, otherwise from the segment index with ranged reads of one row group.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
 use bytes::{Bytes, BytesMut};
 use floe_protocol::records::{self, stamp_batch, RawBatch};
 use futures::TryStreamExt;
@@ -31,13 +30,10 @@ use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::PageIndexPolicy;
 use tokio::sync::{watch, Notify};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::error::{Result, StorageError};
-use crate::meta::{
-    FileRecord, FileReplacement, FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord,
-    TopicRecord,
-};
+use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
 use crate::segment::{self, PartitionRows, SegmentFormat};
 use crate::table::io::StoreIo;
 use crate::table::{NewFile, TableConfig, Tables};
@@ -45,12 +41,16 @@ use crate::tail_cache::TailCache;
 use crate::topic_config::{validate_topic_name, TopicConfig};
 use crate::typed::Layouts;
 
+mod check;
+mod compaction;
+
+pub use check::{PartitionCheck, TopicCheck};
+pub use compaction::CompactionStats;
+
 /// Batches of an idempotent producer remembered per partition, as Kafka does.
 const PRODUCER_RECENT_BATCHES: usize = 5;
 /// Bound on a batch's decompressed size.
 const MAX_UNCOMPRESSED_BATCH: usize = 128 * 1024 * 1024;
-/// The end of a compaction output's file stem.
-const COMPACTED: &str = "-compacted";
 /// Most partitions a topic may have.
 pub const MAX_PARTITIONS: i32 = 10_000;
 
@@ -375,31 +375,6 @@ pub struct ReadResult {
     pub high_watermark: i64,
     /// First offset in the log.
     pub log_start_offset: i64,
-}
-
-/// What a compaction did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompactionStats {
-    /// Files replaced.
-    pub files_in: usize,
-    /// Files written.
-    pub files_out: usize,
-    /// Bytes read.
-    pub bytes_in: u64,
-    /// Bytes written.
-    pub bytes_out: u64,
-    /// Time spent rewriting (reads, encode, upload, commit).
-    pub elapsed: Duration,
-}
-
-impl CompactionStats {
-    fn add(&mut self, o: &CompactionStats) {
-        self.files_in += o.files_in;
-        self.files_out += o.files_out;
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
-        self.elapsed += o.elapsed;
-    }
 }
 
 /// The log of every topic this broker leads.
@@ -1063,6 +1038,7 @@ impl Log {
             Some(f) => f,
             None => {
                 self.read_segments(
+                    &topic.name,
                     &part,
                     offset,
                     max_bytes,
@@ -1075,10 +1051,11 @@ impl Log {
         if fetched.next_offset < snap.high_watermark && !fetched.bytes.is_empty() {
             let (log, p, next) = (self.clone(), part.clone(), fetched.next_offset);
             let (hw, epoch) = (snap.high_watermark, snap.leader_epoch);
-            let handle =
-                tokio::spawn(
-                    async move { log.read_segments(&p, next, max_bytes, hw, epoch).await },
-                );
+            let name = topic.name.clone();
+            let handle = tokio::spawn(async move {
+                log.read_segments(&name, &p, next, max_bytes, hw, epoch)
+                    .await
+            });
             let previous = lock(&part.read_ahead).replace(ReadAhead {
                 offset: next,
                 max_bytes,
@@ -1094,8 +1071,13 @@ impl Log {
         Ok(out)
     }
 
+    /// Reads from the segments, starting exactly at `offset`: every offset
+    /// in [log start, high watermark) is held by one segment, so a range no
+    /// segment holds, or a segment without the offset it claims, is an
+    /// error (logged, and retriable for the client), never a gap.
     async fn read_segments(
         &self,
+        topic: &str,
         part: &PartitionLog,
         offset: i64,
         max_bytes: usize,
@@ -1104,6 +1086,7 @@ impl Log {
     ) -> Result<segment::RebuiltBatches> {
         let mut out = segment::RebuiltBatches {
             bytes: Vec::new(),
+            first_offset: None,
             next_offset: offset,
             size: 0,
         };
@@ -1114,19 +1097,45 @@ impl Log {
                 segs.range(..=next)
                     .next_back()
                     .filter(|(_, s)| s.last_offset >= next)
-                    .or_else(|| segs.range(next..).next())
                     .map(|(_, s)| s.clone())
             };
-            let Some(seg) = seg else { break };
-            let from = next.max(seg.base_offset);
+            let missing = |detail: String| {
+                let start = lock(&part.state).log_start_offset;
+                if next < start {
+                    // Retention or DeleteRecords moved the log start
+                    // while this read ran.
+                    return StorageError::OffsetOutOfRange {
+                        offset: next,
+                        start,
+                        end: high_watermark,
+                    };
+                }
+                let e = StorageError::LogInconsistent {
+                    topic: topic.to_string(),
+                    partition: part.index,
+                    offset: next,
+                    detail,
+                };
+                error!(error = %e, "a read found a hole in the log");
+                e
+            };
+            let Some(seg) = seg else {
+                return Err(missing("no segment holds it".into()));
+            };
             let remaining = max_bytes.saturating_sub(out.size).max(1);
-            let rebuilt = self
-                .read_segment(&seg, from, remaining, leader_epoch)
-                .await?;
-            if rebuilt.bytes.is_empty() {
-                next = seg.last_offset + 1;
-                continue;
+            let rebuilt = match self.read_segment(&seg, next, remaining, leader_epoch).await {
+                Err(StorageError::Corrupt(detail)) => {
+                    return Err(missing(format!("{}: {detail}", seg.path)))
+                }
+                r => r?,
+            };
+            if rebuilt.first_offset != Some(next) {
+                return Err(missing(format!(
+                    "segment [{}, {}] of {} starts its rows at {:?}",
+                    seg.base_offset, seg.last_offset, seg.path, rebuilt.first_offset
+                )));
             }
+            out.first_offset.get_or_insert(next);
             out.size += rebuilt.size;
             out.bytes.extend(rebuilt.bytes);
             next = rebuilt.next_offset;
@@ -1215,15 +1224,27 @@ impl Log {
         let layout = self.layouts.read_layout(footer.schema()).await?;
         let mut out = segment::RebuiltBatches {
             bytes: Vec::new(),
+            first_offset: None,
             next_offset: from,
             size: 0,
         };
         for b in &batches {
             let budget = max_bytes.saturating_sub(out.size);
             let r = segment::rebuild_batches(b, &layout, out.next_offset, budget, leader_epoch)?;
+            let Some(first) = r.first_offset else {
+                continue;
+            };
+            // Each batch of rows continues exactly where the previous ended.
+            if out.first_offset.is_some() && first != out.next_offset {
+                return Err(StorageError::Corrupt(format!(
+                    "rows jump from offset {} to {first}",
+                    out.next_offset - 1
+                )));
+            }
+            out.first_offset = out.first_offset.or(r.first_offset);
             out.size += r.size;
             out.bytes.extend(r.bytes);
-            out.next_offset = out.next_offset.max(r.next_offset);
+            out.next_offset = r.next_offset;
             if out.size >= max_bytes {
                 break;
             }
@@ -1447,179 +1468,6 @@ impl Log {
 }
 
 impl Log {
-    /// Compacts every topic (see [`Log::compact`]).
-    pub async fn compact_all(&self) -> Result<CompactionStats> {
-        let mut total = CompactionStats::default();
-        for topic in self.topics() {
-            total.add(&self.compact(&topic).await?);
-        }
-        Ok(total)
-    }
-
-    /// Rewrites runs of consecutive small files of a topic (smaller than
-    /// half the target, all of one day, all already in the table) into
-    /// files of about the target size. The swap is one metadata-store
-    /// transaction; the table follows in one snapshot at its next commit
-    /// (the new file added and the old ones removed together). Old files
-    /// stay readable, for Kafka fetches that found them a moment before
-    /// and for older snapshots, until the snapshot retention has passed.
-    pub async fn compact(&self, topic: &TopicLog) -> Result<CompactionStats> {
-        let target = self.cfg.compaction_target_bytes;
-        let files = self.meta.files_in_order(&topic.name).await?;
-        let mut runs: Vec<Vec<FileRecord>> = Vec::new();
-        let mut run: Vec<FileRecord> = Vec::new();
-        let mut run_bytes = 0u64;
-        let mut run_schema: Option<SchemaRef> = None;
-        for f in files {
-            let small = (f.size_bytes.max(0) as u64) < target / 2 && f.in_table;
-            // Files of one run share their columns (a schema topic's
-            // columns change with its schema versions).
-            let schema = if small {
-                let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
-                Some(footer.schema().clone())
-            } else {
-                None
-            };
-            let same_day = run
-                .first()
-                .is_none_or(|r| day_of(&r.path) == day_of(&f.path));
-            let same_columns = run.is_empty() || run_schema == schema;
-            if !small || !same_day || !same_columns || run_bytes >= target {
-                if run.len() > 1 {
-                    runs.push(std::mem::take(&mut run));
-                }
-                run.clear();
-                run_bytes = 0;
-            }
-            if small {
-                run_bytes += f.size_bytes.max(0) as u64;
-                run.push(f);
-                run_schema = schema;
-            }
-        }
-        if run.len() > 1 {
-            runs.push(run);
-        }
-        let mut stats = CompactionStats::default();
-        for run in runs {
-            let started = Instant::now();
-            if let Some(bytes_out) = self.compact_run(topic, &run).await? {
-                stats.add(&CompactionStats {
-                    files_in: run.len(),
-                    files_out: 1,
-                    bytes_in: run.iter().map(|f| f.size_bytes.max(0) as u64).sum(),
-                    bytes_out,
-                    elapsed: started.elapsed(),
-                });
-            }
-        }
-        Ok(stats)
-    }
-
-    /// Rewrites one run; the new file's size, or None if the run changed
-    /// meanwhile (or holds files of an older layout).
-    async fn compact_run(&self, topic: &TopicLog, run: &[FileRecord]) -> Result<Option<u64>> {
-        let started = Instant::now();
-        let mut schema: Option<SchemaRef> = None;
-        for f in run {
-            let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
-            if !segment::is_current_layout(footer.schema())
-                || schema.as_ref().is_some_and(|s| s != footer.schema())
-            {
-                return Ok(None);
-            }
-            schema = Some(footer.schema().clone());
-        }
-        let Some(schema) = schema else {
-            return Ok(None);
-        };
-        let paths: HashSet<&str> = run.iter().map(|f| f.path.as_str()).collect();
-        let mut by_partition: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
-        for p in topic.partitions() {
-            for s in read_lock(&p.segments).values() {
-                if paths.contains(s.path.as_str()) {
-                    by_partition.entry(p.index).or_default().push(s.clone());
-                }
-            }
-        }
-        let old_segments: usize = by_partition.values().map(Vec::len).sum();
-        let mut partitions = Vec::with_capacity(by_partition.len());
-        for (partition, segs) in &by_partition {
-            let mut batches = Vec::new();
-            for s in segs {
-                for b in self.row_group_batches(s, s.base_offset, None, None).await? {
-                    batches.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
-                }
-            }
-            partitions.push((*partition, batches));
-        }
-        if partitions.is_empty() {
-            return Ok(None);
-        }
-        let format = self.cfg.format;
-        let file = tokio::task::spawn_blocking(move || {
-            segment::write_partitions(
-                partitions,
-                schema,
-                format,
-                Some(segment::COMPACTED_ROW_GROUP_BYTES),
-            )
-        })
-        .await
-        .map_err(|e| StorageError::FlushFailed(format!("compaction task: {e}")))??;
-        let day = run.first().and_then(|f| day_of(&f.path)).unwrap_or("0");
-        let now = now_ms();
-        let path = self.data_path(topic, day, &format!("{now:013}{COMPACTED}"));
-        let size = file.bytes.len() as i64;
-        self.store
-            .put(&path, PutPayload::from_bytes(file.bytes.clone()))
-            .await?;
-        let segments: Vec<SegmentRecord> = file
-            .row_groups
-            .iter()
-            .map(|rg| {
-                let append = by_partition
-                    .get(&rg.partition)
-                    .and_then(|s| s.iter().map(|s| s.append_time_ms).max())
-                    .unwrap_or(now);
-                rg.segment(&topic.name, path.as_ref(), size, append)
-            })
-            .collect();
-        let replacement = FileReplacement {
-            topic: topic.name.clone(),
-            old_paths: run.iter().map(|f| f.path.clone()).collect(),
-            old_segments,
-            path: path.to_string(),
-            size_bytes: size,
-            segments: segments.clone(),
-            now_ms: now,
-        };
-        if !self.meta.replace_files(&replacement).await? {
-            let _ = self.store.delete(&path).await;
-            return Ok(None);
-        }
-        lock(&self.footers).insert(
-            path.to_string(),
-            ArrowReaderMetadata::try_new(file.metadata, reader_options())?,
-        );
-        for s in segments {
-            if let Some(p) = topic.partition(s.partition) {
-                let mut segs = write_lock(&p.segments);
-                segs.retain(|_, old| !paths.contains(old.path.as_str()));
-                segs.insert(s.base_offset, s);
-            }
-        }
-        info!(
-            topic = %topic.name,
-            files = run.len(),
-            bytes_in = run.iter().map(|f| f.size_bytes).sum::<i64>(),
-            bytes_out = size,
-            ms = started.elapsed().as_millis() as u64,
-            "compacted"
-        );
-        Ok(Some(size.max(0) as u64))
-    }
-
     /// The Iceberg side.
     pub fn tables(&self) -> &Tables {
         &self.tables
@@ -1658,7 +1506,7 @@ impl Log {
             let size = size.max(0) as u64;
             let footer = self.footer(&path, size).await?;
             added.push(NewFile {
-                rewritten: is_compacted(&path),
+                rewritten: compaction::is_compacted(&path),
                 key: path,
                 size,
                 footer: footer.metadata().clone(),
@@ -1671,13 +1519,6 @@ impl Log {
         self.delete_files(&released).await;
         Ok(())
     }
-}
-
-/// Whether a data file is a compaction's output.
-fn is_compacted(path: &str) -> bool {
-    path.rsplit('/')
-        .next()
-        .is_some_and(|name| name.contains(COMPACTED))
 }
 
 /// The day directory (`day=N`, the table partition) a data file is in.

@@ -483,7 +483,7 @@ pub fn write_file(
 pub const COMPACTED_ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
 
 /// Encodes rows already in the segment layout (each partition's batches
-/// sorted by offset, contiguous) into one file: a partition's rows form
+/// sorted by offset, contiguous: anything else is refused) into one file: a partition's rows form
 /// row groups of about `row_group_bytes` each (one row group per partition
 /// when `None`). Each row group is a segment. Compaction writes its output
 /// with this. Every batch has `schema`.
@@ -510,6 +510,8 @@ pub fn write_partitions(
         Ok(())
     };
     for (partition, batches) in partitions {
+        // A partition's rows in a file are one unbroken run of offsets.
+        let mut previous: Option<i64> = None;
         for batch in &batches {
             let mut start = 0;
             while start < batch.num_rows() {
@@ -532,6 +534,13 @@ pub fn write_partitions(
                     size_bytes: 0,
                 });
                 for i in 0..slice.num_rows() {
+                    let offset = offsets.value(i);
+                    if previous.is_some_and(|p| offset != p + 1) {
+                        return Err(StorageError::Corrupt(format!(
+                            "partition {partition}: offset {offset} follows {previous:?} in a file being written"
+                        )));
+                    }
+                    previous = Some(offset);
                     rg.base_offset = rg.base_offset.min(offsets.value(i));
                     rg.last_offset = rg.last_offset.max(offsets.value(i));
                     rg.min_ts = rg.min_ts.min(timestamps.value(i));
@@ -691,6 +700,8 @@ impl<'a> TimestampTypes<'a> {
 pub struct RebuiltBatches {
     /// Concatenated record batches.
     pub bytes: Vec<Bytes>,
+    /// Offset of the first record included, if any.
+    pub first_offset: Option<i64>,
     /// Offset after the last record included.
     pub next_offset: i64,
     /// Total size.
@@ -700,7 +711,9 @@ pub struct RebuiltBatches {
 /// Turns rows (sorted by offset) into Kafka record batches, starting at
 /// `from_offset`, until `max_bytes` is passed (the first batch is always
 /// complete, as KIP-74 asks). Batches are cut at ~1 MiB and wherever the
-/// timestamp type changes.
+/// timestamp type changes. From the first row taken on, offsets must go up
+/// by one: anything else is a corrupt row group, refused rather than
+/// handed to a consumer as a gap.
 pub fn rebuild_batches(
     batch: &RecordBatch,
     layout: &ReadLayout,
@@ -735,6 +748,7 @@ pub fn rebuild_batches(
 
     let mut out = RebuiltBatches {
         bytes: Vec::new(),
+        first_offset: None,
         next_offset: from_offset,
         size: 0,
     };
@@ -743,9 +757,16 @@ pub fn rebuild_batches(
     let mut hdrs: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
     for i in 0..batch.num_rows() {
         let offset = offsets.value(i);
-        if offset < from_offset {
+        if offset < from_offset && out.first_offset.is_none() {
             continue;
         }
+        if out.first_offset.is_some() && offset != out.next_offset {
+            return Err(StorageError::Corrupt(format!(
+                "rows jump from offset {} to {offset}",
+                out.next_offset - 1
+            )));
+        }
+        out.first_offset.get_or_insert(offset);
         let ts = timestamps.value(i);
         let ts_type = ts_types.value(i);
         if let Some(b) = &builder {

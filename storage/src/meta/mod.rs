@@ -305,8 +305,9 @@ pub struct FileReplacement {
     pub size_bytes: i64,
     /// Its segments.
     pub segments: Vec<SegmentRecord>,
-    /// Commit time.
-    pub now_ms: i64,
+    /// Its place in write order (`files_in_order`): the oldest replaced
+    /// file's.
+    pub created_ms: i64,
 }
 
 /// The metadata store.

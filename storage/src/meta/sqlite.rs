@@ -417,23 +417,54 @@ impl MetadataStore for SqliteStore {
     async fn commit_flush(&self, c: &FlushCommit) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for &(partition, epoch, hw) in &c.high_watermarks {
-            let done = sqlx::query(
-                "UPDATE partitions SET high_watermark = $1
-                 WHERE topic = $2 AND partition_id = $3 AND leader_id = $4 AND leader_epoch = $5",
+            // A flush extends each partition's log exactly where it ends:
+            // its first offset is the committed high watermark.
+            let base = c
+                .segments
+                .iter()
+                .filter(|s| s.partition == partition)
+                .map(|s| s.base_offset)
+                .min()
+                .unwrap_or(hw);
+            let row = sqlx::query(
+                "SELECT leader_id, leader_epoch, high_watermark FROM partitions
+                 WHERE topic = $1 AND partition_id = $2",
             )
-            .bind(hw)
             .bind(&c.topic)
             .bind(partition)
-            .bind(c.leader_id)
-            .bind(epoch)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            if done.rows_affected() != 1 {
+            let Some(row) = row else {
+                return Err(StorageError::Fenced(format!(
+                    "{}-{partition} no longer exists",
+                    c.topic
+                )));
+            };
+            if row.get::<i32, _>("leader_id") != c.leader_id
+                || row.get::<i32, _>("leader_epoch") != epoch
+            {
                 return Err(StorageError::Fenced(format!(
                     "{}-{partition} at epoch {epoch}",
                     c.topic
                 )));
             }
+            let committed: i64 = row.get("high_watermark");
+            if committed != base {
+                return Err(StorageError::LogInconsistent {
+                    topic: c.topic.clone(),
+                    partition,
+                    offset: base,
+                    detail: format!("a flush starts there but the log ends at {committed}"),
+                });
+            }
+            sqlx::query(
+                "UPDATE partitions SET high_watermark = $1 WHERE topic = $2 AND partition_id = $3",
+            )
+            .bind(hw)
+            .bind(&c.topic)
+            .bind(partition)
+            .execute(&mut *tx)
+            .await?;
         }
         insert_file(
             &mut tx,
@@ -730,6 +761,20 @@ impl MetadataStore for SqliteStore {
         if present != r.old_segments {
             return Ok(false);
         }
+        // Per partition, the rows the old files held there.
+        let mut old_rows: BTreeMap<i32, i64> = BTreeMap::new();
+        for path in &r.old_paths {
+            for row in sqlx::query(
+                "SELECT partition_id, SUM(record_count) AS n FROM segments WHERE path = $1
+                 GROUP BY partition_id",
+            )
+            .bind(path)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                *old_rows.entry(row.get("partition_id")).or_default() += row.get::<i64, _>("n");
+            }
+        }
         for path in &r.old_paths {
             sqlx::query("DELETE FROM segments WHERE path = $1")
                 .bind(path)
@@ -740,12 +785,53 @@ impl MetadataStore for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        // The new segments hold exactly the old rows and overlap no
+        // segment that stays: a rewrite never hides or doubles a record.
+        let mut new_rows: BTreeMap<i32, i64> = BTreeMap::new();
+        for s in &r.segments {
+            *new_rows.entry(s.partition).or_default() += s.record_count;
+            let overlap = sqlx::query(
+                "SELECT base_offset, last_offset FROM segments
+                 WHERE topic = $1 AND partition_id = $2 AND base_offset <= $3 AND last_offset >= $4
+                 LIMIT 1",
+            )
+            .bind(&r.topic)
+            .bind(s.partition)
+            .bind(s.last_offset)
+            .bind(s.base_offset)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(o) = overlap {
+                return Err(StorageError::LogInconsistent {
+                    topic: r.topic.clone(),
+                    partition: s.partition,
+                    offset: s.base_offset,
+                    detail: format!(
+                        "a rewrite's segment [{}, {}] overlaps the segment [{}, {}] it does not replace",
+                        s.base_offset,
+                        s.last_offset,
+                        o.get::<i64, _>("base_offset"),
+                        o.get::<i64, _>("last_offset")
+                    ),
+                });
+            }
+        }
+        if new_rows != old_rows {
+            return Err(StorageError::LogInconsistent {
+                topic: r.topic.clone(),
+                partition: -1,
+                offset: -1,
+                detail: format!(
+                    "a rewrite holds {new_rows:?} rows per partition where the files it replaces held {old_rows:?}"
+                ),
+            });
+        }
         insert_file(
             &mut tx,
             &r.topic,
             &r.path,
             r.size_bytes,
-            r.now_ms,
+            r.created_ms,
             &r.segments,
         )
         .await?;

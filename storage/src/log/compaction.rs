@@ -1,0 +1,456 @@
+//! Compaction: runs of small files of a topic rewritten into one file.
+//!
+//! The one rule a rewrite must keep is that every committed record stays
+//! exactly once and in offset order. A run is therefore chosen by where
+//! its files' segments sit in each partition's index, never by when the
+//! files were written: in every partition, the run's segments must be one
+//! unbroken block of the index, so the output's segments take exactly the
+//! place of the ones they replace. (Choosing by creation time merged files
+//! around a hole once a compaction output, younger than the files after
+//! it, was left out of a run: issue 13.) The metadata store checks the same
+//! thing again when it swaps the files (`replace_files`), and the encoder
+//! refuses rows that are not in increasing offset order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use tracing::info;
+
+use super::{day_of, lock, now_ms, read_lock, reader_options, write_lock, Log, TopicLog};
+use crate::error::{Result, StorageError};
+use crate::meta::{FileRecord, FileReplacement, SegmentRecord};
+use crate::segment;
+
+/// The end of a compaction output's file stem.
+pub(super) const COMPACTED: &str = "-compacted";
+
+/// Whether a data file is a compaction's output.
+pub(super) fn is_compacted(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|name| name.contains(COMPACTED))
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Files replaced.
+    pub files_in: usize,
+    /// Files written.
+    pub files_out: usize,
+    /// Bytes read.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Time spent rewriting (reads, encode, upload, commit).
+    pub elapsed: Duration,
+}
+
+impl CompactionStats {
+    fn add(&mut self, o: &CompactionStats) {
+        self.files_in += o.files_in;
+        self.files_out += o.files_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.elapsed += o.elapsed;
+    }
+}
+
+/// Where a file's segments sit in each partition's index: partition →
+/// (first, last) position in that partition's segments by base offset.
+type Placement = BTreeMap<i32, (usize, usize)>;
+
+/// The placement of every file whose segments form one block per
+/// partition. A file whose segments are split by another file's in some
+/// partition (which only a broken index can hold) gets none, so it is
+/// never compacted.
+fn placements(index: &BTreeMap<i32, Vec<SegmentRecord>>) -> HashMap<String, Placement> {
+    let mut out: HashMap<String, Placement> = HashMap::new();
+    let mut broken: HashSet<String> = HashSet::new();
+    for (&partition, segs) in index {
+        for (i, s) in segs.iter().enumerate() {
+            let place = out.entry(s.path.clone()).or_default();
+            match place.get_mut(&partition) {
+                None => {
+                    place.insert(partition, (i, i));
+                }
+                Some((_, last)) if *last + 1 == i => *last = i,
+                Some(_) => {
+                    broken.insert(s.path.clone());
+                }
+            }
+        }
+    }
+    out.retain(|path, _| !broken.contains(path));
+    out
+}
+
+/// Whether a run spanning `run` may take a file placed at `file`: in every
+/// partition both hold, the file's block touches the run's at one end.
+fn adjoins(run: &Placement, file: &Placement) -> bool {
+    file.iter().all(|(p, &(lo, hi))| match run.get(p) {
+        None => true,
+        Some(&(run_lo, run_hi)) => lo == run_hi + 1 || hi + 1 == run_lo,
+    })
+}
+
+fn extend(run: &mut Placement, file: &Placement) {
+    for (&p, &(lo, hi)) in file {
+        let e = run.entry(p).or_insert((lo, hi));
+        *e = (e.0.min(lo), e.1.max(hi));
+    }
+}
+
+/// A file compaction may take, with what a run must agree on.
+pub(super) struct Candidate {
+    pub file: FileRecord,
+    /// The file's columns.
+    pub schema: SchemaRef,
+}
+
+/// Splits candidates (in the order they were written, which keeps runs
+/// long) into runs of at least two files that are each one unbroken
+/// block of every partition's index, of one day and one set of columns,
+/// and of at most about `target` bytes.
+pub(super) fn plan_runs(
+    candidates: Vec<Option<Candidate>>,
+    index: &BTreeMap<i32, Vec<SegmentRecord>>,
+    target: u64,
+) -> Vec<Vec<FileRecord>> {
+    let places = placements(index);
+    let mut runs = Vec::new();
+    let mut run: Vec<Candidate> = Vec::new();
+    let mut span = Placement::new();
+    let mut bytes = 0u64;
+    let mut close = |run: &mut Vec<Candidate>, span: &mut Placement, bytes: &mut u64| {
+        if run.len() > 1 {
+            runs.push(run.drain(..).map(|c| c.file).collect());
+        }
+        run.clear();
+        span.clear();
+        *bytes = 0;
+    };
+    for c in candidates {
+        // A file compaction may not take ends the run (it keeps the runs
+        // in write order, which is what makes them long).
+        let Some(c) = c else {
+            close(&mut run, &mut span, &mut bytes);
+            continue;
+        };
+        let Some(place) = places.get(&c.file.path).filter(|p| !p.is_empty()) else {
+            close(&mut run, &mut span, &mut bytes);
+            continue;
+        };
+        let fits = run.first().is_none_or(|first| {
+            day_of(&first.file.path) == day_of(&c.file.path)
+                && first.schema == c.schema
+                && bytes < target
+                && adjoins(&span, place)
+        });
+        if !fits {
+            close(&mut run, &mut span, &mut bytes);
+        }
+        extend(&mut span, place);
+        bytes += c.file.size_bytes.max(0) as u64;
+        run.push(c);
+    }
+    close(&mut run, &mut span, &mut bytes);
+    runs
+}
+
+impl Log {
+    /// Compacts every topic (see [`Log::compact`]).
+    pub async fn compact_all(&self) -> Result<CompactionStats> {
+        let mut total = CompactionStats::default();
+        for topic in self.topics() {
+            total.add(&self.compact(&topic).await?);
+        }
+        Ok(total)
+    }
+
+    /// Rewrites runs of small files of a topic (smaller than half the
+    /// target, all of one day, all already in the table, each run one
+    /// unbroken block of every partition's offsets) into files of about
+    /// the target size. The swap is one metadata-store transaction; the
+    /// table follows in one snapshot at its next commit (the new file added
+    /// and the old ones removed together). Old files stay readable, for
+    /// Kafka fetches that found them a moment before and for older
+    /// snapshots, until the snapshot retention has passed.
+    pub async fn compact(&self, topic: &TopicLog) -> Result<CompactionStats> {
+        let target = self.cfg.compaction_target_bytes;
+        let files = self.meta.files_in_order(&topic.name).await?;
+        // The index as it is now: segments committed after the listing
+        // can only follow every listed file, and segments retention drops
+        // meanwhile make the swap refuse.
+        let index: BTreeMap<i32, Vec<SegmentRecord>> = topic
+            .partitions()
+            .iter()
+            .map(|p| (p.index, read_lock(&p.segments).values().cloned().collect()))
+            .collect();
+        let mut candidates = Vec::with_capacity(files.len());
+        for f in files {
+            let small = (f.size_bytes.max(0) as u64) < target / 2 && f.in_table;
+            candidates.push(if small {
+                let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
+                Some(Candidate {
+                    schema: footer.schema().clone(),
+                    file: f,
+                })
+            } else {
+                None
+            });
+        }
+        let mut stats = CompactionStats::default();
+        for run in plan_runs(candidates, &index, target) {
+            let started = Instant::now();
+            if let Some(bytes_out) = self.compact_run(topic, &run).await? {
+                stats.add(&CompactionStats {
+                    files_in: run.len(),
+                    files_out: 1,
+                    bytes_in: run.iter().map(|f| f.size_bytes.max(0) as u64).sum(),
+                    bytes_out,
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Rewrites one run; the new file's size, or None if the run changed
+    /// meanwhile (or holds files of an older layout).
+    async fn compact_run(&self, topic: &TopicLog, run: &[FileRecord]) -> Result<Option<u64>> {
+        let started = Instant::now();
+        let mut schema: Option<SchemaRef> = None;
+        for f in run {
+            let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
+            if !segment::is_current_layout(footer.schema())
+                || schema.as_ref().is_some_and(|s| s != footer.schema())
+            {
+                return Ok(None);
+            }
+            schema = Some(footer.schema().clone());
+        }
+        let Some(schema) = schema else {
+            return Ok(None);
+        };
+        let paths: HashSet<&str> = run.iter().map(|f| f.path.as_str()).collect();
+        let mut by_partition: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
+        for p in topic.partitions() {
+            for s in read_lock(&p.segments).values() {
+                if paths.contains(s.path.as_str()) {
+                    by_partition.entry(p.index).or_default().push(s.clone());
+                }
+            }
+        }
+        let old_segments: usize = by_partition.values().map(Vec::len).sum();
+        let mut partitions = Vec::with_capacity(by_partition.len());
+        for (partition, segs) in &by_partition {
+            let mut batches = Vec::new();
+            for s in segs {
+                for b in self.row_group_batches(s, s.base_offset, None, None).await? {
+                    batches.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
+                }
+            }
+            partitions.push((*partition, batches));
+        }
+        if partitions.is_empty() {
+            return Ok(None);
+        }
+        let format = self.cfg.format;
+        let file = tokio::task::spawn_blocking(move || {
+            segment::write_partitions(
+                partitions,
+                schema,
+                format,
+                Some(segment::COMPACTED_ROW_GROUP_BYTES),
+            )
+        })
+        .await
+        .map_err(|e| StorageError::FlushFailed(format!("compaction task: {e}")))??;
+        let day = run.first().and_then(|f| day_of(&f.path)).unwrap_or("0");
+        let now = now_ms();
+        let path = self.data_path(topic, day, &format!("{now:013}{COMPACTED}"));
+        let size = file.bytes.len() as i64;
+        self.store
+            .put(&path, PutPayload::from_bytes(file.bytes.clone()))
+            .await?;
+        let segments: Vec<SegmentRecord> = file
+            .row_groups
+            .iter()
+            .map(|rg| {
+                let append = by_partition
+                    .get(&rg.partition)
+                    .and_then(|s| s.iter().map(|s| s.append_time_ms).max())
+                    .unwrap_or(now);
+                rg.segment(&topic.name, path.as_ref(), size, append)
+            })
+            .collect();
+        let replacement = FileReplacement {
+            topic: topic.name.clone(),
+            old_paths: run.iter().map(|f| f.path.clone()).collect(),
+            old_segments,
+            path: path.to_string(),
+            size_bytes: size,
+            segments: segments.clone(),
+            // The output takes its run's place in write order, so the
+            // next plan sees it where its offsets are.
+            created_ms: run.iter().map(|f| f.created_ms).min().unwrap_or(now),
+        };
+        if !self.meta.replace_files(&replacement).await? {
+            let _ = self.store.delete(&path).await;
+            return Ok(None);
+        }
+        lock(&self.footers).insert(
+            path.to_string(),
+            ArrowReaderMetadata::try_new(file.metadata, reader_options())?,
+        );
+        for s in segments {
+            if let Some(p) = topic.partition(s.partition) {
+                let mut segs = write_lock(&p.segments);
+                segs.retain(|_, old| !paths.contains(old.path.as_str()));
+                segs.insert(s.base_offset, s);
+            }
+        }
+        info!(
+            topic = %topic.name,
+            files = run.len(),
+            bytes_in = run.iter().map(|f| f.size_bytes).sum::<i64>(),
+            bytes_out = size,
+            ms = started.elapsed().as_millis() as u64,
+            "compacted"
+        );
+        Ok(Some(size.max(0) as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_schema::Schema;
+    use std::sync::Arc;
+
+    fn seg(partition: i32, base: i64, last: i64, path: &str) -> SegmentRecord {
+        SegmentRecord {
+            topic: "t".into(),
+            partition,
+            base_offset: base,
+            last_offset: last,
+            record_count: last - base + 1,
+            path: path.into(),
+            file_size: 10,
+            row_group: 0,
+            min_timestamp: 0,
+            max_timestamp: 0,
+            size_bytes: 10,
+            append_time_ms: 0,
+        }
+    }
+
+    fn candidate(path: &str) -> Option<Candidate> {
+        Some(Candidate {
+            file: FileRecord {
+                path: format!("t/data/day=1/{path}"),
+                size_bytes: 10,
+                created_ms: 0,
+                in_table: true,
+            },
+            schema: Arc::new(Schema::empty()),
+        })
+    }
+
+    fn index(files: &[(&str, &[(i32, i64, i64)])]) -> BTreeMap<i32, Vec<SegmentRecord>> {
+        let mut index: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
+        for (path, segs) in files {
+            for &(p, base, last) in *segs {
+                index.entry(p).or_default().push(seg(
+                    p,
+                    base,
+                    last,
+                    &format!("t/data/day=1/{path}"),
+                ));
+            }
+        }
+        for segs in index.values_mut() {
+            segs.sort_by_key(|s| s.base_offset);
+        }
+        index
+    }
+
+    fn names(runs: Vec<Vec<FileRecord>>) -> Vec<Vec<String>> {
+        runs.into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|f| f.path.rsplit('/').next().unwrap().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_run_never_spans_a_file_it_leaves_out() {
+        // Written in the order x, e, f, y; offsets in the order x, y, e, f;
+        // y is not in the table yet.
+        let index = index(&[
+            ("x", &[(0, 0, 19), (1, 0, 19)]),
+            ("y", &[(0, 20, 39), (1, 20, 39)]),
+            ("e", &[(0, 40, 49), (1, 40, 49)]),
+            ("f", &[(0, 50, 59), (1, 50, 59)]),
+        ]);
+        let runs = plan_runs(
+            vec![candidate("x"), candidate("e"), candidate("f"), None],
+            &index,
+            1 << 20,
+        );
+        assert_eq!(names(runs), vec![vec!["e", "f"]]);
+    }
+
+    #[test]
+    fn runs_follow_offsets_in_every_partition() {
+        // a holds only partition 0, b only partition 1, c and d both, d
+        // first in partition 1 and last in partition 0: every partition's
+        // block stays unbroken, so they form one run.
+        let index = index(&[
+            ("a", &[(0, 0, 9)]),
+            ("b", &[(1, 10, 19)]),
+            ("c", &[(0, 10, 19), (1, 20, 29)]),
+            ("d", &[(0, 20, 29), (1, 0, 9)]),
+        ]);
+        let runs = plan_runs(
+            vec![
+                candidate("a"),
+                candidate("b"),
+                candidate("c"),
+                candidate("d"),
+            ],
+            &index,
+            1 << 20,
+        );
+        assert_eq!(names(runs), vec![vec!["a", "b", "c", "d"]]);
+        // Taken in another order, a file that adjoins at the front joins.
+        let runs = plan_runs(
+            vec![candidate("c"), candidate("a"), candidate("b")],
+            &index,
+            1 << 20,
+        );
+        assert_eq!(names(runs), vec![vec!["c", "a", "b"]]);
+    }
+
+    #[test]
+    fn a_file_split_by_another_is_never_compacted() {
+        let index = index(&[
+            ("a", &[(0, 0, 9), (0, 20, 29)]),
+            ("b", &[(0, 10, 19)]),
+            ("c", &[(0, 30, 39)]),
+        ]);
+        let runs = plan_runs(
+            vec![candidate("a"), candidate("b"), candidate("c")],
+            &index,
+            1 << 20,
+        );
+        assert_eq!(names(runs), Vec::<Vec<String>>::new());
+    }
+}
