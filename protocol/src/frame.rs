@@ -107,6 +107,7 @@ requests! {
     Produce => ProduceRequest, ProduceResponse;
     Fetch => FetchRequest, FetchResponse;
     ListOffsets => ListOffsetsRequest, ListOffsetsResponse;
+    OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
     Metadata => MetadataRequest, MetadataResponse;
     ApiVersions => ApiVersionsRequest, ApiVersionsResponse;
     CreateTopics => CreateTopicsRequest, CreateTopicsResponse;

@@ -251,20 +251,37 @@ class Nemesis:
         self.ops = ops
         self.counts = defaultdict(int)
         self.stop = threading.Event()
+        self.rates = {}
+        self.injected = defaultdict(int)
 
     def faults(self, rates):
+        self.rates = rates
         try:
             http("PUT", self.floe.http + "/admin/faults", rates, timeout=5)
         except (urllib.error.URLError, OSError):
             pass
 
+    def collect_injected(self):
+        """Adds what this broker process injected (its counts die with it)."""
+        try:
+            for k, n in http("GET", self.floe.http + "/admin/faults", timeout=5)["injected"].items():
+                self.injected[k] += n
+        except (urllib.error.URLError, OSError):
+            pass
+
+    def restart(self, kill):
+        self.collect_injected()
+        self.floe.restart(kill=kill)
+        # A new process starts without faults: the nemesis's stay on.
+        self.faults(self.rates)
+
     def cycle(self, i):
         op = self.ops[i % len(self.ops)]
         self.counts[op] += 1
         if op == "kill9":
-            self.floe.restart(kill=True)
+            self.restart(kill=True)
         elif op == "term":
-            self.floe.restart(kill=False)
+            self.restart(kill=False)
         elif op == "store-errors":
             self.faults({"put_error": 0.05, "get_error": 0.05, "delete_error": 0.2, "list_error": 0.2})
         elif op == "store-stalls":
@@ -511,7 +528,8 @@ def run(data_dir, cycles, ops, rate, cycle_secs, seed, extra_args=()):
         nemesis.stop.set()
         compactor.join(30)
         result, examples = check(floe, h)
-        faults = http("GET", floe.http + "/admin/faults")["injected"]
+        nemesis.collect_injected()
+        faults = dict(nemesis.injected)
         return {
             "cycles": cycles,
             "nemesis": dict(nemesis.counts),

@@ -35,6 +35,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
@@ -106,6 +107,9 @@ pub async fn dispatch(
                 async move { Some(Response::ListOffsets(list_offsets::handle(&b, r, v).await)) },
             )
         }
+        Request::OffsetForLeaderEpoch(r) => ready(Response::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(broker, r),
+        )),
         Request::CreateTopics(r) => ready(Response::CreateTopics(
             create_topics::handle(broker, r, v).await,
         )),
