@@ -5,13 +5,16 @@
 #
 #   bench/fuzz.sh                         # 10 000 000 executions of each target
 #   bench/fuzz.sh 100000 frame typed      # fewer, some targets
+#   FUZZ_SANITIZER=none bench/fuzz.sh     # without AddressSanitizer (faster;
+#                                         # panics, aborts, leaks of time and
+#                                         # memory are still found)
 #
 # Targets: frame (Kafka request frames, every API version floe serves),
 # record_batches (v2 batches, every codec), prefix (Confluent wire prefix),
 # validate (wire plan + protovalidate), typed (typed columns, with the
 # round-trip property). A crash leaves its input in fuzz/artifacts/<target>/;
-# keep it in fuzz/regressions/<target>/ once fixed (the protocol and schema
-# crates replay that folder in their tests).
+# keep it in fuzz/regressions/<target>/ once fixed (tests/tests/
+# fuzz_regressions.rs replays that folder).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-10000000}"
@@ -35,7 +38,8 @@ failed=0
 printf '%-16s %12s %9s %10s %8s %s\n' target executions seconds "execs/s" cov result
 for t in "${targets[@]}"; do
     log="$(mktemp)"
-    RUSTC_BOOTSTRAP=1 cargo fuzz run --release --target-dir "$target_dir" "$t" -- \
+    RUSTC_BOOTSTRAP=1 cargo fuzz run --release --sanitizer "${FUZZ_SANITIZER:-address}" \
+        --target-dir "$target_dir" "$t" -- \
         -runs="$runs" -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 \
         -timeout=10 -print_final_stats=1 >"$log" 2>&1
     rc=$?

@@ -126,10 +126,8 @@ async fn compact(
     State(b): State<Arc<Broker>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let t = known_topic(&b, &name)?;
     let fail = |status, message: String| (status, Json(json!({ "error": message })));
-    let Some(t) = b.log.topic(&name) else {
-        return Err(fail(StatusCode::NOT_FOUND, format!("unknown topic {name}")));
-    };
     match b.log.compact(&t).await {
         Ok(s) => Ok(Json(json!({
             "files_in": s.files_in,
@@ -150,10 +148,8 @@ async fn check(
     State(b): State<Arc<Broker>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let t = known_topic(&b, &name)?;
     let fail = |status, message: String| (status, Json(json!({ "error": message })));
-    let Some(t) = b.log.topic(&name) else {
-        return Err(fail(StatusCode::NOT_FOUND, format!("unknown topic {name}")));
-    };
     match b.log.check_topic(&t).await {
         Ok(c) => Ok(Json(json!({
             "topic": c.topic,
@@ -163,6 +159,19 @@ async fn check(
         }))),
         Err(e) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
+}
+
+/// The topic, or the 404 an admin route answers for an unknown one.
+fn known_topic(
+    b: &Broker,
+    name: &str,
+) -> Result<Arc<floe_storage::log::TopicLog>, (StatusCode, Json<Value>)> {
+    b.log.topic(name).ok_or_else(|| {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("unknown topic {name}") })),
+        )
+    })
 }
 
 fn no_faults() -> (StatusCode, Json<Value>) {

@@ -1,5 +1,5 @@
 //! Entry points for the fuzzers (`fuzz/`, cargo-fuzz) and for the tests
-//! that replay the inputs they found (`tests/fuzz_regressions.rs`): each
+//! that replay the inputs they found (`tests/tests/fuzz_regressions.rs`): each
 //! takes arbitrary bytes, as a client could send them, and must return
 //! without panicking or allocating beyond what the bytes justify.
 

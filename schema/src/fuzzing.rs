@@ -1,5 +1,5 @@
 //! Entry points for the fuzzers (`fuzz/`, cargo-fuzz) and for the tests
-//! that replay the inputs they found (`tests/fuzz_regressions.rs`): each
+//! that replay the inputs they found (`tests/tests/fuzz_regressions.rs`): each
 //! takes arbitrary bytes, as a producer could send them as a record value,
 //! and must return without panicking.
 

@@ -362,7 +362,10 @@ mod tests {
         })
     }
 
-    fn index(files: &[(&str, &[(i32, i64, i64)])]) -> BTreeMap<i32, Vec<SegmentRecord>> {
+    /// A file's segments: (partition, base offset, last offset).
+    type Segments<'a> = &'a [(i32, i64, i64)];
+
+    fn index(files: &[(&str, Segments)]) -> BTreeMap<i32, Vec<SegmentRecord>> {
         let mut index: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
         for (path, segs) in files {
             for &(p, base, last) in *segs {

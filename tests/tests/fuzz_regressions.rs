@@ -1,0 +1,46 @@
+//! Replays every input the fuzzers found (`fuzz/regressions/<target>/`)
+//! through the same entry points the fuzzers call, so that a crash, once
+//! fixed, stays fixed.
+
+use std::path::PathBuf;
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions")
+        .join(target);
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().is_some_and(|n| n != ".gitkeep"))
+        .collect();
+    inputs.sort();
+    for path in inputs {
+        eprintln!("{}", path.display());
+        run(&std::fs::read(&path).unwrap());
+    }
+}
+
+#[test]
+fn frames_found_by_the_fuzzer_decode_without_crashing() {
+    replay("frame", floe_protocol::fuzzing::frame);
+}
+
+#[test]
+fn record_batches_found_by_the_fuzzer_decode_without_crashing() {
+    replay("record_batches", floe_protocol::fuzzing::record_batches);
+}
+
+#[test]
+fn prefixes_found_by_the_fuzzer_parse_without_crashing() {
+    replay("prefix", floe_schema::fuzzing::prefix);
+}
+
+#[test]
+fn values_found_by_the_fuzzer_validate_without_crashing() {
+    replay("validate", floe_schema::fuzzing::validate);
+}
+
+#[test]
+fn values_found_by_the_fuzzer_round_trip_through_typed_columns() {
+    replay("typed", floe_schema::fuzzing::typed);
+}
