@@ -9,6 +9,11 @@ use floe_broker::{http, server, Broker};
 use tokio::net::TcpListener;
 use tracing::info;
 
+/// A request frame may make the decoder reserve a buffer sized by a count
+/// the client sent; reserved, not committed (see `floe_alloc`).
+#[global_allocator]
+static ALLOCATOR: floe_alloc::LazyHuge = floe_alloc::LazyHuge;
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -80,6 +80,26 @@ def test_malformed_frame_closes_only_that_connection(floe):
     good.close()
 
 
+def test_array_counts_the_frame_cannot_hold_close_only_that_connection(floe):
+    """Counts a frame cannot back used to size the decoder's buffers and
+    abort the process on the failed allocation (issue 20)."""
+    good = connect(floe)
+    cases = [
+        frame(3, 1, 1, struct.pack(">i", 2**31 - 1)),  # Metadata v1, 2^31-1 topics
+        frame(3, 12, 2, b"\x00" + b"\xff\xff\xff\xff\x0f"),  # v12, compact 2^32-2
+        frame(0, 7, 3, struct.pack(">hii", -1, 30000, 2**31 - 1)),  # Produce v7
+        frame(44, 0, 4, struct.pack(">i", 2**31 - 1)),  # IncrementalAlterConfigs v0
+        frame(1, 4, 5, struct.pack(">iiiibi", -1, 500, 1, 1 << 20, 0, 2**31 - 1)),  # Fetch v4
+    ]
+    for raw in cases:
+        bad = connect(floe)
+        bad.sendall(raw)
+        assert read_response(bad) is None, "the malformed connection is closed"
+        bad.close()
+        assert api_versions_ok(good), "the broker still serves everyone else"
+    good.close()
+
+
 def test_oversized_frame_is_refused(floe_factory):
     f = floe_factory("--max-frame-bytes", "100000")
     s = connect(f)

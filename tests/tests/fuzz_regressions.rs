@@ -4,6 +4,11 @@
 
 use std::path::PathBuf;
 
+/// The broker's allocator: frames that claim huge counts reserve address
+/// space, as in `floe`.
+#[global_allocator]
+static ALLOCATOR: floe_alloc::LazyHuge = floe_alloc::LazyHuge;
+
 fn replay(target: &str, run: fn(&[u8])) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz/regressions")
