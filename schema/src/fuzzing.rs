@@ -5,6 +5,7 @@
 
 use std::sync::OnceLock;
 
+use arrow_schema::Fields;
 use prost_reflect::MessageDescriptor;
 
 use crate::columns::{message_fields, FieldIds};
@@ -21,12 +22,20 @@ fn schema() -> &'static CompiledSchema {
     SCHEMA.get_or_init(|| compile(FUZZ_PROTO, &[]).expect("the fuzz schema compiles"))
 }
 
-fn messages() -> [MessageDescriptor; 2] {
-    let s = schema();
-    ["floe.fuzz.v1.Line", "floe.fuzz.v1.Order"].map(|name| {
-        s.pool
-            .get_message_by_name(name)
-            .expect("the fuzz schema declares it")
+/// The schema's messages with their columns (built once: the layout is
+/// the same for every input).
+fn messages() -> &'static [(MessageDescriptor, Fields); 2] {
+    static MESSAGES: OnceLock<[(MessageDescriptor, Fields); 2]> = OnceLock::new();
+    MESSAGES.get_or_init(|| {
+        let s = schema();
+        ["floe.fuzz.v1.Line", "floe.fuzz.v1.Order"].map(|name| {
+            let message = s
+                .pool
+                .get_message_by_name(name)
+                .expect("the fuzz schema declares it");
+            let fields = message_fields(&message, "value", &mut FieldIds::starting_after(11));
+            (message, fields)
+        })
     })
 }
 
@@ -51,12 +60,11 @@ pub fn validate(data: &[u8]) {
 /// What comes back is canonical, so decoding and writing it again must
 /// give the same bytes (the property byte-exact Kafka reads rest on).
 pub fn typed(data: &[u8]) {
-    for message in messages() {
-        let fields = message_fields(&message, "value", &mut FieldIds::starting_after(11));
-        let Some(first) = encode_once(&message, &fields, data) else {
+    for (message, fields) in messages() {
+        let Some(first) = encode_once(message, fields, data) else {
             continue;
         };
-        let again = encode_once(&message, &fields, &first);
+        let again = encode_once(message, fields, &first);
         assert_eq!(
             again.as_deref(),
             Some(first.as_slice()),
@@ -66,11 +74,7 @@ pub fn typed(data: &[u8]) {
     }
 }
 
-fn encode_once(
-    message: &MessageDescriptor,
-    fields: &arrow_schema::Fields,
-    data: &[u8],
-) -> Option<Vec<u8>> {
+fn encode_once(message: &MessageDescriptor, fields: &Fields, data: &[u8]) -> Option<Vec<u8>> {
     let mut builder = TypedBuilder::new(message, fields).expect("columns of the message");
     if !builder.push(Some(data)) {
         return None;
