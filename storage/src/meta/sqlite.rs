@@ -415,17 +415,33 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn commit_flush(&self, c: &FlushCommit) -> Result<()> {
+        // A flush extends each partition's log exactly where it ends: its
+        // first offset there is the committed high watermark.
+        let mut bases: BTreeMap<i32, i64> = BTreeMap::new();
+        for s in &c.segments {
+            let b = bases.entry(s.partition).or_insert(s.base_offset);
+            *b = (*b).min(s.base_offset);
+        }
         let mut tx = self.pool.begin().await?;
         for &(partition, epoch, hw) in &c.high_watermarks {
-            // A flush extends each partition's log exactly where it ends:
-            // its first offset is the committed high watermark.
-            let base = c
-                .segments
-                .iter()
-                .filter(|s| s.partition == partition)
-                .map(|s| s.base_offset)
-                .min()
-                .unwrap_or(hw);
+            let base = bases.get(&partition).copied().unwrap_or(hw);
+            let done = sqlx::query(
+                "UPDATE partitions SET high_watermark = $1
+                 WHERE topic = $2 AND partition_id = $3 AND leader_id = $4 AND leader_epoch = $5
+                   AND high_watermark = $6",
+            )
+            .bind(hw)
+            .bind(&c.topic)
+            .bind(partition)
+            .bind(c.leader_id)
+            .bind(epoch)
+            .bind(base)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                continue;
+            }
+            // Refused: say whether by the epoch or by the offsets.
             let row = sqlx::query(
                 "SELECT leader_id, leader_epoch, high_watermark FROM partitions
                  WHERE topic = $1 AND partition_id = $2",
@@ -434,37 +450,23 @@ impl MetadataStore for SqliteStore {
             .bind(partition)
             .fetch_optional(&mut *tx)
             .await?;
+            let fenced =
+                || StorageError::Fenced(format!("{}-{partition} at epoch {epoch}", c.topic));
             let Some(row) = row else {
-                return Err(StorageError::Fenced(format!(
-                    "{}-{partition} no longer exists",
-                    c.topic
-                )));
+                return Err(fenced());
             };
             if row.get::<i32, _>("leader_id") != c.leader_id
                 || row.get::<i32, _>("leader_epoch") != epoch
             {
-                return Err(StorageError::Fenced(format!(
-                    "{}-{partition} at epoch {epoch}",
-                    c.topic
-                )));
+                return Err(fenced());
             }
             let committed: i64 = row.get("high_watermark");
-            if committed != base {
-                return Err(StorageError::LogInconsistent {
-                    topic: c.topic.clone(),
-                    partition,
-                    offset: base,
-                    detail: format!("a flush starts there but the log ends at {committed}"),
-                });
-            }
-            sqlx::query(
-                "UPDATE partitions SET high_watermark = $1 WHERE topic = $2 AND partition_id = $3",
-            )
-            .bind(hw)
-            .bind(&c.topic)
-            .bind(partition)
-            .execute(&mut *tx)
-            .await?;
+            return Err(StorageError::LogInconsistent {
+                topic: c.topic.clone(),
+                partition,
+                offset: base,
+                detail: format!("a flush starts there but the log ends at {committed}"),
+            });
         }
         insert_file(
             &mut tx,
@@ -1376,6 +1378,18 @@ mod tests {
             append_time_ms: 1,
         }];
         s.commit_flush(&c).await.unwrap();
+        assert_eq!(s.list_partitions("t").await.unwrap()[0].high_watermark, 5);
+        // A flush that would leave a hole (or write over offsets) is refused.
+        let mut hole = c.clone();
+        hole.path = "f2".into();
+        hole.segments[0].path = "f2".into();
+        hole.segments[0].base_offset = 7;
+        hole.segments[0].last_offset = 9;
+        hole.high_watermarks = vec![(0, 1, 10)];
+        assert!(matches!(
+            s.commit_flush(&hole).await,
+            Err(StorageError::LogInconsistent { offset: 7, .. })
+        ));
         assert_eq!(s.list_partitions("t").await.unwrap()[0].high_watermark, 5);
         assert_eq!(
             s.list_producer_states("t").await.unwrap()[0].recent,
