@@ -233,6 +233,13 @@ impl FaultyStore {
         FaultyStore { inner, faults }
     }
 
+    /// The error a listing fails with, if this one is to fail.
+    fn list_fault(&self) -> Option<object_store::Error> {
+        self.faults
+            .hit(self.faults.rates().list_error)
+            .then(|| self.faults.injected("list", |c| c.list_errors += 1))
+    }
+
     async fn before_read(&self) -> object_store::Result<()> {
         self.faults.maybe_stall().await;
         if self.faults.hit(self.faults.rates().get_error) {
@@ -330,11 +337,10 @@ impl ObjectStore for FaultyStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        if self.faults.hit(self.faults.rates().list_error) {
-            let e = self.faults.injected("list", |c| c.list_errors += 1);
-            return futures::stream::once(async move { Err(e) }).boxed();
+        match self.list_fault() {
+            Some(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            None => self.inner.list(prefix),
         }
-        self.inner.list(prefix)
     }
 
     fn list_with_offset(
@@ -342,16 +348,15 @@ impl ObjectStore for FaultyStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        if self.faults.hit(self.faults.rates().list_error) {
-            let e = self.faults.injected("list", |c| c.list_errors += 1);
-            return futures::stream::once(async move { Err(e) }).boxed();
+        match self.list_fault() {
+            Some(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            None => self.inner.list_with_offset(prefix, offset),
         }
-        self.inner.list_with_offset(prefix, offset)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        if self.faults.hit(self.faults.rates().list_error) {
-            return Err(self.faults.injected("list", |c| c.list_errors += 1));
+        if let Some(e) = self.list_fault() {
+            return Err(e);
         }
         self.inner.list_with_delimiter(prefix).await
     }
