@@ -12,7 +12,8 @@
 # Targets: frame (Kafka request frames, every API version floe serves),
 # record_batches (v2 batches, every codec), prefix (Confluent wire prefix),
 # validate (wire plan + protovalidate), typed (typed columns, with the
-# round-trip property). A crash leaves its input in fuzz/artifacts/<target>/;
+# round-trip property), compile (schema text or descriptor: compilation,
+# columns, validation plans). A crash leaves its input in fuzz/artifacts/<target>/;
 # keep it in fuzz/regressions/<target>/ once fixed (tests/tests/
 # fuzz_regressions.rs replays that folder).
 set -uo pipefail
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 runs="${1:-10000000}"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(frame record_batches prefix validate typed)
+((${#targets[@]})) || targets=(frame record_batches prefix validate typed compile)
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 if [ ! -x .venv/bin/python ]; then

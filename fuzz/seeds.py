@@ -5,7 +5,9 @@
 - frame: a request header for every API version floe serves (both header
   versions), followed by zeros and by a batch, for the mutator to work on;
 - prefix, validate, typed: Confluent prefixes and protobuf values of the
-  fuzz schema's messages.
+  fuzz schema's messages;
+- compile: `.proto` texts (the fuzz schema, floe's policy options, small
+  schemas with imports, options, maps, oneofs, nesting, recursion).
 """
 
 import struct
@@ -15,6 +17,21 @@ from pathlib import Path
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 OUT = Path(__file__).resolve().parent / "corpus"
+SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "proto" / "floe"
+PROTOS = {
+    "imports": 'syntax = "proto3"; package t; import "google/protobuf/timestamp.proto"; '
+               'import "google/protobuf/struct.proto"; message A { google.protobuf.Timestamp at = 1; '
+               'google.protobuf.Struct extra = 2; map<string, A> children = 3; oneof o { string s = 4; int64 i = 5; } }',
+    "rules": 'syntax = "proto3"; import "buf/validate/validate.proto"; message R { string email = 1 '
+             '[(buf.validate.field).string.email = true]; repeated int32 n = 2 [(buf.validate.field).repeated.max_items = 3]; }',
+    "policy": 'syntax = "proto3"; import "floe/policy/v1/policy.proto"; message P { string name = 1 '
+              '[(floe.policy.v1.field) = {classification: "PII", purposes: ["support"]}]; }',
+    "nested": 'syntax = "proto3"; message A { message B { message C { int32 x = 1; } C c = 1; } B b = 1; '
+              'enum E { E0 = 0; E1 = 1; } E e = 2; }',
+    "proto2": 'syntax = "proto2"; message G { required int32 a = 1; optional string b = 2 [default = "x"]; '
+              'extensions 100 to 200; }',
+    "recursive": 'syntax = "proto3"; message Node { Node child = 1; repeated Node kids = 2; string s = 3; }',
+}
 APIS = {0: (3, 11), 1: (4, 16), 2: (1, 8), 3: (0, 12), 18: (0, 4), 19: (2, 7), 20: (1, 6), 21: (0, 2),
         22: (0, 5), 32: (1, 4), 33: (0, 2), 37: (0, 3), 44: (0, 1), 60: (0, 1), 10: (0, 4), 11: (0, 9),
         14: (0, 5), 12: (0, 4), 13: (0, 5), 8: (2, 9), 9: (1, 9), 16: (0, 5), 15: (0, 5), 42: (0, 2),
@@ -48,6 +65,10 @@ def varint(n):
 
 
 def main():
+    for name, text in PROTOS.items():
+        write("compile", name, text.encode())
+    write("compile", "fuzz", (SCHEMA / "fuzz" / "v1" / "fuzz.proto").read_bytes())
+    write("compile", "policy_options", (SCHEMA / "policy" / "v1" / "policy.proto").read_bytes())
     batches = {c: batch(c) for c in range(5)}
     for c, data in batches.items():
         write("record_batches", f"codec{c}", data)

@@ -84,6 +84,47 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_MAX_FRAME_BYTES", default_value_t = floe_protocol::frame::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
 
+    /// Kafka connections admitted at once (Kafka's max.connections); more
+    /// are closed as they arrive. Lowered to fit the open-file limit.
+    #[arg(long, env = "FLOE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Kafka connections admitted at once from one client address (Kafka's
+    /// max.connections.per.ip).
+    #[arg(
+        long,
+        env = "FLOE_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1_000
+    )]
+    pub max_connections_per_address: usize,
+
+    /// A Kafka connection that sends nothing for this long is closed
+    /// (Kafka's connections.max.idle.ms).
+    #[arg(long, env = "FLOE_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000)]
+    pub connections_max_idle_ms: u64,
+
+    /// A request must arrive whole within this long of its first byte, or
+    /// its connection is closed.
+    #[arg(
+        long,
+        env = "FLOE_REQUEST_ARRIVAL_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub request_arrival_timeout_ms: u64,
+
+    /// HTTP API: connections admitted at once.
+    #[arg(long, env = "FLOE_HTTP_MAX_CONNECTIONS", default_value_t = 1_000)]
+    pub http_max_connections: usize,
+
+    /// HTTP API: largest request body, in bytes.
+    #[arg(long, env = "FLOE_HTTP_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub http_max_body_bytes: usize,
+
+    /// HTTP API: a connection on which no byte moves either way for this
+    /// long is closed (slow or stalled clients, idle keep-alives).
+    #[arg(long, env = "FLOE_HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub http_idle_timeout_ms: u64,
+
     /// In-memory tail cache per partition, in bytes.
     #[arg(long, env = "FLOE_TAIL_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub tail_cache_bytes: usize,

@@ -96,7 +96,7 @@ pub fn error_code(e: &StorageError) -> i16 {
     match e {
         UnknownTopic(_) | UnknownPartition(..) => code::UNKNOWN_TOPIC_OR_PARTITION,
         TopicExists(_) => code::TOPIC_ALREADY_EXISTS,
-        InvalidTopicName(..) => code::INVALID_TOPIC_EXCEPTION,
+        InvalidTopicName(..) | TopicCollides(..) => code::INVALID_TOPIC_EXCEPTION,
         InvalidPartitions(_) => code::INVALID_PARTITIONS,
         InvalidConfig(_) => code::INVALID_CONFIG,
         OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use crate::Broker;
 
-/// The router.
-pub fn router(broker: Arc<Broker>) -> Router {
+/// The router. Request bodies over `max_body_bytes` get 413.
+pub fn router(broker: Arc<Broker>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/admin/topics", get(topics))
@@ -23,6 +23,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/admin/faults", get(faults).put(set_faults))
         .merge(crate::registry_http::routes())
         .merge(crate::catalog_http::routes())
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(broker)
 }
 

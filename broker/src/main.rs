@@ -1,13 +1,16 @@
 //! `floe`: the broker binary.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use floe_broker::config::{Cli, Command, ServeArgs};
+use floe_broker::connections::{raise_file_limit, Admission, ConnectionLimits};
+use floe_broker::http_listener::LimitedListener;
 use floe_broker::{http, server, Broker};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{error, info, warn};
 
 /// A request frame may make the decoder reserve a buffer sized by a count
 /// the client sent; reserved, not committed (see `floe_alloc`).
@@ -23,9 +26,19 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic that remains in a request handler ends that connection's
+    // task (tokio catches it); the process and every other client go on.
+    // It is logged like everything else.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        error!(thread = thread.name().unwrap_or("?"), "panic: {info}");
+    }));
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Room for the recursion that client data may drive, under its
+        // limits (protobuf's 100 levels of nesting).
+        .thread_stack_size(8 << 20)
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
@@ -53,19 +66,59 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(a) => split_host_port(a)?,
         None => (kafka_addr.ip().to_string(), kafka_addr.port() as i32),
     };
+    let (kafka_limits, http_limits) = connection_limits(&args);
     let broker = Broker::open(&args, advertised).await?;
     // The test harness and scripts wait for this line.
     info!(kafka = %kafka_addr, http = %http_addr, data_dir = %args.data_dir.display(), "floe is ready");
-    let app = http::router(broker.clone());
+    let app = http::router(broker.clone(), args.http_max_body_bytes);
+    let http_listener = LimitedListener::new(http_listener, Admission::new(http_limits));
     let http_task = tokio::spawn(async move { axum::serve(http_listener, app).await });
-    let kafka_task = tokio::spawn(server::serve_kafka(kafka, broker.clone()));
+    let kafka_task = tokio::spawn(server::serve_kafka(
+        kafka,
+        broker.clone(),
+        Admission::new(kafka_limits),
+    ));
     tokio::select! {
-        r = kafka_task => r?.context("Kafka listener failed")?,
+        r = kafka_task => r.context("Kafka listener failed")?,
         r = http_task => r?.context("HTTP listener failed")?,
         _ = shutdown_signal() => info!("stopping; unacknowledged buffers are dropped, nothing acknowledged is lost"),
     }
     broker.group_saver.flush().await;
     Ok(())
+}
+
+/// The Kafka and HTTP listeners' limits. The open-file limit is raised to
+/// its maximum first, and the connection limits lowered to fit in it (with
+/// room for the files the broker itself opens).
+fn connection_limits(args: &ServeArgs) -> (ConnectionLimits, ConnectionLimits) {
+    const OWN_FILES: usize = 1024;
+    let mut kafka_max = args.max_connections;
+    let mut http_max = args.http_max_connections;
+    match raise_file_limit() {
+        Ok(files) => {
+            let room = (files as usize).saturating_sub(OWN_FILES).max(64);
+            if kafka_max + http_max > room {
+                http_max = http_max.min(room / 8).max(8);
+                kafka_max = room.saturating_sub(http_max).max(8);
+                warn!(open_files = files, max_connections = kafka_max, http_max_connections = http_max,
+                    "the open-file limit is too low for the connection limits asked for; lowered them (raise `ulimit -n` to keep them)");
+            }
+        }
+        Err(e) => warn!(error = %e, "could not read the open-file limit"),
+    }
+    let kafka = ConnectionLimits {
+        max_total: kafka_max,
+        max_per_address: args.max_connections_per_address.min(kafka_max),
+        idle: Duration::from_millis(args.connections_max_idle_ms),
+        request_arrival: Duration::from_millis(args.request_arrival_timeout_ms),
+    };
+    let http = ConnectionLimits {
+        max_total: http_max,
+        max_per_address: http_max,
+        idle: Duration::from_millis(args.http_idle_timeout_ms),
+        request_arrival: Duration::from_millis(args.http_idle_timeout_ms),
+    };
+    (kafka, http)
 }
 
 async fn shutdown_signal() {

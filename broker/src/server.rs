@@ -9,35 +9,58 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use floe_protocol::frame::{encode_response, parse_frame, unsupported_response, ParsedFrame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tokio::time::timeout;
+use tracing::{debug, info, warn};
 
 use crate::api;
+use crate::connections::{Admission, Permit, RateLimit};
 use crate::Broker;
 
 /// Requests a connection may have in flight before its reader waits.
 const MAX_IN_FLIGHT: usize = 64;
 
-/// Accepts connections until the listener fails.
-pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>) -> std::io::Result<()> {
+/// Read buffer of a connection. Small: an idle connection costs little,
+/// and a large frame is read straight into its own buffer.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Accepts connections for ever. A failed accept (out of file descriptors,
+/// a connection reset before it was accepted) is logged and retried: the
+/// broker keeps serving the connections it has.
+pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>, admission: Arc<Admission>) {
+    let accept_failed = RateLimit::default();
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                if accept_failed.allow() {
+                    warn!(error = %e, open = admission.open(),
+                        "accepting a connection failed; retrying (further failures are logged at most every 10 s)");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(permit) = admission.admit(peer.ip()) else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
-        tokio::spawn(async move {
-            connection(stream, peer, broker).await;
-        });
+        tokio::spawn(connection(stream, peer, broker, permit));
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, permit: Permit) {
     debug!(%peer, "connection opened");
+    let limits = permit.limits().clone();
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(async move {
@@ -57,22 +80,44 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
         }
         let _ = wr.shutdown().await;
     });
-    let mut rd = BufReader::with_capacity(256 * 1024, rd);
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     loop {
         let mut size = [0u8; 4];
-        if rd.read_exact(&mut size).await.is_err() {
-            break;
+        match timeout(limits.idle, rd.read_u8()).await {
+            Err(_) => {
+                info!(%peer, idle_ms = limits.idle.as_millis() as u64, "closing an idle connection (--connections-max-idle-ms)");
+                break;
+            }
+            Ok(Err(_)) => break,
+            Ok(Ok(first)) => size[0] = first,
         }
-        let size = i32::from_be_bytes(size);
-        if size < 0 || size as usize > broker.max_frame_bytes {
-            warn!(%peer, size, limit = broker.max_frame_bytes, "frame size out of bounds; closing the connection");
-            break;
-        }
-        let mut frame = BytesMut::zeroed(size as usize);
-        if rd.read_exact(&mut frame).await.is_err() {
-            break;
-        }
-        let handle = match parse_frame(frame.freeze()) {
+        let frame = timeout(limits.request_arrival, async {
+            rd.read_exact(&mut size[1..]).await?;
+            let size = i32::from_be_bytes(size);
+            if size < 0 || size as usize > broker.max_frame_bytes {
+                warn!(%peer, size, limit = broker.max_frame_bytes, "frame size out of bounds; closing the connection");
+                return Err(std::io::ErrorKind::InvalidData.into());
+            }
+            // Memory grows with the bytes that arrive, not with the size
+            // the client announced.
+            let mut frame = Vec::with_capacity((size as usize).min(1 << 20));
+            (&mut rd).take(size as u64).read_to_end(&mut frame).await?;
+            if frame.len() < size as usize {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok::<_, std::io::Error>(frame)
+        })
+        .await;
+        let frame = match frame {
+            Err(_) => {
+                warn!(%peer, limit_ms = limits.request_arrival.as_millis() as u64,
+                    "a request did not arrive whole in time (--request-arrival-timeout-ms); closing the connection");
+                break;
+            }
+            Ok(Err(_)) => break,
+            Ok(Ok(frame)) => Bytes::from(frame),
+        };
+        let handle = match parse_frame(frame) {
             Err(e) => {
                 warn!(%peer, error = %e, "malformed request; closing the connection");
                 break;
@@ -108,5 +153,6 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     }
     drop(tx);
     let _ = writer.await;
+    drop(permit);
     debug!(%peer, "connection closed");
 }

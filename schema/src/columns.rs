@@ -18,7 +18,7 @@
 //! | `google.protobuf.Duration` | Int64, microseconds |
 //! | wrappers (`Int32Value`, …) | the wrapped type, nullable |
 //! | `Struct`, `Value`, `ListValue`, `Any`, `Empty`, `FieldMask` | Utf8 holding the value's JSON |
-//! | a message nested within itself more than [`RECURSION_LIMIT`] times | Binary: its protobuf bytes |
+//! | a message nested within itself more than [`RECURSION_LIMIT`] times, deeper than [`MAX_DEPTH`], or past [`MAX_COLUMNS`] fields | Binary: its protobuf bytes |
 //!
 //! Every field is nullable (a field removed by a later schema version is
 //! null in the rows written after it), except list elements and map keys.
@@ -43,6 +43,16 @@ pub const FIELD_ID_KEY: &str = "PARQUET:field_id";
 /// How many times a message type may appear within itself on one path
 /// before the deeper occurrence is stored as protobuf bytes.
 pub const RECURSION_LIMIT: usize = 3;
+
+/// How deep structs nest in the columns; a message deeper down is stored
+/// as its protobuf bytes.
+pub const MAX_DEPTH: usize = 32;
+
+/// How many fields of nested messages become columns; past that, a
+/// message is stored as its protobuf bytes (a schema whose messages hold
+/// many fields of messages holding many fields would otherwise make
+/// columns by the million).
+pub const MAX_COLUMNS: usize = 10_000;
 
 /// Iceberg field ids by column path, stable across schema versions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,21 +93,31 @@ fn with_id(field: Field, id: i32) -> Field {
 /// The Arrow fields of a message's columns, under `path` (for example
 /// `"value"`), with ids from `ids`.
 pub fn message_fields(message: &MessageDescriptor, path: &str, ids: &mut FieldIds) -> Fields {
-    let mut stack = vec![message.full_name().to_string()];
-    struct_fields(message, path, ids, &mut stack)
+    let mut walk = Walk {
+        stack: vec![message.full_name().to_string()],
+        columns: message.fields().len(),
+    };
+    struct_fields(message, path, ids, &mut walk)
+}
+
+/// Where the mapping is: the messages expanded on the current path, and
+/// how many fields have become columns so far.
+struct Walk {
+    stack: Vec<String>,
+    columns: usize,
 }
 
 fn struct_fields(
     message: &MessageDescriptor,
     path: &str,
     ids: &mut FieldIds,
-    stack: &mut Vec<String>,
+    walk: &mut Walk,
 ) -> Fields {
     message
         .fields()
         .map(|f| {
             let p = format!("{path}.{}", f.number());
-            let dt = field_type(&f, &p, ids, stack);
+            let dt = field_type(&f, &p, ids, walk);
             let id = typed_id(ids, &p, &dt);
             with_id(Field::new(f.name(), dt, true), id)
         })
@@ -127,12 +147,7 @@ fn typed_id(ids: &mut FieldIds, path: &str, dt: &DataType) -> i32 {
     ids.id(&format!("{path}:{kind}"))
 }
 
-fn field_type(
-    f: &FieldDescriptor,
-    path: &str,
-    ids: &mut FieldIds,
-    stack: &mut Vec<String>,
-) -> DataType {
+fn field_type(f: &FieldDescriptor, path: &str, ids: &mut FieldIds, walk: &mut Walk) -> DataType {
     if f.is_map() {
         let Kind::Message(entry) = f.kind() else {
             return DataType::Binary;
@@ -142,8 +157,8 @@ fn field_type(
         };
         let (kp, vp) = (format!("{path}.key"), format!("{path}.value"));
         let (kt, vt) = (
-            value_type(&k.kind(), &kp, ids, stack),
-            value_type(&v.kind(), &vp, ids, stack),
+            value_type(&k.kind(), &kp, ids, walk),
+            value_type(&v.kind(), &vp, ids, walk),
         );
         let (kid, vid) = (typed_id(ids, &kp, &kt), typed_id(ids, &vp, &vt));
         let key = with_id(Field::new("key", kt, false), kid);
@@ -157,15 +172,15 @@ fn field_type(
     }
     if f.is_list() {
         let ep = format!("{path}.element");
-        let et = value_type(&f.kind(), &ep, ids, stack);
+        let et = value_type(&f.kind(), &ep, ids, walk);
         let eid = typed_id(ids, &ep, &et);
         let element = with_id(Field::new("element", et, false), eid);
         return DataType::List(Arc::new(element));
     }
-    value_type(&f.kind(), path, ids, stack)
+    value_type(&f.kind(), path, ids, walk)
 }
 
-fn value_type(kind: &Kind, path: &str, ids: &mut FieldIds, stack: &mut Vec<String>) -> DataType {
+fn value_type(kind: &Kind, path: &str, ids: &mut FieldIds, walk: &mut Walk) -> DataType {
     match kind {
         Kind::Double => DataType::Float64,
         Kind::Float => DataType::Float32,
@@ -177,7 +192,7 @@ fn value_type(kind: &Kind, path: &str, ids: &mut FieldIds, stack: &mut Vec<Strin
         Kind::Bool => DataType::Boolean,
         Kind::String | Kind::Enum(_) => DataType::Utf8,
         Kind::Bytes => DataType::Binary,
-        Kind::Message(m) => message_type(m, path, ids, stack),
+        Kind::Message(m) => message_type(m, path, ids, walk),
     }
 }
 
@@ -185,7 +200,7 @@ fn message_type(
     m: &MessageDescriptor,
     path: &str,
     ids: &mut FieldIds,
-    stack: &mut Vec<String>,
+    walk: &mut Walk,
 ) -> DataType {
     match m.full_name() {
         "google.protobuf.Timestamp" => {
@@ -208,15 +223,26 @@ fn message_type(
         | "google.protobuf.FieldMask" => return DataType::Utf8,
         _ => {}
     }
-    let seen = stack.iter().filter(|n| n.as_str() == m.full_name()).count();
-    if seen > RECURSION_LIMIT || m.fields().len() == 0 {
-        // Too deep to expand, or a message without fields (Parquet has no
+    let seen = walk
+        .stack
+        .iter()
+        .filter(|n| n.as_str() == m.full_name())
+        .count();
+    let fields = m.fields().len();
+    if seen > RECURSION_LIMIT
+        || fields == 0
+        || walk.stack.len() >= MAX_DEPTH
+        || walk.columns + fields > MAX_COLUMNS
+    {
+        // Too deep or too wide to expand (a schema decides, and may be
+        // built to explode), or a message without fields (Parquet has no
         // empty groups): its bytes.
         return DataType::Binary;
     }
-    stack.push(m.full_name().to_string());
-    let fields = struct_fields(m, path, ids, stack);
-    stack.pop();
+    walk.columns += fields;
+    walk.stack.push(m.full_name().to_string());
+    let fields = struct_fields(m, path, ids, walk);
+    walk.stack.pop();
     DataType::Struct(fields)
 }
 
@@ -224,6 +250,50 @@ fn message_type(
 mod tests {
     use super::*;
     use crate::compile::compile;
+
+    fn depth_and_columns(fields: &Fields) -> (usize, usize) {
+        let mut deepest = 0;
+        let mut count = fields.len();
+        for f in fields {
+            if let DataType::Struct(inner) = f.data_type() {
+                let (d, c) = depth_and_columns(inner);
+                deepest = deepest.max(d);
+                count += c;
+            }
+        }
+        (deepest + 1, count)
+    }
+
+    #[test]
+    fn deep_and_wide_schemas_map_to_bounded_columns() {
+        // A chain of 300 message types, each holding the next.
+        let mut chain = String::from("syntax = \"proto3\";\n");
+        for i in 0..300 {
+            chain += &format!("message M{i} {{ M{} next = 1; int32 x = 2; }}\n", i + 1);
+        }
+        chain += "message M300 { int32 x = 1; }\n";
+        let c = compile(&chain, &[]).unwrap();
+        let m = c.file.messages().next().unwrap();
+        let cols = message_fields(&m, "value", &mut FieldIds::starting_after(10));
+        let (depth, _) = depth_and_columns(&cols);
+        assert_eq!(depth, MAX_DEPTH);
+        // Ten levels of ten fields each of the next level: 10^10 paths.
+        let mut wide = String::from("syntax = \"proto3\";\n");
+        for i in 0..10 {
+            let fields: String = (1..=10)
+                .map(|n| format!("W{} f{n} = {n}; ", i + 1))
+                .collect();
+            wide += &format!("message W{i} {{ {fields} }}\n");
+        }
+        wide += "message W10 { int32 x = 1; }\n";
+        let c = compile(&wide, &[]).unwrap();
+        let m = c.file.messages().next().unwrap();
+        let mut ids = FieldIds::starting_after(10);
+        let cols = message_fields(&m, "value", &mut ids);
+        let (_, count) = depth_and_columns(&cols);
+        assert!(count <= MAX_COLUMNS, "{count}");
+        assert!(ids.last_id() as usize <= MAX_COLUMNS + 10);
+    }
 
     const V1: &str = r#"syntax = "proto3"; package t;
         import "google/protobuf/timestamp.proto";

@@ -129,7 +129,56 @@ fn parse_file(name: &str, text: &str) -> Result<File, SchemaError> {
         proto.name = Some(name.to_string());
         return Ok(File::from_file_descriptor_proto(proto));
     }
+    check_nesting(text)?;
     File::from_source(name, text).map_err(|e| SchemaError(format!("{e:?}").replace('\n', " ")))
+}
+
+/// How deep `.proto` text may nest its blocks (messages within messages,
+/// option values within option values); the parser recurses on each.
+pub const MAX_NESTING: usize = 100;
+
+/// Refuses text whose brackets nest deeper than [`MAX_NESTING`], before the
+/// parser recurses into it. Strings and comments do not count.
+fn check_nesting(text: &str) -> Result<(), SchemaError> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut line, mut i) = (0usize, 1usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => line += 1,
+            b'{' | b'[' | b'(' | b'<' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(SchemaError(format!(
+                        "line {line}: the schema nests deeper than {MAX_NESTING} levels"
+                    )));
+                }
+            }
+            b'}' | b']' | b')' | b'>' => depth = depth.saturating_sub(1),
+            quote @ (b'"' | b'\'') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    line += usize::from(bytes[i] == b'\n');
+                    i += 1;
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// The files floe provides that the registry serves as subjects named by
@@ -245,6 +294,43 @@ mod tests {
               (floe.policy.v1.field) = {classification: "PII", purposes: ["support"]}]; }"#;
         let c = compile(text, &[dep]).unwrap();
         assert_eq!(c.message_at(&[0]).unwrap().full_name(), "p.Order");
+    }
+
+    fn nested(levels: usize) -> String {
+        let mut text = String::from("syntax = \"proto3\";\n");
+        for i in 0..levels {
+            text += &format!("message M{i} {{ int32 x = 1;\n");
+        }
+        text += &"}\n".repeat(levels);
+        text
+    }
+
+    #[test]
+    fn nesting_is_bounded_before_the_parser_recurses() {
+        // On a test thread's 2 MiB stack: the limit fits in it.
+        let ok = compile(&nested(MAX_NESTING), &[]).unwrap();
+        assert_eq!(ok.file.messages().count(), 1);
+        for levels in [MAX_NESTING + 1, 100_000] {
+            let e = compile(&nested(levels), &[]).unwrap_err();
+            assert!(e.0.contains("nests deeper than 100"), "{e}");
+        }
+        // Option values nest too; brackets in strings and comments do not count.
+        let deep_option = format!(
+            "syntax = \"proto3\"; import \"google/protobuf/descriptor.proto\"; message A {{ int32 x = 1 [(a) = {}1{}]; }}",
+            "{ b: ".repeat(200),
+            " }".repeat(200)
+        );
+        assert!(compile(&deep_option, &[])
+            .unwrap_err()
+            .0
+            .contains("nests deeper"));
+        let quoted = format!(
+            "syntax = \"proto3\"; // {}\n/* {} */ message A {{ string s = 1 [json_name = \"{}\"]; }}",
+            "{".repeat(500),
+            "(".repeat(500),
+            "[".repeat(500)
+        );
+        compile(&quoted, &[]).unwrap();
     }
 
     #[test]

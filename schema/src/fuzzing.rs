@@ -13,6 +13,7 @@ use crate::compile::{compile, CompiledSchema};
 use crate::typed::{RowEncoder, TypedBuilder};
 use crate::validate::validate_payload;
 use crate::wire::parse_prefix;
+use crate::wirecheck::WirePlan;
 
 /// The schema values are decoded against: every field kind, and rules.
 pub const FUZZ_PROTO: &str = include_str!("../proto/floe/fuzz/v1/fuzz.proto");
@@ -84,4 +85,20 @@ fn encode_once(message: &MessageDescriptor, fields: &Fields, data: &[u8]) -> Opt
     let mut out = Vec::new();
     encoder.encode(0, &mut out).ok()?;
     Some(out)
+}
+
+/// A schema as the registry receives it (`.proto` text or a base64
+/// descriptor): compiled, then every message of it mapped to columns and
+/// given its validation plan, as registering and the first flush do.
+pub fn compile_schema(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(schema) = compile(text, &[]) else {
+        return;
+    };
+    for message in schema.file.messages().take(16) {
+        let _ = message_fields(&message, "value", &mut FieldIds::starting_after(11));
+        let _ = WirePlan::build(&message);
+    }
 }

@@ -553,6 +553,8 @@ fn value_kind(field: &FieldDescriptor, kind: Kind, b: &mut Builder) -> Option<Va
 struct Builder {
     msgs: Vec<MsgPlan>,
     index: HashMap<String, usize>,
+    /// Messages being built, one within the other.
+    depth: u32,
 }
 
 impl Builder {
@@ -560,6 +562,18 @@ impl Builder {
         if let Some(i) = self.index.get(desc.full_name()) {
             return Some(*i);
         }
+        // A chain of message types deeper than values may nest gets no
+        // plan (the evaluator decides).
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let built = self.new_message(desc);
+        self.depth -= 1;
+        built
+    }
+
+    fn new_message(&mut self, desc: &MessageDescriptor) -> Option<usize> {
         if desc.parent_file().syntax() != Syntax::Proto3 {
             return None;
         }
@@ -723,6 +737,7 @@ impl WirePlan {
         let mut b = Builder {
             msgs: Vec::new(),
             index: HashMap::new(),
+            depth: 0,
         };
         let root = b.message(desc)?;
         debug_assert_eq!(root, 0);

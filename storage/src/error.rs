@@ -15,6 +15,10 @@ pub enum StorageError {
     /// The name breaks Kafka's rules.
     #[error("invalid topic name {0:?}: {1}")]
     InvalidTopicName(String, &'static str),
+    /// The name differs from an existing topic's only by '.' against '_'
+    /// (Kafka refuses it: both map to the same metric names).
+    #[error("topic '{0}' collides with existing topic: {1}")]
+    TopicCollides(String, String),
     /// A partition count that is not allowed.
     #[error("invalid partitions: {0}")]
     InvalidPartitions(String),

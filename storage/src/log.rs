@@ -38,7 +38,7 @@ use crate::segment::{self, PartitionRows, SegmentFormat};
 use crate::table::io::StoreIo;
 use crate::table::{NewFile, TableConfig, Tables};
 use crate::tail_cache::TailCache;
-use crate::topic_config::{validate_topic_name, TopicConfig};
+use crate::topic_config::{collision_key, validate_topic_name, TopicConfig};
 use crate::typed::Layouts;
 
 mod check;
@@ -551,6 +551,15 @@ impl Log {
         TopicConfig::new(configs.clone())?;
         if self.topic(name).is_some() {
             return Err(StorageError::TopicExists(name.to_string()));
+        }
+        let key = collision_key(name);
+        if let Some(other) = self
+            .topics()
+            .into_iter()
+            .map(|t| t.name.clone())
+            .find(|t| collision_key(t) == key)
+        {
+            return Err(StorageError::TopicCollides(name.to_string(), other));
         }
         if validate_only {
             return Ok(None);
@@ -1474,10 +1483,16 @@ impl Log {
     }
 
     /// The object key under which a topic's table lives (data files under
-    /// `data/`, Iceberg metadata under `metadata/`).
+    /// `data/`, Iceberg metadata under `metadata/`): `topics/<name>-<id>`,
+    /// the name cut so that the directory's name fits in 255 bytes (a
+    /// local store's limit; a Kafka name may have 249 characters).
     pub fn table_key(&self, topic: &TopicLog) -> String {
-        self.object_path(&format!("topics/{}-{}", topic.name, topic.id.simple()))
-            .to_string()
+        const DIRECTORY_NAME_MAX: usize = 255;
+        let id = topic.id.simple().to_string();
+        let keep = DIRECTORY_NAME_MAX - id.len() - 1;
+        // Topic names are ASCII: any cut is at a character boundary.
+        let name = &topic.name[..topic.name.len().min(keep)];
+        self.object_path(&format!("topics/{name}-{id}")).to_string()
     }
 
     /// A new data file of the topic's table, in its day's directory (the

@@ -369,7 +369,18 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     {
         return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
+    if INTERNAL_TOPICS.contains(&name) {
+        return bad("the name of one of Kafka's internal topics; floe keeps group offsets and transaction state in its metadata store");
+    }
     Ok(())
+}
+
+/// Kafka's internal topics, whose names floe does not give to a topic.
+pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
+/// The form in which two names collide in Kafka: '.' and '_' are the same.
+pub fn collision_key(name: &str) -> String {
+    name.replace('.', "_")
 }
 
 #[cfg(test)]
@@ -392,7 +403,17 @@ mod tests {
     #[test]
     fn topic_names() {
         assert!(validate_topic_name("orders.v1_x-2").is_ok());
-        for bad in ["", ".", "..", "a b", "é", &"x".repeat(250)] {
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(250),
+            "__consumer_offsets",
+            "__transaction_state",
+        ] {
             assert!(validate_topic_name(bad).is_err(), "{bad}");
         }
     }

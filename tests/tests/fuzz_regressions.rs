@@ -49,3 +49,8 @@ fn values_found_by_the_fuzzer_validate_without_crashing() {
 fn values_found_by_the_fuzzer_round_trip_through_typed_columns() {
     replay("typed", floe_schema::fuzzing::typed);
 }
+
+#[test]
+fn schemas_found_by_the_fuzzer_compile_without_crashing() {
+    replay("compile", floe_schema::fuzzing::compile_schema);
+}

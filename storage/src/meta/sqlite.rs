@@ -297,6 +297,18 @@ impl MetadataStore for SqliteStore {
         if inserted.rows_affected() == 0 {
             return Err(StorageError::TopicExists(topic.name.clone()));
         }
+        // After the insert, which holds the write lock: a topic created
+        // meanwhile under the colliding name is seen.
+        let colliding: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM topics WHERE replace(name, '.', '_') = $1 AND name <> $2 LIMIT 1",
+        )
+        .bind(crate::topic_config::collision_key(&topic.name))
+        .bind(&topic.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(other) = colliding {
+            return Err(StorageError::TopicCollides(topic.name.clone(), other));
+        }
         insert_configs(&mut tx, &topic.name, &topic.configs).await?;
         insert_partitions(&mut tx, &topic.name, 0..partitions, leader_id).await?;
         tx.commit().await?;
