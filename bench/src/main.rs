@@ -14,6 +14,7 @@
 //! case for both CPU and the bytes ratio. `--payload text` uses JSON-like
 //! text instead.
 
+mod cost;
 mod schemas;
 
 use std::path::Path;
@@ -57,6 +58,18 @@ pub(crate) struct Args {
     /// Run the schema benchmark instead (validation and redaction cost).
     #[arg(long)]
     schemas: bool,
+    /// Run the object-storage cost benchmark instead (`cost.rs`).
+    #[arg(long)]
+    cost: bool,
+    /// Topic counts of the cost benchmark.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    cost_topics: Vec<usize>,
+    /// Total produce rate of the cost benchmark, MB/s.
+    #[arg(long, default_value_t = 2.0)]
+    cost_rate_mb: f64,
+    /// Seconds of each cost run.
+    #[arg(long, default_value_t = 20)]
+    cost_secs: u64,
     /// Extra arguments for `floe serve` (e.g. --broker-arg=--flush-linger-ms=20).
     #[arg(long = "broker-arg", allow_hyphen_values = true)]
     broker_args: Vec<String>,
@@ -72,7 +85,7 @@ fn now_ms() -> i64 {
 /// Generates every record's value afresh, so no two records share bytes a
 /// compressor could exploit (a small pool of repeated values would make
 /// Parquet's zstd look far better than it is).
-struct Payloads {
+pub(crate) struct Payloads {
     kind: String,
     size: usize,
     seed: u64,
@@ -84,7 +97,7 @@ const WORDS: [&str; 10] = [
 ];
 
 impl Payloads {
-    fn new(kind: &str, size: usize) -> anyhow::Result<Self> {
+    pub(crate) fn new(kind: &str, size: usize) -> anyhow::Result<Self> {
         if kind != "random" && kind != "text" {
             bail!("unknown --payload {kind}: use random or text");
         }
@@ -105,7 +118,7 @@ impl Payloads {
         self.seed
     }
 
-    fn fill(&mut self, out: &mut Vec<u8>) {
+    pub(crate) fn fill(&mut self, out: &mut Vec<u8>) {
         out.clear();
         if self.kind == "random" {
             while out.len() < self.size {
@@ -174,7 +187,7 @@ pub(crate) fn producer(bootstrap: &str, acks: Arc<Acks>) -> anyhow::Result<Threa
 }
 
 /// Takes the samples collected so far, sorted.
-fn sorted_samples(samples: &Mutex<Vec<u64>>) -> anyhow::Result<Vec<u64>> {
+pub(crate) fn sorted_samples(samples: &Mutex<Vec<u64>>) -> anyhow::Result<Vec<u64>> {
     let mut v = std::mem::take(
         &mut *samples
             .lock()
@@ -184,7 +197,7 @@ fn sorted_samples(samples: &Mutex<Vec<u64>>) -> anyhow::Result<Vec<u64>> {
     Ok(v)
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -373,6 +386,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.schemas {
         return schemas::run(&args);
+    }
+    if args.cost {
+        return cost::run(&args);
     }
     let mut payloads = Payloads::new(&args.payload, args.record_bytes)?;
     let mut value = Vec::with_capacity(args.record_bytes + 16);

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use floe_storage::log::{Log, LogConfig};
 use floe_storage::meta::sqlite::SqliteStore;
 use floe_storage::meta::MetadataStore;
+use floe_storage::metered::{MeteredStore, StoreMetrics};
 use floe_storage::object::open_object_store;
 use floe_storage::segment::SegmentFormat;
 use floe_storage::table::external::ExternalCatalogConfig;
@@ -45,6 +46,8 @@ pub struct Broker {
     pub max_frame_bytes: usize,
     /// The object store's fault injector, with `--fault-injection`.
     pub faults: Option<floe_storage::faults::Faults>,
+    /// What `/metrics` shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Opens the metadata store named by `url`.
@@ -89,17 +92,24 @@ impl Broker {
             tracing::warn!("object-store fault injection is on (PUT /admin/faults)");
             faults
         });
+        // Outermost: every request the log makes is counted, failed ones
+        // included.
+        let store_metrics = Arc::new(StoreMetrics::default());
+        objects.store = Arc::new(MeteredStore::new(
+            objects.store.clone(),
+            store_metrics.clone(),
+        ));
         let metadata_url = args
             .metadata
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("metadata.db").display()));
         let meta = open_metadata(&metadata_url).await?;
         let cluster_id = meta.cluster_id().await?;
-        info!(objects = %objects.description, metadata = %metadata_url, %cluster_id, "stores open");
+        info!(objects = %objects.description, metadata = %metadata_url, %cluster_id, flush_linger_ms = args.flush_linger_ms(), "stores open");
         let cfg = LogConfig {
             broker_id: args.broker_id,
             flush_bytes: args.flush_bytes.max(1),
-            flush_linger: Duration::from_millis(args.flush_linger_ms),
+            flush_linger: Duration::from_millis(args.flush_linger_ms()),
             max_buffer_bytes: (args.flush_bytes * 16).max(64 * 1024 * 1024),
             tail_cache_bytes: args.tail_cache_bytes,
             format: SegmentFormat {
@@ -172,6 +182,7 @@ impl Broker {
             num_partitions: args.num_partitions.max(1),
             max_frame_bytes: args.max_frame_bytes,
             faults,
+            metrics: Arc::new(crate::metrics::Metrics::new(store_metrics)),
         }))
     }
 }

@@ -65,9 +65,11 @@ pub struct ServeArgs {
     pub flush_bytes: usize,
 
     /// Flush at the latest this many milliseconds after the first buffered
-    /// record. Produce acknowledgements wait for the flush.
-    #[arg(long, env = "FLOE_FLUSH_LINGER_MS", default_value_t = 10)]
-    pub flush_linger_ms: u64,
+    /// record. Produce acknowledgements wait for the flush. Default: 10 on
+    /// a local directory (latency first), 150 on S3 (each flush is a paid
+    /// PUT request).
+    #[arg(long, env = "FLOE_FLUSH_LINGER_MS")]
+    pub flush_linger_ms: Option<u64>,
 
     /// Create topics on first use (Metadata requests), like Kafka's
     /// auto.create.topics.enable.
@@ -207,3 +209,26 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_ICEBERG_EXTERNAL_SCOPE", default_value = "catalog")]
     pub iceberg_external_scope: String,
 }
+
+impl ServeArgs {
+    /// The flush linger: as set, or the default for the object store.
+    pub fn flush_linger_ms(&self) -> u64 {
+        self.flush_linger_ms.unwrap_or_else(|| {
+            if self
+                .object_store
+                .as_deref()
+                .is_some_and(|u| u.starts_with("s3://"))
+            {
+                DEFAULT_S3_FLUSH_LINGER_MS
+            } else {
+                DEFAULT_LOCAL_FLUSH_LINGER_MS
+            }
+        })
+    }
+}
+
+/// Flush linger on a local directory: latency first.
+pub const DEFAULT_LOCAL_FLUSH_LINGER_MS: u64 = 10;
+/// Flush linger on S3: about 7 PUT requests per second per busy topic,
+/// produce p99 within ~500 ms on S3 Standard.
+pub const DEFAULT_S3_FLUSH_LINGER_MS: u64 = 150;

@@ -15,6 +15,7 @@ use crate::Broker;
 pub fn router(broker: Arc<Broker>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/admin/topics", get(topics))
         .route("/admin/topics/{name}", get(topic))
         .route("/admin/topics/{name}/configs", patch(alter_configs))
@@ -29,6 +30,16 @@ pub fn router(broker: Arc<Broker>, max_body_bytes: usize) -> Router {
 
 async fn health(State(b): State<Arc<Broker>>) -> Json<Value> {
     Json(json!({ "status": "ok", "broker_id": b.broker_id, "cluster_id": b.cluster_id }))
+}
+
+async fn metrics(State(b): State<Arc<Broker>>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(&b),
+    )
 }
 
 async fn topics(State(b): State<Arc<Broker>>) -> Json<Value> {

@@ -19,6 +19,7 @@ pub mod group_saver;
 pub mod groups;
 pub mod http;
 pub mod http_listener;
+pub mod metrics;
 pub mod registry;
 pub mod registry_http;
 pub mod server;

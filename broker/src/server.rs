@@ -61,6 +61,7 @@ pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>, admission: 
 async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, permit: Permit) {
     debug!(%peer, "connection opened");
     let limits = permit.limits().clone();
+    let _gauge = broker.metrics.connection();
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(async move {
@@ -134,10 +135,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, pe
             Ok(ParsedFrame::Request { header, request }) => {
                 let version = header.request_api_version;
                 let correlation_id = header.correlation_id;
+                let api_key = header.request_api_key;
+                let started = std::time::Instant::now();
                 let pending = api::dispatch(&broker, &header, *request, peer).await;
+                let metrics = broker.metrics.clone();
                 tokio::spawn(async move {
-                    let response = pending.await?;
-                    match encode_response(correlation_id, version, &response) {
+                    let response = pending.await;
+                    metrics.request(api_key, started.elapsed().as_secs_f64());
+                    match encode_response(correlation_id, version, &response?) {
                         Ok(bytes) => Some(bytes),
                         Err(e) => {
                             warn!(error = %e, "could not encode a response");

@@ -21,6 +21,8 @@ pub mod error;
 pub mod faults;
 pub mod log;
 pub mod meta;
+pub mod metered;
+pub mod metrics;
 pub mod object;
 pub mod segment;
 pub mod table;

@@ -13,7 +13,7 @@
 //! can, otherwise from the segment index with ranged reads of one row group.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +34,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::error::{Result, StorageError};
 use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
+use crate::metrics::FlushMetrics;
 use crate::segment::{self, PartitionRows, SegmentFormat};
 use crate::table::io::StoreIo;
 use crate::table::{NewFile, TableConfig, Tables};
@@ -327,9 +328,50 @@ pub struct TopicLog {
     flushed: Notify,
     deleted: AtomicBool,
     generation: AtomicU64,
+    table_lag: TableLag,
+}
+
+/// How far the topic's Iceberg table is behind its log, in time.
+#[derive(Default)]
+struct TableLag {
+    /// When the oldest flush the table does not hold yet was committed (0:
+    /// none).
+    unsynced_since_ms: AtomicI64,
+    /// When the newest flush was committed.
+    last_flush_ms: AtomicI64,
+}
+
+impl TableLag {
+    fn flushed(&self, now: i64) {
+        self.last_flush_ms.store(now, Ordering::SeqCst);
+        let _ = self
+            .unsynced_since_ms
+            .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// After a table commit that took in every flush committed before
+    /// `started`.
+    fn synced(&self, started: i64) {
+        let since = if self.last_flush_ms.load(Ordering::SeqCst) < started {
+            0
+        } else {
+            started
+        };
+        self.unsynced_since_ms.store(since, Ordering::SeqCst);
+    }
 }
 
 impl TopicLog {
+    /// How long the oldest records the topic's table does not hold yet
+    /// have been committed to the log, in milliseconds (0 when the table
+    /// holds everything).
+    pub fn table_lag_ms(&self, now: i64) -> i64 {
+        match self.table_lag.unsynced_since_ms.load(Ordering::SeqCst) {
+            0 => 0,
+            since => (now - since).max(0),
+        }
+    }
+
     /// Number of partitions.
     pub fn partition_count(&self) -> i32 {
         read_lock(&self.partitions).len() as i32
@@ -391,6 +433,7 @@ pub struct Log {
     reading: Mutex<HashMap<String, usize>>,
     tables: Tables,
     layouts: Layouts,
+    flush_metrics: FlushMetrics,
 }
 
 /// One read of a file in flight (see [`Log::reading`]); ends on drop.
@@ -431,6 +474,7 @@ impl Log {
             cfg,
             tables,
             layouts: Layouts::new(meta.clone()),
+            flush_metrics: FlushMetrics::default(),
             meta: meta.clone(),
             store,
             prefix,
@@ -490,7 +534,13 @@ impl Log {
             flushed: Notify::new(),
             deleted: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            table_lag: TableLag::default(),
         }))
+    }
+
+    /// What the write path measures (flush sizes and times).
+    pub fn flush_metrics(&self) -> &FlushMetrics {
+        &self.flush_metrics
     }
 
     /// The typed columns of schema topics (the broker names its registry
@@ -965,6 +1015,13 @@ impl Log {
             }
         }
         self.commits.send_modify(|n| *n += 1);
+        topic.table_lag.flushed(now_ms());
+        let records: i64 = commit.segments.iter().map(|s| s.record_count).sum();
+        self.flush_metrics.bytes.observe(commit.size_bytes as f64);
+        self.flush_metrics.records.observe(records as f64);
+        self.flush_metrics
+            .seconds
+            .observe(started.elapsed().as_secs_f64());
         debug!(
             topic = %topic.name,
             %path,
@@ -1515,6 +1572,9 @@ impl Log {
     /// flushed since the last snapshot, files retention dropped), expires
     /// old snapshots and deletes files no snapshot refers to any more.
     pub async fn sync_table(&self, topic: &TopicLog) -> Result<()> {
+        // A millisecond back: a flush committed in the same millisecond as
+        // the pending files are read counts as not taken in.
+        let started = now_ms() - 1;
         let pending = self.meta.table_pending(&topic.name).await?;
         let mut added = Vec::with_capacity(pending.added.len());
         for (path, size) in pending.added {
@@ -1531,6 +1591,7 @@ impl Log {
             .tables
             .sync(&topic.name, &self.table_key(topic), added, pending.removed)
             .await?;
+        topic.table_lag.synced(started);
         self.delete_files(&released).await;
         Ok(())
     }

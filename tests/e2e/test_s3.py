@@ -66,6 +66,7 @@ def test_topics_live_in_an_s3_bucket(s3, floe_factory, monkeypatch):
     objects = [q for q in Path(root, "lake", "warehouse", "floe", "topics").rglob("*.parquet._S3rver_object")]
     assert objects, "Parquet files are in the bucket under the prefix"
     assert not (f.data_dir / "objects").exists(), "nothing went to the local directory"
+    assert "flush_linger_ms=150" in f.log_text(), "S3 stores default to the cost-latency linger"
 
 
 def test_pyiceberg_reads_a_table_from_the_bucket(s3, floe_factory, monkeypatch):

@@ -52,7 +52,10 @@ pub(super) async fn handle(
             base
         };
         match broker.log.delete_topic(&topic.name).await {
-            Ok(()) => responses.push(base),
+            Ok(()) => {
+                broker.metrics.forget_topic(&topic.name);
+                responses.push(base)
+            }
             Err(e) => {
                 let r = base.with_error_code(error_code(&e));
                 responses.push(if version >= 5 {

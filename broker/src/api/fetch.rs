@@ -50,14 +50,36 @@ pub(super) fn handle(
             commits.borrow_and_update();
             let (resp, bytes, errors) = collect(&broker, &req, version, &reader).await;
             if bytes >= req.min_bytes.max(0) as usize || errors || Instant::now() >= deadline {
-                return Some(Response::Fetch(resp));
+                return Some(Response::Fetch(counted(&broker, resp)));
             }
             tokio::select! {
-                r = commits.changed() => { if r.is_err() { return Some(Response::Fetch(resp)); } }
+                r = commits.changed() => { if r.is_err() { return Some(Response::Fetch(counted(&broker, resp))); } }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
     })
+}
+
+/// The response, its records counted in the metrics.
+fn counted(broker: &Broker, resp: FetchResponse) -> FetchResponse {
+    for t in &resp.responses {
+        // From v13 a response names topics by id only.
+        let by_id = t
+            .topic
+            .0
+            .is_empty()
+            .then(|| broker.log.topic_by_id(t.topic_id))
+            .flatten();
+        let name = by_id
+            .as_ref()
+            .map_or(t.topic.0.as_str(), |t| t.name.as_str());
+        for p in &t.partitions {
+            if let Some(records) = &p.records {
+                broker.metrics.fetched(name, records);
+            }
+        }
+    }
+    resp
 }
 
 /// What one requested partition resolves to before reading.

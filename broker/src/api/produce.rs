@@ -77,6 +77,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
         };
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
+            let batches = pd.records.clone().unwrap_or_default();
             let pending = if req.transactional_id.is_some() {
                 Appending::Done(Outcome::Failed(StorageError::Unsupported(
                     "transactional produce",
@@ -97,10 +98,10 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
                     }
                 }
             };
-            parts.push((pd.index, pending));
+            parts.push((pd.index, pending, batches));
         }
         let mut done = Vec::with_capacity(parts.len());
-        for (index, pending) in parts {
+        for (index, pending, batches) in parts {
             let outcome = match pending {
                 Appending::Done(outcome) => outcome,
                 Appending::Task(task) => match task.await {
@@ -110,7 +111,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
                     ))),
                 },
             };
-            done.push((index, outcome));
+            done.push((index, outcome, batches));
         }
         topics.push((td.name, done));
     }
@@ -120,7 +121,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
         let mut responses = Vec::with_capacity(topics.len());
         for (name, parts) in topics {
             let mut out = Vec::with_capacity(parts.len());
-            for (index, outcome) in parts {
+            for (index, outcome, batches) in parts {
                 let resp = match outcome {
                     Outcome::Failed(e) => {
                         debug!(topic = %name.0.as_str(), partition = index, error = %e, "produce refused");
@@ -130,6 +131,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
                         let (base, append_time) = (p.base_offset, p.log_append_time);
                         match p.committed().await {
                             Ok(()) => {
+                                broker.metrics.produced(name.0.as_str(), &batches);
                                 let start = broker
                                     .log
                                     .topic(name.0.as_str())
