@@ -243,12 +243,22 @@ pub fn compile(schema: &str, dependencies: &[Dependency]) -> Result<CompiledSche
             .collect(),
         root,
     };
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.include_imports(true);
-    compiler
-        .open_file(&root_name)
-        .map_err(|e| SchemaError(e.to_string()))?;
-    let pool = compiler.descriptor_pool();
+    // prost-reflect 0.16.5 panics (an index out of bounds while it words
+    // an error) on some descriptors, e.g. one whose `syntax` is not a
+    // syntax; found by the `compile` fuzzer. A panic, not an abort: it is
+    // caught here and the schema refused like any other that does not
+    // compile.
+    let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut compiler = protox::Compiler::with_file_resolver(resolver);
+        compiler.include_imports(true);
+        compiler
+            .open_file(&root_name)
+            .map_err(|e| SchemaError(e.to_string()))?;
+        Ok::<_, SchemaError>(compiler.descriptor_pool())
+    }));
+    let pool = compiled.map_err(|_| {
+        SchemaError("the schema compiler failed on this schema (a defect of prost-reflect on malformed descriptors)".into())
+    })??;
     let file = pool
         .get_file_by_name(&root_name)
         .ok_or_else(|| SchemaError("compiled schema lost its file".into()))?;
@@ -331,6 +341,13 @@ mod tests {
             "[".repeat(500)
         );
         compile(&quoted, &[]).unwrap();
+    }
+
+    #[test]
+    fn a_descriptor_the_compiler_panics_on_is_refused() {
+        // `syntax = "\x07"` as a base64 FileDescriptorProto (fuzz/regressions/compile).
+        let e = compile("YgEH", &[]).unwrap_err();
+        assert!(e.0.contains("schema compiler failed"), "{e}");
     }
 
     #[test]

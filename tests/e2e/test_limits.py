@@ -160,6 +160,9 @@ def test_schemas_and_values_nested_past_the_limit_are_refused(floe_factory):
         status, body = register(f, f"deep{levels}-value", nested_proto(levels))
         assert status == 422, (status, body)
         assert b"nests deeper than 100" in body, body
+    # A descriptor prost-reflect panics on (found by the compile fuzzer).
+    status, body = register(f, "panics-value", "YgEH")
+    assert status == 422, (status, body)
     status, body = register(f, "fine-value", nested_proto(50))
     assert status == 200, body
     # A chain of 2 000 message types, each holding the next.
