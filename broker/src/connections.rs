@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use crate::groups::lock;
+
 /// The limits, from the command line.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
@@ -68,7 +70,7 @@ impl Admission {
     /// A place for a connection from `address`, or `None` (logged) when a
     /// limit is reached.
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Option<Permit> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = lock(&self.counts);
         if counts.total >= self.limits.max_total {
             drop(counts);
             if self.warned_total.allow() {
@@ -96,7 +98,7 @@ impl Admission {
 
     /// Connections admitted now.
     pub fn open(&self) -> usize {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).total
+        lock(&self.counts).total
     }
 }
 
@@ -109,11 +111,7 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut counts = self
-            .admission
-            .counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut counts = lock(&self.admission.counts);
         counts.total -= 1;
         if let Some(n) = counts.by_address.get_mut(&self.address) {
             *n -= 1;
