@@ -109,6 +109,16 @@ class Floe:
     def log_text(self) -> str:
         return "".join(self.lines)
 
+    def log_contains(self, text: str, within: float = 10.0) -> bool:
+        """Whether the log shows `text` within `within` seconds: lines reach
+        us through a reader thread, a moment after the broker wrote them."""
+        deadline = time.time() + within
+        while text not in self.log_text():
+            if time.time() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
 
 @pytest.fixture
 def floe_factory(tmp_path):
