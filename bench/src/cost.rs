@@ -2,9 +2,10 @@
 //! 1 000 topics (`--cost-topics`) and one fixed total rate
 //! (`--cost-rate-mb`, 1 KiB records of unique random bytes).
 //!
-//! Per run: data and table-metadata object writes per second and per MB,
-//! average data object size, reads per second, the monthly request bill at
-//! S3 Standard list prices (us-east-1: $0.005 per 1 000 PUT/COPY/LIST,
+//! Per run: object writes per second (intake objects shared by every
+//! topic, topics' own data files, table metadata) and per MB, the average
+//! size of an intake or data object, reads per second, the monthly request
+//! bill at S3 Standard list prices (us-east-1: $0.005 per 1 000 PUT/COPY/LIST,
 //! $0.0004 per 1 000 GET/HEAD; DELETE is free), produce ack p50/p99, and
 //! table freshness (the largest lag of a topic's Iceberg table behind its
 //! log seen during the run). Request counts come from the broker's own
@@ -72,6 +73,7 @@ fn max(m: &HashMap<String, f64>, name: &str) -> f64 {
 struct Figures {
     topics: usize,
     mb_per_sec: f64,
+    intake_puts: f64,
     data_puts: f64,
     table_puts: f64,
     avg_object: f64,
@@ -136,12 +138,18 @@ fn run_one(args: &Args, topics: usize) -> anyhow::Result<Figures> {
     let delta =
         |name: &str, labels: &[&str]| sum(&after, name, labels) - sum(&before, name, labels);
     let requests = "floe_object_store_requests_total";
+    let intake_puts = delta(requests, &["kind=\"put\"", "class=\"intake\""]);
     let data_puts = delta(requests, &["kind=\"put\"", "class=\"data\""]);
     let table_puts = delta(requests, &["kind=\"put\"", "class=\"table\""]);
-    let data_bytes = delta(
-        "floe_object_store_bytes_total",
-        &["kind=\"put\"", "class=\"data\""],
-    );
+    let object_bytes: f64 = ["intake", "data"]
+        .iter()
+        .map(|c| {
+            delta(
+                "floe_object_store_bytes_total",
+                &["kind=\"put\"", &format!("class=\"{c}\"")],
+            )
+        })
+        .sum();
     let put_class: f64 = ["put", "copy", "list"]
         .iter()
         .map(|k| delta(requests, &[&format!("kind=\"{k}\"")]))
@@ -154,10 +162,11 @@ fn run_one(args: &Args, topics: usize) -> anyhow::Result<Figures> {
     Ok(Figures {
         topics,
         mb_per_sec: total as f64 * args.record_bytes as f64 / secs / 1e6,
+        intake_puts: intake_puts / secs,
         data_puts: data_puts / secs,
         table_puts: table_puts / secs,
-        avg_object: if data_puts > 0.0 {
-            data_bytes / data_puts
+        avg_object: if intake_puts + data_puts > 0.0 {
+            object_bytes / (intake_puts + data_puts)
         } else {
             0.0
         },
@@ -180,9 +189,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         args.broker_args
     );
     println!(
-        "{:>6} {:>7} {:>11} {:>12} {:>10} {:>10} {:>10} {:>13} {:>9} {:>9} {:>10}",
+        "{:>6} {:>7} {:>13} {:>11} {:>12} {:>10} {:>10} {:>10} {:>13} {:>9} {:>9} {:>10}",
         "topics",
         "MB/s",
+        "intake PUT/s",
         "data PUT/s",
         "table PUT/s",
         "PUT/MB",
@@ -195,11 +205,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     );
     for topics in &args.cost_topics {
         let f = run_one(args, *topics)?;
-        let puts_per_mb = (f.data_puts + f.table_puts) / f.mb_per_sec.max(1e-9);
+        let puts_per_mb = (f.intake_puts + f.data_puts + f.table_puts) / f.mb_per_sec.max(1e-9);
         println!(
-            "{:>6} {:>7.2} {:>11.1} {:>12.1} {:>10.1} {:>8.1}KiB {:>10.1} {:>13.0} {:>7.1}ms {:>7.1}ms {:>9.1}s",
+            "{:>6} {:>7.2} {:>13.1} {:>11.1} {:>12.1} {:>10.1} {:>8.1}KiB {:>10.1} {:>13.0} {:>7.1}ms {:>7.1}ms {:>9.1}s",
             f.topics,
             f.mb_per_sec,
+            f.intake_puts,
             f.data_puts,
             f.table_puts,
             puts_per_mb,

@@ -105,11 +105,12 @@ impl Broker {
             .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("metadata.db").display()));
         let meta = open_metadata(&metadata_url).await?;
         let cluster_id = meta.cluster_id().await?;
-        info!(objects = %objects.description, metadata = %metadata_url, %cluster_id, flush_linger_ms = args.flush_linger_ms(), "stores open");
+        info!(objects = %objects.description, metadata = %metadata_url, %cluster_id, flush_linger_ms = args.flush_linger_ms(), intake_direct_bytes = args.intake_direct_bytes(), "stores open");
         let cfg = LogConfig {
             broker_id: args.broker_id,
             flush_bytes: args.flush_bytes.max(1),
-            flush_linger: Duration::from_millis(args.flush_linger_ms()),
+            flush_linger: Duration::from_millis(args.flush_linger_ms().max(1)),
+            intake_direct_bytes: args.intake_direct_bytes(),
             max_buffer_bytes: (args.flush_bytes * 16).max(64 * 1024 * 1024),
             tail_cache_bytes: args.tail_cache_bytes,
             format: SegmentFormat {

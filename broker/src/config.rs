@@ -64,12 +64,20 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_FLUSH_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub flush_bytes: usize,
 
-    /// Flush at the latest this many milliseconds after the first buffered
-    /// record. Produce acknowledgements wait for the flush. Default: 10 on
-    /// a local directory (latency first), 150 on S3 (each flush is a paid
-    /// PUT request).
+    /// Flush on the broker's ticks of this many milliseconds: a buffered
+    /// record waits for the next tick at most, and every topic flushing on
+    /// one tick shares one intake object. Produce acknowledgements wait for
+    /// the flush. Default: 10 on a local directory (latency first), 200 on
+    /// S3 (about 5 PUT requests per second per broker).
     #[arg(long, env = "FLOE_FLUSH_LINGER_MS")]
     pub flush_linger_ms: Option<u64>,
+
+    /// A flush of at least this many bytes is written as a Parquet file of
+    /// its topic's own; smaller ones share the tick's intake object and
+    /// move into their topic's files at its table commit interval. Default:
+    /// 256 KiB on a local directory, 4 MiB on S3.
+    #[arg(long, env = "FLOE_INTAKE_DIRECT_BYTES")]
+    pub intake_direct_bytes: Option<usize>,
 
     /// Create topics on first use (Metadata requests), like Kafka's
     /// auto.create.topics.enable.
@@ -211,24 +219,39 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    fn on_s3(&self) -> bool {
+        self.object_store
+            .as_deref()
+            .is_some_and(|u| u.starts_with("s3://"))
+    }
+
     /// The flush linger: as set, or the default for the object store.
     pub fn flush_linger_ms(&self) -> u64 {
-        self.flush_linger_ms.unwrap_or_else(|| {
-            if self
-                .object_store
-                .as_deref()
-                .is_some_and(|u| u.starts_with("s3://"))
-            {
-                DEFAULT_S3_FLUSH_LINGER_MS
-            } else {
-                DEFAULT_LOCAL_FLUSH_LINGER_MS
-            }
+        self.flush_linger_ms.unwrap_or(if self.on_s3() {
+            DEFAULT_S3_FLUSH_LINGER_MS
+        } else {
+            DEFAULT_LOCAL_FLUSH_LINGER_MS
+        })
+    }
+
+    /// The size from which a flush gets a file of its own: as set, or the
+    /// default for the object store.
+    pub fn intake_direct_bytes(&self) -> usize {
+        self.intake_direct_bytes.unwrap_or(if self.on_s3() {
+            DEFAULT_S3_INTAKE_DIRECT_BYTES
+        } else {
+            DEFAULT_LOCAL_INTAKE_DIRECT_BYTES
         })
     }
 }
 
 /// Flush linger on a local directory: latency first.
 pub const DEFAULT_LOCAL_FLUSH_LINGER_MS: u64 = 10;
-/// Flush linger on S3: about 7 PUT requests per second per busy topic,
-/// produce p99 within ~500 ms on S3 Standard.
-pub const DEFAULT_S3_FLUSH_LINGER_MS: u64 = 150;
+/// Flush linger on S3: about 5 intake objects (PUT requests) per second per
+/// broker, produce p99 within ~500 ms on S3 Standard.
+pub const DEFAULT_S3_FLUSH_LINGER_MS: u64 = 200;
+/// On a local directory a busy topic's flush skips the intake early: the
+/// move would copy it a second time for nothing.
+pub const DEFAULT_LOCAL_INTAKE_DIRECT_BYTES: usize = 256 * 1024;
+/// On S3 a flush gets its own PUT only when it is worth one.
+pub const DEFAULT_S3_INTAKE_DIRECT_BYTES: usize = 4 * 1024 * 1024;

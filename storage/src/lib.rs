@@ -7,6 +7,9 @@
 //! - [`segment`]: the Parquet layout of a topic and the conversion between
 //!   Arrow rows and Kafka record batches.
 //! - [`meta`]: the metadata store trait and its SQLite implementation.
+//! - [`intake`]: the shared intake object of each flush tick, holding many
+//!   topics' flushes as chunks.
+//! - [`range_reader`]: Parquet reads of a file at a byte range of an object.
 //! - [`object`]: object storage from a URL.
 //! - [`faults`]: a fault-injecting wrapper around a real object store
 //!   (the consistency checker and the tests).
@@ -19,11 +22,13 @@
 
 pub mod error;
 pub mod faults;
+pub mod intake;
 pub mod log;
 pub mod meta;
 pub mod metered;
 pub mod metrics;
 pub mod object;
+pub mod range_reader;
 pub mod segment;
 pub mod table;
 pub mod tail_cache;

@@ -4,10 +4,14 @@
 //! [`Log::append`]. The partition leader (this broker) checks them, assigns
 //! offsets in memory, deduplicates idempotent producers, and appends the
 //! records to the topic's [`FlushBuffer`] as Arrow builders. A flusher task
-//! per topic writes the buffer as ONE Parquet file when it reaches its size
-//! or linger, then commits the segment rows, high watermarks and producer
-//! states in ONE metadata-store transaction checked against the leader
-//! epoch. Only then are the waiting produce requests answered.
+//! per topic encodes the buffer as ONE Parquet file when it reaches its size
+//! or at the broker's next linger tick; a small one goes into the shared
+//! intake object of that tick ([`crate::intake`]), a large one is written as
+//! a file of its own. The flusher then commits the segment rows, high
+//! watermarks and producer states in ONE metadata-store transaction checked
+//! against the leader epoch. Only then are the waiting produce requests
+//! answered. Intake chunks move into the topic's own files at its table
+//! commit interval (`intake_move.rs`).
 //!
 //! Read path: [`Log::read`] serves from the partition's [`TailCache`] when it
 //! can, otherwise from the segment index with ranged reads of one row group.
@@ -26,24 +30,28 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
 };
-use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::PageIndexPolicy;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 
 use crate::error::{Result, StorageError};
+use crate::intake::{self, Claim, Intake, Ticket};
 use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
 use crate::metrics::FlushMetrics;
+use crate::range_reader::RangeReader;
 use crate::segment::{self, PartitionRows, SegmentFormat};
 use crate::table::io::StoreIo;
 use crate::table::{NewFile, TableConfig, Tables};
 use crate::tail_cache::TailCache;
 use crate::topic_config::{collision_key, validate_topic_name, TopicConfig};
 use crate::typed::Layouts;
+use group_commit::GroupCommit;
 
 mod check;
 mod compaction;
+mod group_commit;
+mod intake_move;
 
 pub use check::{PartitionCheck, TopicCheck};
 pub use compaction::CompactionStats;
@@ -62,8 +70,13 @@ pub struct LogConfig {
     pub broker_id: i32,
     /// Flush when a topic's buffer reaches this many bytes.
     pub flush_bytes: usize,
-    /// Flush at the latest this long after the first buffered record.
+    /// Flush at the latest at the broker's next tick of this period after
+    /// the first buffered record; also the least time between two intake
+    /// objects.
     pub flush_linger: Duration,
+    /// A flush of at least this many buffered bytes is written as a file
+    /// of its own; smaller ones go into the shared intake object.
+    pub intake_direct_bytes: usize,
     /// Producers wait while a topic buffers more than this.
     pub max_buffer_bytes: usize,
     /// Tail cache per partition, bytes.
@@ -88,6 +101,7 @@ impl Default for LogConfig {
             broker_id: 0,
             flush_bytes: 4 * 1024 * 1024,
             flush_linger: Duration::from_millis(10),
+            intake_direct_bytes: 256 * 1024,
             max_buffer_bytes: 64 * 1024 * 1024,
             tail_cache_bytes: 8 * 1024 * 1024,
             format: SegmentFormat::default(),
@@ -434,6 +448,10 @@ pub struct Log {
     tables: Tables,
     layouts: Layouts,
     flush_metrics: FlushMetrics,
+    intake: Intake,
+    group_commit: GroupCommit,
+    /// The origin of the broker-wide flush ticks.
+    ticks: Instant,
 }
 
 /// One read of a file in flight (see [`Log::reading`]); ends on drop.
@@ -470,7 +488,16 @@ impl Log {
             StoreIo::new(&cfg.tables.root_uri, store.clone()),
             meta.clone(),
         )?;
+        if prefix.as_ref().contains('#') {
+            return Err(StorageError::InvalidConfig(format!(
+                "the object-store prefix {prefix} may not contain '#' (it marks intake chunks)"
+            )));
+        }
+        let intake = Intake::start(store.clone(), prefix.clone(), cfg.flush_linger);
         let log = Arc::new(Log {
+            intake,
+            group_commit: GroupCommit::start(meta.clone()),
+            ticks: Instant::now(),
             cfg,
             tables,
             layouts: Layouts::new(meta.clone()),
@@ -536,6 +563,15 @@ impl Log {
             generation: AtomicU64::new(0),
             table_lag: TableLag::default(),
         }))
+    }
+
+    /// The first broker-wide flush tick at or after `at`: every topic's
+    /// flusher flushes on the same ticks, so one intake round gathers them.
+    fn next_tick(&self, at: Instant) -> Instant {
+        let period = self.cfg.flush_linger.as_nanos().max(1);
+        let since = at.saturating_duration_since(self.ticks).as_nanos();
+        let ticks = since.div_ceil(period);
+        self.ticks + Duration::from_nanos((ticks * period).min(u64::MAX as u128) as u64)
     }
 
     /// What the write path measures (flush sizes and times).
@@ -913,9 +949,15 @@ impl Log {
         })
     }
 
-    /// First half of a flush: encode the buffer as Parquet and upload it.
-    /// Nothing is visible until [`Log::commit`].
-    async fn prepare(&self, topic: &TopicLog, buf: FlushBuffer) -> Result<PreparedFlush> {
+    /// First half of a flush: encode the buffer as Parquet and upload it,
+    /// into the intake round `ticket` holds a place in, or else as a file
+    /// of its own. Nothing is visible until [`Log::commit`].
+    async fn prepare(
+        &self,
+        topic: &TopicLog,
+        buf: FlushBuffer,
+        ticket: Option<Ticket>,
+    ) -> Result<PreparedFlush> {
         let started = Instant::now();
         let append_time = now_ms();
         let format = self.cfg.format;
@@ -934,18 +976,27 @@ impl Log {
         })
         .await
         .map_err(|e| StorageError::FlushFailed(format!("encoder task: {e}")))??;
-        let day = (append_time / 86_400_000).to_string();
-        let path = self.data_path(topic, &day, &format!("{append_time:013}"));
         let size = file.bytes.len() as i64;
-        self.store
-            .put(&path, PutPayload::from_bytes(file.bytes.clone()))
-            .await?;
+        let (path, claim) = match ticket {
+            Some(ticket) => {
+                let chunk = ticket.submit(file.bytes.clone()).await?;
+                (chunk.path, Some(chunk.claim))
+            }
+            None => {
+                let day = (append_time / 86_400_000).to_string();
+                let path = self.data_path(topic, &day, &format!("{append_time:013}"));
+                self.store
+                    .put(&path, PutPayload::from_bytes(file.bytes.clone()))
+                    .await?;
+                (path.to_string(), None)
+            }
+        };
 
         let mut high_watermarks = Vec::new();
         let mut segments = Vec::new();
         for rg in &file.row_groups {
             let Some(p) = topic.partition(rg.partition) else {
-                let _ = self.store.delete(&path).await;
+                self.discard(&path).await;
                 return Err(StorageError::UnknownPartition(
                     topic.name.clone(),
                     rg.partition,
@@ -953,11 +1004,11 @@ impl Log {
             };
             let epoch = lock(&p.state).leader_epoch;
             high_watermarks.push((rg.partition, epoch, rg.last_offset + 1));
-            segments.push(rg.segment(&topic.name, path.as_ref(), size, append_time));
+            segments.push(rg.segment(&topic.name, &path, size, append_time));
         }
         let commit = FlushCommit {
             topic: topic.name.clone(),
-            path: path.to_string(),
+            path: path.clone(),
             size_bytes: size,
             leader_id: self.cfg.broker_id,
             high_watermarks,
@@ -968,10 +1019,20 @@ impl Log {
         Ok(PreparedFlush {
             commit,
             path,
+            claim,
             metadata: file.metadata,
             tail,
             started,
         })
+    }
+
+    /// Deletes the file of a flush that will never be committed. A chunk
+    /// shares its object with other flushes: the object goes when no chunk
+    /// of it is left (`release_intake`, or the orphan sweeper).
+    async fn discard(&self, path: &str) {
+        if !intake::is_chunk(path) {
+            let _ = self.store.delete(&Path::from(path)).await;
+        }
     }
 
     /// Second half of a flush: one metadata-store transaction, then the
@@ -980,19 +1041,25 @@ impl Log {
         let PreparedFlush {
             commit,
             path,
+            claim,
             metadata,
             tail,
             started,
         } = prepared;
         let committing = Instant::now();
-        if let Err(e) = self.meta.commit_flush(&commit).await {
+        let commit = Arc::new(commit);
+        let committed = self.group_commit.commit(commit.clone()).await;
+        // Settled either way: the intake object may go once nothing else
+        // holds it.
+        drop(claim);
+        if let Err(e) = committed {
             // Never committed: the file is an orphan. Delete it now; the
             // sweeper is the backstop if this fails too.
-            let _ = self.store.delete(&path).await;
+            self.discard(&path).await;
             return Err(e);
         }
         lock(&self.footers).insert(
-            path.to_string(),
+            path.clone(),
             ArrowReaderMetadata::try_new(metadata, reader_options())?,
         );
         for s in &commit.segments {
@@ -1222,8 +1289,7 @@ impl Log {
         if let Some(m) = lock(&self.footers).get(path) {
             return Ok(m.clone());
         }
-        let mut reader = ParquetObjectReader::new(self.store.clone(), Path::from(path))
-            .with_file_size(file_size);
+        let mut reader = RangeReader::new(self.store.clone(), path, file_size);
         let meta = ArrowReaderMetadata::load_async(&mut reader, reader_options()).await?;
         let mut cache = lock(&self.footers);
         if cache.len() > 4096 {
@@ -1243,8 +1309,7 @@ impl Log {
         let _reading = self.reading(&seg.path);
         let size = seg.file_size.max(0) as u64;
         let meta = self.footer(&seg.path, size).await?;
-        let reader = ParquetObjectReader::new(self.store.clone(), Path::from(seg.path.as_str()))
-            .with_file_size(size);
+        let reader = RangeReader::new(self.store.clone(), &seg.path, size);
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
             .with_row_groups(vec![seg.row_group as usize])
             .with_batch_size(4096);
@@ -1458,7 +1523,12 @@ impl Log {
     /// orphan sweeper deletes them once they are free and past the grace
     /// period (which also covers reads on other brokers).
     async fn delete_files(&self, files: &[String]) {
+        let mut objects = std::collections::BTreeSet::new();
         for f in files {
+            if intake::is_chunk(f) {
+                objects.insert(intake::split_chunk(f).0.to_string());
+                continue;
+            }
             if self.in_use(f) {
                 info!(file = %f, "file still being read; left for the sweeper");
                 continue;
@@ -1468,6 +1538,7 @@ impl Log {
                 warn!(file = %f, error = %e, "could not delete file; the sweeper will retry");
             }
         }
+        self.release_intake(objects).await;
     }
 
     /// Applies retention.ms and retention.bytes to every partition.
@@ -1529,7 +1600,7 @@ impl Log {
                 swept += 1;
             }
         }
-        Ok(swept)
+        Ok(swept + self.sweep_intake(&committed).await?)
     }
 }
 
@@ -1575,6 +1646,9 @@ impl Log {
         // A millisecond back: a flush committed in the same millisecond as
         // the pending files are read counts as not taken in.
         let started = now_ms() - 1;
+        // The rows in intake chunks move into the topic's own files first,
+        // which the table then takes in.
+        self.move_intake(topic).await?;
         let pending = self.meta.table_pending(&topic.name).await?;
         let mut added = Vec::with_capacity(pending.added.len());
         for (path, size) in pending.added {
@@ -1709,7 +1783,10 @@ fn plan_idempotence(st: &PartitionState, batches: &[RawBatch]) -> Result<Idempot
 /// A flush between its upload and its commit.
 struct PreparedFlush {
     commit: FlushCommit,
-    path: Path,
+    /// The file's path: a chunk's or a file of its own.
+    path: String,
+    /// Keeps the intake object while the commit is pending.
+    claim: Option<Claim>,
     metadata: Arc<parquet::file::metadata::ParquetMetaData>,
     tail: Vec<(i32, i64, i64, Bytes)>,
     started: Instant,
@@ -1743,7 +1820,7 @@ async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
             topic.wake.notified().await;
             continue;
         };
-        let deadline = first + log.cfg.flush_linger;
+        let deadline = log.next_tick(first);
         if bytes < log.cfg.flush_bytes && Instant::now() < deadline {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -1759,8 +1836,11 @@ async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
             )
         };
         let slot = buf.slot.clone();
+        // The place in the round is taken now, before the encode, so the
+        // round this tick gathers waits for it.
+        let ticket = (buf.bytes < log.cfg.intake_direct_bytes).then(|| log.intake.join());
         let (l, t) = (log.clone(), topic.clone());
-        let prepared = tokio::spawn(async move { l.prepare(&t, buf).await });
+        let prepared = tokio::spawn(async move { l.prepare(&t, buf, ticket).await });
         if tx
             .send(InFlightFlush {
                 generation,
@@ -1789,7 +1869,7 @@ async fn run_committer(
         let current = topic.generation.load(Ordering::SeqCst);
         let result = match prepared {
             Ok(p) if f.generation != current => {
-                let _ = log.store.delete(&p.path).await;
+                log.discard(&p.path).await;
                 Err(StorageError::FlushFailed(
                     "an earlier flush of this topic failed".into(),
                 ))
@@ -1829,6 +1909,13 @@ async fn run_maintenance(log: std::sync::Weak<Log>) {
         let Some(log) = log.upgrade() else { return };
         if let Err(e) = log.enforce_retention().await {
             warn!(error = %e, "retention failed");
+        }
+        for topic in log.topics() {
+            if log.intake_bytes(&topic) >= intake_move::MOVE_BYTES {
+                if let Err(e) = log.move_intake(&topic).await {
+                    warn!(topic = %topic.name, error = %e, "moving intake chunks failed");
+                }
+            }
         }
         if let Err(e) = log.compact_all().await {
             warn!(error = %e, "compaction failed");

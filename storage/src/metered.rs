@@ -74,6 +74,8 @@ impl RequestKind {
 /// What an object is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectClass {
+    /// A shared intake object: the flushes of many topics.
+    Intake,
     /// A topic's Parquet data file.
     Data,
     /// Iceberg table metadata.
@@ -84,11 +86,17 @@ pub enum ObjectClass {
 
 impl ObjectClass {
     /// Every class, in the order of [`ObjectClass::name`].
-    pub const ALL: [ObjectClass; 3] = [ObjectClass::Data, ObjectClass::Table, ObjectClass::Other];
+    pub const ALL: [ObjectClass; 4] = [
+        ObjectClass::Intake,
+        ObjectClass::Data,
+        ObjectClass::Table,
+        ObjectClass::Other,
+    ];
 
     /// The label value.
     pub fn name(self) -> &'static str {
         match self {
+            ObjectClass::Intake => "intake",
             ObjectClass::Data => "data",
             ObjectClass::Table => "table",
             ObjectClass::Other => "other",
@@ -99,6 +107,8 @@ impl ObjectClass {
         let p = path.as_ref();
         if p.contains("/metadata/") || p.ends_with("/metadata") {
             ObjectClass::Table
+        } else if p.starts_with("intake/") || p.contains("/intake/") {
+            ObjectClass::Intake
         } else if p.contains("/data/") {
             ObjectClass::Data
         } else {

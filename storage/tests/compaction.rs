@@ -31,6 +31,9 @@ async fn open(dir: &std::path::Path, faults: &Faults) -> Arc<Log> {
         maintenance_interval: Duration::from_secs(3600),
         // Every read comes from the files.
         tail_cache_bytes: 0,
+        // Every flush writes the topic's own file: this test is about
+        // rewriting those.
+        intake_direct_bytes: 0,
         tables: TableConfig {
             root_uri: objects.root_uri.clone(),
             ..TableConfig::default()

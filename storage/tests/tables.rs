@@ -23,6 +23,9 @@ async fn open(dir: &std::path::Path, retention: Duration) -> Arc<Log> {
             snapshot_retention: retention,
             external: None,
         },
+        // Every flush writes the topic's own file, so each produce below
+        // is one file of the table.
+        intake_direct_bytes: 0,
         ..LogConfig::default()
     };
     Log::open(cfg, meta, objects.store, objects.prefix)

@@ -3,6 +3,7 @@ in a temporary directory and stops it, whatever happens."""
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -137,3 +138,45 @@ def floe_factory(tmp_path):
 @pytest.fixture
 def floe(floe_factory):
     return floe_factory()
+
+
+S3RVER = os.environ.get("FLOE_S3RVER") or shutil.which("s3rver")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3(tmp_path, monkeypatch):
+    """A real S3-compatible server (s3rver, installed by scripts/test.sh)
+    with a bucket `lake`, and the AWS environment pointing at it. Yields
+    (endpoint, the server's directory)."""
+    if not S3RVER:
+        pytest.fail("s3rver is not installed: run scripts/test.sh")
+    root = tmp_path / "s3"
+    root.mkdir()
+    port = free_port()
+    proc = subprocess.Popen([S3RVER, "--directory", str(root), "--port", str(port), "--address", "127.0.0.1",
+                             "--configure-bucket", "lake", "--silent"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("s3rver did not start")
+                time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        for k, v in {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER", "AWS_REGION": "us-east-1",
+                     "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}.items():
+            monkeypatch.setenv(k, v)
+        yield endpoint, root
+    finally:
+        proc.kill()
+        proc.wait()

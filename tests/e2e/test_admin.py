@@ -132,14 +132,35 @@ def test_retention_ms_deletes_old_segments_and_files(floe_factory):
     for i in range(50):
         p.produce("ret", str(i).encode(), timestamp=old + i)
     p.flush(10)
+    # Like a Kafka segment, a file goes only when all its records are old:
+    # let the old records reach a file of their own before the new ones come.
+    files = lambda: list(Path(f.data_dir, "objects", "topics").glob("ret-*/data/*/*.parquet"))
+    deadline = time.time() + 20
+    while not files() and time.time() < deadline:
+        time.sleep(0.1)
     for i in range(50, 60):
         p.produce("ret", str(i).encode())
     p.flush(10)
-    files = lambda: list(Path(f.data_dir, "objects", "topics").glob("ret-*/data/*/*.parquet"))
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": f.bootstrap, "group.id": "ret-watch"})
     deadline = time.time() + 20
-    while len(files()) != 1 and time.time() < deadline:
+    while c.get_watermark_offsets(TopicPartition("ret", 0), timeout=5)[0] != 50 and time.time() < deadline:
         time.sleep(0.2)
-    assert len(files()) == 1, "the file of expired records is gone"
+    assert c.get_watermark_offsets(TopicPartition("ret", 0), timeout=5) == (50, 60)
+    c.close()
+    # The new records reach their own file, and the file of expired
+    # records goes with its last snapshot.
+    import pyarrow.parquet as pq
+
+    def offsets_in_files():
+        try:
+            return sorted(o for x in files() for o in pq.read_table(x).column("offset").to_pylist())
+        except FileNotFoundError:
+            return None
+    while offsets_in_files() != list(range(50, 60)) and time.time() < deadline + 20:
+        time.sleep(0.2)
+    assert offsets_in_files() == list(range(50, 60)), "the file of expired records is gone"
+    assert len(files()) == 1
     got = consume_all(f.bootstrap, "ret", 1, start=-2)
     assert [int(m.value()) for m in got[0]] == list(range(50, 60))
     assert got[0][0].offset() == 50

@@ -31,15 +31,22 @@ def make_records(n, seed):
     return out
 
 
-def parquet_rows(data_dir: Path, topic: str) -> int:
-    files = list((data_dir / "objects" / "topics").glob(f"{topic}-*/data/*/*.parquet"))
-    assert files, "no Parquet files written"
-    rows = 0
-    for f in files:
-        t = pq.read_table(f)
-        assert t.column_names[:7] == ["partition", "offset", "timestamp", "timestamp_type", "key", "headers", "value"]
-        rows += t.num_rows
-    return rows
+def parquet_rows(data_dir: Path, topic: str, want: int, timeout: float = 30) -> int:
+    """Rows in the topic's own Parquet files once `want` have arrived there.
+
+    Records first land in shared intake objects and move into the topic's
+    files at its table commit interval, so the count is polled."""
+    deadline = time.time() + timeout
+    while True:
+        files = list((data_dir / "objects" / "topics").glob(f"{topic}-*/data/*/*.parquet"))
+        rows = 0
+        for f in files:
+            t = pq.read_table(f)
+            assert t.column_names[:7] == ["partition", "offset", "timestamp", "timestamp_type", "key", "headers", "value"]
+            rows += t.num_rows
+        if rows >= want or time.time() > deadline:
+            return rows
+        time.sleep(0.2)
 
 
 def test_100k_records_four_codecs_byte_exact(floe):
@@ -83,7 +90,7 @@ def test_100k_records_four_codecs_byte_exact(floe):
     for i, (key, value, headers, ts) in enumerate(records):
         assert seen[i] == (key, value, headers, ts), f"record {i} differs"
 
-    assert parquet_rows(floe.data_dir, topic) == n
+    assert parquet_rows(floe.data_dir, topic, n) == n
 
     # An independent client reads the same records.
     kc = KafkaConsumer(bootstrap_servers=floe.bootstrap, group_id=None, enable_auto_commit=False,
@@ -139,7 +146,7 @@ def test_kcat_produce_and_consume(floe, tmp_path):
     for j, line in enumerate(got):
         codec, i = CODECS[j // 500], j % 500
         assert line == f"k{i}|value with spaces {i}|codec={codec}|{j}"
-    assert parquet_rows(floe.data_dir, topic) == 2000
+    assert parquet_rows(floe.data_dir, topic, 2000) == 2000
 
 
 def test_long_poll_wakes_on_produce(floe):

@@ -255,6 +255,10 @@ def test_schema_evolution_keeps_ids_and_bytes(floe):
     assert v2_id != v1_id
     M2 = classes(floe, f"{topic}-value", 2, "typed/order.proto", ["typed.Order"])
     sent.update(send_canonical(floe, topic, M2, K, range(40, 80), v2=True))
+    # Let these reach their own files first, so that compaction below has
+    # files of one layout to merge.
+    wait_covered(floe, topic, 0, 39)
+    wait_covered(floe, topic, 1, 39)
     # A producer still on v1 after v2 exists.
     old = send_canonical(floe, topic, M1, K, range(80, 90))
     for i, (k, v) in old.items():

@@ -18,7 +18,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::{day_of, lock, now_ms, read_lock, reader_options, write_lock, Log, TopicLog};
 use crate::error::{Result, StorageError};
@@ -105,6 +105,23 @@ fn extend(run: &mut Placement, file: &Placement) {
     }
 }
 
+/// The day (table partition) of a file: its directory's, or for an intake
+/// chunk the day it was written.
+pub(super) fn file_day(f: &FileRecord) -> String {
+    day_of(&f.path)
+        .map(str::to_string)
+        .unwrap_or_else(|| (f.created_ms / 86_400_000).to_string())
+}
+
+/// What a rewrite is for: it names the output.
+#[derive(Clone, Copy)]
+pub(super) enum Rewrite {
+    /// Small table files merged.
+    Compact,
+    /// Intake chunks moved into the topic's own file.
+    Move,
+}
+
 /// A file compaction may take, with what a run must agree on.
 pub(super) struct Candidate {
     pub file: FileRecord,
@@ -113,13 +130,14 @@ pub(super) struct Candidate {
 }
 
 /// Splits candidates (in the order they were written, which keeps runs
-/// long) into runs of at least two files that are each one unbroken
+/// long) into runs of at least `min_files` files that are each one unbroken
 /// block of every partition's index, of one day and one set of columns,
 /// and of at most about `target` bytes.
 pub(super) fn plan_runs(
     candidates: Vec<Option<Candidate>>,
     index: &BTreeMap<i32, Vec<SegmentRecord>>,
     target: u64,
+    min_files: usize,
 ) -> Vec<Vec<FileRecord>> {
     let places = placements(index);
     let mut runs = Vec::new();
@@ -127,7 +145,7 @@ pub(super) fn plan_runs(
     let mut span = Placement::new();
     let mut bytes = 0u64;
     let mut close = |run: &mut Vec<Candidate>, span: &mut Placement, bytes: &mut u64| {
-        if run.len() > 1 {
+        if run.len() >= min_files.max(1) {
             runs.push(run.drain(..).map(|c| c.file).collect());
         }
         run.clear();
@@ -146,7 +164,7 @@ pub(super) fn plan_runs(
             continue;
         };
         let fits = run.first().is_none_or(|first| {
-            day_of(&first.file.path) == day_of(&c.file.path)
+            file_day(&first.file) == file_day(&c.file)
                 && first.schema == c.schema
                 && bytes < target
                 && adjoins(&span, place)
@@ -186,11 +204,7 @@ impl Log {
         // The index as it is now: segments committed after the listing
         // can only follow every listed file, and segments retention drops
         // meanwhile make the swap refuse.
-        let index: BTreeMap<i32, Vec<SegmentRecord>> = topic
-            .partitions()
-            .iter()
-            .map(|p| (p.index, read_lock(&p.segments).values().cloned().collect()))
-            .collect();
+        let index = segment_index(topic);
         let mut candidates = Vec::with_capacity(files.len());
         for f in files {
             let small = (f.size_bytes.max(0) as u64) < target / 2 && f.in_table;
@@ -205,9 +219,9 @@ impl Log {
             });
         }
         let mut stats = CompactionStats::default();
-        for run in plan_runs(candidates, &index, target) {
+        for run in plan_runs(candidates, &index, target, 2) {
             let started = Instant::now();
-            if let Some(bytes_out) = self.compact_run(topic, &run).await? {
+            if let Some(bytes_out) = self.rewrite_run(topic, &run, Rewrite::Compact).await? {
                 stats.add(&CompactionStats {
                     files_in: run.len(),
                     files_out: 1,
@@ -220,9 +234,14 @@ impl Log {
         Ok(stats)
     }
 
-    /// Rewrites one run; the new file's size, or None if the run changed
-    /// meanwhile (or holds files of an older layout).
-    async fn compact_run(&self, topic: &TopicLog, run: &[FileRecord]) -> Result<Option<u64>> {
+    /// Rewrites one run as one file; the new file's size, or None if the
+    /// run changed meanwhile (or holds files of an older layout).
+    pub(super) async fn rewrite_run(
+        &self,
+        topic: &TopicLog,
+        run: &[FileRecord],
+        kind: Rewrite,
+    ) -> Result<Option<u64>> {
         let started = Instant::now();
         let mut schema: Option<SchemaRef> = None;
         for f in run {
@@ -271,9 +290,17 @@ impl Log {
         })
         .await
         .map_err(|e| StorageError::FlushFailed(format!("compaction task: {e}")))??;
-        let day = run.first().and_then(|f| day_of(&f.path)).unwrap_or("0");
+        let day = run.first().map(file_day).unwrap_or_else(|| "0".into());
         let now = now_ms();
-        let path = self.data_path(topic, day, &format!("{now:013}{COMPACTED}"));
+        let stem = match kind {
+            Rewrite::Compact => format!("{now:013}{COMPACTED}"),
+            // Not "compacted": to the table a moved file is new data.
+            Rewrite::Move => format!(
+                "{now:013}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+        };
+        let path = self.data_path(topic, &day, &stem);
         let size = file.bytes.len() as i64;
         self.store
             .put(&path, PutPayload::from_bytes(file.bytes.clone()))
@@ -315,16 +342,30 @@ impl Log {
                 segs.insert(s.base_offset, s);
             }
         }
-        info!(
-            topic = %topic.name,
-            files = run.len(),
-            bytes_in = run.iter().map(|f| f.size_bytes).sum::<i64>(),
-            bytes_out = size,
-            ms = started.elapsed().as_millis() as u64,
-            "compacted"
+        let (files, bytes_in, ms) = (
+            run.len(),
+            run.iter().map(|f| f.size_bytes).sum::<i64>(),
+            started.elapsed().as_millis() as u64,
         );
+        match kind {
+            Rewrite::Compact => {
+                info!(topic = %topic.name, files, bytes_in, bytes_out = size, ms, "compacted")
+            }
+            Rewrite::Move => {
+                debug!(topic = %topic.name, chunks = files, bytes_in, bytes_out = size, ms, "moved intake chunks into a table file")
+            }
+        }
         Ok(Some(size.max(0) as u64))
     }
+}
+
+/// Every partition's segments as they are now, in offset order.
+pub(super) fn segment_index(topic: &TopicLog) -> BTreeMap<i32, Vec<SegmentRecord>> {
+    topic
+        .partitions()
+        .iter()
+        .map(|p| (p.index, read_lock(&p.segments).values().cloned().collect()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -407,6 +448,7 @@ mod tests {
             vec![candidate("x"), candidate("e"), candidate("f"), None],
             &index,
             1 << 20,
+            2,
         );
         assert_eq!(names(runs), vec![vec!["e", "f"]]);
     }
@@ -431,6 +473,7 @@ mod tests {
             ],
             &index,
             1 << 20,
+            2,
         );
         assert_eq!(names(runs), vec![vec!["a", "b", "c", "d"]]);
         // Taken in another order, a file that adjoins at the front joins.
@@ -438,6 +481,7 @@ mod tests {
             vec![candidate("c"), candidate("a"), candidate("b")],
             &index,
             1 << 20,
+            2,
         );
         assert_eq!(names(runs), vec![vec!["c", "a", "b"]]);
     }
@@ -453,6 +497,7 @@ mod tests {
             vec![candidate("a"), candidate("b"), candidate("c")],
             &index,
             1 << 20,
+            2,
         );
         assert_eq!(names(runs), Vec::<Vec<String>>::new());
     }

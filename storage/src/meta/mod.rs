@@ -366,7 +366,15 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Commits a flush in one transaction. Fails with `Fenced` (and commits
     /// nothing) unless every partition is still led by `leader_id` at the
     /// stated epoch.
-    async fn commit_flush(&self, commit: &FlushCommit) -> Result<()>;
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<()> {
+        self.commit_flushes(&[commit]).await
+    }
+
+    /// Commits several flushes, in order, in one transaction: all of them
+    /// or, if any is refused (as [`MetadataStore::commit_flush`] would),
+    /// none. One transaction for the flushes of a whole intake round is
+    /// what keeps commits per second independent of the number of topics.
+    async fn commit_flushes(&self, commits: &[&FlushCommit]) -> Result<()>;
 
     /// Allocates a new producer id with epoch 0.
     async fn new_producer_id(&self, now_ms: i64) -> Result<i64>;
@@ -392,6 +400,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Iceberg tables still hold.
     async fn committed_files(&self) -> Result<HashSet<String>>;
 
+    /// Whether any committed file is a chunk of the intake object `object`
+    /// (a path `<object>#<offset>`).
+    async fn has_chunks(&self, object: &str) -> Result<bool>;
+
     /// The typed-column state of a topic (JSON: messages and field ids).
     async fn topic_columns(&self, topic: &str) -> Result<Option<String>>;
 
@@ -407,7 +419,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The topic's current Iceberg metadata file, if the table exists.
     async fn table_pointer(&self, topic: &str) -> Result<Option<String>>;
 
-    /// What the topic's table has yet to add and remove.
+    /// What the topic's table has yet to add and remove. Intake chunks are
+    /// never table files: they are moved into files of their own first.
     async fn table_pending(&self, topic: &str) -> Result<TablePending>;
 
     /// Swaps the table pointer from `expected` to the new location and

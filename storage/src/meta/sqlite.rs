@@ -82,6 +82,79 @@ impl SqliteStore {
     }
 }
 
+/// One flush's part of a commit (see [`MetadataStore::commit_flush`]).
+async fn apply_flush(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &FlushCommit) -> Result<()> {
+    // A flush extends each partition's log exactly where it ends: its
+    // first offset there is the committed high watermark.
+    let mut bases: BTreeMap<i32, i64> = BTreeMap::new();
+    for s in &c.segments {
+        let b = bases.entry(s.partition).or_insert(s.base_offset);
+        *b = (*b).min(s.base_offset);
+    }
+    for &(partition, epoch, hw) in &c.high_watermarks {
+        let base = bases.get(&partition).copied().unwrap_or(hw);
+        let done = sqlx::query(
+            "UPDATE partitions SET high_watermark = $1
+             WHERE topic = $2 AND partition_id = $3 AND leader_id = $4 AND leader_epoch = $5
+               AND high_watermark = $6",
+        )
+        .bind(hw)
+        .bind(&c.topic)
+        .bind(partition)
+        .bind(c.leader_id)
+        .bind(epoch)
+        .bind(base)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            continue;
+        }
+        // Refused: say whether by the epoch or by the offsets.
+        let row = sqlx::query(
+            "SELECT leader_id, leader_epoch, high_watermark FROM partitions
+             WHERE topic = $1 AND partition_id = $2",
+        )
+        .bind(&c.topic)
+        .bind(partition)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let fenced = || StorageError::Fenced(format!("{}-{partition} at epoch {epoch}", c.topic));
+        let Some(row) = row else {
+            return Err(fenced());
+        };
+        if row.get::<i32, _>("leader_id") != c.leader_id
+            || row.get::<i32, _>("leader_epoch") != epoch
+        {
+            return Err(fenced());
+        }
+        let committed: i64 = row.get("high_watermark");
+        return Err(StorageError::LogInconsistent {
+            topic: c.topic.clone(),
+            partition,
+            offset: base,
+            detail: format!("a flush starts there but the log ends at {committed}"),
+        });
+    }
+    insert_file(tx, &c.topic, &c.path, c.size_bytes, c.now_ms, &c.segments).await?;
+    for p in &c.producers {
+        sqlx::query(
+            "INSERT INTO producer_state (topic, partition_id, producer_id, producer_epoch, recent_batches, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (topic, partition_id, producer_id)
+             DO UPDATE SET producer_epoch = $4, recent_batches = $5, updated_ms = $6",
+        )
+        .bind(&p.topic)
+        .bind(p.partition)
+        .bind(p.producer_id)
+        .bind(p.producer_epoch as i32)
+        .bind(encode_recent(&p.recent))
+        .bind(c.now_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 /// A committed file and its segments.
 async fn insert_file(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
@@ -426,84 +499,10 @@ impl MetadataStore for SqliteStore {
             .collect()
     }
 
-    async fn commit_flush(&self, c: &FlushCommit) -> Result<()> {
-        // A flush extends each partition's log exactly where it ends: its
-        // first offset there is the committed high watermark.
-        let mut bases: BTreeMap<i32, i64> = BTreeMap::new();
-        for s in &c.segments {
-            let b = bases.entry(s.partition).or_insert(s.base_offset);
-            *b = (*b).min(s.base_offset);
-        }
+    async fn commit_flushes(&self, commits: &[&FlushCommit]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for &(partition, epoch, hw) in &c.high_watermarks {
-            let base = bases.get(&partition).copied().unwrap_or(hw);
-            let done = sqlx::query(
-                "UPDATE partitions SET high_watermark = $1
-                 WHERE topic = $2 AND partition_id = $3 AND leader_id = $4 AND leader_epoch = $5
-                   AND high_watermark = $6",
-            )
-            .bind(hw)
-            .bind(&c.topic)
-            .bind(partition)
-            .bind(c.leader_id)
-            .bind(epoch)
-            .bind(base)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
-                continue;
-            }
-            // Refused: say whether by the epoch or by the offsets.
-            let row = sqlx::query(
-                "SELECT leader_id, leader_epoch, high_watermark FROM partitions
-                 WHERE topic = $1 AND partition_id = $2",
-            )
-            .bind(&c.topic)
-            .bind(partition)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let fenced =
-                || StorageError::Fenced(format!("{}-{partition} at epoch {epoch}", c.topic));
-            let Some(row) = row else {
-                return Err(fenced());
-            };
-            if row.get::<i32, _>("leader_id") != c.leader_id
-                || row.get::<i32, _>("leader_epoch") != epoch
-            {
-                return Err(fenced());
-            }
-            let committed: i64 = row.get("high_watermark");
-            return Err(StorageError::LogInconsistent {
-                topic: c.topic.clone(),
-                partition,
-                offset: base,
-                detail: format!("a flush starts there but the log ends at {committed}"),
-            });
-        }
-        insert_file(
-            &mut tx,
-            &c.topic,
-            &c.path,
-            c.size_bytes,
-            c.now_ms,
-            &c.segments,
-        )
-        .await?;
-        for p in &c.producers {
-            sqlx::query(
-                "INSERT INTO producer_state (topic, partition_id, producer_id, producer_epoch, recent_batches, updated_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (topic, partition_id, producer_id)
-                 DO UPDATE SET producer_epoch = $4, recent_batches = $5, updated_ms = $6",
-            )
-            .bind(&p.topic)
-            .bind(p.partition)
-            .bind(p.producer_id)
-            .bind(p.producer_epoch as i32)
-            .bind(encode_recent(&p.recent))
-            .bind(c.now_ms)
-            .execute(&mut *tx)
-            .await?;
+        for c in commits {
+            apply_flush(&mut tx, c).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -605,6 +604,17 @@ impl MetadataStore for SqliteStore {
         Ok(rows.iter().map(|r| r.get("path")).collect())
     }
 
+    async fn has_chunks(&self, object: &str) -> Result<bool> {
+        // Paths from `<object>#` up to `<object>$` ('$' follows '#'): a
+        // range the primary key answers.
+        let row = sqlx::query("SELECT 1 AS one FROM files WHERE path >= $1 AND path < $2 LIMIT 1")
+            .bind(format!("{object}#"))
+            .bind(format!("{object}$"))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     async fn topic_columns(&self, topic: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT body FROM topic_columns WHERE topic = $1")
             .bind(topic)
@@ -660,6 +670,7 @@ impl MetadataStore for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let added = sqlx::query(
             "SELECT path, size_bytes FROM files WHERE topic = $1
+             AND path NOT LIKE '%#%'
              AND NOT EXISTS (SELECT 1 FROM table_files t WHERE t.path = files.path)
              ORDER BY created_ms, path",
         )

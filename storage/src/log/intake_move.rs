@@ -1,0 +1,146 @@
+//! What happens to intake chunks after their flush: a topic's chunks move
+//! into a file of the topic's own (the file its Iceberg table lists), and
+//! an intake object is deleted once no chunk of it is left.
+//!
+//! A move is a rewrite like compaction's, with the same rule: the chunks of
+//! a run are one unbroken block of every partition's index, so the new
+//! file's segments take exactly their place, swapped in one
+//! `replace_files` transaction that the metadata store refuses if
+//! retention or DeleteRecords took any of them meanwhile. A kill -9 before
+//! the swap leaves the chunks as they were and the new file uncommitted
+//! (swept); after it, the chunks are gone from the index and their object
+//! is deleted here or by the sweeper.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::SystemTime;
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::ObjectStoreExt;
+use tracing::{info, warn};
+
+use super::compaction::{plan_runs, segment_index, Candidate, Rewrite};
+use super::{lock, read_lock, Log, TopicLog};
+use crate::error::Result;
+use crate::intake::{self, split_chunk};
+
+/// A topic's chunks move at once when they hold this much, without waiting
+/// for the table commit interval.
+pub(super) const MOVE_BYTES: u64 = 32 * 1024 * 1024;
+
+impl Log {
+    /// Bytes of the topic's log that sit in intake chunks.
+    pub(super) fn intake_bytes(&self, topic: &TopicLog) -> u64 {
+        let mut chunks: BTreeMap<String, u64> = BTreeMap::new();
+        for p in topic.partitions() {
+            for s in read_lock(&p.segments).values() {
+                if intake::is_chunk(&s.path) {
+                    chunks.insert(s.path.clone(), s.file_size.max(0) as u64);
+                }
+            }
+        }
+        chunks.values().sum()
+    }
+
+    /// Moves every intake chunk of the topic into files of its own, one
+    /// per run (see the module documentation). Returns how many chunks
+    /// moved.
+    pub async fn move_intake(&self, topic: &TopicLog) -> Result<usize> {
+        if self.intake_bytes(topic) == 0 {
+            return Ok(0);
+        }
+        let files = self.meta.files_in_order(&topic.name).await?;
+        let index = segment_index(topic);
+        let mut candidates = Vec::with_capacity(files.len());
+        for f in files {
+            candidates.push(if intake::is_chunk(&f.path) {
+                let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
+                Some(Candidate {
+                    schema: footer.schema().clone(),
+                    file: f,
+                })
+            } else {
+                None
+            });
+        }
+        let mut moved = 0;
+        for run in plan_runs(candidates, &index, self.cfg.compaction_target_bytes, 1) {
+            if self
+                .rewrite_run(topic, &run, Rewrite::Move)
+                .await?
+                .is_some()
+            {
+                moved += run.len();
+                let objects: BTreeSet<String> = run
+                    .iter()
+                    .map(|f| split_chunk(&f.path).0.to_string())
+                    .collect();
+                self.release_intake(objects).await;
+            }
+        }
+        Ok(moved)
+    }
+
+    /// Deletes the intake objects no chunk is left of: no flush of this
+    /// broker is still committing one (the claim), the metadata store holds
+    /// none, and no read here has one in hand. Anything else is left to
+    /// the sweeper.
+    pub(super) async fn release_intake(&self, objects: BTreeSet<String>) {
+        for object in objects {
+            if !self.intake.settled(&object) || self.chunk_in_use(&object) {
+                continue;
+            }
+            match self.meta.has_chunks(&object).await {
+                Ok(false) => {}
+                Ok(true) => continue,
+                Err(e) => {
+                    warn!(%object, error = %e, "could not check an intake object; the sweeper will");
+                    continue;
+                }
+            }
+            lock(&self.footers).retain(|path, _| split_chunk(path).0 != object);
+            if let Err(e) = self.store.delete(&Path::from(object.as_str())).await {
+                warn!(%object, error = %e, "could not delete an intake object; the sweeper will retry");
+            }
+        }
+    }
+
+    /// Whether a read on this broker has a chunk of `object` in hand.
+    fn chunk_in_use(&self, object: &str) -> bool {
+        lock(&self.reading)
+            .keys()
+            .any(|path| split_chunk(path).0 == object)
+    }
+
+    /// Deletes intake objects older than the grace period that no commit
+    /// references and no flush of this broker still holds. Returns how
+    /// many went.
+    pub(super) async fn sweep_intake(&self, committed: &HashSet<String>) -> Result<usize> {
+        let live: HashSet<&str> = committed
+            .iter()
+            .filter(|p| intake::is_chunk(p))
+            .map(|p| split_chunk(p).0)
+            .collect();
+        let cutoff = SystemTime::now() - self.cfg.orphan_grace;
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.object_path(intake::INTAKE_DIR)))
+            .try_collect()
+            .await?;
+        let mut swept = 0;
+        for obj in listed {
+            let object = obj.location.to_string();
+            let old = SystemTime::from(obj.last_modified) <= cutoff;
+            if old
+                && !live.contains(object.as_str())
+                && self.intake.settled(&object)
+                && !self.chunk_in_use(&object)
+            {
+                info!(%object, "sweeping an intake object no chunk is left of");
+                self.store.delete(&obj.location).await?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
+    }
+}
