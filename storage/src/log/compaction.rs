@@ -190,6 +190,28 @@ impl Log {
         Ok(total)
     }
 
+    /// The listed files in order, each with its Parquet schema if `take`
+    /// chooses it for a rewrite, `None` (a run breaker) otherwise.
+    pub(super) async fn candidates(
+        &self,
+        files: Vec<FileRecord>,
+        take: impl Fn(&FileRecord) -> bool,
+    ) -> Result<Vec<Option<Candidate>>> {
+        let mut candidates = Vec::with_capacity(files.len());
+        for f in files {
+            candidates.push(if take(&f) {
+                let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
+                Some(Candidate {
+                    schema: footer.schema().clone(),
+                    file: f,
+                })
+            } else {
+                None
+            });
+        }
+        Ok(candidates)
+    }
+
     /// Rewrites runs of small files of a topic (smaller than half the
     /// target, all of one day, all already in the table, each run one
     /// unbroken block of every partition's offsets) into files of about
@@ -205,19 +227,11 @@ impl Log {
         // can only follow every listed file, and segments retention drops
         // meanwhile make the swap refuse.
         let index = segment_index(topic);
-        let mut candidates = Vec::with_capacity(files.len());
-        for f in files {
-            let small = (f.size_bytes.max(0) as u64) < target / 2 && f.in_table;
-            candidates.push(if small {
-                let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
-                Some(Candidate {
-                    schema: footer.schema().clone(),
-                    file: f,
-                })
-            } else {
-                None
-            });
-        }
+        let candidates = self
+            .candidates(files, |f| {
+                (f.size_bytes.max(0) as u64) < target / 2 && f.in_table
+            })
+            .await?;
         let mut stats = CompactionStats::default();
         for run in plan_runs(candidates, &index, target, 2) {
             let started = Instant::now();

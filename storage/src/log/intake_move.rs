@@ -19,7 +19,7 @@ use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use tracing::{info, warn};
 
-use super::compaction::{plan_runs, segment_index, Candidate, Rewrite};
+use super::compaction::{plan_runs, segment_index, Rewrite};
 use super::{lock, read_lock, Log, TopicLog};
 use crate::error::Result;
 use crate::intake::{self, split_chunk};
@@ -51,18 +51,9 @@ impl Log {
         }
         let files = self.meta.files_in_order(&topic.name).await?;
         let index = segment_index(topic);
-        let mut candidates = Vec::with_capacity(files.len());
-        for f in files {
-            candidates.push(if intake::is_chunk(&f.path) {
-                let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
-                Some(Candidate {
-                    schema: footer.schema().clone(),
-                    file: f,
-                })
-            } else {
-                None
-            });
-        }
+        let candidates = self
+            .candidates(files, |f| intake::is_chunk(&f.path))
+            .await?;
         let mut moved = 0;
         for run in plan_runs(candidates, &index, self.cfg.compaction_target_bytes, 1) {
             if self
