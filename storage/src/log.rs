@@ -343,6 +343,10 @@ pub struct TopicLog {
     deleted: AtomicBool,
     generation: AtomicU64,
     table_lag: TableLag,
+    /// Held by a table sync from start to end, and by the topic's
+    /// deletion: a sync in flight does not publish the table again after
+    /// the deletion dropped it.
+    table_sync: tokio::sync::Mutex<()>,
 }
 
 /// How far the topic's Iceberg table is behind its log, in time.
@@ -562,6 +566,7 @@ impl Log {
             deleted: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             table_lag: TableLag::default(),
+            table_sync: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -679,6 +684,7 @@ impl Log {
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
         // Should the deletion fail, the next table commit registers the
         // entry again.
+        let _syncing = topic.table_sync.lock().await;
         self.tables.forget(name).await;
         let files = self.meta.delete_topic(name).await?;
         self.layouts.forget(name).await;
@@ -1646,6 +1652,10 @@ impl Log {
         // A millisecond back: a flush committed in the same millisecond as
         // the pending files are read counts as not taken in.
         let started = now_ms() - 1;
+        let _syncing = topic.table_sync.lock().await;
+        if topic.deleted.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         // The rows in intake chunks move into the topic's own files first,
         // which the table then takes in.
         self.move_intake(topic).await?;
