@@ -304,8 +304,17 @@ impl Default for SegmentFormat {
     }
 }
 
-fn writer_properties(format: SegmentFormat) -> Result<WriterProperties> {
-    let payload_codec = if format.zstd_level > 0 {
+/// Below this many bytes of rows per row group on average, a file is
+/// written without a codec: a zstd page pays a fresh compression context
+/// (hundreds of KiB set up, then freed) that costs more than compressing
+/// a few KiB saves, and at a thousand partitions per flush that setup was
+/// a quarter of the broker's CPU. Such files are small by nature (intake
+/// chunks, flushes spread over many partitions) and compaction or the
+/// intake move rewrites them with the codec.
+pub const SMALL_ROW_GROUP_BYTES: usize = 32 * 1024;
+
+fn writer_properties(format: SegmentFormat, small_row_groups: bool) -> Result<WriterProperties> {
+    let payload_codec = if format.zstd_level > 0 && !small_row_groups {
         Compression::ZSTD(ZstdLevel::try_new(format.zstd_level)?)
     } else {
         Compression::UNCOMPRESSED
@@ -359,6 +368,11 @@ fn writer_properties(format: SegmentFormat) -> Result<WriterProperties> {
         b = b
             .set_column_dictionary_enabled(column(name), false)
             .set_column_encoding(column(name), Encoding::DELTA_BINARY_PACKED);
+    }
+    if small_row_groups {
+        // A small row group is one page per column: a page index would
+        // repeat the chunk statistics (and cost a tenth of the encoding).
+        b = b.set_statistics_enabled(EnabledStatistics::Chunk);
     }
     Ok(b.build())
 }
@@ -494,8 +508,21 @@ pub fn write_partitions(
     row_group_bytes: Option<usize>,
 ) -> Result<WrittenFile> {
     const SLICE_ROWS: usize = 4096;
+    let row_bytes: usize = partitions
+        .iter()
+        .flat_map(|(_, batches)| batches)
+        .flat_map(|batch| batch.columns())
+        // The rows' own bytes: a slice of a larger buffer counts its part.
+        .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum();
+    let groups = match row_group_bytes {
+        None => partitions.len(),
+        Some(max) => partitions.len().max(row_bytes / max.max(1)),
+    };
+    let small = row_bytes / groups.max(1) < SMALL_ROW_GROUP_BYTES;
     let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(format)?))?;
+    let mut writer =
+        ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(format, small)?))?;
     let mut row_groups = Vec::new();
     let mut open: Option<WrittenRowGroup> = None;
     let close = |writer: &mut ArrowWriter<&mut Vec<u8>>,
