@@ -1,0 +1,345 @@
+//! The read path: `Log::read` (read-ahead, tail cache, then the segments
+//! through `RangeReader` with cached footers) and ListOffsets.
+
+use super::*;
+
+impl Log {
+    /// Reads from `offset`, at most about `max_bytes` (at least one batch).
+    ///
+    /// Order of sources: the read-ahead prepared by the previous read of
+    /// this partition, the tail cache, then the segments. After a segment
+    /// read the next range is read ahead in the background, so a consumer
+    /// catching up finds its next fetch ready.
+    pub async fn read(
+        self: &Arc<Self>,
+        topic: &TopicLog,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        let part = topic
+            .partition(partition)
+            .ok_or_else(|| StorageError::UnknownPartition(topic.name.clone(), partition))?;
+        let snap = part.snapshot();
+        let mut out = ReadResult {
+            high_watermark: snap.high_watermark,
+            log_start_offset: snap.log_start_offset,
+            ..Default::default()
+        };
+        if offset < snap.log_start_offset || offset > snap.high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                start: snap.log_start_offset,
+                end: snap.high_watermark,
+            });
+        }
+        if offset == snap.high_watermark {
+            return Ok(out);
+        }
+        let ahead = lock(&part.read_ahead).take();
+        let mut fetched = None;
+        if let Some(ra) = ahead {
+            if ra.offset == offset
+                && ra.max_bytes == max_bytes
+                && ra.leader_epoch == snap.leader_epoch
+            {
+                fetched = ra.handle.await.ok().and_then(|r| r.ok());
+            } else {
+                ra.handle.abort();
+            }
+        }
+        if fetched.is_none() {
+            if let Some((batches, _)) = lock(&part.tail).read(offset, max_bytes) {
+                out.size = batches.iter().map(Bytes::len).sum();
+                out.batches = batches;
+                return Ok(out);
+            }
+        }
+        let fetched = match fetched {
+            Some(f) => f,
+            None => {
+                self.read_segments(
+                    &topic.name,
+                    &part,
+                    offset,
+                    max_bytes,
+                    snap.high_watermark,
+                    snap.leader_epoch,
+                )
+                .await?
+            }
+        };
+        if fetched.next_offset < snap.high_watermark && !fetched.bytes.is_empty() {
+            let (log, p, next) = (self.clone(), part.clone(), fetched.next_offset);
+            let (hw, epoch) = (snap.high_watermark, snap.leader_epoch);
+            let name = topic.name.clone();
+            let handle = tokio::spawn(async move {
+                log.read_segments(&name, &p, next, max_bytes, hw, epoch)
+                    .await
+            });
+            let previous = lock(&part.read_ahead).replace(ReadAhead {
+                offset: next,
+                max_bytes,
+                leader_epoch: epoch,
+                handle,
+            });
+            if let Some(old) = previous {
+                old.handle.abort();
+            }
+        }
+        out.size = fetched.size;
+        out.batches = fetched.bytes;
+        Ok(out)
+    }
+
+    /// Reads from the segments, starting exactly at `offset`: every offset
+    /// in [log start, high watermark) is held by one segment, so a range no
+    /// segment holds, or a segment without the offset it claims, is an
+    /// error (logged, and retriable for the client), never a gap.
+    async fn read_segments(
+        &self,
+        topic: &str,
+        part: &PartitionLog,
+        offset: i64,
+        max_bytes: usize,
+        high_watermark: i64,
+        leader_epoch: i32,
+    ) -> Result<segment::RebuiltBatches> {
+        let mut out = segment::RebuiltBatches {
+            bytes: Vec::new(),
+            first_offset: None,
+            next_offset: offset,
+            size: 0,
+        };
+        let mut next = offset;
+        while next < high_watermark && (out.bytes.is_empty() || out.size < max_bytes) {
+            let seg = {
+                let segs = read_lock(&part.segments);
+                segs.range(..=next)
+                    .next_back()
+                    .filter(|(_, s)| s.last_offset >= next)
+                    .map(|(_, s)| s.clone())
+            };
+            let missing = |detail: String| {
+                let start = lock(&part.state).log_start_offset;
+                if next < start {
+                    // Retention or DeleteRecords moved the log start
+                    // while this read ran.
+                    return StorageError::OffsetOutOfRange {
+                        offset: next,
+                        start,
+                        end: high_watermark,
+                    };
+                }
+                let e = StorageError::LogInconsistent {
+                    topic: topic.to_string(),
+                    partition: part.index,
+                    offset: next,
+                    detail,
+                };
+                error!(error = %e, "a read found a hole in the log");
+                e
+            };
+            let Some(seg) = seg else {
+                return Err(missing("no segment holds it".into()));
+            };
+            let remaining = max_bytes.saturating_sub(out.size).max(1);
+            let rebuilt = match self.read_segment(&seg, next, remaining, leader_epoch).await {
+                Err(StorageError::Corrupt(detail)) => {
+                    return Err(missing(format!("{}: {detail}", seg.path)))
+                }
+                r => r?,
+            };
+            if rebuilt.first_offset != Some(next) {
+                return Err(missing(format!(
+                    "segment [{}, {}] of {} starts its rows at {:?}",
+                    seg.base_offset, seg.last_offset, seg.path, rebuilt.first_offset
+                )));
+            }
+            out.first_offset.get_or_insert(next);
+            out.size += rebuilt.size;
+            out.bytes.extend(rebuilt.bytes);
+            next = rebuilt.next_offset;
+            out.next_offset = next;
+        }
+        Ok(out)
+    }
+
+    pub(super) fn object_path(&self, relative: &str) -> Path {
+        if self.prefix.as_ref().is_empty() {
+            Path::from(relative)
+        } else {
+            Path::from(format!("{}/{relative}", self.prefix))
+        }
+    }
+
+    pub(super) async fn footer(&self, path: &str, file_size: u64) -> Result<ArrowReaderMetadata> {
+        if let Some(m) = lock(&self.footers).get(path) {
+            return Ok(m.clone());
+        }
+        let mut reader = RangeReader::new(self.store.clone(), path, file_size);
+        let meta = ArrowReaderMetadata::load_async(&mut reader, reader_options()).await?;
+        let mut cache = lock(&self.footers);
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        cache.insert(path.to_string(), meta.clone());
+        Ok(meta)
+    }
+
+    pub(super) async fn row_group_batches(
+        &self,
+        seg: &SegmentRecord,
+        from: i64,
+        row_limit: Option<usize>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>> {
+        let _reading = self.reading(&seg.path);
+        let size = seg.file_size.max(0) as u64;
+        let meta = self.footer(&seg.path, size).await?;
+        let reader = RangeReader::new(self.store.clone(), &seg.path, size);
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
+            .with_row_groups(vec![seg.row_group as usize])
+            .with_batch_size(4096);
+        if let Some(cols) = columns {
+            let schema = meta.parquet_schema();
+            let idx: Vec<usize> = (0..schema.num_columns())
+                .filter(|&i| {
+                    cols.iter()
+                        .any(|c| schema.column(i).path().parts()[0] == *c)
+                })
+                .collect();
+            builder = builder.with_projection(ProjectionMask::leaves(schema, idx));
+        }
+        let contiguous = seg.last_offset - seg.base_offset + 1 == seg.record_count;
+        if contiguous && from > seg.base_offset {
+            let skip = (from - seg.base_offset) as usize;
+            let rest = seg.record_count as usize - skip.min(seg.record_count as usize);
+            builder = builder.with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(skip),
+                RowSelector::select(rest),
+            ]));
+        }
+        if let Some(limit) = row_limit {
+            builder = builder.with_limit(limit);
+        }
+        Ok(builder.build()?.try_collect().await?)
+    }
+
+    async fn read_segment(
+        &self,
+        seg: &SegmentRecord,
+        from: i64,
+        max_bytes: usize,
+        leader_epoch: i32,
+    ) -> Result<segment::RebuiltBatches> {
+        let _reading = self.reading(&seg.path);
+        // Compressed size per row underestimates the rebuilt size, so this
+        // limit reads at least what max_bytes needs.
+        let per_row = (seg.size_bytes / seg.record_count.max(1)).max(1) as usize;
+        let limit = (max_bytes / per_row).saturating_add(64);
+        let batches = self.row_group_batches(seg, from, Some(limit), None).await?;
+        let footer = self.footer(&seg.path, seg.file_size.max(0) as u64).await?;
+        let layout = self.layouts.read_layout(footer.schema()).await?;
+        let mut out = segment::RebuiltBatches {
+            bytes: Vec::new(),
+            first_offset: None,
+            next_offset: from,
+            size: 0,
+        };
+        for b in &batches {
+            let budget = max_bytes.saturating_sub(out.size);
+            let r = segment::rebuild_batches(b, &layout, out.next_offset, budget, leader_epoch)?;
+            let Some(first) = r.first_offset else {
+                continue;
+            };
+            // Each batch of rows continues exactly where the previous ended.
+            if out.first_offset.is_some() && first != out.next_offset {
+                return Err(StorageError::Corrupt(format!(
+                    "rows jump from offset {} to {first}",
+                    out.next_offset - 1
+                )));
+            }
+            out.first_offset = out.first_offset.or(r.first_offset);
+            out.size += r.size;
+            out.bytes.extend(r.bytes);
+            out.next_offset = r.next_offset;
+            if out.size >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// ListOffsets: -1 latest, -2 earliest, -3 max timestamp, otherwise the
+    /// first offset whose timestamp is at least `timestamp`. Returns
+    /// (offset, timestamp), (-1, -1) when no record qualifies.
+    pub async fn list_offset(
+        &self,
+        topic: &TopicLog,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<(i64, i64)> {
+        let part = topic
+            .partition(partition)
+            .ok_or_else(|| StorageError::UnknownPartition(topic.name.clone(), partition))?;
+        let snap = part.snapshot();
+        match timestamp {
+            -1 | -5 => return Ok((snap.high_watermark, -1)),
+            -2 | -4 => return Ok((snap.log_start_offset, -1)),
+            _ => {}
+        }
+        let segs: Vec<SegmentRecord> = read_lock(&part.segments)
+            .values()
+            .filter(|s| {
+                s.last_offset >= snap.log_start_offset && s.base_offset < snap.high_watermark
+            })
+            .cloned()
+            .collect();
+        if timestamp == -3 {
+            let Some(best) = segs
+                .iter()
+                .max_by_key(|s| (s.max_timestamp, -s.base_offset))
+            else {
+                return Ok((-1, -1));
+            };
+            let target = best.max_timestamp;
+            return self
+                .first_in_segments(std::slice::from_ref(best), snap.log_start_offset, |t| {
+                    t == target
+                })
+                .await;
+        }
+        let candidates: Vec<SegmentRecord> = segs
+            .into_iter()
+            .filter(|s| s.max_timestamp >= timestamp)
+            .collect();
+        self.first_in_segments(&candidates, snap.log_start_offset, |t| t >= timestamp)
+            .await
+    }
+
+    /// The first (offset, timestamp) at or after `log_start` whose timestamp
+    /// satisfies `wanted`, scanning `segs` in order; (-1, -1) if none does.
+    async fn first_in_segments(
+        &self,
+        segs: &[SegmentRecord],
+        log_start: i64,
+        wanted: impl Fn(i64) -> bool,
+    ) -> Result<(i64, i64)> {
+        let cols = [segment::col::OFFSET, segment::col::TIMESTAMP];
+        for s in segs {
+            for b in self
+                .row_group_batches(s, log_start.max(s.base_offset), None, Some(&cols))
+                .await?
+            {
+                if let Some(&(o, t)) = segment::offsets_and_timestamps(&b)?
+                    .iter()
+                    .find(|(o, t)| wanted(*t) && *o >= log_start)
+                {
+                    return Ok((o, t));
+                }
+            }
+        }
+        Ok((-1, -1))
+    }
+}
