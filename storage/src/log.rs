@@ -407,6 +407,12 @@ impl TopicLog {
     }
 
     /// All partitions.
+    /// The partition, or UnknownPartition.
+    pub(super) fn require_partition(&self, index: i32) -> Result<Arc<PartitionLog>> {
+        self.partition(index)
+            .ok_or_else(|| StorageError::UnknownPartition(self.name.clone(), index))
+    }
+
     pub fn partitions(&self) -> Vec<Arc<PartitionLog>> {
         read_lock(&self.partitions).clone()
     }

@@ -304,8 +304,8 @@ impl Default for SegmentFormat {
     }
 }
 
-/// Below this many bytes of rows per row group on average, a file is
-/// written without a codec: a zstd page pays a fresh compression context
+/// Below this many bytes of rows per partition on average, a flush's file
+/// is written without a codec: a zstd page pays a fresh compression context
 /// (hundreds of KiB set up, then freed) that costs more than compressing
 /// a few KiB saves, and at a thousand partitions per flush that setup was
 /// a quarter of the broker's CPU. Such files are small by nature (intake
@@ -515,11 +515,10 @@ pub fn write_partitions(
         // The rows' own bytes: a slice of a larger buffer counts its part.
         .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
         .sum();
-    let groups = match row_group_bytes {
-        None => partitions.len(),
-        Some(max) => partitions.len().max(row_bytes / max.max(1)),
-    };
-    let small = row_bytes / groups.max(1) < SMALL_ROW_GROUP_BYTES;
+    // Only flushes (one row group per partition) go without the codec:
+    // rewrites keep it, so what they leave in the table stays compressed.
+    let small =
+        row_group_bytes.is_none() && row_bytes / partitions.len().max(1) < SMALL_ROW_GROUP_BYTES;
     let mut buf = Vec::new();
     let mut writer =
         ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(format, small)?))?;

@@ -17,9 +17,7 @@ impl Log {
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult> {
-        let part = topic
-            .partition(partition)
-            .ok_or_else(|| StorageError::UnknownPartition(topic.name.clone(), partition))?;
+        let part = topic.require_partition(partition)?;
         let snap = part.snapshot();
         let mut out = ReadResult {
             high_watermark: snap.high_watermark,
@@ -280,9 +278,7 @@ impl Log {
         partition: i32,
         timestamp: i64,
     ) -> Result<(i64, i64)> {
-        let part = topic
-            .partition(partition)
-            .ok_or_else(|| StorageError::UnknownPartition(topic.name.clone(), partition))?;
+        let part = topic.require_partition(partition)?;
         let snap = part.snapshot();
         match timestamp {
             -1 | -5 => return Ok((snap.high_watermark, -1)),

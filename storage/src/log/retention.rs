@@ -12,9 +12,7 @@ impl Log {
         partition: i32,
         offset: i64,
     ) -> Result<i64> {
-        let part = topic
-            .partition(partition)
-            .ok_or_else(|| StorageError::UnknownPartition(topic.name.clone(), partition))?;
+        let part = topic.require_partition(partition)?;
         let snap = part.snapshot();
         let target = if offset == -1 {
             snap.high_watermark
