@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arrow_array::RecordBatch;
 use bytes::{Bytes, BytesMut};
 use floe_protocol::records::{self, stamp_batch, RawBatch};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::{
@@ -1209,25 +1209,39 @@ fn day_of(path: &str) -> Option<&str> {
     path.split("/day=").nth(1).and_then(|r| r.split('/').next())
 }
 
+/// How many tables the committer commits at once.
+const TABLE_SYNCS_AT_ONCE: usize = 8;
+
 /// Commits each topic's table every `floe.iceberg.commit.interval.ms`.
 async fn run_table_committer(log: std::sync::Weak<Log>) {
     let mut last: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let Some(log) = log.upgrade() else { return };
+        let mut due = Vec::new();
         for topic in log.topics() {
             let interval = read_lock(&topic.config).table_commit_interval();
-            let due = last
+            if last
                 .get(&topic.name)
-                .is_none_or(|t| t.elapsed() >= interval);
-            if !due {
-                continue;
-            }
-            last.insert(topic.name.clone(), Instant::now());
-            if let Err(e) = log.sync_table(&topic).await {
-                warn!(topic = %topic.name, error = %e, "iceberg commit failed; retrying next round");
+                .is_none_or(|t| t.elapsed() >= interval)
+            {
+                last.insert(topic.name.clone(), Instant::now());
+                due.push(topic);
             }
         }
+        // Several at once: one round visits every topic (a broker with a
+        // thousand topics creates or loads a thousand tables at start), and
+        // a commit is mostly waiting on the store.
+        futures::stream::iter(due)
+            .for_each_concurrent(TABLE_SYNCS_AT_ONCE, |topic| {
+                let log = &log;
+                async move {
+                    if let Err(e) = log.sync_table(&topic).await {
+                        warn!(topic = %topic.name, error = %e, "iceberg commit failed; retrying next round");
+                    }
+                }
+            })
+            .await;
         last.retain(|name, _| log.topic(name).is_some());
     }
 }

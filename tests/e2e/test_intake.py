@@ -80,7 +80,15 @@ def test_object_writes_follow_the_linger_not_the_topic_count(s3, floe_factory):
     # Tables commit later than the test runs: this counts the Kafka write
     # path alone.
     create_topics(f.bootstrap, names, {"floe.iceberg.commit.interval.ms": "3600000"})
-    time.sleep(1)
+    # Each new topic's first commit creates its table (and would move the
+    # rows produced before it): the count starts once every table exists.
+    settled, last, deadline = 0, -1, time.time() + 120
+    while settled < 3:
+        tables = puts(scrape(f), "table")
+        settled = settled + 1 if tables == last and tables >= len(names) else 0
+        last = tables
+        assert time.time() < deadline, f"{tables:.0f} table writes for {len(names)} new topics"
+        time.sleep(0.3)
     p = Producer({"bootstrap.servers": f.bootstrap, "linger.ms": 5, "acks": "all"})
     latencies = []
 
