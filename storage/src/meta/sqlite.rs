@@ -91,49 +91,29 @@ async fn apply_flush(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &FlushComm
         let b = bases.entry(s.partition).or_insert(s.base_offset);
         *b = (*b).min(s.base_offset);
     }
-    for &(partition, epoch, hw) in &c.high_watermarks {
-        let base = bases.get(&partition).copied().unwrap_or(hw);
-        let done = sqlx::query(
-            "UPDATE partitions SET high_watermark = $1
-             WHERE topic = $2 AND partition_id = $3 AND leader_id = $4 AND leader_epoch = $5
-               AND high_watermark = $6",
-        )
-        .bind(hw)
-        .bind(&c.topic)
-        .bind(partition)
-        .bind(c.leader_id)
-        .bind(epoch)
-        .bind(base)
-        .execute(&mut **tx)
-        .await?;
-        if done.rows_affected() == 1 {
-            continue;
-        }
-        // Refused: say whether by the epoch or by the offsets.
-        let row = sqlx::query(
-            "SELECT leader_id, leader_epoch, high_watermark FROM partitions
-             WHERE topic = $1 AND partition_id = $2",
-        )
-        .bind(&c.topic)
-        .bind(partition)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let fenced = || StorageError::Fenced(format!("{}-{partition} at epoch {epoch}", c.topic));
-        let Some(row) = row else {
-            return Err(fenced());
-        };
-        if row.get::<i32, _>("leader_id") != c.leader_id
-            || row.get::<i32, _>("leader_epoch") != epoch
-        {
-            return Err(fenced());
-        }
-        let committed: i64 = row.get("high_watermark");
-        return Err(StorageError::LogInconsistent {
-            topic: c.topic.clone(),
-            partition,
-            offset: base,
-            detail: format!("a flush starts there but the log ends at {committed}"),
+    // Every partition's condition in one statement per chunk: a flush of a
+    // thousand partitions is a handful of statements, not a thousand.
+    for chunk in c.high_watermarks.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE partitions SET high_watermark = v.column4 FROM (",
+        );
+        q.push_values(chunk, |mut row, &(partition, epoch, hw)| {
+            row.push_bind(partition)
+                .push_bind(epoch)
+                .push_bind(bases.get(&partition).copied().unwrap_or(hw))
+                .push_bind(hw);
         });
+        q.push(") AS v WHERE partitions.topic = ")
+            .push_bind(&c.topic)
+            .push(" AND partitions.partition_id = v.column1 AND partitions.leader_id = ")
+            .push_bind(c.leader_id)
+            .push(
+                " AND partitions.leader_epoch = v.column2 AND partitions.high_watermark = v.column3",
+            );
+        let done = q.build().execute(&mut **tx).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(refused_flush(tx, c, chunk, &bases).await);
+        }
     }
     insert_file(tx, &c.topic, &c.path, c.size_bytes, c.now_ms, &c.segments).await?;
     for p in &c.producers {
@@ -155,6 +135,60 @@ async fn apply_flush(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &FlushComm
     Ok(())
 }
 
+/// Rows a multi-row statement carries at most (SQLite binds at most 32 766
+/// values in one statement).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Why the high-watermark update of a flush matched fewer partitions than
+/// it names: fenced by the leader or epoch, or the log ends elsewhere than
+/// the flush starts. Called inside the failed transaction, which the
+/// caller rolls back.
+async fn refused_flush(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    c: &FlushCommit,
+    chunk: &[(i32, i32, i64)],
+    bases: &BTreeMap<i32, i64>,
+) -> StorageError {
+    for &(partition, epoch, hw) in chunk {
+        let fenced = || StorageError::Fenced(format!("{}-{partition} at epoch {epoch}", c.topic));
+        let row = match sqlx::query(
+            "SELECT leader_id, leader_epoch, high_watermark FROM partitions
+             WHERE topic = $1 AND partition_id = $2",
+        )
+        .bind(&c.topic)
+        .bind(partition)
+        .fetch_optional(&mut **tx)
+        .await
+        {
+            Ok(Some(row)) => row,
+            Ok(None) => return fenced(),
+            Err(e) => return e.into(),
+        };
+        if row.get::<i32, _>("leader_id") != c.leader_id
+            || row.get::<i32, _>("leader_epoch") != epoch
+        {
+            return fenced();
+        }
+        // Partitions the statement did update end at the flush's end.
+        let committed: i64 = row.get("high_watermark");
+        if committed != hw {
+            let base = bases.get(&partition).copied().unwrap_or(hw);
+            return StorageError::LogInconsistent {
+                topic: c.topic.clone(),
+                partition,
+                offset: base,
+                detail: format!("a flush starts there but the log ends at {committed}"),
+            };
+        }
+    }
+    StorageError::LogInconsistent {
+        topic: c.topic.clone(),
+        partition: chunk.first().map_or(-1, |h| h.0),
+        offset: -1,
+        detail: "a flush names a partition twice".into(),
+    }
+}
+
 /// A committed file and its segments.
 async fn insert_file(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
@@ -171,26 +205,26 @@ async fn insert_file(
         .bind(now_ms)
         .execute(&mut **tx)
         .await?;
-    for s in segments {
-        sqlx::query(
+    for chunk in segments.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO segments (topic, partition_id, base_offset, last_offset, record_count, path, file_size,
-                                   row_group, min_timestamp, max_timestamp, size_bytes, append_time_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&s.topic)
-        .bind(s.partition)
-        .bind(s.base_offset)
-        .bind(s.last_offset)
-        .bind(s.record_count)
-        .bind(&s.path)
-        .bind(s.file_size)
-        .bind(s.row_group)
-        .bind(s.min_timestamp)
-        .bind(s.max_timestamp)
-        .bind(s.size_bytes)
-        .bind(s.append_time_ms)
-        .execute(&mut **tx)
-        .await?;
+                                   row_group, min_timestamp, max_timestamp, size_bytes, append_time_ms) ",
+        );
+        q.push_values(chunk, |mut row, s| {
+            row.push_bind(&s.topic)
+                .push_bind(s.partition)
+                .push_bind(s.base_offset)
+                .push_bind(s.last_offset)
+                .push_bind(s.record_count)
+                .push_bind(&s.path)
+                .push_bind(s.file_size)
+                .push_bind(s.row_group)
+                .push_bind(s.min_timestamp)
+                .push_bind(s.max_timestamp)
+                .push_bind(s.size_bytes)
+                .push_bind(s.append_time_ms);
+        });
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -1414,6 +1448,26 @@ mod tests {
             Err(StorageError::LogInconsistent { offset: 7, .. })
         ));
         assert_eq!(s.list_partitions("t").await.unwrap()[0].high_watermark, 5);
+        // Partitions are checked together: one good and one with a hole
+        // is refused as a whole, naming the one with the hole.
+        let mut mixed = hole.clone();
+        mixed.segments[0].partition = 1;
+        let mut good = c.segments[0].clone();
+        good.path = "f2".into();
+        good.base_offset = 5;
+        good.last_offset = 6;
+        mixed.segments.insert(0, good);
+        mixed.high_watermarks = vec![(0, 1, 7), (1, 1, 10)];
+        assert!(matches!(
+            s.commit_flush(&mixed).await,
+            Err(StorageError::LogInconsistent {
+                partition: 1,
+                offset: 7,
+                ..
+            })
+        ));
+        let parts = s.list_partitions("t").await.unwrap();
+        assert_eq!((parts[0].high_watermark, parts[1].high_watermark), (5, 0));
         assert_eq!(
             s.list_producer_states("t").await.unwrap()[0].recent,
             vec![(0, 4, 0)]
