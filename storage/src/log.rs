@@ -4,7 +4,7 @@
 //! [`Log::append`]. The partition leader (this broker) checks them, assigns
 //! offsets in memory, deduplicates idempotent producers, and appends the
 //! records to the topic's [`FlushBuffer`] as Arrow builders. A flusher task
-//! per topic encodes the buffer as ONE Parquet file when it reaches its size
+//! per topic (`flush.rs`) encodes the buffer as ONE Parquet file when it reaches its size
 //! or at the broker's next linger tick; a small one goes into the shared
 //! intake object of that tick ([`crate::intake`]), a large one is written as
 //! a file of its own. The flusher then commits the segment rows, high
@@ -46,11 +46,13 @@ use crate::table::{NewFile, TableConfig, Tables};
 use crate::tail_cache::TailCache;
 use crate::topic_config::{collision_key, validate_topic_name, TopicConfig};
 use crate::typed::Layouts;
+use flush::{run_flusher, FlushBuffer, FlushSlot};
 use group_commit::GroupCommit;
 use idempotence::plan_idempotence;
 
 mod check;
 mod compaction;
+mod flush;
 mod group_commit;
 mod idempotence;
 mod intake_move;
@@ -59,6 +61,7 @@ mod retention;
 
 pub use check::{PartitionCheck, TopicCheck};
 pub use compaction::CompactionStats;
+pub use flush::PendingAppend;
 
 /// Batches of an idempotent producer remembered per partition, as Kafka does.
 const PRODUCER_RECENT_BATCHES: usize = 5;
@@ -125,59 +128,11 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-type FlushResult = Option<std::result::Result<(), String>>;
-
-/// Completion of one flush, awaited by the produce requests in it.
-#[derive(Debug)]
-struct FlushSlot {
-    tx: watch::Sender<FlushResult>,
-}
-
-impl FlushSlot {
-    fn new() -> Arc<Self> {
-        Arc::new(FlushSlot {
-            tx: watch::channel(None).0,
-        })
-    }
-
-    fn complete(&self, r: std::result::Result<(), String>) {
-        self.tx.send_replace(Some(r));
-    }
-}
-
 /// A check of one produced record: Err names why it is refused; Ok(true)
 /// means the check rewrote the record (a coerced value), so its batch is
 /// rebuilt before it is stored.
 pub type RecordCheck<'a> =
     dyn FnMut(&mut records::Record) -> std::result::Result<bool, String> + Send + 'a;
-
-/// A produce waiting for its flush.
-#[derive(Debug)]
-pub struct PendingAppend {
-    rx: Option<watch::Receiver<FlushResult>>,
-    /// Offset of the first record.
-    pub base_offset: i64,
-    /// Broker timestamp for LogAppendTime topics, else -1.
-    pub log_append_time: i64,
-}
-
-impl PendingAppend {
-    /// Waits until the records are committed (or the flush failed).
-    pub async fn committed(mut self) -> Result<()> {
-        let Some(rx) = self.rx.as_mut() else {
-            return Ok(());
-        };
-        let r = rx
-            .wait_for(|v| v.is_some())
-            .await
-            .map_err(|_| StorageError::FlushFailed("the flusher stopped".into()))?;
-        match r.as_ref() {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(StorageError::FlushFailed(e.clone())),
-            None => Err(StorageError::FlushFailed("no result".into())),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct BatchMeta {
@@ -308,29 +263,6 @@ fn read_lock<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write_lock<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Records of a topic waiting for the next flush.
-struct FlushBuffer {
-    slot: Arc<FlushSlot>,
-    partitions: BTreeMap<i32, PartitionRows>,
-    tail: Vec<(i32, i64, i64, Bytes)>,
-    producers: HashMap<(i32, i64), ProducerStateRecord>,
-    bytes: usize,
-    first_append: Option<Instant>,
-}
-
-impl FlushBuffer {
-    fn new() -> Self {
-        FlushBuffer {
-            slot: FlushSlot::new(),
-            partitions: BTreeMap::new(),
-            tail: Vec::new(),
-            producers: HashMap::new(),
-            bytes: 0,
-            first_append: None,
-        }
-    }
 }
 
 /// One topic.
@@ -886,11 +818,11 @@ impl Log {
                 base_offset = dup.base_offset,
                 "duplicate batch"
             );
-            return Ok(PendingAppend {
-                rx: dup.slot.map(|s| s.tx.subscribe()),
-                base_offset: dup.base_offset,
-                log_append_time: if log_append { append_time } else { -1 },
-            });
+            return Ok(PendingAppend::new(
+                dup.slot.as_deref(),
+                dup.base_offset,
+                if log_append { append_time } else { -1 },
+            ));
         }
         let first_offset = st.next_offset;
         let slot = buf.slot.clone();
@@ -958,178 +890,11 @@ impl Log {
         if buf.bytes >= self.cfg.flush_bytes {
             topic.wake.notify_one();
         }
-        Ok(PendingAppend {
-            rx: Some(slot.tx.subscribe()),
-            base_offset: first_offset,
-            log_append_time: if log_append { append_time } else { -1 },
-        })
-    }
-
-    /// First half of a flush: encode the buffer as Parquet and upload it,
-    /// into the intake round `ticket` holds a place in, or else as a file
-    /// of its own. Nothing is visible until [`Log::commit`].
-    async fn prepare(
-        &self,
-        topic: &TopicLog,
-        buf: FlushBuffer,
-        ticket: Option<Ticket>,
-    ) -> Result<PreparedFlush> {
-        let started = Instant::now();
-        let append_time = now_ms();
-        let format = self.cfg.format;
-        let FlushBuffer {
-            partitions,
-            tail,
-            producers,
-            ..
-        } = buf;
-        let layout = self
-            .layouts
-            .write_layout(&topic.name, topic.coerce(), &partitions)
-            .await?;
-        let file = tokio::task::spawn_blocking(move || {
-            segment::write_file(partitions, append_time, format, &layout)
-        })
-        .await
-        .map_err(|e| StorageError::FlushFailed(format!("encoder task: {e}")))??;
-        let size = file.bytes.len() as i64;
-        let (path, claim) = match ticket {
-            Some(ticket) => {
-                let chunk = ticket.submit(file.bytes.clone()).await?;
-                (chunk.path, Some(chunk.claim))
-            }
-            None => {
-                let day = (append_time / 86_400_000).to_string();
-                let path = self.data_path(topic, &day, &format!("{append_time:013}"));
-                self.store
-                    .put(&path, PutPayload::from_bytes(file.bytes.clone()))
-                    .await?;
-                (path.to_string(), None)
-            }
-        };
-
-        let mut high_watermarks = Vec::new();
-        let mut segments = Vec::new();
-        for rg in &file.row_groups {
-            let Some(p) = topic.partition(rg.partition) else {
-                self.discard(&path).await;
-                return Err(StorageError::UnknownPartition(
-                    topic.name.clone(),
-                    rg.partition,
-                ));
-            };
-            let epoch = lock(&p.state).leader_epoch;
-            high_watermarks.push((rg.partition, epoch, rg.last_offset + 1));
-            segments.push(rg.segment(&topic.name, &path, size, append_time));
-        }
-        let commit = FlushCommit {
-            topic: topic.name.clone(),
-            path: path.clone(),
-            size_bytes: size,
-            leader_id: self.cfg.broker_id,
-            high_watermarks,
-            segments,
-            producers: producers.into_values().collect(),
-            now_ms: append_time,
-        };
-        Ok(PreparedFlush {
-            commit,
-            path,
-            claim,
-            metadata: file.metadata,
-            tail,
-            started,
-        })
-    }
-
-    /// Deletes the file of a flush that will never be committed. A chunk
-    /// shares its object with other flushes: the object goes when no chunk
-    /// of it is left (`release_intake`, or the orphan sweeper).
-    async fn discard(&self, path: &str) {
-        if !intake::is_chunk(path) {
-            let _ = self.store.delete(&Path::from(path)).await;
-        }
-    }
-
-    /// Second half of a flush: one metadata-store transaction, then the
-    /// records become visible and their producers are answered.
-    async fn commit(&self, topic: &TopicLog, prepared: PreparedFlush) -> Result<()> {
-        let PreparedFlush {
-            commit,
-            path,
-            claim,
-            metadata,
-            tail,
-            started,
-        } = prepared;
-        let committing = Instant::now();
-        let commit = Arc::new(commit);
-        let committed = self.group_commit.commit(commit.clone()).await;
-        // Settled either way: the intake object may go once nothing else
-        // holds it.
-        drop(claim);
-        if let Err(e) = committed {
-            // Never committed: the file is an orphan. Delete it now; the
-            // sweeper is the backstop if this fails too.
-            self.discard(&path).await;
-            return Err(e);
-        }
-        lock(&self.footers).insert(
-            path.clone(),
-            ArrowReaderMetadata::try_new(metadata, reader_options())?,
-        );
-        for s in &commit.segments {
-            if let Some(p) = topic.partition(s.partition) {
-                let mut st = lock(&p.state);
-                st.high_watermark = st.high_watermark.max(s.last_offset + 1);
-                write_lock(&p.segments).insert(s.base_offset, s.clone());
-            }
-        }
-        for pr in &commit.producers {
-            if let Some(p) = topic.partition(pr.partition) {
-                lock(&p.state)
-                    .committed_producers
-                    .insert(pr.producer_id, ProducerEntry::from_record(pr));
-            }
-        }
-        for (partition, base, last, bytes) in tail {
-            if let Some(p) = topic.partition(partition) {
-                lock(&p.tail).push(base, last, bytes);
-            }
-        }
-        self.commits.send_modify(|n| *n += 1);
-        topic.table_lag.flushed(now_ms());
-        let records: i64 = commit.segments.iter().map(|s| s.record_count).sum();
-        self.flush_metrics.bytes.observe(commit.size_bytes as f64);
-        self.flush_metrics.records.observe(records as f64);
-        self.flush_metrics
-            .seconds
-            .observe(started.elapsed().as_secs_f64());
-        debug!(
-            topic = %topic.name,
-            %path,
-            size = commit.size_bytes,
-            prepare_ms = (committing - started).as_secs_f64() * 1e3,
-            commit_ms = committing.elapsed().as_secs_f64() * 1e3,
-            "flushed"
-        );
-        Ok(())
-    }
-
-    /// Puts every partition back to its committed state after a failed
-    /// flush, failing whatever was buffered since.
-    fn roll_back(&self, topic: &TopicLog, reason: &str) {
-        let mut buf = lock(&topic.buffer);
-        // Flushes prepared on top of the failed one carry the old generation
-        // and are failed by the committer.
-        topic.generation.fetch_add(1, Ordering::SeqCst);
-        let stale = std::mem::replace(&mut *buf, FlushBuffer::new());
-        stale.slot.complete(Err(reason.to_string()));
-        for p in topic.partitions() {
-            let mut st = lock(&p.state);
-            st.next_offset = st.high_watermark;
-            st.producers = st.committed_producers.clone();
-        }
+        Ok(PendingAppend::new(
+            Some(&slot),
+            first_offset,
+            if log_append { append_time } else { -1 },
+        ))
     }
 }
 
@@ -1248,121 +1013,6 @@ async fn run_table_committer(log: std::sync::Weak<Log>) {
 
 fn reader_options() -> ArrowReaderOptions {
     ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional)
-}
-
-/// A flush between its upload and its commit.
-struct PreparedFlush {
-    commit: FlushCommit,
-    /// The file's path: a chunk's or a file of its own.
-    path: String,
-    /// Keeps the intake object while the commit is pending.
-    claim: Option<Claim>,
-    metadata: Arc<parquet::file::metadata::ParquetMetaData>,
-    tail: Vec<(i32, i64, i64, Bytes)>,
-    started: Instant,
-}
-
-/// A flush handed from the flusher to the committer.
-struct InFlightFlush {
-    generation: u64,
-    slot: Arc<FlushSlot>,
-    prepared: tokio::task::JoinHandle<Result<PreparedFlush>>,
-}
-
-/// Decides when to flush and starts each flush's encode and upload. Up to
-/// two flushes are prepared while the committer commits, in order.
-async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
-    let (tx, rx) = tokio::sync::mpsc::channel::<InFlightFlush>(1);
-    tokio::spawn(run_committer(log.clone(), topic.clone(), rx));
-    loop {
-        if topic.deleted.load(Ordering::SeqCst) {
-            let buf = std::mem::replace(&mut *lock(&topic.buffer), FlushBuffer::new());
-            buf.slot
-                .complete(Err(format!("topic {} was deleted", topic.name)));
-            topic.flushed.notify_waiters();
-            return;
-        }
-        let (first, bytes) = {
-            let b = lock(&topic.buffer);
-            (b.first_append, b.bytes)
-        };
-        let Some(first) = first else {
-            topic.wake.notified().await;
-            continue;
-        };
-        let deadline = log.next_tick(first);
-        if bytes < log.cfg.flush_bytes && Instant::now() < deadline {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline.into()) => {}
-                _ = topic.wake.notified() => {}
-            }
-            continue;
-        }
-        let (buf, generation) = {
-            let mut b = lock(&topic.buffer);
-            (
-                std::mem::replace(&mut *b, FlushBuffer::new()),
-                topic.generation.load(Ordering::SeqCst),
-            )
-        };
-        let slot = buf.slot.clone();
-        // The place in the round is taken now, before the encode, so the
-        // round this tick gathers waits for it.
-        let ticket = (buf.bytes < log.cfg.intake_direct_bytes).then(|| log.intake.join());
-        let (l, t) = (log.clone(), topic.clone());
-        let prepared = tokio::spawn(async move { l.prepare(&t, buf, ticket).await });
-        if tx
-            .send(InFlightFlush {
-                generation,
-                slot,
-                prepared,
-            })
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// Commits prepared flushes in the order they were taken.
-async fn run_committer(
-    log: Arc<Log>,
-    topic: Arc<TopicLog>,
-    mut rx: tokio::sync::mpsc::Receiver<InFlightFlush>,
-) {
-    while let Some(f) = rx.recv().await {
-        let prepared = f
-            .prepared
-            .await
-            .unwrap_or_else(|e| Err(StorageError::FlushFailed(format!("encoder task: {e}"))));
-        let current = topic.generation.load(Ordering::SeqCst);
-        let result = match prepared {
-            Ok(p) if f.generation != current => {
-                log.discard(&p.path).await;
-                Err(StorageError::FlushFailed(
-                    "an earlier flush of this topic failed".into(),
-                ))
-            }
-            Ok(p) => log.commit(&topic, p).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => f.slot.complete(Ok(())),
-            Err(e) => {
-                f.slot.complete(Err(e.to_string()));
-                if f.generation == current {
-                    warn!(topic = %topic.name, error = %e, "flush failed; rolling back to the committed state");
-                    log.roll_back(&topic, &e.to_string());
-                    if matches!(e, StorageError::Fenced(_)) {
-                        topic.deleted.store(true, Ordering::SeqCst);
-                        topic.wake.notify_one();
-                    }
-                }
-            }
-        }
-        topic.flushed.notify_waiters();
-    }
 }
 
 async fn run_maintenance(log: std::sync::Weak<Log>) {
