@@ -1,19 +1,20 @@
 //! The log: topics, partitions, the write path and the read path.
 //!
 //! Write path (DESIGN.md): a produce hands each partition's batches to
-//! [`Log::append`]. The partition leader (this broker) checks them, assigns
-//! offsets in memory, deduplicates idempotent producers, and appends the
-//! records to the topic's [`FlushBuffer`] as Arrow builders. A flusher task
-//! per topic (`flush.rs`) encodes the buffer as ONE Parquet file when it reaches its size
-//! or at the broker's next linger tick; a small one goes into the shared
-//! intake object of that tick ([`crate::intake`]), a large one is written as
-//! a file of its own. The flusher then commits the segment rows, high
-//! watermarks and producer states in ONE metadata-store transaction checked
-//! against the leader epoch. Only then are the waiting produce requests
-//! answered. Intake chunks move into the topic's own files at its table
-//! commit interval (`intake_move.rs`).
+//! [`Log::append`] (`append.rs`). The partition leader (this broker) checks
+//! them, assigns offsets in memory, deduplicates idempotent producers, and
+//! appends the records to the topic's [`FlushBuffer`] as Arrow builders. A
+//! flusher task per topic (`flush.rs`) encodes the buffer as ONE Parquet
+//! file when it reaches its size or at the broker's next linger tick; a
+//! small one goes into the shared intake object of that tick
+//! ([`crate::intake`]), a large one is written as a file of its own. The
+//! flusher then commits the segment rows, high watermarks and producer
+//! states in ONE metadata-store transaction checked against the leader
+//! epoch. Only then are the waiting produce requests answered. Intake
+//! chunks move into the topic's own files at its table commit interval
+//! (`intake_move.rs`, from the table commit in `table_sync.rs`).
 //!
-//! Read path: [`Log::read`] serves from the partition's [`TailCache`] when it
+//! Read path (`read.rs`): [`Log::read`] serves from the partition's [`TailCache`] when it
 //! can, otherwise from the segment index with ranged reads of one row group.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -49,7 +50,9 @@ use crate::typed::Layouts;
 use flush::{run_flusher, FlushBuffer, FlushSlot};
 use group_commit::GroupCommit;
 use idempotence::plan_idempotence;
+use table_sync::{day_of, run_table_committer, TableLag};
 
+mod append;
 mod check;
 mod compaction;
 mod flush;
@@ -58,6 +61,7 @@ mod idempotence;
 mod intake_move;
 mod read;
 mod retention;
+mod table_sync;
 
 pub use check::{PartitionCheck, TopicCheck};
 pub use compaction::CompactionStats;
@@ -285,45 +289,12 @@ pub struct TopicLog {
     table_sync: tokio::sync::Mutex<()>,
 }
 
-/// How far the topic's Iceberg table is behind its log, in time.
-#[derive(Default)]
-struct TableLag {
-    /// When the oldest flush the table does not hold yet was committed (0:
-    /// none).
-    unsynced_since_ms: AtomicI64,
-    /// When the newest flush was committed.
-    last_flush_ms: AtomicI64,
-}
-
-impl TableLag {
-    fn flushed(&self, now: i64) {
-        self.last_flush_ms.store(now, Ordering::SeqCst);
-        let _ = self
-            .unsynced_since_ms
-            .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// After a table commit that took in every flush committed before
-    /// `started`.
-    fn synced(&self, started: i64) {
-        let since = if self.last_flush_ms.load(Ordering::SeqCst) < started {
-            0
-        } else {
-            started
-        };
-        self.unsynced_since_ms.store(since, Ordering::SeqCst);
-    }
-}
-
 impl TopicLog {
     /// How long the oldest records the topic's table does not hold yet
     /// have been committed to the log, in milliseconds (0 when the table
     /// holds everything).
     pub fn table_lag_ms(&self, now: i64) -> i64 {
-        match self.table_lag.unsynced_since_ms.load(Ordering::SeqCst) {
-            0 => 0,
-            since => (now - since).max(0),
-        }
+        self.table_lag.lag_ms(now)
     }
 
     /// Number of partitions.
@@ -699,315 +670,6 @@ impl Log {
         self.meta.set_topic_configs(name, &configs).await?;
         *write_lock(&topic.config) = cfg;
         Ok(())
-    }
-
-    /// Appends one partition's produced batches. Returns once the records
-    /// have offsets; await [`PendingAppend::committed`] before acknowledging.
-    pub async fn append(
-        &self,
-        topic_name: &str,
-        partition: i32,
-        records: Bytes,
-    ) -> Result<PendingAppend> {
-        self.append_checked(topic_name, partition, records, None)
-            .await
-    }
-
-    /// [`Log::append`] with a check of every record: if any fails, the
-    /// whole request is refused with every failure and nothing is stored.
-    pub async fn append_checked(
-        &self,
-        topic_name: &str,
-        partition: i32,
-        records: Bytes,
-        mut check: Option<&mut RecordCheck<'_>>,
-    ) -> Result<PendingAppend> {
-        let topic = self
-            .topic(topic_name)
-            .ok_or_else(|| StorageError::UnknownTopic(topic_name.to_string()))?;
-        let part = topic
-            .partition(partition)
-            .ok_or_else(|| StorageError::UnknownPartition(topic_name.to_string(), partition))?;
-        // Read the two settings in place: cloning the config map on every
-        // produce is work the hot path does not need.
-        let (max_message, log_append) = {
-            let c = read_lock(&topic.config);
-            (c.max_message_bytes(), c.log_append_time())
-        };
-        let mut batches = records::split_batches(records)
-            .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
-        if batches.is_empty() {
-            return Err(StorageError::CorruptMessage(
-                "produce request without record batches".into(),
-            ));
-        }
-        let mut decoded = Vec::with_capacity(batches.len());
-        let mut record_index = 0i32;
-        let mut rejected = Vec::new();
-        for b in batches.iter_mut() {
-            if b.bytes.len() > max_message {
-                return Err(StorageError::MessageTooLarge {
-                    size: b.bytes.len(),
-                    max: max_message,
-                });
-            }
-            if b.header.is_control() {
-                return Err(StorageError::InvalidRecord {
-                    index: record_index,
-                    message: "producers may not send control batches".into(),
-                });
-            }
-            if b.header.is_transactional() {
-                return Err(StorageError::Unsupported("transactional produce"));
-            }
-            let mut recs = b
-                .records(MAX_UNCOMPRESSED_BATCH)
-                .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
-            let mut rewritten = false;
-            for r in recs.iter_mut() {
-                let ts = b.header.base_timestamp.saturating_add(r.timestamp_delta);
-                if !(-segment::MAX_TIMESTAMP_MS..=segment::MAX_TIMESTAMP_MS).contains(&ts) {
-                    return Err(StorageError::InvalidTimestamp(ts));
-                }
-                for h in &r.headers {
-                    if std::str::from_utf8(&h.key).is_err() {
-                        return Err(StorageError::InvalidRecord {
-                            index: record_index,
-                            message: "header key is not valid UTF-8".into(),
-                        });
-                    }
-                }
-                if let Some(check) = check.as_mut() {
-                    match check(r) {
-                        Ok(changed) => rewritten |= changed,
-                        Err(why) => rejected.push((record_index, why)),
-                    }
-                }
-                record_index += 1;
-            }
-            if rewritten {
-                *b = RawBatch::rebuild(&b.header, &recs);
-            }
-            decoded.push(recs);
-        }
-        if !rejected.is_empty() {
-            return Err(StorageError::InvalidRecords(rejected));
-        }
-
-        // Backpressure: wait while the buffer is over its bound.
-        loop {
-            let notified = topic.flushed.notified();
-            if lock(&topic.buffer).bytes < self.cfg.max_buffer_bytes {
-                break;
-            }
-            topic.wake.notify_one();
-            notified.await;
-        }
-
-        let append_time = now_ms();
-        let mut buf = lock(&topic.buffer);
-        if topic.deleted.load(Ordering::SeqCst) {
-            return Err(StorageError::UnknownTopic(topic_name.to_string()));
-        }
-        let mut st = lock(&part.state);
-        let plan = plan_idempotence(&st, &batches)?;
-        if let Some(dup) = plan.duplicate {
-            debug!(
-                topic = topic_name,
-                partition,
-                base_offset = dup.base_offset,
-                "duplicate batch"
-            );
-            return Ok(PendingAppend::new(
-                dup.slot.as_deref(),
-                dup.base_offset,
-                if log_append { append_time } else { -1 },
-            ));
-        }
-        let first_offset = st.next_offset;
-        let slot = buf.slot.clone();
-        for (b, recs) in batches.iter().zip(&decoded) {
-            let base = st.next_offset;
-            let count = recs.len() as i64;
-            if count == 0 {
-                continue;
-            }
-            let mut stamped = BytesMut::from(&b.bytes[..]);
-            stamp_batch(&mut stamped, base, st.leader_epoch);
-            if log_append {
-                records::stamp_log_append_time(&mut stamped, append_time);
-            }
-            let rows = buf
-                .partitions
-                .entry(partition)
-                .or_insert_with(|| PartitionRows::new(base));
-            let batch_ts_type = if log_append {
-                1
-            } else {
-                b.header.timestamp_type()
-            };
-            for (i, r) in recs.iter().enumerate() {
-                let ts = if batch_ts_type == 1 {
-                    if log_append {
-                        append_time
-                    } else {
-                        b.header.max_timestamp
-                    }
-                } else {
-                    b.header.base_timestamp + r.timestamp_delta
-                };
-                rows.push(base + i as i64, ts, batch_ts_type, r);
-            }
-            st.next_offset += count;
-            let h = &b.header;
-            if h.producer_id >= 0 {
-                let entry = st.producers.entry(h.producer_id).or_default();
-                if entry.epoch != h.producer_epoch {
-                    entry.recent.clear();
-                }
-                entry.epoch = h.producer_epoch;
-                entry.recent.push_back(BatchMeta {
-                    first_seq: h.base_sequence,
-                    last_seq: h.last_sequence(),
-                    base_offset: base,
-                    slot: Some(slot.clone()),
-                });
-                while entry.recent.len() > PRODUCER_RECENT_BATCHES {
-                    entry.recent.pop_front();
-                }
-                let rec = entry.record(topic_name, partition, h.producer_id);
-                buf.producers.insert((partition, h.producer_id), rec);
-            }
-            buf.bytes += b.bytes.len();
-            buf.tail
-                .push((partition, base, base + count - 1, stamped.freeze()));
-        }
-        drop(st);
-        if buf.first_append.is_none() {
-            buf.first_append = Some(Instant::now());
-            topic.wake.notify_one();
-        }
-        if buf.bytes >= self.cfg.flush_bytes {
-            topic.wake.notify_one();
-        }
-        Ok(PendingAppend::new(
-            Some(&slot),
-            first_offset,
-            if log_append { append_time } else { -1 },
-        ))
-    }
-}
-
-impl Log {
-    /// The Iceberg side.
-    pub fn tables(&self) -> &Tables {
-        &self.tables
-    }
-
-    /// The object key under which a topic's table lives (data files under
-    /// `data/`, Iceberg metadata under `metadata/`): `topics/<name>-<id>`,
-    /// the name cut so that the directory's name fits in 255 bytes (a
-    /// local store's limit; a Kafka name may have 249 characters).
-    pub fn table_key(&self, topic: &TopicLog) -> String {
-        const DIRECTORY_NAME_MAX: usize = 255;
-        let id = topic.id.simple().to_string();
-        let keep = DIRECTORY_NAME_MAX - id.len() - 1;
-        // Topic names are ASCII: any cut is at a character boundary.
-        let name = &topic.name[..topic.name.len().min(keep)];
-        self.object_path(&format!("topics/{name}-{id}")).to_string()
-    }
-
-    /// A new data file of the topic's table, in its day's directory (the
-    /// table's partition): `<table>/data/day=<day>/<stem>-<uuid>.parquet`.
-    fn data_path(&self, topic: &TopicLog, day: &str, stem: &str) -> Path {
-        Path::from(format!(
-            "{}/data/day={day}/{stem}-{}.parquet",
-            self.table_key(topic),
-            uuid::Uuid::new_v4().simple()
-        ))
-    }
-
-    fn io_metadata_prefix(&self, topic: &TopicLog) -> String {
-        self.tables
-            .io()
-            .uri(&format!("{}/metadata/", self.table_key(topic)))
-    }
-
-    /// Commits what the topic's table lags behind the log by (files
-    /// flushed since the last snapshot, files retention dropped), expires
-    /// old snapshots and deletes files no snapshot refers to any more.
-    pub async fn sync_table(&self, topic: &TopicLog) -> Result<()> {
-        // A millisecond back: a flush committed in the same millisecond as
-        // the pending files are read counts as not taken in.
-        let started = now_ms() - 1;
-        let _syncing = topic.table_sync.lock().await;
-        if topic.deleted.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        // The rows in intake chunks move into the topic's own files first,
-        // which the table then takes in.
-        self.move_intake(topic).await?;
-        let pending = self.meta.table_pending(&topic.name).await?;
-        let mut added = Vec::with_capacity(pending.added.len());
-        for (path, size) in pending.added {
-            let size = size.max(0) as u64;
-            let footer = self.footer(&path, size).await?;
-            added.push(NewFile {
-                rewritten: compaction::is_compacted(&path),
-                key: path,
-                size,
-                footer: footer.metadata().clone(),
-            });
-        }
-        let released = self
-            .tables
-            .sync(&topic.name, &self.table_key(topic), added, pending.removed)
-            .await?;
-        topic.table_lag.synced(started);
-        self.delete_files(&released).await;
-        Ok(())
-    }
-}
-
-/// The day directory (`day=N`, the table partition) a data file is in.
-fn day_of(path: &str) -> Option<&str> {
-    path.split("/day=").nth(1).and_then(|r| r.split('/').next())
-}
-
-/// How many tables the committer commits at once.
-const TABLE_SYNCS_AT_ONCE: usize = 8;
-
-/// Commits each topic's table every `floe.iceberg.commit.interval.ms`.
-async fn run_table_committer(log: std::sync::Weak<Log>) {
-    let mut last: HashMap<String, Instant> = HashMap::new();
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let Some(log) = log.upgrade() else { return };
-        let mut due = Vec::new();
-        for topic in log.topics() {
-            let interval = read_lock(&topic.config).table_commit_interval();
-            if last
-                .get(&topic.name)
-                .is_none_or(|t| t.elapsed() >= interval)
-            {
-                last.insert(topic.name.clone(), Instant::now());
-                due.push(topic);
-            }
-        }
-        // Several at once: one round visits every topic (a broker with a
-        // thousand topics creates or loads a thousand tables at start), and
-        // a commit is mostly waiting on the store.
-        futures::stream::iter(due)
-            .for_each_concurrent(TABLE_SYNCS_AT_ONCE, |topic| {
-                let log = &log;
-                async move {
-                    if let Err(e) = log.sync_table(&topic).await {
-                        warn!(topic = %topic.name, error = %e, "iceberg commit failed; retrying next round");
-                    }
-                }
-            })
-            .await;
-        last.retain(|name, _| log.topic(name).is_some());
     }
 }
 

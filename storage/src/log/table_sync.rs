@@ -1,0 +1,157 @@
+//! The log's side of the Iceberg tables: where a topic's table and data
+//! files live, a table commit (`sync_table`: the intake move, then one
+//! snapshot taking in what the log flushed or dropped since the last),
+//! and the task committing each topic's table at its commit interval.
+
+use super::*;
+
+/// How far the topic's Iceberg table is behind its log, in time.
+#[derive(Default)]
+pub(super) struct TableLag {
+    /// When the oldest flush the table does not hold yet was committed (0:
+    /// none).
+    unsynced_since_ms: AtomicI64,
+    /// When the newest flush was committed.
+    last_flush_ms: AtomicI64,
+}
+
+impl TableLag {
+    /// See [`TopicLog::table_lag_ms`].
+    pub(super) fn lag_ms(&self, now: i64) -> i64 {
+        match self.unsynced_since_ms.load(Ordering::SeqCst) {
+            0 => 0,
+            since => (now - since).max(0),
+        }
+    }
+
+    pub(super) fn flushed(&self, now: i64) {
+        self.last_flush_ms.store(now, Ordering::SeqCst);
+        let _ = self
+            .unsynced_since_ms
+            .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// After a table commit that took in every flush committed before
+    /// `started`.
+    pub(super) fn synced(&self, started: i64) {
+        let since = if self.last_flush_ms.load(Ordering::SeqCst) < started {
+            0
+        } else {
+            started
+        };
+        self.unsynced_since_ms.store(since, Ordering::SeqCst);
+    }
+}
+
+impl Log {
+    /// The Iceberg side.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// The object key under which a topic's table lives (data files under
+    /// `data/`, Iceberg metadata under `metadata/`): `topics/<name>-<id>`,
+    /// the name cut so that the directory's name fits in 255 bytes (a
+    /// local store's limit; a Kafka name may have 249 characters).
+    pub fn table_key(&self, topic: &TopicLog) -> String {
+        const DIRECTORY_NAME_MAX: usize = 255;
+        let id = topic.id.simple().to_string();
+        let keep = DIRECTORY_NAME_MAX - id.len() - 1;
+        // Topic names are ASCII: any cut is at a character boundary.
+        let name = &topic.name[..topic.name.len().min(keep)];
+        self.object_path(&format!("topics/{name}-{id}")).to_string()
+    }
+
+    /// A new data file of the topic's table, in its day's directory (the
+    /// table's partition): `<table>/data/day=<day>/<stem>-<uuid>.parquet`.
+    pub(super) fn data_path(&self, topic: &TopicLog, day: &str, stem: &str) -> Path {
+        Path::from(format!(
+            "{}/data/day={day}/{stem}-{}.parquet",
+            self.table_key(topic),
+            uuid::Uuid::new_v4().simple()
+        ))
+    }
+
+    pub(super) fn io_metadata_prefix(&self, topic: &TopicLog) -> String {
+        self.tables
+            .io()
+            .uri(&format!("{}/metadata/", self.table_key(topic)))
+    }
+
+    /// Commits what the topic's table lags behind the log by (files
+    /// flushed since the last snapshot, files retention dropped), expires
+    /// old snapshots and deletes files no snapshot refers to any more.
+    pub async fn sync_table(&self, topic: &TopicLog) -> Result<()> {
+        // A millisecond back: a flush committed in the same millisecond as
+        // the pending files are read counts as not taken in.
+        let started = now_ms() - 1;
+        let _syncing = topic.table_sync.lock().await;
+        if topic.deleted.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // The rows in intake chunks move into the topic's own files first,
+        // which the table then takes in.
+        self.move_intake(topic).await?;
+        let pending = self.meta.table_pending(&topic.name).await?;
+        let mut added = Vec::with_capacity(pending.added.len());
+        for (path, size) in pending.added {
+            let size = size.max(0) as u64;
+            let footer = self.footer(&path, size).await?;
+            added.push(NewFile {
+                rewritten: compaction::is_compacted(&path),
+                key: path,
+                size,
+                footer: footer.metadata().clone(),
+            });
+        }
+        let released = self
+            .tables
+            .sync(&topic.name, &self.table_key(topic), added, pending.removed)
+            .await?;
+        topic.table_lag.synced(started);
+        self.delete_files(&released).await;
+        Ok(())
+    }
+}
+
+/// The day directory (`day=N`, the table partition) a data file is in.
+pub(super) fn day_of(path: &str) -> Option<&str> {
+    path.split("/day=").nth(1).and_then(|r| r.split('/').next())
+}
+
+/// How many tables the committer commits at once.
+const TABLE_SYNCS_AT_ONCE: usize = 8;
+
+/// Commits each topic's table every `floe.iceberg.commit.interval.ms`.
+pub(super) async fn run_table_committer(log: std::sync::Weak<Log>) {
+    let mut last: HashMap<String, Instant> = HashMap::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Some(log) = log.upgrade() else { return };
+        let mut due = Vec::new();
+        for topic in log.topics() {
+            let interval = read_lock(&topic.config).table_commit_interval();
+            if last
+                .get(&topic.name)
+                .is_none_or(|t| t.elapsed() >= interval)
+            {
+                last.insert(topic.name.clone(), Instant::now());
+                due.push(topic);
+            }
+        }
+        // Several at once: one round visits every topic (a broker with a
+        // thousand topics creates or loads a thousand tables at start), and
+        // a commit is mostly waiting on the store.
+        futures::stream::iter(due)
+            .for_each_concurrent(TABLE_SYNCS_AT_ONCE, |topic| {
+                let log = &log;
+                async move {
+                    if let Err(e) = log.sync_table(&topic).await {
+                        warn!(topic = %topic.name, error = %e, "iceberg commit failed; retrying next round");
+                    }
+                }
+            })
+            .await;
+        last.retain(|name, _| log.topic(name).is_some());
+    }
+}
