@@ -20,6 +20,7 @@
 //! that must survive a crash goes through [`meta::MetadataStore`]; nothing
 //! here knows about sockets or Kafka request types.
 
+pub mod background;
 pub mod error;
 pub mod faults;
 pub mod intake;

@@ -21,7 +21,7 @@ use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use tracing::{debug, info};
 
 use super::{day_of, lock, now_ms, read_lock, reader_options, write_lock, Log, TopicLog};
-use crate::error::{Result, StorageError};
+use crate::error::Result;
 use crate::meta::{FileRecord, FileReplacement, SegmentRecord};
 use crate::segment;
 
@@ -294,7 +294,7 @@ impl Log {
             return Ok(None);
         }
         let format = self.cfg.format;
-        let file = tokio::task::spawn_blocking(move || {
+        let file = crate::background::run("rewrite", move || {
             segment::write_partitions(
                 partitions,
                 schema,
@@ -302,8 +302,7 @@ impl Log {
                 Some(segment::COMPACTED_ROW_GROUP_BYTES),
             )
         })
-        .await
-        .map_err(|e| StorageError::FlushFailed(format!("compaction task: {e}")))??;
+        .await?;
         let day = run.first().map(file_day).unwrap_or_else(|| "0".into());
         let now = now_ms();
         let stem = match kind {
