@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqlitePool};
 
 use super::{
     CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FileRecord,
@@ -110,10 +110,15 @@ async fn apply_flush(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &FlushComm
             .push(
                 " AND partitions.leader_epoch = v.column2 AND partitions.high_watermark = v.column3",
             );
-        let done = q.build().execute(&mut **tx).await?;
+        // In a savepoint, so that a refusal is explained against the
+        // partitions as they were before it.
+        let mut savepoint = (**tx).begin().await?;
+        let done = q.build().execute(&mut *savepoint).await?;
         if done.rows_affected() != chunk.len() as u64 {
+            savepoint.rollback().await?;
             return Err(refused_flush(tx, c, chunk, &bases).await);
         }
+        savepoint.commit().await?;
     }
     insert_file(tx, &c.topic, &c.path, c.size_bytes, c.now_ms, &c.segments).await?;
     for p in &c.producers {
@@ -141,8 +146,8 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 /// Why the high-watermark update of a flush matched fewer partitions than
 /// it names: fenced by the leader or epoch, or the log ends elsewhere than
-/// the flush starts. Called inside the failed transaction, which the
-/// caller rolls back.
+/// the flush starts. Called with the partitions as they were before the
+/// update; the caller rolls the transaction back.
 async fn refused_flush(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     c: &FlushCommit,
@@ -169,10 +174,9 @@ async fn refused_flush(
         {
             return fenced();
         }
-        // Partitions the statement did update end at the flush's end.
         let committed: i64 = row.get("high_watermark");
-        if committed != hw {
-            let base = bases.get(&partition).copied().unwrap_or(hw);
+        let base = bases.get(&partition).copied().unwrap_or(hw);
+        if committed != base {
             return StorageError::LogInconsistent {
                 topic: c.topic.clone(),
                 partition,
@@ -1448,6 +1452,13 @@ mod tests {
             Err(StorageError::LogInconsistent { offset: 7, .. })
         ));
         assert_eq!(s.list_partitions("t").await.unwrap()[0].high_watermark, 5);
+        // Committing offsets already committed is refused the same way.
+        let mut again = c.clone();
+        again.path = "f3".into();
+        assert!(matches!(
+            s.commit_flush(&again).await,
+            Err(StorageError::LogInconsistent { offset: 0, ref detail, .. }) if detail.ends_with("at 5")
+        ));
         // Partitions are checked together: one good and one with a hole
         // is refused as a whole, naming the one with the hole.
         let mut mixed = hole.clone();
