@@ -115,6 +115,7 @@ pub fn error_code(e: &StorageError) -> i16 {
         | Parquet(_)
         | Arrow(_)
         | FlushFailed(_)
+        | Background(_)
         | Iceberg(_)
         | LogInconsistent { .. } => code::KAFKA_STORAGE_ERROR,
         Corrupt(_) | ExternalCatalog(_) => code::UNKNOWN_SERVER_ERROR,

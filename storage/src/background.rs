@@ -24,9 +24,9 @@ where
             lower_priority();
             let _ = tx.send(f());
         })
-        .map_err(|e| StorageError::FlushFailed(format!("{what}: starting its thread: {e}")))?;
+        .map_err(|e| StorageError::Background(format!("{what}: starting its thread: {e}")))?;
     rx.await
-        .map_err(|_| StorageError::FlushFailed(format!("{what}: the thread panicked")))?
+        .map_err(|_| StorageError::Background(format!("{what}: the thread panicked")))?
 }
 
 /// Lowers the calling thread's priority (on Linux a nice value is per

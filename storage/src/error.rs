@@ -99,6 +99,9 @@ pub enum StorageError {
     /// A flush this request waited for did not commit.
     #[error("flush failed: {0}")]
     FlushFailed(String),
+    /// Work in the background (a rewrite's encode) did not finish.
+    #[error("background work failed: {0}")]
+    Background(String),
     /// Iceberg metadata could not be read or written.
     #[error("iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
