@@ -15,7 +15,8 @@
 //! (`intake_move.rs`, from the table commit in `table_sync.rs`).
 //!
 //! Read path (`read.rs`): [`Log::read`] serves from the partition's [`TailCache`] when it
-//! can, otherwise from the segment index with ranged reads of one row group.
+//! can, otherwise from the segment index with ranged reads of a segment's
+//! rows (its run of one row group).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -28,9 +29,7 @@ use floe_protocol::records::{self, stamp_batch, RawBatch};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::PageIndexPolicy;
 use tokio::sync::{watch, Notify};

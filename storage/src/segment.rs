@@ -19,9 +19,10 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use floe_protocol::records::{BatchBuilder, Record};
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -194,15 +195,22 @@ pub struct PartitionRows {
 impl PartitionRows {
     /// Empty rows starting at `base_offset`.
     pub fn new(base_offset: i64) -> Self {
-        let headers = ListBuilder::new(StructBuilder::from_fields(header_fields(), 0))
-            .with_field(header_item());
+        // Small to start with, grown as records come: a broker buffers
+        // every partition it was sent to since the last flush, and the
+        // builders' default capacities (1 024 rows) cost about 45 KiB per
+        // partition per flush, most of it never used when a flush spreads
+        // over a thousand partitions.
+        const ROWS: usize = 16;
+        let headers =
+            ListBuilder::with_capacity(StructBuilder::from_fields(header_fields(), 0), ROWS)
+                .with_field(header_item());
         PartitionRows {
-            offsets: Int64Builder::new(),
-            timestamps: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-            timestamp_types: Int32Builder::new(),
-            keys: BinaryBuilder::new(),
+            offsets: Int64Builder::with_capacity(ROWS),
+            timestamps: TimestampMicrosecondBuilder::with_capacity(ROWS).with_timezone("UTC"),
+            timestamp_types: Int32Builder::with_capacity(ROWS),
+            keys: BinaryBuilder::with_capacity(ROWS, 0),
             headers,
-            values: BinaryBuilder::new(),
+            values: BinaryBuilder::with_capacity(ROWS, 0),
             len: 0,
             base_offset,
             min_ts: i64::MAX,
@@ -254,6 +262,7 @@ impl PartitionRows {
         partition: i32,
         append_time: i64,
         layout: &WriteLayout,
+        schema: &SchemaRef,
     ) -> Result<RecordBatch> {
         let n = self.len;
         let mut cols: Vec<ArrayRef> = vec![
@@ -269,7 +278,7 @@ impl PartitionRows {
             TimestampMicrosecondArray::from(vec![append_time.saturating_mul(1000); n])
                 .with_timezone("UTC"),
         ));
-        Ok(RecordBatch::try_new(topic_schema(layout), cols)?)
+        Ok(RecordBatch::try_new(schema.clone(), cols)?)
     }
 }
 
@@ -313,7 +322,11 @@ impl Default for SegmentFormat {
 /// intake move rewrites them with the codec.
 pub const SMALL_ROW_GROUP_BYTES: usize = 32 * 1024;
 
-fn writer_properties(format: SegmentFormat, small_row_groups: bool) -> Result<WriterProperties> {
+fn writer_properties(
+    format: SegmentFormat,
+    small_row_groups: bool,
+    shared_row_groups: bool,
+) -> Result<WriterProperties> {
     let payload_codec = if format.zstd_level > 0 && !small_row_groups {
         Compression::ZSTD(ZstdLevel::try_new(format.zstd_level)?)
     } else {
@@ -334,7 +347,8 @@ fn writer_properties(format: SegmentFormat, small_row_groups: bool) -> Result<Wr
         // the main cost of small flushes. Payload columns (bytes, typed
         // fields, headers) get zstd.
         .set_compression(payload_codec)
-        // One row group per partition per flush: the flush size bounds it.
+        // Row groups are closed by the writer: per partition or shared
+        // (flushes), or at a byte size (rewrites).
         .set_max_row_group_row_count(None)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_statistics_truncate_length(Some(64))
@@ -374,16 +388,26 @@ fn writer_properties(format: SegmentFormat, small_row_groups: bool) -> Result<Wr
         // repeat the chunk statistics (and cost a tenth of the encoding).
         b = b.set_statistics_enabled(EnabledStatistics::Chunk);
     }
+    if shared_row_groups {
+        // The offset index (written whatever the statistics) lets a read
+        // of one partition fetch only its pages; pages end where a mini
+        // batch of rows reaches the limit, so the batches are small too.
+        b = b
+            .set_data_page_size_limit(SHARED_PAGE_BYTES)
+            .set_write_batch_size(64);
+    }
     Ok(b.build())
 }
 
-/// One row group of a written file.
+/// One partition's rows in a written file: a run of rows of one row group.
 #[derive(Debug, Clone)]
-pub struct WrittenRowGroup {
+pub struct WrittenSegment {
     /// Partition.
     pub partition: i32,
-    /// Index in the file.
+    /// Index of its row group in the file.
     pub row_group: i32,
+    /// Index of its first row in the row group.
+    pub first_row: i64,
     /// First offset.
     pub base_offset: i64,
     /// Last offset.
@@ -394,11 +418,11 @@ pub struct WrittenRowGroup {
     pub min_ts: i64,
     /// Highest timestamp.
     pub max_ts: i64,
-    /// Compressed bytes.
+    /// Compressed bytes: its share of the row group, by rows.
     pub size_bytes: i64,
 }
 
-impl WrittenRowGroup {
+impl WrittenSegment {
     /// Its row in the segment index, once the file is at `path`.
     pub fn segment(
         &self,
@@ -416,6 +440,7 @@ impl WrittenRowGroup {
             path: path.to_string(),
             file_size,
             row_group: self.row_group,
+            first_row: self.first_row,
             min_timestamp: self.min_ts,
             max_timestamp: self.max_ts,
             size_bytes: self.size_bytes,
@@ -430,15 +455,15 @@ pub struct WrittenFile {
     pub bytes: Bytes,
     /// Its parsed footer, kept for the read path.
     pub metadata: Arc<ParquetMetaData>,
-    /// Row groups, in partition order.
-    pub row_groups: Vec<WrittenRowGroup>,
+    /// Its segments, in partition and offset order.
+    pub segments: Vec<WrittenSegment>,
 }
 
 /// Each partition's rows, as batches.
 type PartitionBatches = Vec<(i32, Vec<RecordBatch>)>;
 
-/// Encodes buffered partitions into one Parquet file, one row group each,
-/// in partition order.
+/// Encodes buffered partitions into one Parquet file, in partition order
+/// (see [`write_partitions`] for its row groups).
 pub fn write_file(
     partitions: BTreeMap<i32, PartitionRows>,
     append_time: i64,
@@ -449,10 +474,11 @@ pub fn write_file(
         partitions.into_iter().filter(|(_, r)| r.len > 0).collect();
     let typed = layout.key.is_some() || layout.value.is_some();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let schema = topic_schema(layout);
     let finish = |chunk: Vec<(i32, PartitionRows)>| -> Result<PartitionBatches> {
         chunk
             .into_iter()
-            .map(|(p, r)| Ok((p, vec![r.finish(p, append_time, layout)?])))
+            .map(|(p, r)| Ok((p, vec![r.finish(p, append_time, layout, &schema)?])))
             .collect()
     };
     let batches = if typed && threads > 1 && rows.len() > 1 {
@@ -489,18 +515,32 @@ pub fn write_file(
     } else {
         finish(rows)?
     };
-    write_partitions(batches, topic_schema(layout), format, None)
+    write_partitions(batches, schema, format, None)
 }
 
 /// Row groups of compacted files close at about this many bytes, so an
 /// engine can still skip most of a large file by row-group statistics.
 pub const COMPACTED_ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
 
+/// A flush's small partitions share a row group, sorted by (partition,
+/// offset), closed at a partition boundary once it holds this many bytes;
+/// a partition this large has a row group of its own. Parquet pays per row
+/// group (a writer and a block of footer per column: 60-80 µs), so a flush
+/// spread over a thousand partitions pays it a few times, not a thousand.
+pub const FLUSH_ROW_GROUP_BYTES: usize = 1024 * 1024;
+
+/// Pages of a file with shared row groups close at about this size, so a
+/// read of one partition (by the offset index) fetches little besides its
+/// own rows.
+const SHARED_PAGE_BYTES: usize = 64 * 1024;
+
 /// Encodes rows already in the segment layout (each partition's batches
-/// sorted by offset, contiguous: anything else is refused) into one file: a partition's rows form
-/// row groups of about `row_group_bytes` each (one row group per partition
-/// when `None`). Each row group is a segment. Compaction writes its output
-/// with this. Every batch has `schema`.
+/// sorted by offset, contiguous: anything else is refused) into one file,
+/// in partition order. With `row_group_bytes` (rewrites), each partition's
+/// rows form row groups of about that many bytes; without (flushes), small
+/// partitions share row groups (see [`FLUSH_ROW_GROUP_BYTES`]). A
+/// partition's run of rows in a row group is a segment. Every batch has
+/// `schema`.
 pub fn write_partitions(
     partitions: Vec<(i32, Vec<RecordBatch>)>,
     schema: SchemaRef,
@@ -508,34 +548,36 @@ pub fn write_partitions(
     row_group_bytes: Option<usize>,
 ) -> Result<WrittenFile> {
     const SLICE_ROWS: usize = 4096;
-    let row_bytes: usize = partitions
+    let sizes: Vec<usize> = partitions
         .iter()
-        .flat_map(|(_, batches)| batches)
-        .flat_map(|batch| batch.columns())
-        // The rows' own bytes: a slice of a larger buffer counts its part.
-        .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
-        .sum();
-    // Only flushes (one row group per partition) go without the codec:
-    // rewrites keep it, so what they leave in the table stays compressed.
-    let small =
-        row_group_bytes.is_none() && row_bytes / partitions.len().max(1) < SMALL_ROW_GROUP_BYTES;
-    let mut buf = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(format, small)?))?;
-    let mut row_groups = Vec::new();
-    let mut open: Option<WrittenRowGroup> = None;
-    let close = |writer: &mut ArrowWriter<&mut Vec<u8>>,
-                 open: &mut Option<WrittenRowGroup>,
-                 row_groups: &mut Vec<WrittenRowGroup>|
-     -> Result<()> {
-        if let Some(mut rg) = open.take() {
-            writer.flush()?;
-            rg.row_group = row_groups.len() as i32;
-            row_groups.push(rg);
-        }
-        Ok(())
+        .map(|(_, batches)| {
+            batches
+                .iter()
+                .flat_map(|batch| batch.columns())
+                // The rows' own bytes: a slice of a larger buffer counts
+                // its part.
+                .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
+                .sum()
+        })
+        .collect();
+    let close_after = match row_group_bytes {
+        Some(_) => vec![true; sizes.len()],
+        None => shared_groups(&sizes),
     };
-    for (partition, batches) in partitions {
+    let groups = close_after.iter().filter(|c| **c).count();
+    // Only flushes go without the codec (when their row groups are small):
+    // rewrites keep it, so what they leave in the table stays compressed.
+    let small = row_group_bytes.is_none()
+        && sizes.iter().sum::<usize>() / groups.max(1) < SMALL_ROW_GROUP_BYTES;
+    let shared = groups < sizes.len();
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(
+        &mut buf,
+        schema,
+        Some(writer_properties(format, small, shared)?),
+    )?;
+    let mut groups = RowGroups::default();
+    for ((partition, batches), close) in partitions.into_iter().zip(close_after) {
         // A partition's rows in a file are one unbroken run of offsets.
         let mut previous: Option<i64> = None;
         for batch in &batches {
@@ -549,16 +591,7 @@ pub fn write_partitions(
                 start += len;
                 let offsets = column::<Int64Array>(&slice, col::OFFSET)?;
                 let timestamps = Millis::of(&slice, col::TIMESTAMP)?;
-                let rg = open.get_or_insert(WrittenRowGroup {
-                    partition,
-                    row_group: 0,
-                    base_offset: i64::MAX,
-                    last_offset: i64::MIN,
-                    record_count: 0,
-                    min_ts: i64::MAX,
-                    max_ts: i64::MIN,
-                    size_bytes: 0,
-                });
+                let seg = groups.segment_of(partition);
                 for i in 0..slice.num_rows() {
                     let offset = offsets.value(i);
                     if previous.is_some_and(|p| offset != p + 1) {
@@ -567,19 +600,37 @@ pub fn write_partitions(
                         )));
                     }
                     previous = Some(offset);
-                    rg.base_offset = rg.base_offset.min(offsets.value(i));
-                    rg.last_offset = rg.last_offset.max(offsets.value(i));
-                    rg.min_ts = rg.min_ts.min(timestamps.value(i));
-                    rg.max_ts = rg.max_ts.max(timestamps.value(i));
+                    seg.base_offset = seg.base_offset.min(offset);
+                    seg.last_offset = seg.last_offset.max(offset);
+                    seg.min_ts = seg.min_ts.min(timestamps.value(i));
+                    seg.max_ts = seg.max_ts.max(timestamps.value(i));
                 }
-                rg.record_count += slice.num_rows() as i64;
-                writer.write(&slice)?;
-                if row_group_bytes.is_some_and(|max| writer.in_progress_size() >= max) {
-                    close(&mut writer, &mut open, &mut row_groups)?;
+                seg.record_count += slice.num_rows() as i64;
+                groups.rows += slice.num_rows() as i64;
+                match row_group_bytes {
+                    Some(max) => {
+                        writer.write(&slice)?;
+                        if writer.in_progress_size() >= max {
+                            groups.close(&mut writer)?;
+                        }
+                    }
+                    // A flush's row group is written whole at its close:
+                    // one write, not one per partition.
+                    None => groups.pending.push(slice),
                 }
             }
         }
-        close(&mut writer, &mut open, &mut row_groups)?;
+        if close {
+            groups.close(&mut writer)?;
+        }
+    }
+    groups.close(&mut writer)?;
+    if shared {
+        // Row-group statistics no longer say which partition ends where.
+        writer.append_key_value_metadata(KeyValue::new(
+            LAST_OFFSETS_KEY.to_string(),
+            encode_last_offsets(&groups.done),
+        ));
     }
     writer.close()?;
     let bytes = Bytes::from(buf);
@@ -588,14 +639,141 @@ pub fn write_partitions(
             .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional)
             .parse_and_finish(&bytes)?,
     );
-    for rg in &mut row_groups {
-        rg.size_bytes = metadata.row_group(rg.row_group as usize).compressed_size();
+    let mut segments = groups.done;
+    for seg in &mut segments {
+        let rg = metadata.row_group(seg.row_group as usize);
+        seg.size_bytes = rg.compressed_size() * seg.record_count / rg.num_rows().max(1);
     }
     Ok(WrittenFile {
         bytes,
         metadata,
-        row_groups,
+        segments,
     })
+}
+
+/// Footer key of a file with shared row groups: each partition's last
+/// offset in it, as `partition:offset` pairs joined by commas.
+pub const LAST_OFFSETS_KEY: &str = "floe.kafka.last.offsets";
+
+fn encode_last_offsets(segments: &[WrittenSegment]) -> String {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for s in segments {
+        let e = last.entry(s.partition).or_insert(s.last_offset);
+        *e = (*e).max(s.last_offset);
+    }
+    let pairs: Vec<String> = last.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+    pairs.join(",")
+}
+
+/// Each partition's last offset in a file with shared row groups (None
+/// for a file whose row groups each hold one partition: their statistics
+/// say it).
+pub fn last_offsets(meta: &ParquetMetaData) -> Option<Result<Vec<(i32, i64)>>> {
+    let value = meta
+        .file_metadata()
+        .key_value_metadata()?
+        .iter()
+        .find(|kv| kv.key == LAST_OFFSETS_KEY)?
+        .value
+        .as_deref()
+        .unwrap_or("");
+    let bad = || StorageError::Corrupt(format!("{LAST_OFFSETS_KEY} is {value:?}"));
+    Some(
+        value
+            .split(',')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (p, o) = pair.split_once(':').ok_or_else(bad)?;
+                Ok((p.parse().map_err(|_| bad())?, o.parse().map_err(|_| bad())?))
+            })
+            .collect(),
+    )
+}
+
+/// The rows a read takes of a row group of `group_rows` rows: `count`
+/// from `first` (a segment's run, or the part of it a read starts in).
+pub fn row_run(group_rows: usize, first: usize, count: usize) -> RowSelection {
+    let first = first.min(group_rows);
+    let count = count.min(group_rows - first);
+    let runs = [
+        RowSelector::skip(first),
+        RowSelector::select(count),
+        RowSelector::skip(group_rows - first - count),
+    ];
+    RowSelection::from(
+        runs.into_iter()
+            .filter(|r| r.row_count > 0)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Where a flush closes its row groups, given each partition's bytes:
+/// after partition `i` when `close_after[i]`.
+fn shared_groups(sizes: &[usize]) -> Vec<bool> {
+    let mut close_after = vec![false; sizes.len()];
+    let mut open = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        if size >= FLUSH_ROW_GROUP_BYTES && open > 0 {
+            close_after[i - 1] = true;
+            open = 0;
+        }
+        open += size;
+        if open >= FLUSH_ROW_GROUP_BYTES || i + 1 == sizes.len() {
+            close_after[i] = true;
+            open = 0;
+        }
+    }
+    close_after
+}
+
+/// The segments of a file being written: those of closed row groups, then
+/// those of the open one (from `open_from`), which hold `rows` rows, some
+/// of them `pending` (not yet given to the writer).
+#[derive(Default)]
+struct RowGroups {
+    done: Vec<WrittenSegment>,
+    open_from: usize,
+    rows: i64,
+    pending: Vec<RecordBatch>,
+    closed: i32,
+}
+
+impl RowGroups {
+    /// The open row group's segment of `partition`, started if need be.
+    fn segment_of(&mut self, partition: i32) -> &mut WrittenSegment {
+        let continues = self.done.len() > self.open_from
+            && self.done.last().is_some_and(|s| s.partition == partition);
+        if !continues {
+            self.done.push(WrittenSegment {
+                partition,
+                row_group: self.closed,
+                first_row: self.rows,
+                base_offset: i64::MAX,
+                last_offset: i64::MIN,
+                record_count: 0,
+                min_ts: i64::MAX,
+                max_ts: i64::MIN,
+                size_bytes: 0,
+            });
+        }
+        self.done.last_mut().expect("pushed above")
+    }
+
+    /// Ends the open row group, if it has rows.
+    fn close(&mut self, writer: &mut ArrowWriter<&mut Vec<u8>>) -> Result<()> {
+        if let Some(first) = self.pending.first() {
+            let rows = arrow_select::concat::concat_batches(&first.schema(), &self.pending)?;
+            self.pending.clear();
+            writer.write(&rows)?;
+        }
+        if self.rows > 0 {
+            writer.flush()?;
+            self.closed += 1;
+            self.open_from = self.done.len();
+            self.rows = 0;
+        }
+        Ok(())
+    }
 }
 
 /// Whether rows read from a file are in the current layout (files written
@@ -610,6 +788,18 @@ pub fn is_current_layout(schema: &Schema) -> bool {
                 _ => false,
             },
         )
+}
+
+/// The schema of a file's rows: its Arrow schema without what its footer
+/// says about the file itself ([`LAST_OFFSETS_KEY`]), so files of one
+/// layout compare equal and a rewrite does not carry it over.
+pub fn rows_schema(schema: &SchemaRef) -> SchemaRef {
+    if !schema.metadata().contains_key(LAST_OFFSETS_KEY) {
+        return schema.clone();
+    }
+    let mut metadata = schema.metadata().clone();
+    metadata.remove(LAST_OFFSETS_KEY);
+    Arc::new(Schema::new(schema.fields().clone()).with_metadata(metadata))
 }
 
 /// The layout ids a file's schema names, by part.
@@ -861,6 +1051,91 @@ mod tests {
         }
     }
 
+    /// A segment's rows, read as the broker does: its run of its row group.
+    fn read_segment(file: &WrittenFile, seg: &WrittenSegment) -> Vec<RecordBatch> {
+        let rows = file.metadata.row_group(seg.row_group as usize).num_rows() as usize;
+        let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Required);
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new_with_options(
+            file.bytes.clone(),
+            options,
+        )
+        .unwrap()
+        .with_row_groups(vec![seg.row_group as usize])
+        .with_row_selection(row_run(
+            rows,
+            seg.first_row as usize,
+            seg.record_count as usize,
+        ))
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+    }
+
+    #[test]
+    fn small_partitions_share_a_row_group_and_a_large_one_has_its_own() {
+        let mut parts = BTreeMap::new();
+        for p in 0..300 {
+            // Partition 150 alone fills a row group.
+            let n = if p == 150 { 12_000 } else { 3 };
+            let mut rows = PartitionRows::new(p as i64 * 100);
+            for i in 0..n {
+                rows.push(p as i64 * 100 + i, 1000 + i, 0, &rec(i));
+            }
+            parts.insert(p, rows);
+        }
+        let file = write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
+        assert_eq!(file.segments.len(), 300);
+        assert_eq!(file.metadata.num_row_groups(), 3);
+        // The offset index is there, so a read of one partition can skip
+        // the pages of the others.
+        assert!(file.metadata.offset_index().is_some());
+        let groups: Vec<i32> = file.segments.iter().map(|s| s.row_group).collect();
+        assert!(groups[..150].iter().all(|g| *g == 0));
+        assert_eq!(groups[150], 1);
+        assert!(groups[151..].iter().all(|g| *g == 2));
+        for seg in &file.segments {
+            let batches = read_segment(&file, seg);
+            let pairs: Vec<(i64, i64)> = batches
+                .iter()
+                .flat_map(|b| offsets_and_timestamps(b).unwrap())
+                .collect();
+            let base = seg.partition as i64 * 100;
+            let n = if seg.partition == 150 { 12_000 } else { 3 };
+            assert_eq!(pairs.len() as i64, n, "partition {}", seg.partition);
+            assert_eq!(seg.record_count, n);
+            assert_eq!((seg.base_offset, seg.last_offset), (base, base + n - 1));
+            for (i, (o, t)) in pairs.iter().enumerate() {
+                assert_eq!((*o, *t), (base + i as i64, 1000 + i as i64));
+            }
+            let parts = batches[0]
+                .column_by_name(col::PARTITION)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .unwrap();
+            assert!(parts.iter().all(|p| p == Some(seg.partition)));
+        }
+        // Shares of a row group's bytes add up to it.
+        let shared: i64 = file
+            .segments
+            .iter()
+            .filter(|s| s.row_group == 0)
+            .map(|s| s.size_bytes)
+            .sum();
+        let whole = file.metadata.row_group(0).compressed_size();
+        assert!(
+            shared <= whole && shared >= whole - 150,
+            "{shared} of {whole}"
+        );
+        // The footer says where each partition ends.
+        let last = last_offsets(&file.metadata).unwrap().unwrap();
+        assert_eq!(last.len(), 300);
+        assert_eq!(last[150], (150, 15_000 + 12_000 - 1));
+        assert_eq!(last[7], (7, 702));
+    }
+
     #[test]
     fn write_then_rebuild_is_byte_exact_per_record() {
         let mut parts = BTreeMap::new();
@@ -872,24 +1147,21 @@ mod tests {
             parts.insert(p, rows);
         }
         let file = write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
-        assert_eq!(file.row_groups.len(), 2);
-        assert_eq!(file.row_groups[0].partition, 0);
+        // Two small partitions: one shared row group, partition 0 first.
+        assert_eq!(file.metadata.num_row_groups(), 1);
+        assert_eq!(file.segments.len(), 2);
+        assert_eq!(file.segments[0].partition, 0);
+        let seg = &file.segments[1];
         assert_eq!(
             (
-                file.row_groups[1].base_offset,
-                file.row_groups[1].last_offset
+                seg.row_group,
+                seg.first_row,
+                seg.base_offset,
+                seg.last_offset
             ),
-            (10, 59)
+            (0, 50, 10, 59)
         );
-
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            file.bytes.clone(),
-        )
-        .unwrap()
-        .with_row_groups(vec![1])
-        .build()
-        .unwrap();
-        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let batches = read_segment(&file, seg);
         let rebuilt = rebuild_batches(&batches[0], &ReadLayout::default(), 20, 1 << 20, 3).unwrap();
         assert_eq!(rebuilt.next_offset, 60);
         let all: Bytes = rebuilt.bytes.concat().into();
@@ -924,18 +1196,10 @@ mod tests {
         }
         let whole =
             write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
-        let batches: Vec<(i32, Vec<RecordBatch>)> = (0..2)
-            .map(|rg| {
-                let reader =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                        whole.bytes.clone(),
-                    )
-                    .unwrap()
-                    .with_row_groups(vec![rg])
-                    .build()
-                    .unwrap();
-                (rg as i32, reader.map(|b| b.unwrap()).collect())
-            })
+        let batches: Vec<(i32, Vec<RecordBatch>)> = whole
+            .segments
+            .iter()
+            .map(|seg| (seg.partition, read_segment(&whole, seg)))
             .collect();
         let split = write_partitions(
             batches,
@@ -945,16 +1209,13 @@ mod tests {
         )
         .unwrap();
         assert!(
-            split.row_groups.len() > 2,
+            split.segments.len() > 2,
             "{} row groups",
-            split.row_groups.len()
+            split.segments.len()
         );
         for p in [0, 1] {
-            let rgs: Vec<&WrittenRowGroup> = split
-                .row_groups
-                .iter()
-                .filter(|r| r.partition == p)
-                .collect();
+            let rgs: Vec<&WrittenSegment> =
+                split.segments.iter().filter(|r| r.partition == p).collect();
             assert_eq!(rgs.first().unwrap().base_offset, 0);
             assert_eq!(rgs.last().unwrap().last_offset, 9_999);
             for w in rgs.windows(2) {
@@ -962,8 +1223,8 @@ mod tests {
             }
             assert_eq!(rgs.iter().map(|r| r.record_count).sum::<i64>(), 10_000);
         }
-        for (i, rg) in split.row_groups.iter().enumerate() {
-            assert_eq!(rg.row_group, i as i32);
+        for (i, rg) in split.segments.iter().enumerate() {
+            assert_eq!((rg.row_group, rg.first_row), (i as i32, 0));
             assert_eq!(
                 split.metadata.row_group(i).num_rows(),
                 rg.record_count,

@@ -115,8 +115,11 @@ async fn compact_across_a_table_commit(log: &Arc<Log>, faults: &Faults) {
     let topic = log.topic("t").unwrap();
     faults.hold_puts("-compacted");
     let (l, t) = (log.clone(), topic.clone());
-    let compaction = tokio::spawn(async move { l.compact(&t).await });
-    faults.until_held().await;
+    let mut compaction = tokio::spawn(async move { l.compact(&t).await });
+    tokio::select! {
+        _ = faults.until_held() => {}
+        done = &mut compaction => panic!("the compaction ended before its upload: {done:?}"),
+    }
     log.sync_table(&topic).await.unwrap();
     faults.release("-compacted");
     let stats = compaction.await.unwrap().unwrap();

@@ -4,7 +4,7 @@
 //!
 //! For every partition: the stored segment index covers [log start, high
 //! watermark) with no gap and no overlap; the broker's in-memory index and
-//! high watermark agree with the stored ones; every referenced row group
+//! high watermark agree with the stored ones; every segment's run of rows
 //! exists and holds exactly the offsets the index claims, in order, of its
 //! own partition.
 
@@ -168,8 +168,8 @@ impl Log {
     /// One segment's rows against what the index claims.
     async fn check_rows(&self, s: &SegmentRecord, check: &mut PartitionCheck) {
         let where_ = format!(
-            "segment [{}, {}] ({} row group {})",
-            s.base_offset, s.last_offset, s.path, s.row_group
+            "segment [{}, {}] ({} row group {} from row {})",
+            s.base_offset, s.last_offset, s.path, s.row_group, s.first_row
         );
         let cols = [col::PARTITION, col::OFFSET];
         let batches = match self
@@ -285,6 +285,7 @@ mod tests {
             path: "f".into(),
             file_size: 1,
             row_group: 0,
+            first_row: 0,
             min_timestamp: 0,
             max_timestamp: 0,
             size_bytes: 1,

@@ -11,6 +11,7 @@
 //! thing again when it swaps the files (`replace_files`), and the encoder
 //! refuses rows that are not in increasing offset order.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -202,7 +203,7 @@ impl Log {
             candidates.push(if take(&f) {
                 let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
                 Some(Candidate {
-                    schema: footer.schema().clone(),
+                    schema: segment::rows_schema(footer.schema()),
                     file: f,
                 })
             } else {
@@ -260,12 +261,11 @@ impl Log {
         let mut schema: Option<SchemaRef> = None;
         for f in run {
             let footer = self.footer(&f.path, f.size_bytes.max(0) as u64).await?;
-            if !segment::is_current_layout(footer.schema())
-                || schema.as_ref().is_some_and(|s| s != footer.schema())
-            {
+            let rows = segment::rows_schema(footer.schema());
+            if !segment::is_current_layout(&rows) || schema.as_ref().is_some_and(|s| *s != rows) {
                 return Ok(None);
             }
-            schema = Some(footer.schema().clone());
+            schema = Some(rows);
         }
         let Some(schema) = schema else {
             return Ok(None);
@@ -280,16 +280,30 @@ impl Log {
             }
         }
         let old_segments: usize = by_partition.values().map(Vec::len).sum();
+        // Each row group is read once, however many partitions share it,
+        // then cut into its segments' runs.
+        let mut groups: HashMap<(&str, i32), Vec<RecordBatch>> = HashMap::new();
+        for s in by_partition.values().flatten() {
+            if let Entry::Vacant(slot) = groups.entry((s.path.as_str(), s.row_group)) {
+                let rows = self
+                    .read_row_group(&s.path, s.file_size, s.row_group, None, None, None)
+                    .await?;
+                slot.insert(rows);
+            }
+        }
         let mut partitions = Vec::with_capacity(by_partition.len());
         for (partition, segs) in &by_partition {
             let mut batches = Vec::new();
             for s in segs {
-                for b in self.row_group_batches(s, s.base_offset, None, None).await? {
+                let rows = &groups[&(s.path.as_str(), s.row_group)];
+                let run = (s.first_row.max(0) as usize, s.record_count.max(0) as usize);
+                for b in slice_rows(rows, run) {
                     batches.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
                 }
             }
             partitions.push((*partition, batches));
         }
+        drop(groups);
         if partitions.is_empty() {
             return Ok(None);
         }
@@ -319,7 +333,7 @@ impl Log {
             .put(&path, PutPayload::from_bytes(file.bytes.clone()))
             .await?;
         let segments: Vec<SegmentRecord> = file
-            .row_groups
+            .segments
             .iter()
             .map(|rg| {
                 let append = by_partition
@@ -372,6 +386,26 @@ impl Log {
     }
 }
 
+/// Rows `first..first + count` of a row group read as `batches`, as slices.
+fn slice_rows(batches: &[RecordBatch], (first, count): (usize, usize)) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let (mut skip, mut left) = (first, count);
+    for b in batches {
+        if left == 0 {
+            break;
+        }
+        if skip >= b.num_rows() {
+            skip -= b.num_rows();
+            continue;
+        }
+        let take = left.min(b.num_rows() - skip);
+        out.push(b.slice(skip, take));
+        skip = 0;
+        left -= take;
+    }
+    out
+}
+
 /// Every partition's segments as they are now, in offset order.
 pub(super) fn segment_index(topic: &TopicLog) -> BTreeMap<i32, Vec<SegmentRecord>> {
     topic
@@ -397,6 +431,7 @@ mod tests {
             path: path.into(),
             file_size: 10,
             row_group: 0,
+            first_row: 0,
             min_timestamp: 0,
             max_timestamp: 0,
             size_bytes: 10,

@@ -138,7 +138,7 @@ impl Log {
 
         let mut high_watermarks = Vec::new();
         let mut segments = Vec::new();
-        for rg in &file.row_groups {
+        for rg in &file.segments {
             let Some(p) = topic.partition(rg.partition) else {
                 self.discard(&path).await;
                 return Err(StorageError::UnknownPartition(

@@ -109,6 +109,7 @@ mod tests {
                 path: path.into(),
                 file_size: 10,
                 row_group: 0,
+                first_row: 0,
                 min_timestamp: 1,
                 max_timestamp: 1,
                 size_bytes: 10,

@@ -185,6 +185,8 @@ impl Log {
         Ok(meta)
     }
 
+    /// A segment's rows from offset `from` (its whole run when `from` is
+    /// its base), at most `row_limit` rows, only `columns` if given.
     pub(super) async fn row_group_batches(
         &self,
         seg: &SegmentRecord,
@@ -192,12 +194,49 @@ impl Log {
         row_limit: Option<usize>,
         columns: Option<&[&str]>,
     ) -> Result<Vec<RecordBatch>> {
-        let _reading = self.reading(&seg.path);
-        let size = seg.file_size.max(0) as u64;
-        let meta = self.footer(&seg.path, size).await?;
-        let reader = RangeReader::new(self.store.clone(), &seg.path, size);
+        let count = seg.record_count.max(0) as usize;
+        let contiguous = seg.last_offset - seg.base_offset + 1 == seg.record_count;
+        let skip = if contiguous && from > seg.base_offset {
+            ((from - seg.base_offset) as usize).min(count)
+        } else {
+            0
+        };
+        // The segment's run of its row group (which small partitions of a
+        // flush share), from `from` when offsets map to rows one to one.
+        let run = (seg.first_row.max(0) as usize + skip, count - skip);
+        self.read_row_group(
+            &seg.path,
+            seg.file_size,
+            seg.row_group,
+            Some(run),
+            row_limit,
+            columns,
+        )
+        .await
+    }
+
+    /// Rows of row group `row_group` of the file at `path`: the run
+    /// (first row, count) if given, else all of them.
+    pub(super) async fn read_row_group(
+        &self,
+        path: &str,
+        file_size: i64,
+        row_group: i32,
+        run: Option<(usize, usize)>,
+        row_limit: Option<usize>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>> {
+        let _reading = self.reading(path);
+        let size = file_size.max(0) as u64;
+        let meta = self.footer(path, size).await?;
+        let group_rows = usize::try_from(row_group)
+            .ok()
+            .filter(|&i| i < meta.metadata().num_row_groups())
+            .map(|i| meta.metadata().row_group(i).num_rows().max(0) as usize)
+            .ok_or_else(|| StorageError::Corrupt(format!("{path} has no row group {row_group}")))?;
+        let reader = RangeReader::new(self.store.clone(), path, size);
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
-            .with_row_groups(vec![seg.row_group as usize])
+            .with_row_groups(vec![row_group as usize])
             .with_batch_size(4096);
         if let Some(cols) = columns {
             let schema = meta.parquet_schema();
@@ -209,14 +248,8 @@ impl Log {
                 .collect();
             builder = builder.with_projection(ProjectionMask::leaves(schema, idx));
         }
-        let contiguous = seg.last_offset - seg.base_offset + 1 == seg.record_count;
-        if contiguous && from > seg.base_offset {
-            let skip = (from - seg.base_offset) as usize;
-            let rest = seg.record_count as usize - skip.min(seg.record_count as usize);
-            builder = builder.with_row_selection(RowSelection::from(vec![
-                RowSelector::skip(skip),
-                RowSelector::select(rest),
-            ]));
+        if let Some((first, count)) = run {
+            builder = builder.with_row_selection(segment::row_run(group_rows, first, count));
         }
         if let Some(limit) = row_limit {
             builder = builder.with_limit(limit);

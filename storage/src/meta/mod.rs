@@ -41,7 +41,10 @@ pub struct PartitionRecord {
     pub log_start_offset: i64,
 }
 
-/// One row group of one flush file: a contiguous offset range of a partition.
+/// A contiguous offset range of a partition in one file: a run of rows of
+/// one row group (`first_row`, `record_count`). Small partitions of a
+/// flush share a row group, sorted by (partition, offset); a larger one
+/// has row groups of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentRecord {
     /// Topic name.
@@ -60,11 +63,14 @@ pub struct SegmentRecord {
     pub file_size: i64,
     /// Row group index in the file.
     pub row_group: i32,
+    /// Index of the segment's first row in its row group.
+    pub first_row: i64,
     /// Lowest record timestamp.
     pub min_timestamp: i64,
     /// Highest record timestamp.
     pub max_timestamp: i64,
-    /// Compressed bytes of the row group.
+    /// Compressed bytes of the segment's rows (its share of a shared row
+    /// group).
     pub size_bytes: i64,
     /// When the broker wrote it.
     pub append_time_ms: i64,

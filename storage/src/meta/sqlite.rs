@@ -19,6 +19,13 @@ use super::{
 };
 use crate::error::{Result, StorageError};
 
+/// Columns added to a table after it was first created, as (table,
+/// column, declaration): the DDL creates new databases with them, and an
+/// older database gains them at open (SQLite has no `ADD COLUMN IF NOT
+/// EXISTS`).
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("segments", "first_row", "BIGINT NOT NULL DEFAULT 0")];
+
 /// The DDL, applied in order at open. Every statement is idempotent.
 pub const DDL: &[(&str, &str)] = &[
     ("010-cluster.sql", include_str!("../../ddl/010-cluster.sql")),
@@ -77,6 +84,21 @@ impl SqliteStore {
             .await?;
         for (_, ddl) in DDL {
             sqlx::raw_sql(ddl).execute(&pool).await?;
+        }
+        for (table, column, declaration) in ADDED_COLUMNS {
+            let present = sqlx::query("SELECT 1 FROM pragma_table_info($1) WHERE name = $2")
+                .bind(table)
+                .bind(column)
+                .fetch_optional(&pool)
+                .await?
+                .is_some();
+            if !present {
+                sqlx::raw_sql(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+                ))
+                .execute(&pool)
+                .await?;
+            }
         }
         Ok(SqliteStore { pool })
     }
@@ -212,7 +234,7 @@ async fn insert_file(
     for chunk in segments.chunks(ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO segments (topic, partition_id, base_offset, last_offset, record_count, path, file_size,
-                                   row_group, min_timestamp, max_timestamp, size_bytes, append_time_ms) ",
+                                   row_group, first_row, min_timestamp, max_timestamp, size_bytes, append_time_ms) ",
         );
         q.push_values(chunk, |mut row, s| {
             row.push_bind(&s.topic)
@@ -223,6 +245,7 @@ async fn insert_file(
                 .push_bind(&s.path)
                 .push_bind(s.file_size)
                 .push_bind(s.row_group)
+                .push_bind(s.first_row)
                 .push_bind(s.min_timestamp)
                 .push_bind(s.max_timestamp)
                 .push_bind(s.size_bytes)
@@ -301,6 +324,7 @@ fn segment_from_row(r: &sqlx::sqlite::SqliteRow) -> SegmentRecord {
         path: r.get("path"),
         file_size: r.get("file_size"),
         row_group: r.get("row_group"),
+        first_row: r.get("first_row"),
         min_timestamp: r.get("min_timestamp"),
         max_timestamp: r.get("max_timestamp"),
         size_bytes: r.get("size_bytes"),
@@ -1388,6 +1412,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_from_before_shared_row_groups_gains_first_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        {
+            // The segments table as it was created before `first_row`,
+            // with a segment in it.
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+                .unwrap()
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            let old = include_str!("../../ddl/030-segments.sql")
+                .replace("    first_row       BIGINT NOT NULL DEFAULT 0,\n", "");
+            assert!(!old.contains("first_row   "));
+            sqlx::raw_sql(&old).execute(&pool).await.unwrap();
+            sqlx::query("INSERT INTO segments VALUES ('t', 0, 0, 4, 5, 'f1', 10, 0, 1, 2, 10, 1)")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        for _ in 0..2 {
+            // Opened twice: the second finds the column there.
+            let s = SqliteStore::open(&path).await.unwrap();
+            let segs = s.list_segments("t").await.unwrap();
+            assert_eq!(segs.len(), 1);
+            assert_eq!((segs[0].row_group, segs[0].first_row), (0, 0));
+            assert_eq!(segs[0].record_count, 5);
+            s.pool.close().await;
+        }
+    }
+
+    #[tokio::test]
     async fn commit_is_fenced_by_leader_epoch() {
         let s = SqliteStore::in_memory().await.unwrap();
         s.create_topic(&topic("t"), 2, 0).await.unwrap();
@@ -1433,6 +1489,7 @@ mod tests {
             path: "f1".into(),
             file_size: 10,
             row_group: 0,
+            first_row: 0,
             min_timestamp: 1,
             max_timestamp: 2,
             size_bytes: 10,

@@ -760,6 +760,11 @@ fn data_file(io: &StoreIo, f: &NewFile, schema: &Schema) -> Result<(DataFile, Ve
             offsets.push((p, o));
         }
     }
+    // Small partitions of a flush share row groups: the footer lists
+    // where each ends.
+    if let Some(last) = segment::last_offsets(meta) {
+        offsets = last?;
+    }
     for id in no_stats {
         lower.remove(&id);
         upper.remove(&id);
