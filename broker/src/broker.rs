@@ -23,13 +23,13 @@ pub struct Broker {
     /// The consumer group coordinator (classic protocol).
     pub groups: Arc<crate::groups::Coordinator>,
     /// Consumer-protocol groups (KIP-848).
-    pub consumer_groups: Arc<crate::consumer_groups::ConsumerGroups>,
+    pub consumer_groups: Arc<crate::groups::consumer::ConsumerGroups>,
     /// The schema registry and grants.
     pub registry: Arc<crate::registry::Registry>,
     /// True when topics that do not set `floe.validate.mode` validate.
     pub validates: bool,
     /// Background writer of group state.
-    pub group_saver: Arc<crate::group_saver::GroupSaver>,
+    pub group_saver: Arc<crate::groups::saver::GroupSaver>,
     /// This broker's id.
     pub broker_id: i32,
     /// Host clients connect to.
@@ -143,7 +143,7 @@ impl Broker {
         meta.register_broker(args.broker_id, &advertised.0, advertised.1, lease)
             .await?;
         let registry = crate::registry::Registry::open(meta.clone()).await?;
-        let group_saver = crate::group_saver::GroupSaver::start(meta.clone());
+        let group_saver = crate::groups::saver::GroupSaver::start(meta.clone());
         let groups = crate::groups::Coordinator::open(
             group_saver.clone(),
             Duration::from_millis(args.group_initial_rebalance_delay_ms),
@@ -153,9 +153,9 @@ impl Broker {
         // Before any listener starts: every flush of a schema topic writes
         // typed columns.
         log.layouts().set_source(registry.clone());
-        let consumer_groups = crate::consumer_groups::ConsumerGroups::open(
+        let consumer_groups = crate::groups::consumer::ConsumerGroups::open(
             group_saver.clone(),
-            &crate::consumer_groups::catalog(&log),
+            &crate::groups::consumer::catalog(&log),
         )
         .await?;
         let expiring = Arc::downgrade(&consumer_groups);

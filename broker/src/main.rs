@@ -6,9 +6,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use floe_broker::config::{Cli, Command, ServeArgs};
-use floe_broker::connections::{raise_file_limit, Admission, ConnectionLimits};
-use floe_broker::http_listener::LimitedListener;
-use floe_broker::{http, server, Broker};
+use floe_broker::http::listener::LimitedListener;
+use floe_broker::kafka::connections::{raise_file_limit, Admission, ConnectionLimits};
+use floe_broker::kafka::server;
+use floe_broker::{http, Broker};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 

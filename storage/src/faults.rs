@@ -31,7 +31,7 @@ use object_store::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::log::lock;
+use crate::sync::lock;
 
 /// Fault rates, each a probability per request in [0, 1].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,8 @@
 //!   buffering, flush, commit) and the read path (tail cache, segment index,
 //!   ranged Parquet reads).
 //! - [`segment`]: the Parquet layout of a topic and the conversion between
-//!   Arrow rows and Kafka record batches.
+//!   Arrow rows and Kafka record batches; [`columns`]: the names and field
+//!   ids of the Kafka columns.
 //! - [`meta`]: the metadata store trait and its SQLite implementation.
 //! - [`intake`]: the shared intake object of each flush tick, holding many
 //!   topics' flushes as chunks.
@@ -21,6 +22,7 @@
 //! here knows about sockets or Kafka request types.
 
 pub mod background;
+pub mod columns;
 pub mod error;
 pub mod faults;
 pub mod intake;
@@ -31,6 +33,7 @@ pub mod metrics;
 pub mod object;
 pub mod range_reader;
 pub mod segment;
+mod sync;
 pub mod table;
 pub mod tail_cache;
 pub mod topic_config;

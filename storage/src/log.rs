@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::RecordBatch;
 use bytes::{Bytes, BytesMut};
@@ -41,6 +41,7 @@ use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord
 use crate::metrics::FlushMetrics;
 use crate::range_reader::RangeReader;
 use crate::segment::{self, PartitionRows, SegmentFormat};
+use crate::sync::{lock, read_lock, write_lock};
 use crate::table::io::StoreIo;
 use crate::table::{NewFile, TableConfig, Tables};
 use crate::tail_cache::TailCache;
@@ -123,13 +124,7 @@ impl Default for LogConfig {
     }
 }
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::sync::now_ms;
 
 /// A check of one produced record: Err names why it is refused; Ok(true)
 /// means the check rewrote the record (a coerced value), so its batch is
@@ -253,19 +248,6 @@ impl PartitionLog {
             leader_epoch: s.leader_epoch,
         }
     }
-}
-
-/// Locks `m`, also after a panic elsewhere held it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn read_lock<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write_lock<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One topic.

@@ -37,10 +37,10 @@ use floe_schema::CompiledSchema;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
+use crate::columns::field_id;
 use crate::error::{Result, StorageError};
-use crate::log::lock;
 use crate::meta::MetadataStore;
-use crate::segment::{field_id, PartitionRows};
+use crate::sync::lock;
 
 /// The part of a record a layout types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -479,13 +479,13 @@ impl Layouts {
 
     /// How a flush of `topic` writes its keys and values. `coerce` is the
     /// topic's `floe.validate.coerce` (the message values are wrapped in);
-    /// `rows` are the buffered records, which name the message when
-    /// nothing else has yet.
-    pub async fn write_layout(
+    /// `first_payloads` gives each partition's first buffered key or value,
+    /// which names the message when nothing else has yet.
+    pub async fn write_layout<'a>(
         &self,
         topic: &str,
         coerce: Option<Option<String>>,
-        rows: &BTreeMap<i32, PartitionRows>,
+        first_payloads: &(dyn Fn(Part) -> Vec<&'a [u8]> + Sync),
     ) -> Result<WriteLayout> {
         let mut out = WriteLayout::default();
         let Some(source) = self.source.get() else {
@@ -527,7 +527,9 @@ impl Layouts {
                         (Part::Value, Some(None)) => first_message(&versions),
                         _ => None,
                     };
-                    let Some(m) = named.or_else(|| message_of_first(part, &versions, rows)) else {
+                    let Some(m) =
+                        named.or_else(|| message_of_first(&versions, first_payloads(part)))
+                    else {
                         continue;
                     };
                     entry.state.set_message(part, m.clone());
@@ -582,7 +584,7 @@ impl Layouts {
     /// The layouts a file with `schema` was written with.
     pub async fn read_layout(&self, schema: &Schema) -> Result<ReadLayout> {
         let mut out = ReadLayout::default();
-        for (part, id) in crate::segment::layout_ids(schema) {
+        for (part, id) in layout_ids(schema) {
             let layout = self.layout(&id).await?;
             match part {
                 Part::Key => out.key = Some(layout),
@@ -614,6 +616,19 @@ fn set_part(out: &mut WriteLayout, part: Part, typed: TypedPart) {
     }
 }
 
+/// The layout ids a file's schema names, by part.
+pub fn layout_ids(schema: &Schema) -> Vec<(Part, String)> {
+    Part::ALL
+        .iter()
+        .filter_map(|p| {
+            schema
+                .metadata()
+                .get(p.metadata_key())
+                .map(|id| (*p, id.clone()))
+        })
+        .collect()
+}
+
 /// The first message of the newest version (what coercion wraps values in
 /// when it names none).
 fn first_message(versions: &[(i32, Arc<CompiledSchema>)]) -> Option<String> {
@@ -621,15 +636,14 @@ fn first_message(versions: &[(i32, Arc<CompiledSchema>)]) -> Option<String> {
     s.file.messages().next().map(|m| m.full_name().to_string())
 }
 
-/// The message the first buffered record of `part` with a valid prefix
-/// names.
+/// The message the first of `payloads` (the first buffered key or value
+/// of each partition) with a valid prefix names.
 fn message_of_first(
-    part: Part,
     versions: &[(i32, Arc<CompiledSchema>)],
-    rows: &BTreeMap<i32, PartitionRows>,
+    payloads: Vec<&[u8]>,
 ) -> Option<String> {
-    rows.values().find_map(|r| {
-        let prefix = parse_prefix(r.first_payload(part)?).ok()?;
+    payloads.into_iter().find_map(|payload| {
+        let prefix = parse_prefix(payload).ok()?;
         let (_, schema) = versions.iter().find(|(id, _)| *id == prefix.schema_id)?;
         schema
             .message_at(&prefix.message_indexes)

@@ -113,7 +113,12 @@ impl Log {
         } = buf;
         let layout = self
             .layouts
-            .write_layout(&topic.name, topic.coerce(), &partitions)
+            .write_layout(&topic.name, topic.coerce(), &|part| {
+                partitions
+                    .values()
+                    .filter_map(|rows| rows.first_payload(part))
+                    .collect()
+            })
             .await?;
         let file = tokio::task::spawn_blocking(move || {
             segment::write_file(partitions, append_time, format, &layout)

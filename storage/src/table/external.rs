@@ -123,10 +123,10 @@ impl ExternalCatalog {
     /// topic is still running (the next round catches up: the entry is
     /// compared again then).
     pub fn spawn_publish(self: Arc<Self>, topic: &str, table: LoadedTable, stale_prefix: String) {
-        if crate::log::lock(&self.mirrored).get(topic) == Some(&table.location) {
+        if crate::sync::lock(&self.mirrored).get(topic) == Some(&table.location) {
             return;
         }
-        if !crate::log::lock(&self.busy).insert(topic.to_string()) {
+        if !crate::sync::lock(&self.busy).insert(topic.to_string()) {
             return;
         }
         let topic = topic.to_string();
@@ -134,7 +134,7 @@ impl ExternalCatalog {
             if let Err(e) = self.publish(&topic, &table, &stale_prefix).await {
                 warn!(topic, catalog = self.uri(), error = %e, "could not update the external catalog; retrying in 30 s");
             }
-            crate::log::lock(&self.busy).remove(&topic);
+            crate::sync::lock(&self.busy).remove(&topic);
         });
     }
 
@@ -144,7 +144,7 @@ impl ExternalCatalog {
     /// (an entry under it with another UUID is a deleted topic's, and is
     /// replaced).
     async fn publish(&self, topic: &str, table: &LoadedTable, stale_prefix: &str) -> Result<()> {
-        let waiting = crate::log::lock(&self.failed)
+        let waiting = crate::sync::lock(&self.failed)
             .get(topic)
             .is_some_and(|t| t.elapsed() < RETRY_AFTER);
         if waiting {
@@ -152,9 +152,9 @@ impl ExternalCatalog {
         }
         let result = self.level(topic, table, stale_prefix).await;
         if result.is_err() {
-            crate::log::lock(&self.failed).insert(topic.to_string(), Instant::now());
+            crate::sync::lock(&self.failed).insert(topic.to_string(), Instant::now());
         } else {
-            crate::log::lock(&self.failed).remove(topic);
+            crate::sync::lock(&self.failed).remove(topic);
         }
         result
     }
@@ -188,7 +188,7 @@ impl ExternalCatalog {
                 self.mirrored(topic, &table.location);
                 return Ok(());
             }
-            if crate::log::lock(&self.taken).insert(topic.to_string()) {
+            if crate::sync::lock(&self.taken).insert(topic.to_string()) {
                 warn!(
                     topic,
                     catalog = %self.cfg.uri,
@@ -198,7 +198,7 @@ impl ExternalCatalog {
             }
             return Ok(());
         }
-        crate::log::lock(&self.taken).remove(topic);
+        crate::sync::lock(&self.taken).remove(topic);
         let updates = updates(&remote, ours);
         if updates.is_empty() {
             self.mirrored(topic, &table.location);
@@ -242,9 +242,9 @@ impl ExternalCatalog {
     /// Removes the external entry of a deleted topic, if it is the entry of
     /// the table `uuid`.
     pub async fn forget(&self, topic: &str, uuid: Option<String>) -> Result<()> {
-        crate::log::lock(&self.mirrored).remove(topic);
-        crate::log::lock(&self.taken).remove(topic);
-        crate::log::lock(&self.failed).remove(topic);
+        crate::sync::lock(&self.mirrored).remove(topic);
+        crate::sync::lock(&self.taken).remove(topic);
+        crate::sync::lock(&self.failed).remove(topic);
         let base = self.base().await?;
         let url = self.table_url(&base, topic);
         match (self.load(&url).await?, uuid) {
@@ -261,7 +261,7 @@ impl ExternalCatalog {
     }
 
     fn mirrored(&self, topic: &str, location: &str) {
-        crate::log::lock(&self.mirrored).insert(topic.to_string(), location.to_string());
+        crate::sync::lock(&self.mirrored).insert(topic.to_string(), location.to_string());
     }
 
     fn namespace_levels(&self) -> Vec<&str> {
@@ -364,7 +364,7 @@ impl ExternalCatalog {
         url: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
-        if self.cfg.credential.is_some() && crate::log::lock(&self.token).is_none() {
+        if self.cfg.credential.is_some() && crate::sync::lock(&self.token).is_none() {
             self.renew_token().await?;
         }
         let (status, answer) = self.send(method.clone(), url, body).await?;
@@ -382,7 +382,7 @@ impl ExternalCatalog {
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
         let mut req = self.http.request(method, url);
-        if let Some(t) = crate::log::lock(&self.token).clone() {
+        if let Some(t) = crate::sync::lock(&self.token).clone() {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
@@ -433,7 +433,7 @@ impl ExternalCatalog {
         let Some(token) = token else {
             return Err(refused("token", status, &answer));
         };
-        *crate::log::lock(&self.token) = Some(token.to_string());
+        *crate::sync::lock(&self.token) = Some(token.to_string());
         Ok(())
     }
 }

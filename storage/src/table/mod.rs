@@ -218,7 +218,7 @@ impl Tables {
             metadata_location: metadata_location.clone(),
             added: Vec::new(),
             removed: Vec::new(),
-            now_ms: crate::log::now_ms(),
+            now_ms: crate::sync::now_ms(),
         };
         if self.meta.commit_table(&record).await? {
             info!(topic, location = %metadata_location, "created iceberg table");
@@ -314,7 +314,7 @@ impl Tables {
             .add_current_schema(schema)?
             .build()?;
         info!(topic, "table schema evolves with the topic's columns");
-        let now = crate::log::now_ms().max(table.metadata.last_updated_ms() + 1);
+        let now = crate::sync::now_ms().max(table.metadata.last_updated_ms() + 1);
         self.write_and_swap(topic, table, built, Vec::new(), Vec::new(), now)
             .await
     }
@@ -458,7 +458,7 @@ impl Tables {
             (false, false) if added_records == deleted_records => Operation::Replace,
             (false, false) => Operation::Overwrite,
         };
-        let now = crate::log::now_ms().max(metadata.last_updated_ms() + 1);
+        let now = crate::sync::now_ms().max(metadata.last_updated_ms() + 1);
         let snapshot = Snapshot::builder()
             .with_snapshot_id(snapshot_id)
             .with_parent_snapshot_id(parent.as_ref().map(|p| p.snapshot_id()))
@@ -527,7 +527,7 @@ impl Tables {
     /// deletes the manifests only they used, and returns the table as it
     /// now is and the data files no remaining snapshot refers to.
     async fn expire(&self, topic: &str, table: LoadedTable) -> Result<(LoadedTable, Vec<String>)> {
-        let now = crate::log::now_ms();
+        let now = crate::sync::now_ms();
         let cutoff = now - self.cfg.snapshot_retention.as_millis() as i64;
         let current = table.metadata.current_snapshot_id();
         let expired: Vec<i64> = table

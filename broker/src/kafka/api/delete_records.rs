@@ -1,0 +1,45 @@
+//! DeleteRecords: move a partition's log start offset forward.
+
+use std::sync::Arc;
+
+use floe_protocol::kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use floe_protocol::kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use crate::kafka::errors::{code, error_code};
+use crate::Broker;
+
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = broker.log.topic(t.name.as_str());
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let r = DeleteRecordsPartitionResult::default()
+                .with_partition_index(p.partition_index)
+                .with_low_watermark(-1);
+            let Some(topic) = &topic else {
+                parts.push(r.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            };
+            match broker
+                .log
+                .delete_records(topic, p.partition_index, p.offset)
+                .await
+            {
+                Ok(low) => parts.push(r.with_low_watermark(low)),
+                Err(e) => parts.push(r.with_error_code(error_code(&e))),
+            }
+        }
+        topics.push(
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(parts),
+        );
+    }
+    DeleteRecordsResponse::default().with_topics(topics)
+}

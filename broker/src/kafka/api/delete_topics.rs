@@ -1,0 +1,70 @@
+//! DeleteTopics, by name (v1-5) or by name or id (v6).
+
+use std::sync::Arc;
+
+use floe_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use floe_protocol::kafka_protocol::messages::{
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+
+use super::s;
+use crate::kafka::errors::{code, error_code};
+use crate::Broker;
+
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let topic = match &name {
+            Some(n) => broker.log.topic(n.as_str()),
+            None => broker.log.topic_by_id(id),
+        };
+        let base = DeletableTopicResult::default()
+            .with_name(name.clone())
+            .with_topic_id(id);
+        let Some(topic) = topic else {
+            let c = if name.is_some() {
+                code::UNKNOWN_TOPIC_OR_PARTITION
+            } else {
+                code::UNKNOWN_TOPIC_ID
+            };
+            responses.push(base.with_error_code(c));
+            continue;
+        };
+        let base = base.with_name(Some(TopicName(s(topic.name.clone()))));
+        let base = if version >= 6 {
+            base.with_topic_id(topic.id)
+        } else {
+            base
+        };
+        match broker.log.delete_topic(&topic.name).await {
+            Ok(()) => {
+                broker.metrics.forget_topic(&topic.name);
+                responses.push(base)
+            }
+            Err(e) => {
+                let r = base.with_error_code(error_code(&e));
+                responses.push(if version >= 5 {
+                    r.with_error_message(Some(s(e.to_string())))
+                } else {
+                    r
+                })
+            }
+        }
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,187 @@
+//! DescribeConfigs for topics (Kafka's defaults reported for unset keys)
+//! and for this broker.
+
+use std::sync::Arc;
+
+use floe_protocol::kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use floe_protocol::kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use floe_storage::topic_config::{ConfigType, TOPIC_CONFIGS};
+
+use super::s;
+use crate::kafka::errors::code;
+use crate::Broker;
+
+/// ConfigResource types.
+pub(super) const RESOURCE_TOPIC: i8 = 2;
+/// ConfigResource types.
+pub(super) const RESOURCE_BROKER: i8 = 4;
+
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    kind: ConfigType,
+    doc: &'static str,
+    read_only: bool,
+}
+
+fn broker_entries(b: &Broker) -> Vec<Entry> {
+    let e = |name: &str, value: String, kind, doc| Entry {
+        name: name.into(),
+        value,
+        source: SOURCE_STATIC_BROKER,
+        kind,
+        doc,
+        read_only: true,
+    };
+    vec![
+        e(
+            "broker.id",
+            b.broker_id.to_string(),
+            ConfigType::Int,
+            "this broker's id",
+        ),
+        e(
+            "auto.create.topics.enable",
+            b.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+            "create topics on first use",
+        ),
+        e(
+            "num.partitions",
+            b.num_partitions.to_string(),
+            ConfigType::Int,
+            "partitions of auto-created topics",
+        ),
+        e(
+            "default.replication.factor",
+            "1".into(),
+            ConfigType::Int,
+            "durability comes from object storage",
+        ),
+        e(
+            "min.insync.replicas",
+            "1".into(),
+            ConfigType::Int,
+            "durability comes from object storage",
+        ),
+        e(
+            "message.max.bytes",
+            "1048588".into(),
+            ConfigType::Int,
+            "default max.message.bytes of topics",
+        ),
+        e(
+            "log.retention.ms",
+            "604800000".into(),
+            ConfigType::Long,
+            "default retention.ms of topics",
+        ),
+        e(
+            "socket.request.max.bytes",
+            b.max_frame_bytes.to_string(),
+            ConfigType::Int,
+            "largest request frame",
+        ),
+    ]
+}
+
+pub(super) fn handle(
+    broker: &Arc<Broker>,
+    req: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
+    let mut results = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let name = r.resource_name.to_string();
+        let base = DescribeConfigsResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        let entries: Vec<Entry> = match r.resource_type {
+            RESOURCE_TOPIC => {
+                let Some(t) = broker.log.topic(&name) else {
+                    results.push(
+                        base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_error_message(Some(s(format!("unknown topic {name}")))),
+                    );
+                    continue;
+                };
+                let cfg = t.config();
+                TOPIC_CONFIGS
+                    .iter()
+                    .map(|d| {
+                        let set = cfg.overrides.get(d.name);
+                        Entry {
+                            name: d.name.into(),
+                            value: set.cloned().unwrap_or_else(|| d.default.to_string()),
+                            source: if set.is_some() {
+                                SOURCE_DYNAMIC_TOPIC
+                            } else {
+                                SOURCE_DEFAULT
+                            },
+                            kind: d.kind,
+                            doc: d.doc,
+                            read_only: false,
+                        }
+                    })
+                    .collect()
+            }
+            RESOURCE_BROKER if name.is_empty() || name == broker.broker_id.to_string() => {
+                broker_entries(broker)
+            }
+            RESOURCE_BROKER => {
+                results.push(
+                    base.with_error_code(code::INVALID_REQUEST)
+                        .with_error_message(Some(s(format!("unknown broker {name}")))),
+                );
+                continue;
+            }
+            other => {
+                results.push(
+                    base.with_error_code(code::INVALID_REQUEST)
+                        .with_error_message(Some(s(format!(
+                            "config resource type {other} is not supported"
+                        )))),
+                );
+                continue;
+            }
+        };
+        let wanted = |n: &str| {
+            r.configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == n))
+        };
+        let configs = entries
+            .into_iter()
+            .filter(|e| wanted(&e.name))
+            .map(|e| {
+                let mut c = DescribeConfigsResourceResult::default()
+                    .with_name(s(e.name.clone()))
+                    .with_value(Some(s(e.value.clone())))
+                    .with_read_only(e.read_only)
+                    .with_config_source(e.source);
+                if version >= 3 {
+                    c.config_type = e.kind as i8;
+                }
+                if req.include_synonyms {
+                    c.synonyms = vec![DescribeConfigsSynonym::default()
+                        .with_name(s(e.name))
+                        .with_value(Some(s(e.value)))
+                        .with_source(e.source)];
+                }
+                if req.include_documentation && version >= 3 {
+                    c.documentation = Some(s(e.doc));
+                }
+                c
+            })
+            .collect();
+        results.push(base.with_configs(configs));
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}

@@ -1,0 +1,267 @@
+//! Fetch: read from the tail cache or the segments; long-poll until
+//! `min_bytes` arrive or `max_wait_ms` passes.
+//!
+//! The partitions of one request are read concurrently; the response's
+//! `max_bytes` is then applied in request order (the first partition with
+//! data always gets its data, as KIP-74 asks).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use floe_protocol::frame::Response;
+use floe_protocol::kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, PartitionData,
+};
+use floe_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use floe_storage::log::{ReadResult, TopicLog};
+use floe_storage::StorageError;
+use futures::future::join_all;
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::{check_leader_epoch, Pending};
+use crate::kafka::errors::{code, error_code};
+use crate::Broker;
+
+/// Fetch v13+ names topics by id only.
+const TOPIC_ID_VERSION: i16 = 13;
+
+pub(super) fn handle(
+    broker: Arc<Broker>,
+    req: FetchRequest,
+    version: i16,
+    client_id: String,
+) -> Pending {
+    Box::pin(async move {
+        let purpose = floe_schema::policy::purpose_from_client_id(&client_id).map(str::to_string);
+        // A purpose the principal may not claim gets no data from schema
+        // topics, rather than silently more than it asked for.
+        let claim_refused = purpose
+            .as_deref()
+            .is_some_and(|p| !broker.registry.may_claim(crate::registry::ANONYMOUS, p));
+        let reader = Reader {
+            purpose,
+            claim_refused,
+        };
+        let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+        let mut commits = broker.log.commit_notifications();
+        loop {
+            commits.borrow_and_update();
+            let (resp, bytes, errors) = collect(&broker, &req, version, &reader).await;
+            if bytes >= req.min_bytes.max(0) as usize || errors || Instant::now() >= deadline {
+                return Some(Response::Fetch(counted(&broker, resp)));
+            }
+            tokio::select! {
+                r = commits.changed() => { if r.is_err() { return Some(Response::Fetch(counted(&broker, resp))); } }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    })
+}
+
+/// The response, its records counted in the metrics.
+fn counted(broker: &Broker, resp: FetchResponse) -> FetchResponse {
+    for t in &resp.responses {
+        // From v13 a response names topics by id only.
+        let by_id = t
+            .topic
+            .0
+            .is_empty()
+            .then(|| broker.log.topic_by_id(t.topic_id))
+            .flatten();
+        let name = by_id
+            .as_ref()
+            .map_or(t.topic.0.as_str(), |t| t.name.as_str());
+        for p in &t.partitions {
+            if let Some(records) = &p.records {
+                broker.metrics.fetched(name, records);
+            }
+        }
+    }
+    resp
+}
+
+/// What one requested partition resolves to before reading.
+enum Slot {
+    Done(PartitionData),
+    Read {
+        base: PartitionData,
+        topic: Arc<TopicLog>,
+        partition: i32,
+        offset: i64,
+        limit: usize,
+    },
+}
+
+/// Who is reading: the purpose stated in the client id, and whether the
+/// principal may claim it.
+struct Reader {
+    purpose: Option<String>,
+    claim_refused: bool,
+}
+
+async fn collect(
+    broker: &Broker,
+    req: &FetchRequest,
+    version: i16,
+    reader: &Reader,
+) -> (FetchResponse, usize, bool) {
+    let max_bytes = if req.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        req.max_bytes as usize
+    };
+    let start = |pd: PartitionData, offset: i64| {
+        if version >= 5 {
+            pd.with_log_start_offset(offset)
+        } else {
+            pd
+        }
+    };
+    let mut errors = false;
+    let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let topic = if version >= TOPIC_ID_VERSION {
+            broker.log.topic_by_id(ft.topic_id)
+        } else {
+            broker.log.topic(ft.topic.0.as_str())
+        };
+        let mut parts = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let pd = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_preferred_read_replica(BrokerId(-1));
+            let Some(topic) = &topic else {
+                errors = true;
+                let c = if version >= TOPIC_ID_VERSION {
+                    code::UNKNOWN_TOPIC_ID
+                } else {
+                    code::UNKNOWN_TOPIC_OR_PARTITION
+                };
+                parts.push(Slot::Done(pd.with_error_code(c)));
+                continue;
+            };
+            let Some(partition) = topic.partition(fp.partition) else {
+                errors = true;
+                parts.push(Slot::Done(
+                    pd.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION),
+                ));
+                continue;
+            };
+            let snap = partition.snapshot();
+            let pd = start(
+                pd.with_high_watermark(snap.high_watermark)
+                    .with_last_stable_offset(snap.high_watermark),
+                snap.log_start_offset,
+            );
+            if reader.claim_refused && broker.registry.has_subjects(&topic.name) {
+                errors = true;
+                parts.push(Slot::Done(
+                    pd.with_error_code(code::TOPIC_AUTHORIZATION_FAILED),
+                ));
+                continue;
+            }
+            let epoch_error = check_leader_epoch(fp.current_leader_epoch, snap.leader_epoch);
+            if epoch_error != code::NONE {
+                errors = true;
+                parts.push(Slot::Done(pd.with_error_code(epoch_error)));
+                continue;
+            }
+            let limit = (fp.partition_max_bytes.max(0) as usize)
+                .min(max_bytes)
+                .max(1);
+            parts.push(Slot::Read {
+                base: pd,
+                topic: topic.clone(),
+                partition: fp.partition,
+                offset: fp.fetch_offset,
+                limit,
+            });
+        }
+        slots.push(parts);
+    }
+
+    let reads = slots.iter().flatten().filter_map(|s| match s {
+        Slot::Read {
+            topic,
+            partition,
+            offset,
+            limit,
+            ..
+        } => Some(broker.log.read(topic, *partition, *offset, *limit)),
+        Slot::Done(_) => None,
+    });
+    let mut results = join_all(reads).await.into_iter();
+
+    let mut total = 0usize;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for (ft, parts) in req.topics.iter().zip(slots) {
+        let mut out = Vec::with_capacity(parts.len());
+        for slot in parts {
+            let pd = match slot {
+                Slot::Done(pd) => pd,
+                Slot::Read { base, topic, .. } => match results.next() {
+                    Some(Ok(read)) => {
+                        let fits = total == 0 || total + read.size <= max_bytes;
+                        let pd = start(
+                            base.with_high_watermark(read.high_watermark)
+                                .with_last_stable_offset(read.high_watermark),
+                            read.log_start_offset,
+                        );
+                        if fits {
+                            total += read.size;
+                            let records = broker.registry.redact_batches(
+                                &topic.name,
+                                concat(read),
+                                reader.purpose.as_deref(),
+                            );
+                            pd.with_records(Some(records))
+                        } else {
+                            pd.with_records(Some(Bytes::new()))
+                        }
+                    }
+                    Some(Err(e)) => {
+                        errors = true;
+                        let c = match e {
+                            StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
+                            ref other => {
+                                warn!(topic = %ft.topic.0.as_str(), error = %other, "fetch read failed");
+                                error_code(other)
+                            }
+                        };
+                        base.with_error_code(c)
+                    }
+                    None => base.with_error_code(code::UNKNOWN_SERVER_ERROR),
+                },
+            };
+            out.push(pd);
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_topic_id(ft.topic_id)
+                .with_partitions(out),
+        );
+    }
+    (
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(responses),
+        total,
+        errors,
+    )
+}
+
+fn concat(read: ReadResult) -> Bytes {
+    if read.batches.len() == 1 {
+        return read.batches.into_iter().next().unwrap_or_default();
+    }
+    let mut buf = BytesMut::with_capacity(read.size);
+    for b in read.batches {
+        buf.extend_from_slice(&b);
+    }
+    buf.freeze()
+}

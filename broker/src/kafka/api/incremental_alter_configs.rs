@@ -1,0 +1,112 @@
+//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on a topic's
+//! explicit configs.
+
+use std::sync::Arc;
+
+use floe_protocol::kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use floe_protocol::kafka_protocol::messages::{
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use floe_storage::topic_config::{config_def, ConfigType};
+use floe_storage::StorageError;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::s;
+use crate::kafka::errors::{code, error_code};
+use crate::Broker;
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let base = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        if r.resource_type == RESOURCE_BROKER {
+            responses.push(
+                base.with_error_code(code::INVALID_REQUEST)
+                    .with_error_message(Some(s(
+                        "broker configs are set by floe's flags and environment",
+                    ))),
+            );
+            continue;
+        }
+        if r.resource_type != RESOURCE_TOPIC {
+            responses.push(
+                base.with_error_code(code::INVALID_REQUEST)
+                    .with_error_message(Some(s("unsupported resource type"))),
+            );
+            continue;
+        }
+        let name = r.resource_name.to_string();
+        let Some(topic) = broker.log.topic(&name) else {
+            responses.push(base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+            continue;
+        };
+        let cfg = topic.config();
+        let mut overrides = cfg.overrides.clone();
+        let mut failure: Option<StorageError> = None;
+        for c in &r.configs {
+            let key = c.name.to_string();
+            let value = c.value.as_ref().map(|v| v.to_string());
+            let is_list = config_def(&key).is_some_and(|d| d.kind == ConfigType::List);
+            match (c.config_operation, value) {
+                (SET, Some(v)) => {
+                    overrides.insert(key, v);
+                }
+                (DELETE, _) => {
+                    overrides.remove(&key);
+                }
+                (APPEND | SUBTRACT, Some(v)) if is_list => {
+                    let current = cfg.get(&key).unwrap_or_default().to_string();
+                    let mut items: Vec<String> = current
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                        .map(String::from)
+                        .collect();
+                    for item in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+                        if c.config_operation == APPEND {
+                            if !items.iter().any(|i| i == item) {
+                                items.push(item.to_string());
+                            }
+                        } else {
+                            items.retain(|i| i != item);
+                        }
+                    }
+                    overrides.insert(key, items.join(","));
+                }
+                (op, _) => {
+                    failure = Some(StorageError::InvalidConfig(format!(
+                        "operation {op} is not valid for {key}"
+                    )));
+                    break;
+                }
+            }
+        }
+        let result = match failure {
+            Some(e) => Err(e),
+            None => {
+                broker
+                    .log
+                    .set_topic_configs(&name, overrides, req.validate_only)
+                    .await
+            }
+        };
+        match result {
+            Ok(()) => responses.push(base),
+            Err(e) => responses.push(
+                base.with_error_code(error_code(&e))
+                    .with_error_message(Some(s(e.to_string()))),
+            ),
+        }
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

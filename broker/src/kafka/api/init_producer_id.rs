@@ -1,0 +1,58 @@
+//! InitProducerId for idempotent producers (KIP-98), with the epoch bump of
+//! KIP-360. Transactional ids arrive with the transactions issue.
+
+use std::sync::Arc;
+
+use floe_protocol::kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+};
+use floe_storage::log::now_ms;
+use tracing::warn;
+
+use crate::kafka::errors::{code, error_code};
+use crate::Broker;
+
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let fail = |c: i16| {
+        InitProducerIdResponse::default()
+            .with_error_code(c)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    if req.transactional_id.is_some() {
+        return fail(code::UNSUPPORTED_VERSION);
+    }
+    let meta = broker.log.meta();
+    let now = now_ms();
+    let result = async {
+        if req.producer_id.0 >= 0 {
+            match meta.producer_epoch(req.producer_id.0).await? {
+                // KIP-360: the producer asks for a bump of its own epoch.
+                Some(epoch) if epoch == req.producer_epoch && epoch < i16::MAX - 1 => {
+                    meta.set_producer_epoch(req.producer_id.0, epoch + 1, now)
+                        .await?;
+                    return Ok::<_, floe_storage::StorageError>(Ok((req.producer_id.0, epoch + 1)));
+                }
+                // Epoch exhausted: a new producer id, as Kafka does.
+                Some(epoch) if epoch == req.producer_epoch => {}
+                Some(_) => return Ok(Err(code::INVALID_PRODUCER_EPOCH)),
+                None => {}
+            }
+        }
+        Ok(Ok((meta.new_producer_id(now).await?, 0)))
+    }
+    .await;
+    match result {
+        Ok(Ok((id, epoch))) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
+        Ok(Err(c)) => fail(c),
+        Err(e) => {
+            warn!(error = %e, "InitProducerId failed");
+            fail(error_code(&e))
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! ListOffsets: earliest, latest, by timestamp, max timestamp.
+
+use std::sync::Arc;
+
+use floe_protocol::kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use floe_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::check_leader_epoch;
+use crate::kafka::errors::{code, error_code};
+use crate::Broker;
+
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let topic = broker.log.topic(t.name.0.as_str());
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let base = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            let Some(topic) = &topic else {
+                parts.push(base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            };
+            let Some(partition) = topic.partition(p.partition_index) else {
+                parts.push(base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            };
+            let epoch = partition.snapshot().leader_epoch;
+            let e = check_leader_epoch(p.current_leader_epoch, epoch);
+            if e != code::NONE {
+                parts.push(base.with_error_code(e));
+                continue;
+            }
+            match broker
+                .log
+                .list_offset(topic, p.partition_index, p.timestamp)
+                .await
+            {
+                Ok((offset, ts)) => {
+                    let r = base.with_offset(offset).with_timestamp(ts);
+                    parts.push(if version >= 4 {
+                        r.with_leader_epoch(epoch)
+                    } else {
+                        r
+                    })
+                }
+                Err(e) => parts.push(base.with_error_code(error_code(&e))),
+            }
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(parts),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}

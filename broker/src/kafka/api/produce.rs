@@ -1,0 +1,240 @@
+//! Produce: append in request order, answer after the flush commits.
+
+use std::sync::Arc;
+
+use floe_protocol::frame::Response;
+use floe_protocol::kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use floe_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use floe_storage::log::PendingAppend;
+use floe_storage::StorageError;
+use tracing::debug;
+
+use super::{s, Pending};
+use crate::kafka::errors::{code, error_code};
+use crate::Broker;
+
+enum Outcome {
+    Appended(PendingAppend),
+    Failed(StorageError),
+}
+
+impl Outcome {
+    fn of(result: Result<PendingAppend, StorageError>) -> Outcome {
+        match result {
+            Ok(p) => Outcome::Appended(p),
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+/// A partition's append: finished, or running as its own task.
+enum Appending {
+    Done(Outcome),
+    Task(tokio::task::JoinHandle<Result<PendingAppend, StorageError>>),
+}
+
+fn failure(index: i32, e: &StorageError, version: i16) -> PartitionProduceResponse {
+    let mut p = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error_code(e))
+        .with_base_offset(-1);
+    if version < 8 {
+        return p;
+    }
+    p.error_message = Some(s(e.to_string()));
+    let errors: Vec<(i32, &str)> = match e {
+        StorageError::InvalidRecord { index, message } => vec![(*index, message.as_str())],
+        StorageError::InvalidRecords(errors) => {
+            errors.iter().map(|(i, m)| (*i, m.as_str())).collect()
+        }
+        _ => Vec::new(),
+    };
+    p.record_errors = errors
+        .into_iter()
+        .map(|(index, message)| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(index)
+                .with_batch_index_error_message(Some(s(message.to_string())))
+        })
+        .collect();
+    p
+}
+
+pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Pending {
+    // Partitions are appended one after another, except that the
+    // partitions of topics that validate run as tasks of their own, so
+    // their records are checked on every core. All appends finish before
+    // the next request of the connection is read, which keeps each
+    // partition's batches in request order.
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for td in req.topic_data {
+        let name = td.name.0.to_string();
+        let parallel = td.partition_data.len() > 1 && {
+            let (reject, coerce) = checks(broker, &name);
+            reject || coerce.is_some()
+        };
+        let mut parts = Vec::with_capacity(td.partition_data.len());
+        for pd in td.partition_data {
+            let batches = pd.records.clone().unwrap_or_default();
+            let pending = if req.transactional_id.is_some() {
+                Appending::Done(Outcome::Failed(StorageError::Unsupported(
+                    "transactional produce",
+                )))
+            } else {
+                match pd.records {
+                    None => Appending::Done(Outcome::Failed(StorageError::CorruptMessage(
+                        "null records".into(),
+                    ))),
+                    Some(records) if parallel => {
+                        let (broker, name) = (broker.clone(), name.clone());
+                        Appending::Task(tokio::spawn(async move {
+                            append(&broker, &name, pd.index, records).await
+                        }))
+                    }
+                    Some(records) => {
+                        Appending::Done(Outcome::of(append(broker, &name, pd.index, records).await))
+                    }
+                }
+            };
+            parts.push((pd.index, pending, batches));
+        }
+        let mut done = Vec::with_capacity(parts.len());
+        for (index, pending, batches) in parts {
+            let outcome = match pending {
+                Appending::Done(outcome) => outcome,
+                Appending::Task(task) => match task.await {
+                    Ok(result) => Outcome::of(result),
+                    Err(e) => Outcome::Failed(StorageError::FlushFailed(format!(
+                        "append task failed: {e}"
+                    ))),
+                },
+            };
+            done.push((index, outcome, batches));
+        }
+        topics.push((td.name, done));
+    }
+    let acks = req.acks;
+    let broker = broker.clone();
+    Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, parts) in topics {
+            let mut out = Vec::with_capacity(parts.len());
+            for (index, outcome, batches) in parts {
+                let resp = match outcome {
+                    Outcome::Failed(e) => {
+                        debug!(topic = %name.0.as_str(), partition = index, error = %e, "produce refused");
+                        failure(index, &e, version)
+                    }
+                    Outcome::Appended(p) => {
+                        let (base, append_time) = (p.base_offset, p.log_append_time);
+                        match p.committed().await {
+                            Ok(()) => {
+                                broker.metrics.produced(name.0.as_str(), &batches);
+                                let start = broker
+                                    .log
+                                    .topic(name.0.as_str())
+                                    .and_then(|t| t.partition(index))
+                                    .map(|p| p.snapshot().log_start_offset)
+                                    .unwrap_or(-1);
+                                let r = PartitionProduceResponse::default()
+                                    .with_index(index)
+                                    .with_error_code(code::NONE)
+                                    .with_base_offset(base)
+                                    .with_log_append_time_ms(append_time);
+                                if version >= 5 {
+                                    r.with_log_start_offset(start)
+                                } else {
+                                    r
+                                }
+                            }
+                            Err(e) => failure(index, &e, version),
+                        }
+                    }
+                };
+                out.push(resp);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(out),
+            );
+        }
+        if acks == 0 {
+            return None;
+        }
+        Some(Response::Produce(
+            ProduceResponse::default().with_responses(responses),
+        ))
+    })
+}
+
+/// How a topic's records are checked on the way in: whether its
+/// `floe.validate.mode` (or the broker's default) is `reject`, and the
+/// message values without the schema prefix are coerced to, if it coerces.
+fn checks(broker: &Broker, topic: &str) -> (bool, Option<Option<String>>) {
+    let t = broker.log.topic(topic);
+    let reject = t
+        .as_ref()
+        .and_then(|t| t.validates())
+        .unwrap_or(broker.validates);
+    (reject, t.and_then(|t| t.coerce()))
+}
+
+/// Appends, first wrapping values without the schema prefix when the topic
+/// coerces (`floe.validate.coerce`), then validating every key and value
+/// when the topic's `floe.validate.mode` (or the broker's default) is
+/// `reject`.
+async fn append(
+    broker: &Arc<Broker>,
+    topic: &str,
+    partition: i32,
+    records: bytes::Bytes,
+) -> Result<floe_storage::log::PendingAppend, StorageError> {
+    let (reject, coerce) = checks(broker, topic);
+    if !reject && coerce.is_none() {
+        return broker.log.append(topic, partition, records).await;
+    }
+    let registry = &broker.registry;
+    // Subjects and schemas are looked up once per request, not per record.
+    let mut values = registry.subject_check(format!("{topic}-value"));
+    let mut keys = registry.subject_check(format!("{topic}-key"));
+    let mut check = |r: &mut floe_protocol::records::Record| -> Result<bool, String> {
+        let mut changed = false;
+        if let (Some(message), Some(value)) = (&coerce, &mut r.value) {
+            // A protobuf message never starts with byte 0 (field number 0
+            // does not exist), so a value that does carries the prefix.
+            if value.first() != Some(&0) {
+                let prefix = values
+                    .coerce_prefix(message.as_deref())
+                    .map_err(|why| format!("value cannot be coerced: {why}"))?;
+                let mut wrapped = bytes::BytesMut::with_capacity(prefix.len() + value.len());
+                wrapped.extend_from_slice(prefix);
+                wrapped.extend_from_slice(value);
+                *value = wrapped.freeze();
+                changed = true;
+            }
+        }
+        if !reject {
+            return Ok(changed);
+        }
+        if let Some(value) = &r.value {
+            if !values.has_schema() {
+                return Err(format!(
+                    "topic {topic} validates in reject mode but has no schema under subject {}",
+                    values.subject()
+                ));
+            }
+            values.check(value).map_err(|why| format!("value: {why}"))?;
+        }
+        if let (Some(key), true) = (&r.key, keys.has_schema()) {
+            keys.check(key).map_err(|why| format!("key: {why}"))?;
+        }
+        Ok(changed)
+    };
+    broker
+        .log
+        .append_checked(topic, partition, records, Some(&mut check))
+        .await
+}

@@ -1,0 +1,199 @@
+//! The Kafka listener: one task per connection.
+//!
+//! Kafka processes a connection's requests one at a time, and clients rely
+//! on it (an idempotent producer with five requests in flight expects them
+//! appended in order). floe keeps that order for the part of a request that
+//! changes state ([`crate::kafka::api::dispatch`]) and lets the rest (waiting for
+//! the flush, long polls) run concurrently; responses are written in request
+//! order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use floe_protocol::frame::{encode_response, parse_frame, unsupported_response, ParsedFrame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinHandle;
+use tokio::time::{timeout, timeout_at};
+use tracing::{debug, info, warn};
+
+use crate::kafka::api;
+use crate::kafka::connections::{Admission, ConnectionLimits, Permit, RateLimit};
+use crate::Broker;
+
+/// Requests a connection may have in flight before its reader waits.
+/// Large: librdkafka sends one produce request per partition and does not
+/// wait for the answer, and every request in flight joins the same flush
+/// tick. At 64, a producer writing 300 partitions waited 5 ticks per round
+/// of its partitions (p99 ack 27 s on a 200 ms linger).
+const MAX_IN_FLIGHT: usize = 4096;
+
+/// Request bytes a connection may have in flight (read and not yet
+/// answered) before its reader waits: what bounds a connection's memory
+/// when [`MAX_IN_FLIGHT`] does not. A frame larger than this waits until
+/// it is the only one.
+const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Read buffer of a connection. Small: an idle connection costs little,
+/// and a large frame is read straight into its own buffer.
+const READ_BUFFER: usize = 16 * 1024;
+
+/// Accepts connections for ever. A failed accept (out of file descriptors,
+/// a connection reset before it was accepted) is logged and retried: the
+/// broker keeps serving the connections it has.
+pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>, admission: Arc<Admission>) {
+    let accept_failed = RateLimit::default();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                if accept_failed.allow() {
+                    warn!(error = %e, open = admission.open(),
+                        "accepting a connection failed; retrying (further failures are logged at most every 10 s)");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(permit) = admission.admit(peer.ip()) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let broker = broker.clone();
+        tokio::spawn(connection(stream, peer, broker, permit));
+    }
+}
+
+async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, permit: Permit) {
+    debug!(%peer, "connection opened");
+    let limits = permit.limits().clone();
+    let _gauge = broker.metrics.connection();
+    let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
+    let writer = tokio::spawn(async move {
+        while let Some(pending) = rx.recv().await {
+            match pending.await {
+                Ok(Some(bytes)) => {
+                    if wr.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(%peer, error = %e, "request handler failed; closing the connection");
+                    break;
+                }
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+    let in_flight_bytes = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES));
+    loop {
+        let mut size = [0u8; 4];
+        match timeout(limits.idle, rd.read_u8()).await {
+            Err(_) => {
+                info!(%peer, idle_ms = limits.idle.as_millis() as u64, "closing an idle connection (--connections-max-idle-ms)");
+                break;
+            }
+            Ok(Err(_)) => break,
+            Ok(Ok(first)) => size[0] = first,
+        }
+        // The whole request must arrive within the limit, counted from its
+        // first byte; waiting for the connection's in-flight budget is
+        // ours, not the client's, and is not counted.
+        let arrival = tokio::time::Instant::now() + limits.request_arrival;
+        let size = match timeout_at(arrival, rd.read_exact(&mut size[1..])).await {
+            Err(_) => {
+                arrival_timed_out(&peer, &limits);
+                break;
+            }
+            Ok(Err(_)) => break,
+            Ok(Ok(_)) => i32::from_be_bytes(size),
+        };
+        if size < 0 || size as usize > broker.max_frame_bytes {
+            warn!(%peer, size, limit = broker.max_frame_bytes, "frame size out of bounds; closing the connection");
+            break;
+        }
+        let size = size as usize;
+        let waited = tokio::time::Instant::now();
+        // Held until the request is answered.
+        let budget = in_flight_bytes
+            .clone()
+            .acquire_many_owned(size.clamp(1, MAX_IN_FLIGHT_BYTES) as u32)
+            .await
+            .expect("the semaphore is never closed");
+        let arrival = arrival + waited.elapsed();
+        let frame = timeout_at(arrival, async {
+            // Memory grows with the bytes that arrive, not with the size
+            // the client announced.
+            let mut frame = Vec::with_capacity(size.min(1 << 20));
+            (&mut rd).take(size as u64).read_to_end(&mut frame).await?;
+            if frame.len() < size {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok::<_, std::io::Error>(frame)
+        })
+        .await;
+        let frame = match frame {
+            Err(_) => {
+                arrival_timed_out(&peer, &limits);
+                break;
+            }
+            Ok(Err(_)) => break,
+            Ok(Ok(frame)) => Bytes::from(frame),
+        };
+        let handle = match parse_frame(frame) {
+            Err(e) => {
+                warn!(%peer, error = %e, "malformed request; closing the connection");
+                break;
+            }
+            Ok(ParsedFrame::Unsupported {
+                api_key,
+                api_version,
+                correlation_id,
+            }) => {
+                debug!(%peer, api_key, api_version, "unsupported API or version");
+                drop(budget);
+                let bytes = unsupported_response(api_key, correlation_id);
+                tokio::spawn(async move { Some(bytes) })
+            }
+            Ok(ParsedFrame::Request { header, request }) => {
+                let version = header.request_api_version;
+                let correlation_id = header.correlation_id;
+                let api_key = header.request_api_key;
+                let started = std::time::Instant::now();
+                let pending = api::dispatch(&broker, &header, *request, peer).await;
+                let metrics = broker.metrics.clone();
+                tokio::spawn(async move {
+                    let response = pending.await;
+                    drop(budget);
+                    metrics.request(api_key, started.elapsed().as_secs_f64());
+                    match encode_response(correlation_id, version, &response?) {
+                        Ok(bytes) => Some(bytes),
+                        Err(e) => {
+                            warn!(error = %e, "could not encode a response");
+                            None
+                        }
+                    }
+                })
+            }
+        };
+        if tx.send(handle).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    drop(permit);
+    debug!(%peer, "connection closed");
+}
+
+fn arrival_timed_out(peer: &SocketAddr, limits: &ConnectionLimits) {
+    warn!(%peer, limit_ms = limits.request_arrival.as_millis() as u64,
+        "a request did not arrive whole in time (--request-arrival-timeout-ms); closing the connection");
+}
