@@ -6,7 +6,7 @@
 //! costs nothing when the machine is idle, where a rate would still slow
 //! the rewrite down.
 
-use crate::error::{Result, StorageError};
+use crate::error::{BackendError, Result};
 
 /// The nice value of a rewrite's thread (0 is the broker's; 19 the lowest).
 const NICE: libc::c_int = 10;
@@ -24,9 +24,9 @@ where
             lower_priority();
             let _ = tx.send(f());
         })
-        .map_err(|e| StorageError::Background(format!("{what}: starting its thread: {e}")))?;
+        .map_err(|e| BackendError::Background(format!("{what}: starting its thread: {e}")))?;
     rx.await
-        .map_err(|_| StorageError::Background(format!("{what}: the thread panicked")))?
+        .map_err(|_| BackendError::Background(format!("{what}: the thread panicked")))?
 }
 
 /// Lowers the calling thread's priority (on Linux a nice value is per

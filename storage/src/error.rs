@@ -1,4 +1,9 @@
 //! Storage errors. The broker maps each to one Kafka error code, in one place.
+//!
+//! [`StorageError`] says what went wrong in Kafka's terms (an unknown
+//! topic, an offset out of range, a fenced leader, an invalid record);
+//! every failure of a system underneath is one variant of it,
+//! [`StorageError::Backend`], whose [`BackendError`] says which system.
 
 /// What can go wrong in the log or the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -85,29 +90,13 @@ pub enum StorageError {
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
     /// Object storage failed.
-    #[error("object store: {0}")]
-    ObjectStore(#[from] object_store::Error),
-    /// The metadata store failed.
-    #[error("metadata store: {0}")]
-    Metadata(#[from] sqlx::Error),
-    /// Parquet encode or decode failed.
-    #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
-    /// Arrow failed.
-    #[error("arrow: {0}")]
-    Arrow(#[from] arrow_schema::ArrowError),
     /// A flush this request waited for did not commit.
     #[error("flush failed: {0}")]
     FlushFailed(String),
-    /// Work in the background (a rewrite's encode) did not finish.
-    #[error("background work failed: {0}")]
-    Background(String),
-    /// Iceberg metadata could not be read or written.
-    #[error("iceberg: {0}")]
-    Iceberg(#[from] iceberg::Error),
-    /// The external Iceberg catalog refused or failed.
-    #[error("external catalog: {0}")]
-    ExternalCatalog(String),
+    /// A system floe relies on failed (object store, metadata store,
+    /// Parquet, Iceberg): nothing the request did wrong, worth a retry.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 
     /// Stored data contradicts itself (a bug or tampering).
     #[error("corrupt storage: {0}")]
@@ -129,6 +118,51 @@ pub enum StorageError {
         detail: String,
     },
 }
+
+/// A failure of a system the log is built on.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The object store failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// The metadata store failed.
+    #[error("metadata store: {0}")]
+    Metadata(#[from] sqlx::Error),
+    /// Parquet encode or decode failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// Work in the background (a rewrite's encode) did not finish.
+    #[error("background work failed: {0}")]
+    Background(String),
+    /// Iceberg metadata could not be read or written.
+    #[error("iceberg: {0}")]
+    Iceberg(#[from] iceberg::Error),
+    /// The external Iceberg catalog refused or failed.
+    #[error("external catalog: {0}")]
+    ExternalCatalog(String),
+}
+
+/// `?` on a backend's own error gives a [`StorageError::Backend`].
+macro_rules! backend_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self {
+                StorageError::Backend(BackendError::from(e))
+            }
+        }
+    )*};
+}
+
+backend_from!(
+    object_store::Error,
+    sqlx::Error,
+    parquet::errors::ParquetError,
+    arrow_schema::ArrowError,
+    iceberg::Error
+);
 
 /// Result alias for this crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -39,4 +39,4 @@ pub mod tail_cache;
 pub mod topic_config;
 pub mod typed;
 
-pub use error::{Result, StorageError};
+pub use error::{BackendError, Result, StorageError};

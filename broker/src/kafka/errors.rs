@@ -1,6 +1,6 @@
 //! The one place where floe's errors become Kafka error codes.
 
-use floe_storage::StorageError;
+use floe_storage::{BackendError, StorageError};
 
 /// Kafka error codes floe returns (see the protocol guide's error table).
 pub mod code {
@@ -110,14 +110,7 @@ pub fn error_code(e: &StorageError) -> i16 {
         Unsupported(_) => code::UNSUPPORTED_VERSION,
         // Retriable: a consumer retries rather than skipping what it
         // could not read.
-        ObjectStore(_)
-        | Metadata(_)
-        | Parquet(_)
-        | Arrow(_)
-        | FlushFailed(_)
-        | Background(_)
-        | Iceberg(_)
-        | LogInconsistent { .. } => code::KAFKA_STORAGE_ERROR,
-        Corrupt(_) | ExternalCatalog(_) => code::UNKNOWN_SERVER_ERROR,
+        Backend(BackendError::ExternalCatalog(_)) | Corrupt(_) => code::UNKNOWN_SERVER_ERROR,
+        Backend(_) | FlushFailed(_) | LogInconsistent { .. } => code::KAFKA_STORAGE_ERROR,
     }
 }

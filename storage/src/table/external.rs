@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
 use super::LoadedTable;
-use crate::error::{Result, StorageError};
+use crate::error::{BackendError, Result, StorageError};
 
 /// Where and how to reach the external catalog.
 #[derive(Debug, Clone, Default)]
@@ -99,7 +99,7 @@ impl ExternalCatalog {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| StorageError::ExternalCatalog(format!("http client: {e}")))?;
+            .map_err(|e| BackendError::ExternalCatalog(format!("http client: {e}")))?;
         let token = cfg.token.clone();
         Ok(ExternalCatalog {
             cfg,
@@ -391,12 +391,12 @@ impl ExternalCatalog {
         let resp = req
             .send()
             .await
-            .map_err(|e| StorageError::ExternalCatalog(format!("{url}: {e}")))?;
+            .map_err(|e| BackendError::ExternalCatalog(format!("{url}: {e}")))?;
         let status = resp.status();
         let text = resp
             .text()
             .await
-            .map_err(|e| StorageError::ExternalCatalog(format!("{url}: {e}")))?;
+            .map_err(|e| BackendError::ExternalCatalog(format!("{url}: {e}")))?;
         Ok((
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
@@ -424,7 +424,7 @@ impl ExternalCatalog {
             .body(form)
             .send()
             .await
-            .map_err(|e| StorageError::ExternalCatalog(format!("{url}: {e}")))?;
+            .map_err(|e| BackendError::ExternalCatalog(format!("{url}: {e}")))?;
         let status = resp.status();
         let answer: Value = resp.json().await.unwrap_or(Value::Null);
         let token = answer["access_token"]
@@ -506,7 +506,7 @@ fn updates(remote: &Remote, ours: &TableMetadata) -> Vec<TableUpdate> {
 fn remote(metadata: &Value) -> Result<Remote> {
     let uuid = metadata["table-uuid"]
         .as_str()
-        .ok_or_else(|| StorageError::ExternalCatalog("table metadata without table-uuid".into()))?
+        .ok_or_else(|| BackendError::ExternalCatalog("table metadata without table-uuid".into()))?
         .to_string();
     let ids = |list: &str, key: &str| -> Vec<i64> {
         metadata[list]
@@ -550,7 +550,7 @@ fn refused(what: &str, status: StatusCode, answer: &Value) -> StorageError {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| answer.to_string());
-    StorageError::ExternalCatalog(format!("{what} refused ({status}): {message}"))
+    BackendError::ExternalCatalog(format!("{what} refused ({status}): {message}")).into()
 }
 
 /// Percent-encodes one path or query segment.
