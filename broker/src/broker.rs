@@ -11,7 +11,7 @@ use floe_storage::metered::{MeteredStore, StoreMetrics};
 use floe_storage::object::open_object_store;
 use floe_storage::segment::SegmentFormat;
 use floe_storage::table::external::ExternalCatalogConfig;
-use floe_storage::table::TableConfig;
+use floe_storage::table::{TableConfig, Tables};
 use tracing::info;
 
 use crate::config::ServeArgs;
@@ -20,6 +20,11 @@ use crate::config::ServeArgs;
 pub struct Broker {
     /// The log of every topic.
     pub log: Arc<Log>,
+    /// The metadata store (for what the broker keeps there itself: group
+    /// offsets, producer ids).
+    pub meta: Arc<dyn MetadataStore>,
+    /// The topics' Iceberg tables, as the catalog serves them.
+    pub tables: Arc<Tables>,
     /// The consumer group coordinator (classic protocol).
     pub groups: Arc<crate::groups::Coordinator>,
     /// Consumer-protocol groups (KIP-848).
@@ -149,7 +154,7 @@ impl Broker {
             Duration::from_millis(args.group_initial_rebalance_delay_ms),
         )
         .await?;
-        let log = Log::open(cfg, meta, objects.store, objects.prefix).await?;
+        let log = Log::open(cfg, meta.clone(), objects.store, objects.prefix).await?;
         // Before any listener starts: every flush of a schema topic writes
         // typed columns.
         log.layouts().set_source(registry.clone());
@@ -169,7 +174,9 @@ impl Broker {
             }
         });
         Ok(Arc::new(Broker {
+            tables: log.tables().clone(),
             log,
+            meta,
             groups,
             consumer_groups,
             group_saver,

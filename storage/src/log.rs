@@ -343,7 +343,7 @@ pub struct Log {
     /// Files this broker is reading now, with how many reads of each: a
     /// file the log and the table let go of is not deleted under them.
     reading: Mutex<HashMap<String, usize>>,
-    tables: Tables,
+    tables: Arc<Tables>,
     layouts: Layouts,
     flush_metrics: FlushMetrics,
     intake: Intake,
@@ -381,11 +381,11 @@ impl Log {
         prefix: Path,
     ) -> Result<Arc<Self>> {
         meta.claim_leadership(cfg.broker_id).await?;
-        let tables = Tables::new(
+        let tables = Arc::new(Tables::new(
             cfg.tables.clone(),
             StoreIo::new(&cfg.tables.root_uri, store.clone()),
             meta.clone(),
-        )?;
+        )?);
         if prefix.as_ref().contains('#') {
             return Err(StorageError::InvalidConfig(format!(
                 "the object-store prefix {prefix} may not contain '#' (it marks intake chunks)"

@@ -44,8 +44,9 @@ impl TableLag {
 }
 
 impl Log {
-    /// The Iceberg side.
-    pub fn tables(&self) -> &Tables {
+    /// The Iceberg side (the broker keeps a handle of its own for the
+    /// catalog it serves).
+    pub fn tables(&self) -> &Arc<Tables> {
         &self.tables
     }
 

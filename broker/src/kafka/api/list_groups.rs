@@ -25,7 +25,7 @@ pub(super) async fn handle(
     }
     // Groups that only have committed offsets (assign()-style consumers) are
     // Empty groups, as in Kafka.
-    match broker.log.meta().groups_with_offsets().await {
+    match broker.meta.groups_with_offsets().await {
         Ok(ids) => {
             for id in ids {
                 if !groups.iter().any(|g| g.0 == id) {

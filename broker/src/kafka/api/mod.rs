@@ -148,8 +148,7 @@ pub(crate) fn s(text: impl Into<String>) -> StrBytes {
 /// True when the group has committed offsets in the metadata store.
 pub(crate) async fn has_offsets(broker: &Broker, group_id: &str) -> bool {
     broker
-        .log
-        .meta()
+        .meta
         .fetch_offsets(group_id)
         .await
         .map(|o| !o.is_empty())

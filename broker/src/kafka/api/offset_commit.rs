@@ -88,12 +88,7 @@ pub(super) async fn handle(
         );
     }
     if !to_store.is_empty() {
-        if let Err(e) = broker
-            .log
-            .meta()
-            .commit_offsets(&req.group_id, &to_store)
-            .await
-        {
+        if let Err(e) = broker.meta.commit_offsets(&req.group_id, &to_store).await {
             warn!(group = %req.group_id.as_str(), error = %e, "offset commit failed");
             for t in &mut topics {
                 for p in &mut t.partitions {

@@ -43,12 +43,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
                 .with_partitions(parts),
         );
     }
-    if let Err(_e) = broker
-        .log
-        .meta()
-        .delete_offsets(&req.group_id, &delete)
-        .await
-    {
+    if let Err(_e) = broker.meta.delete_offsets(&req.group_id, &delete).await {
         return OffsetDeleteResponse::default().with_error_code(code::KAFKA_STORAGE_ERROR);
     }
     OffsetDeleteResponse::default().with_topics(topics)
