@@ -40,7 +40,7 @@ use crate::intake::{self, Claim, Intake, Ticket};
 use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
 use crate::metrics::FlushMetrics;
 use crate::range_reader::RangeReader;
-use crate::segment::{self, PartitionRows, SegmentFormat};
+use crate::segment::{self, SegmentFormat, TopicRows};
 use crate::sync::{lock, read_lock, write_lock};
 use crate::table::io::StoreIo;
 use crate::table::{NewFile, TableConfig, Tables};

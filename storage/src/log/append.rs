@@ -142,10 +142,6 @@ impl Log {
             if log_append {
                 records::stamp_log_append_time(&mut stamped, append_time);
             }
-            let rows = buf
-                .partitions
-                .entry(partition)
-                .or_insert_with(|| PartitionRows::new(base));
             let batch_ts_type = if log_append {
                 1
             } else {
@@ -161,7 +157,8 @@ impl Log {
                 } else {
                     b.header.base_timestamp + r.timestamp_delta
                 };
-                rows.push(base + i as i64, ts, batch_ts_type, r);
+                buf.rows
+                    .push(partition, base + i as i64, ts, batch_ts_type, r);
             }
             st.next_offset += count;
             let h = &b.header;

@@ -313,7 +313,7 @@ impl Log {
                 partitions,
                 schema,
                 format,
-                Some(segment::COMPACTED_ROW_GROUP_BYTES),
+                segment::COMPACTED_ROW_GROUP_BYTES,
             )
         })
         .await?;

@@ -72,7 +72,7 @@ impl PendingAppend {
 /// Records of a topic waiting for the next flush.
 pub(super) struct FlushBuffer {
     pub(super) slot: Arc<FlushSlot>,
-    pub(super) partitions: BTreeMap<i32, PartitionRows>,
+    pub(super) rows: TopicRows,
     pub(super) tail: Vec<(i32, i64, i64, Bytes)>,
     pub(super) producers: HashMap<(i32, i64), ProducerStateRecord>,
     pub(super) bytes: usize,
@@ -83,7 +83,7 @@ impl FlushBuffer {
     pub(super) fn new() -> Self {
         FlushBuffer {
             slot: FlushSlot::new(),
-            partitions: BTreeMap::new(),
+            rows: TopicRows::new(),
             tail: Vec::new(),
             producers: HashMap::new(),
             bytes: 0,
@@ -106,7 +106,7 @@ impl Log {
         let append_time = now_ms();
         let format = self.cfg.format;
         let FlushBuffer {
-            partitions,
+            rows,
             tail,
             producers,
             ..
@@ -114,14 +114,11 @@ impl Log {
         let layout = self
             .layouts
             .write_layout(&topic.name, topic.coerce(), &|part| {
-                partitions
-                    .values()
-                    .filter_map(|rows| rows.first_payload(part))
-                    .collect()
+                rows.first_payloads(part)
             })
             .await?;
         let file = tokio::task::spawn_blocking(move || {
-            segment::write_file(partitions, append_time, format, &layout)
+            segment::write_file(rows, append_time, format, &layout)
         })
         .await
         .map_err(|e| StorageError::FlushFailed(format!("encoder task: {e}")))??;

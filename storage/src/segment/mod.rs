@@ -7,7 +7,8 @@
 //! `timestamp` and `append_time`.
 //!
 //! `schema.rs` is the file schema (columns, field ids, what the footer says
-//! about the file); `write.rs` turns buffered records into a file;
+//! about the file); `buffer.rs` holds a topic's records until a flush;
+//! `write.rs` turns them into a file;
 //! `read.rs` turns a file's rows back into Kafka batches.
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,9 +36,12 @@ pub use crate::columns::{col, field_id};
 use crate::error::{Result, StorageError};
 use crate::typed::{self, Part, ReadLayout, TypedPart, TypedReader, WriteLayout};
 
+mod buffer;
 mod read;
 mod schema;
 mod write;
+
+pub use buffer::TopicRows;
 
 pub use read::{offsets_and_timestamps, rebuild_batches, row_run, RebuiltBatches};
 pub use schema::{
@@ -45,7 +49,7 @@ pub use schema::{
     LAST_OFFSETS_KEY,
 };
 pub use write::{
-    write_file, write_partitions, PartitionRows, SegmentFormat, WrittenFile, WrittenSegment,
+    write_file, write_partitions, SegmentFormat, WrittenFile, WrittenSegment,
     COMPACTED_ROW_GROUP_BYTES, FLUSH_ROW_GROUP_BYTES, MAX_TIMESTAMP_MS, SMALL_ROW_GROUP_BYTES,
 };
 
@@ -123,15 +127,14 @@ mod tests {
 
     #[test]
     fn small_partitions_share_a_row_group_and_a_large_one_has_its_own() {
-        let mut parts = BTreeMap::new();
-        for p in 0..300 {
-            // Partition 150 alone fills a row group.
-            let n = if p == 150 { 12_000 } else { 3 };
-            let mut rows = PartitionRows::new(p as i64 * 100);
-            for i in 0..n {
-                rows.push(p as i64 * 100 + i, 1000 + i, 0, &rec(i));
+        // Records arrive interleaved across partitions, as producers send
+        // them; the file has them by (partition, offset).
+        let count = |p: i32| if p == 150 { 12_000 } else { 3 };
+        let mut parts = TopicRows::new();
+        for i in 0..12_000 {
+            for p in (0..300).rev().filter(|p| i < count(*p)) {
+                parts.push(p, p as i64 * 100 + i, 1000 + i, 0, &rec(i));
             }
-            parts.insert(p, rows);
         }
         let file = write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
         assert_eq!(file.segments.len(), 300);
@@ -185,14 +188,24 @@ mod tests {
     }
 
     #[test]
+    fn a_gap_in_a_partitions_offsets_is_refused() {
+        let mut parts = TopicRows::new();
+        parts.push(0, 10, 1, 0, &rec(1));
+        parts.push(1, 5, 1, 0, &rec(1));
+        parts.push(0, 12, 1, 0, &rec(1));
+        let err = write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default())
+            .err()
+            .unwrap();
+        assert!(matches!(err, StorageError::Corrupt(_)), "{err}");
+    }
+
+    #[test]
     fn write_then_rebuild_is_byte_exact_per_record() {
-        let mut parts = BTreeMap::new();
+        let mut parts = TopicRows::new();
         for p in [1, 0] {
-            let mut rows = PartitionRows::new(10);
             for i in 0..50 {
-                rows.push(10 + i, 1000 + i, 0, &rec(i));
+                parts.push(p, 10 + i, 1000 + i, 0, &rec(i));
             }
-            parts.insert(p, rows);
         }
         let file = write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
         // Two small partitions: one shared row group, partition 0 first.
@@ -234,13 +247,11 @@ mod tests {
 
     #[test]
     fn compacted_files_split_partitions_into_contiguous_row_groups() {
-        let mut parts = BTreeMap::new();
+        let mut parts = TopicRows::new();
         for p in [0, 1] {
-            let mut rows = PartitionRows::new(0);
             for i in 0..10_000 {
-                rows.push(i, 1000 + i, 0, &rec(i));
+                parts.push(p, i, 1000 + i, 0, &rec(i));
             }
-            parts.insert(p, rows);
         }
         let whole =
             write_file(parts, 5, SegmentFormat::default(), &WriteLayout::default()).unwrap();
@@ -249,13 +260,8 @@ mod tests {
             .iter()
             .map(|seg| (seg.partition, read_segment(&whole, seg)))
             .collect();
-        let split = write_partitions(
-            batches,
-            raw_schema(),
-            SegmentFormat::default(),
-            Some(64 * 1024),
-        )
-        .unwrap();
+        let split =
+            write_partitions(batches, raw_schema(), SegmentFormat::default(), 64 * 1024).unwrap();
         assert!(
             split.segments.len() > 2,
             "{} row groups",
@@ -283,12 +289,10 @@ mod tests {
 
     #[test]
     fn rebuild_respects_max_bytes_but_returns_one_batch() {
-        let mut rows = PartitionRows::new(0);
+        let mut parts = TopicRows::new();
         for i in 0..100 {
-            rows.push(i, i, 0, &rec(1));
+            parts.push(0, i, i, 0, &rec(1));
         }
-        let mut parts = BTreeMap::new();
-        parts.insert(0, rows);
         let file = write_file(
             parts,
             5,

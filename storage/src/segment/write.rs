@@ -1,138 +1,12 @@
-//! Writing: records buffered per partition become one Parquet file, its
-//! row groups closed per partition, shared by small partitions (flushes)
-//! or at a byte size (rewrites).
+//! Writing: a topic's buffered records become one Parquet file whose
+//! small partitions share row groups (flushes); rows already in the
+//! segment layout become row groups of about a byte size (rewrites).
 
-use super::schema::{header_fields, header_item};
+use super::buffer::TopicRows;
 use super::*;
 
 /// The largest Kafka timestamp (ms) that fits the microsecond columns.
 pub const MAX_TIMESTAMP_MS: i64 = i64::MAX / 1000;
-
-/// Records of one partition, buffered as Arrow builders until a flush.
-pub struct PartitionRows {
-    offsets: Int64Builder,
-    timestamps: TimestampMicrosecondBuilder,
-    timestamp_types: Int32Builder,
-    keys: BinaryBuilder,
-    headers: ListBuilder<StructBuilder>,
-    values: BinaryBuilder,
-    /// Rows buffered.
-    pub len: usize,
-    /// First offset buffered.
-    pub base_offset: i64,
-    /// Lowest timestamp.
-    pub min_ts: i64,
-    /// Highest timestamp.
-    pub max_ts: i64,
-}
-
-impl PartitionRows {
-    /// Empty rows starting at `base_offset`.
-    pub fn new(base_offset: i64) -> Self {
-        // Small to start with, grown as records come: a broker buffers
-        // every partition it was sent to since the last flush, and the
-        // builders' default capacities (1 024 rows) cost about 45 KiB per
-        // partition per flush, most of it never used when a flush spreads
-        // over a thousand partitions.
-        const ROWS: usize = 16;
-        let headers =
-            ListBuilder::with_capacity(StructBuilder::from_fields(header_fields(), 0), ROWS)
-                .with_field(header_item());
-        PartitionRows {
-            offsets: Int64Builder::with_capacity(ROWS),
-            timestamps: TimestampMicrosecondBuilder::with_capacity(ROWS).with_timezone("UTC"),
-            timestamp_types: Int32Builder::with_capacity(ROWS),
-            keys: BinaryBuilder::with_capacity(ROWS, 0),
-            headers,
-            values: BinaryBuilder::with_capacity(ROWS, 0),
-            len: 0,
-            base_offset,
-            min_ts: i64::MAX,
-            max_ts: i64::MIN,
-        }
-    }
-
-    /// Appends one record at `offset`. Header keys must be UTF-8 (checked by
-    /// the caller, which can name the record).
-    pub fn push(&mut self, offset: i64, timestamp: i64, timestamp_type: i8, r: &Record) {
-        self.offsets.append_value(offset);
-        // The caller refused timestamps beyond MAX_TIMESTAMP_MS.
-        self.timestamps.append_value(timestamp.saturating_mul(1000));
-        self.timestamp_types.append_value(i32::from(timestamp_type));
-        self.keys.append_option(r.key.as_deref());
-        self.values.append_option(r.value.as_deref());
-        let sb = self.headers.values();
-        for h in &r.headers {
-            sb.field_builder::<StringBuilder>(0)
-                .expect("header key builder")
-                .append_value(std::str::from_utf8(&h.key).unwrap_or_default());
-            sb.field_builder::<BinaryBuilder>(1)
-                .expect("header value builder")
-                .append_option(h.value.as_deref());
-            sb.append(true);
-        }
-        self.headers.append(true);
-        self.min_ts = self.min_ts.min(timestamp);
-        self.max_ts = self.max_ts.max(timestamp);
-        self.len += 1;
-    }
-
-    /// The first non-empty key or value buffered (to choose the message a
-    /// schema topic's columns follow).
-    pub fn first_payload(&self, part: Part) -> Option<&[u8]> {
-        let b = match part {
-            Part::Key => &self.keys,
-            Part::Value => &self.values,
-        };
-        let (offsets, bytes) = (b.offsets_slice(), b.values_slice());
-        offsets
-            .windows(2)
-            .find(|w| w[1] > w[0])
-            .map(|w| &bytes[w[0] as usize..w[1] as usize])
-    }
-
-    fn finish(
-        mut self,
-        partition: i32,
-        append_time: i64,
-        layout: &WriteLayout,
-        schema: &SchemaRef,
-    ) -> Result<RecordBatch> {
-        let n = self.len;
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from(vec![partition; n])),
-            Arc::new(self.offsets.finish()),
-            Arc::new(self.timestamps.finish()),
-            Arc::new(self.timestamp_types.finish()),
-        ];
-        payload_columns(&mut cols, layout.part(Part::Key), self.keys.finish())?;
-        cols.push(Arc::new(self.headers.finish()));
-        payload_columns(&mut cols, layout.part(Part::Value), self.values.finish())?;
-        cols.push(Arc::new(
-            TimestampMicrosecondArray::from(vec![append_time.saturating_mul(1000); n])
-                .with_timezone("UTC"),
-        ));
-        Ok(RecordBatch::try_new(schema.clone(), cols)?)
-    }
-}
-
-/// A part's columns: its bytes, or its typed columns.
-fn payload_columns(
-    cols: &mut Vec<ArrayRef>,
-    typed: Option<&TypedPart>,
-    bytes: BinaryArray,
-) -> Result<()> {
-    match typed {
-        None => cols.push(Arc::new(bytes)),
-        Some(t) => {
-            let split = typed::split(t, &bytes)?;
-            cols.push(Arc::new(split.typed));
-            cols.push(Arc::new(split.raw));
-            cols.push(Arc::new(split.schema_ids));
-        }
-    }
-    Ok(())
-}
 
 /// Parquet writer settings for segments.
 #[derive(Debug, Clone, Copy)]
@@ -293,63 +167,139 @@ pub struct WrittenFile {
     pub segments: Vec<WrittenSegment>,
 }
 
-/// Each partition's rows, as batches.
-type PartitionBatches = Vec<(i32, Vec<RecordBatch>)>;
-
-/// Encodes buffered partitions into one Parquet file, in partition order
-/// (see [`write_partitions`] for its row groups).
+/// Encodes a topic's buffered records into one Parquet file, sorted by
+/// (partition, offset). Small partitions share row groups, closed at a
+/// partition boundary once they hold [`FLUSH_ROW_GROUP_BYTES`]; a partition
+/// that large has its own. A partition's run of rows in a row group is a
+/// segment.
 pub fn write_file(
-    partitions: BTreeMap<i32, PartitionRows>,
+    rows: TopicRows,
     append_time: i64,
     format: SegmentFormat,
     layout: &WriteLayout,
 ) -> Result<WrittenFile> {
-    let rows: Vec<(i32, PartitionRows)> =
-        partitions.into_iter().filter(|(_, r)| r.len > 0).collect();
+    let sorted = rows.into_sorted()?;
+    let sizes: Vec<usize> = sorted.starts.iter().map(|(_, _, run)| run.bytes).collect();
+    let close_after = shared_groups(&sizes);
+    // Each row group's rows, and each partition's row group.
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut segments = Vec::with_capacity(sorted.starts.len());
+    let mut group_start = 0;
+    for ((partition, start, run), close) in sorted.starts.iter().zip(&close_after) {
+        segments.push(WrittenSegment {
+            partition: *partition,
+            row_group: groups.len() as i32,
+            first_row: (start - group_start) as i64,
+            base_offset: run.base_offset,
+            last_offset: run.last_offset,
+            record_count: run.rows as i64,
+            min_ts: run.min_ts,
+            max_ts: run.max_ts,
+            size_bytes: 0,
+        });
+        if *close {
+            groups.push(group_start..start + run.rows);
+            group_start = start + run.rows;
+        }
+    }
+    let small = sizes.iter().sum::<usize>() / groups.len().max(1) < SMALL_ROW_GROUP_BYTES;
+    let shared = groups.len() < segments.len();
+
+    // The pieces given to the writer: each row group whole, or, for a
+    // topic with typed columns, cut at chunk boundaries so that every core
+    // types its share (typing decodes and re-encodes every value; the
+    // Parquet encoding after it is sequential).
     let typed = layout.key.is_some() || layout.value.is_some();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let total = group_start;
+    let chunk = if typed && threads > 1 {
+        total.div_ceil(threads).max(1)
+    } else {
+        total.max(1)
+    };
+    let mut pieces: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
+    for g in &groups {
+        let mut at = g.start;
+        while at < g.end {
+            let end = g.end.min((at / chunk + 1) * chunk);
+            pieces.push((at..end, end == g.end));
+            at = end;
+        }
+    }
     let schema = topic_schema(layout);
-    let finish = |chunk: Vec<(i32, PartitionRows)>| -> Result<PartitionBatches> {
-        chunk
-            .into_iter()
-            .map(|(p, r)| Ok((p, vec![r.finish(p, append_time, layout, &schema)?])))
+    let build = |pieces: &[(std::ops::Range<usize>, bool)]| -> Result<Vec<RecordBatch>> {
+        pieces
+            .iter()
+            .map(|(range, _)| sorted.batch(range.clone(), append_time, layout, &schema))
             .collect()
     };
-    let batches = if typed && threads > 1 && rows.len() > 1 {
-        // Typing decodes and re-encodes every value: the partitions of a
-        // flush are typed on every core (the Parquet encoding after it is
-        // sequential).
-        let per_thread = rows.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<(i32, PartitionRows)>> = Vec::new();
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            chunks.push(rows.by_ref().take(per_thread).collect());
-        }
-        let finished: Vec<Result<PartitionBatches>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| scope.spawn(|| finish(chunk)))
+    let batches = if typed && threads > 1 && pieces.len() > 1 {
+        let per_thread = pieces.len().div_ceil(threads);
+        let built: Vec<Result<Vec<RecordBatch>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = pieces
+                .chunks(per_thread)
+                .map(|chunk| scope.spawn(|| build(chunk)))
                 .collect();
             handles
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(StorageError::FlushFailed(
-                            "typing a partition panicked".into(),
-                        ))
+                        Err(StorageError::FlushFailed("typing rows panicked".into()))
                     })
                 })
                 .collect()
         });
-        let mut batches = Vec::new();
-        for f in finished {
-            batches.extend(f?);
+        let mut batches = Vec::with_capacity(pieces.len());
+        for b in built {
+            batches.extend(b?);
         }
         batches
     } else {
-        finish(rows)?
+        build(&pieces)?
     };
-    write_partitions(batches, schema, format, None)
+
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(
+        &mut buf,
+        schema,
+        Some(writer_properties(format, small, shared)?),
+    )?;
+    for (batch, (_, ends_group)) in batches.iter().zip(&pieces) {
+        writer.write(batch)?;
+        if *ends_group {
+            writer.flush()?;
+        }
+    }
+    drop(batches);
+    if shared {
+        // Row-group statistics no longer say which partition ends where.
+        writer.append_key_value_metadata(KeyValue::new(
+            LAST_OFFSETS_KEY.to_string(),
+            encode_last_offsets(&segments),
+        ));
+    }
+    writer.close()?;
+    finish_file(buf, segments)
+}
+
+/// The file's footer parsed, and each segment's share of its row group's
+/// bytes.
+fn finish_file(buf: Vec<u8>, mut segments: Vec<WrittenSegment>) -> Result<WrittenFile> {
+    let bytes = Bytes::from(buf);
+    let metadata = Arc::new(
+        parquet::file::metadata::ParquetMetaDataReader::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional)
+            .parse_and_finish(&bytes)?,
+    );
+    for seg in &mut segments {
+        let rg = metadata.row_group(seg.row_group as usize);
+        seg.size_bytes = rg.compressed_size() * seg.record_count / rg.num_rows().max(1);
+    }
+    Ok(WrittenFile {
+        bytes,
+        metadata,
+        segments,
+    })
 }
 
 /// Row groups of compacted files close at about this many bytes, so an
@@ -370,62 +320,53 @@ const SHARED_PAGE_BYTES: usize = 64 * 1024;
 
 /// Encodes rows already in the segment layout (each partition's batches
 /// sorted by offset, contiguous: anything else is refused) into one file,
-/// in partition order. With `row_group_bytes` (rewrites), each partition's
-/// rows form row groups of about that many bytes; without (flushes), small
-/// partitions share row groups (see [`FLUSH_ROW_GROUP_BYTES`]). A
-/// partition's run of rows in a row group is a segment. Every batch has
-/// `schema`.
+/// in partition order, each partition's rows in row groups of about
+/// `row_group_bytes` (rewrites: compaction, the intake move). Every batch
+/// has `schema`.
 pub fn write_partitions(
     partitions: Vec<(i32, Vec<RecordBatch>)>,
     schema: SchemaRef,
     format: SegmentFormat,
-    row_group_bytes: Option<usize>,
+    row_group_bytes: usize,
 ) -> Result<WrittenFile> {
     const SLICE_ROWS: usize = 4096;
-    let sizes: Vec<usize> = partitions
-        .iter()
-        .map(|(_, batches)| {
-            batches
-                .iter()
-                .flat_map(|batch| batch.columns())
-                // The rows' own bytes: a slice of a larger buffer counts
-                // its part.
-                .map(|column| column.to_data().get_slice_memory_size().unwrap_or(0))
-                .sum()
-        })
-        .collect();
-    let close_after = match row_group_bytes {
-        Some(_) => vec![true; sizes.len()],
-        None => shared_groups(&sizes),
-    };
-    let groups = close_after.iter().filter(|c| **c).count();
-    // Only flushes go without the codec (when their row groups are small):
-    // rewrites keep it, so what they leave in the table stays compressed.
-    let small = row_group_bytes.is_none()
-        && sizes.iter().sum::<usize>() / groups.max(1) < SMALL_ROW_GROUP_BYTES;
-    let shared = groups < sizes.len();
     let mut buf = Vec::new();
+    // Rewrites keep the codec, so what they leave in the table stays
+    // compressed.
     let mut writer = ArrowWriter::try_new(
         &mut buf,
         schema,
-        Some(writer_properties(format, small, shared)?),
+        Some(writer_properties(format, false, false)?),
     )?;
-    let mut groups = RowGroups::default();
-    for ((partition, batches), close) in partitions.into_iter().zip(close_after) {
+    let mut segments: Vec<WrittenSegment> = Vec::new();
+    let mut row_groups = 0;
+    let mut open = false;
+    for (partition, batches) in partitions {
         // A partition's rows in a file are one unbroken run of offsets.
         let mut previous: Option<i64> = None;
         for batch in &batches {
             let mut start = 0;
             while start < batch.num_rows() {
-                let len = match row_group_bytes {
-                    Some(_) => SLICE_ROWS.min(batch.num_rows() - start),
-                    None => batch.num_rows() - start,
-                };
+                let len = SLICE_ROWS.min(batch.num_rows() - start);
                 let slice = batch.slice(start, len);
                 start += len;
                 let offsets = column::<Int64Array>(&slice, col::OFFSET)?;
                 let timestamps = Millis::of(&slice, col::TIMESTAMP)?;
-                let seg = groups.segment_of(partition);
+                if !open {
+                    segments.push(WrittenSegment {
+                        partition,
+                        row_group: row_groups,
+                        first_row: 0,
+                        base_offset: i64::MAX,
+                        last_offset: i64::MIN,
+                        record_count: 0,
+                        min_ts: i64::MAX,
+                        max_ts: i64::MIN,
+                        size_bytes: 0,
+                    });
+                    open = true;
+                }
+                let seg = segments.last_mut().expect("opened above");
                 for i in 0..slice.num_rows() {
                     let offset = offsets.value(i);
                     if previous.is_some_and(|p| offset != p + 1) {
@@ -440,49 +381,22 @@ pub fn write_partitions(
                     seg.max_ts = seg.max_ts.max(timestamps.value(i));
                 }
                 seg.record_count += slice.num_rows() as i64;
-                groups.rows += slice.num_rows() as i64;
-                match row_group_bytes {
-                    Some(max) => {
-                        writer.write(&slice)?;
-                        if writer.in_progress_size() >= max {
-                            groups.close(&mut writer)?;
-                        }
-                    }
-                    // A flush's row group is written whole at its close:
-                    // one write, not one per partition.
-                    None => groups.pending.push(slice),
+                writer.write(&slice)?;
+                if writer.in_progress_size() >= row_group_bytes {
+                    writer.flush()?;
+                    row_groups += 1;
+                    open = false;
                 }
             }
         }
-        if close {
-            groups.close(&mut writer)?;
+        if open {
+            writer.flush()?;
+            row_groups += 1;
+            open = false;
         }
     }
-    groups.close(&mut writer)?;
-    if shared {
-        // Row-group statistics no longer say which partition ends where.
-        writer.append_key_value_metadata(KeyValue::new(
-            LAST_OFFSETS_KEY.to_string(),
-            encode_last_offsets(&groups.done),
-        ));
-    }
     writer.close()?;
-    let bytes = Bytes::from(buf);
-    let metadata = Arc::new(
-        parquet::file::metadata::ParquetMetaDataReader::new()
-            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional)
-            .parse_and_finish(&bytes)?,
-    );
-    let mut segments = groups.done;
-    for seg in &mut segments {
-        let rg = metadata.row_group(seg.row_group as usize);
-        seg.size_bytes = rg.compressed_size() * seg.record_count / rg.num_rows().max(1);
-    }
-    Ok(WrittenFile {
-        bytes,
-        metadata,
-        segments,
-    })
+    finish_file(buf, segments)
 }
 
 fn encode_last_offsets(segments: &[WrittenSegment]) -> String {
@@ -512,54 +426,4 @@ fn shared_groups(sizes: &[usize]) -> Vec<bool> {
         }
     }
     close_after
-}
-
-/// The segments of a file being written: those of closed row groups, then
-/// those of the open one (from `open_from`), which hold `rows` rows, some
-/// of them `pending` (not yet given to the writer).
-#[derive(Default)]
-struct RowGroups {
-    done: Vec<WrittenSegment>,
-    open_from: usize,
-    rows: i64,
-    pending: Vec<RecordBatch>,
-    closed: i32,
-}
-
-impl RowGroups {
-    /// The open row group's segment of `partition`, started if need be.
-    fn segment_of(&mut self, partition: i32) -> &mut WrittenSegment {
-        let continues = self.done.len() > self.open_from
-            && self.done.last().is_some_and(|s| s.partition == partition);
-        if !continues {
-            self.done.push(WrittenSegment {
-                partition,
-                row_group: self.closed,
-                first_row: self.rows,
-                base_offset: i64::MAX,
-                last_offset: i64::MIN,
-                record_count: 0,
-                min_ts: i64::MAX,
-                max_ts: i64::MIN,
-                size_bytes: 0,
-            });
-        }
-        self.done.last_mut().expect("pushed above")
-    }
-
-    /// Ends the open row group, if it has rows.
-    fn close(&mut self, writer: &mut ArrowWriter<&mut Vec<u8>>) -> Result<()> {
-        if let Some(first) = self.pending.first() {
-            let rows = arrow_select::concat::concat_batches(&first.schema(), &self.pending)?;
-            self.pending.clear();
-            writer.write(&rows)?;
-        }
-        if self.rows > 0 {
-            writer.flush()?;
-            self.closed += 1;
-            self.open_from = self.done.len();
-            self.rows = 0;
-        }
-        Ok(())
-    }
 }
