@@ -18,12 +18,19 @@ const TOPICS: [&str; 3] = ["a", "b", "c"];
 const PARTITIONS: i32 = 2;
 
 async fn open(dir: &Path) -> Arc<Log> {
+    open_with(dir, LogConfig::default().intake_direct_bytes).await
+}
+
+/// [`open`], flushes of `direct_bytes` or more written to files of their
+/// own.
+async fn open_with(dir: &Path, direct_bytes: usize) -> Arc<Log> {
     let objects = open_object_store(dir.join("objects").to_str().unwrap()).unwrap();
     let meta = Arc::new(SqliteStore::open(&dir.join("meta.db")).await.unwrap());
     let cfg = LogConfig {
         maintenance_interval: Duration::from_secs(3600),
         tail_cache_bytes: 0,
         flush_linger: Duration::from_millis(50),
+        intake_direct_bytes: direct_bytes,
         tables: TableConfig {
             root_uri: objects.root_uri.clone(),
             ..TableConfig::default()
@@ -125,6 +132,27 @@ async fn assert_complete(log: &Arc<Log>, counter: &BTreeMap<(String, i32), i64>)
     }
 }
 
+/// Every topic's table holds every record: the last snapshot's offsets
+/// reach each partition's last record and it counts them all.
+async fn assert_tables_complete(log: &Arc<Log>, counter: &BTreeMap<(String, i32), i64>) {
+    for t in TOPICS {
+        let table = log.tables().load(t).await.unwrap().unwrap();
+        let last = Tables::snapshot_offsets(&table.metadata).pop().unwrap();
+        let want: BTreeMap<i32, i64> = (0..PARTITIONS)
+            .map(|p| (p, counter[&(t.to_string(), p)] - 1))
+            .collect();
+        assert_eq!(last.offsets, want, "{t}");
+        let summary = &table
+            .metadata
+            .current_snapshot()
+            .unwrap()
+            .summary()
+            .additional_properties;
+        let rows: i64 = (0..PARTITIONS).map(|p| counter[&(t.to_string(), p)]).sum();
+        assert_eq!(summary["total-records"], rows.to_string(), "{t}");
+    }
+}
+
 /// Creates [`TOPICS`], with tables that commit later than the test runs.
 async fn create_topics(log: &Arc<Log>) {
     let configs = BTreeMap::from([(
@@ -176,14 +204,7 @@ async fn small_flushes_share_an_object_and_move_into_each_topics_files() {
         intake_objects(dir.path())
     );
     assert_eq!(topic_files(dir.path()).len(), TOPICS.len());
-    for t in TOPICS {
-        let table = log.tables().load(t).await.unwrap().unwrap();
-        let last = Tables::snapshot_offsets(&table.metadata).pop().unwrap();
-        let want: BTreeMap<i32, i64> = (0..PARTITIONS)
-            .map(|p| (p, counter[&(t.to_string(), p)] - 1))
-            .collect();
-        assert_eq!(last.offsets, want, "{t}");
-    }
+    assert_tables_complete(&log, &counter).await;
     assert_complete(&log, &counter).await;
 
     // Flushes after the move land in the intake again; a reopen (as after
@@ -200,17 +221,7 @@ async fn small_flushes_share_an_object_and_move_into_each_topics_files() {
     }
     assert!(intake_objects(dir.path()).is_empty());
     assert_complete(&log, &counter).await;
-    for t in TOPICS {
-        let table = log.tables().load(t).await.unwrap().unwrap();
-        let summary = &table
-            .metadata
-            .current_snapshot()
-            .unwrap()
-            .summary()
-            .additional_properties;
-        let rows: i64 = (0..PARTITIONS).map(|p| counter[&(t.to_string(), p)]).sum();
-        assert_eq!(summary["total-records"], rows.to_string(), "{t}");
-    }
+    assert_tables_complete(&log, &counter).await;
 }
 
 #[tokio::test]
@@ -245,4 +256,53 @@ async fn deleting_records_releases_intake_objects() {
             assert!(!r.batches.is_empty());
         }
     }
+}
+
+#[tokio::test]
+async fn files_written_between_chunks_move_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rounds of 10 records go to the intake, rounds of 400 to files of
+    // their own.
+    let log = open_with(dir.path(), 4096).await;
+    create_topics(&log).await;
+    let mut counter = BTreeMap::new();
+    for n in [10, 400, 10, 400, 10] {
+        round(&log, &mut counter, n).await;
+    }
+    assert!(!intake_objects(dir.path()).is_empty());
+    assert_eq!(topic_files(dir.path()).len(), 2 * TOPICS.len());
+    assert_complete(&log, &counter).await;
+
+    // The table commit moves each topic's chunks and the files between
+    // them into one file: not a file per chunk.
+    for t in TOPICS {
+        log.sync_table(&log.topic(t).unwrap()).await.unwrap();
+    }
+    assert!(intake_objects(dir.path()).is_empty());
+    assert_complete(&log, &counter).await;
+    for t in TOPICS {
+        let files: Vec<String> = log
+            .meta()
+            .files_in_order(t)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(files.len(), 1, "{t}: {files:?}");
+    }
+    assert_tables_complete(&log, &counter).await;
+
+    // The table lists a file of its own; a chunk after it and files after
+    // the chunk move together at the next commit, across a reopen.
+    round(&log, &mut counter, 10).await;
+    round(&log, &mut counter, 400).await;
+    drop(log);
+    let log = open_with(dir.path(), 4096).await;
+    for t in TOPICS {
+        log.sync_table(&log.topic(t).unwrap()).await.unwrap();
+    }
+    assert!(intake_objects(dir.path()).is_empty());
+    assert_complete(&log, &counter).await;
+    assert_tables_complete(&log, &counter).await;
 }

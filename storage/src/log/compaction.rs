@@ -379,7 +379,7 @@ impl Log {
                 info!(topic = %topic.name, files, bytes_in, bytes_out = size, ms, "compacted")
             }
             Rewrite::Move => {
-                debug!(topic = %topic.name, chunks = files, bytes_in, bytes_out = size, ms, "moved intake chunks into a table file")
+                debug!(topic = %topic.name, files, bytes_in, bytes_out = size, ms, "moved intake chunks (and the small files between them) into a table file")
             }
         }
         Ok(Some(size.max(0) as u64))

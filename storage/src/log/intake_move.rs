@@ -19,7 +19,7 @@ use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use tracing::{info, warn};
 
-use super::compaction::{plan_runs, segment_index, Rewrite};
+use super::compaction::{is_compacted, plan_runs, segment_index, Rewrite};
 use super::{lock, read_lock, Log, TopicLog};
 use crate::error::Result;
 use crate::intake::{self, split_chunk};
@@ -51,19 +51,38 @@ impl Log {
         }
         let files = self.meta.files_in_order(&topic.name).await?;
         let index = segment_index(topic);
+        let target = self.cfg.compaction_target_bytes;
+        // Small files a flush wrote straight to the topic's own directory
+        // move along with the chunks around them: between two chunks they
+        // hold rows of the same partitions, and a move that left them out
+        // would be cut into a run per chunk (at a thousand partitions, a
+        // move per flush, each a file of a thousand tiny row groups). The
+        // table has not listed them yet, so to it the moved file is still
+        // only new rows.
         let candidates = self
-            .candidates(files, |f| intake::is_chunk(&f.path))
+            .candidates(files, |f| {
+                intake::is_chunk(&f.path)
+                    || (!f.in_table
+                        && !is_compacted(&f.path)
+                        && (f.size_bytes.max(0) as u64) < target / 2)
+            })
             .await?;
         let mut moved = 0;
-        for run in plan_runs(candidates, &index, self.cfg.compaction_target_bytes, 1) {
+        for run in plan_runs(candidates, &index, target, 1) {
+            if !run.iter().any(|f| intake::is_chunk(&f.path)) {
+                // Nothing to move out of the intake: the table takes
+                // these files as they are.
+                continue;
+            }
             if self
                 .rewrite_run(topic, &run, Rewrite::Move)
                 .await?
                 .is_some()
             {
-                moved += run.len();
+                moved += run.iter().filter(|f| intake::is_chunk(&f.path)).count();
                 let objects: BTreeSet<String> = run
                     .iter()
+                    .filter(|f| intake::is_chunk(&f.path))
                     .map(|f| split_chunk(&f.path).0.to_string())
                     .collect();
                 self.release_intake(objects).await;

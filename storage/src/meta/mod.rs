@@ -426,7 +426,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn table_pointer(&self, topic: &str) -> Result<Option<String>>;
 
     /// What the topic's table has yet to add and remove. Intake chunks are
-    /// never table files: they are moved into files of their own first.
+    /// never table files: they are moved into files of their own first,
+    /// and a file written after a chunk still in the intake waits for it
+    /// (the table's files are always the oldest part of the log, so what
+    /// is left to move is one unbroken run of every partition's offsets).
     async fn table_pending(&self, topic: &str) -> Result<TablePending>;
 
     /// Swaps the table pointer from `expected` to the new location and

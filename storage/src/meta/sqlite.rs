@@ -731,17 +731,33 @@ impl MetadataStore for SqliteStore {
         // added).
         let mut tx = self.pool.begin().await?;
         let added = sqlx::query(
-            "SELECT path, size_bytes FROM files WHERE topic = $1
+            "SELECT path, size_bytes, created_ms FROM files WHERE topic = $1
              AND path NOT LIKE '%#%'
              AND NOT EXISTS (SELECT 1 FROM table_files t WHERE t.path = files.path)
              ORDER BY created_ms, path",
         )
         .bind(topic)
         .fetch_all(&mut *tx)
+        .await?;
+        // The oldest chunk still in the intake: files written after it wait.
+        let first_chunk: Option<(i64, String)> = sqlx::query(
+            "SELECT created_ms, path FROM files WHERE topic = $1 AND path LIKE '%#%'
+             ORDER BY created_ms, path LIMIT 1",
+        )
+        .bind(topic)
+        .fetch_optional(&mut *tx)
         .await?
-        .iter()
-        .map(|r| (r.get("path"), r.get("size_bytes")))
-        .collect();
+        .map(|r| (r.get("created_ms"), r.get("path")));
+        let added = added
+            .iter()
+            .filter(|r| {
+                first_chunk.as_ref().is_none_or(|(ms, path)| {
+                    (r.get::<i64, _>("created_ms"), r.get::<String, _>("path"))
+                        < (*ms, path.clone())
+                })
+            })
+            .map(|r| (r.get("path"), r.get("size_bytes")))
+            .collect();
         let removed = sqlx::query(
             "SELECT path FROM table_files WHERE topic = $1 AND removed_ms IS NULL
              AND NOT EXISTS (SELECT 1 FROM files f WHERE f.path = table_files.path)
@@ -1441,6 +1457,53 @@ mod tests {
             assert_eq!(segs[0].record_count, 5);
             s.pool.close().await;
         }
+    }
+
+    #[tokio::test]
+    async fn the_table_waits_for_files_written_after_a_chunk_still_in_the_intake() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        s.create_topic(&topic("t"), 1, 0).await.unwrap();
+        s.claim_leadership(0).await.unwrap();
+        // A file of its own, a chunk, another file of its own: offsets
+        // 0-1, 2-3, 4-5 of partition 0.
+        let paths = [
+            "t/data/day=0/a.parquet",
+            "intake/x.chunks#0",
+            "t/data/day=0/b.parquet",
+        ];
+        for (i, path) in paths.iter().enumerate() {
+            let base = 2 * i as i64;
+            let commit = FlushCommit {
+                topic: "t".into(),
+                path: path.to_string(),
+                size_bytes: 10,
+                leader_id: 0,
+                high_watermarks: vec![(0, 1, base + 2)],
+                segments: vec![SegmentRecord {
+                    topic: "t".into(),
+                    partition: 0,
+                    base_offset: base,
+                    last_offset: base + 1,
+                    record_count: 2,
+                    path: path.to_string(),
+                    file_size: 10,
+                    row_group: 0,
+                    first_row: 0,
+                    min_timestamp: 1,
+                    max_timestamp: 1,
+                    size_bytes: 10,
+                    append_time_ms: 1,
+                }],
+                producers: vec![],
+                now_ms: 100 + i as i64,
+            };
+            s.commit_flush(&commit).await.unwrap();
+        }
+        // The chunk waits for its move, and b waits for the chunk: what
+        // the table lists stays the oldest part of the log.
+        let pending = s.table_pending("t").await.unwrap();
+        let added: Vec<&str> = pending.added.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(added, vec![paths[0]]);
     }
 
     #[tokio::test]

@@ -342,6 +342,17 @@ pub fn write_partitions(
     let mut row_groups = 0;
     let mut open = false;
     for (partition, batches) in partitions {
+        // One batch per partition: a run of many small files gives each
+        // partition many small slices, and every write pays per column.
+        let batches = match batches.first() {
+            Some(first) if batches.len() > 1 => {
+                vec![arrow_select::concat::concat_batches(
+                    &first.schema(),
+                    &batches,
+                )?]
+            }
+            _ => batches,
+        };
         // A partition's rows in a file are one unbroken run of offsets.
         let mut previous: Option<i64> = None;
         for batch in &batches {
