@@ -11,7 +11,7 @@
 //! (swept); after it, the chunks are gone from the index and their object
 //! is deleted here or by the sweeper.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::SystemTime;
 
 use futures::TryStreamExt;
@@ -23,10 +23,15 @@ use super::compaction::{is_compacted, plan_runs, segment_index, Rewrite};
 use super::{lock, read_lock, Log, TopicLog};
 use crate::error::Result;
 use crate::intake::{self, split_chunk};
+use crate::meta::FileRecord;
 
 /// A topic's chunks move at once when they hold this much, without waiting
 /// for the table commit interval.
 pub(super) const MOVE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A file of the topic's own whose partitions hold less than this each on
+/// average moves with the chunks around it (see [`Log::move_intake`]).
+const SMALL_RUN_BYTES: i64 = 64 * 1024;
 
 impl Log {
     /// Bytes of the topic's log that sit in intake chunks.
@@ -52,19 +57,30 @@ impl Log {
         let files = self.meta.files_in_order(&topic.name).await?;
         let index = segment_index(topic);
         let target = self.cfg.compaction_target_bytes;
-        // Small files a flush wrote straight to the topic's own directory
-        // move along with the chunks around them: between two chunks they
-        // hold rows of the same partitions, and a move that left them out
-        // would be cut into a run per chunk (at a thousand partitions, a
-        // move per flush, each a file of a thousand tiny row groups). The
-        // table has not listed them yet, so to it the moved file is still
-        // only new rows.
+        // Files a flush wrote straight to the topic's own directory move
+        // along with the chunks around them when their partitions' runs
+        // are small: between two chunks they hold rows of the same
+        // partitions, and a move that left them out would be cut into a
+        // run per chunk (at a thousand partitions, a move per flush, each
+        // a file of a thousand tiny row groups). The table has not listed
+        // them yet, so to it the moved file is still only new rows. A file
+        // whose runs are worth their row groups stays as it is.
+        let mut segments_of: HashMap<&str, i64> = HashMap::new();
+        for s in index.values().flatten() {
+            *segments_of.entry(s.path.as_str()).or_default() += 1;
+        }
+        let small_runs = |f: &FileRecord| {
+            let runs = segments_of
+                .get(f.path.as_str())
+                .copied()
+                .unwrap_or(1)
+                .max(1);
+            (f.size_bytes.max(0) / runs) < SMALL_RUN_BYTES
+        };
         let candidates = self
             .candidates(files, |f| {
                 intake::is_chunk(&f.path)
-                    || (!f.in_table
-                        && !is_compacted(&f.path)
-                        && (f.size_bytes.max(0) as u64) < target / 2)
+                    || (!f.in_table && !is_compacted(&f.path) && small_runs(f))
             })
             .await?;
         let mut moved = 0;
@@ -108,7 +124,7 @@ impl Log {
                     continue;
                 }
             }
-            lock(&self.footers).retain(|path, _| split_chunk(path).0 != object);
+            lock(&self.footers).retain(|path| split_chunk(path).0 != object);
             if let Err(e) = self.store.delete(&Path::from(object.as_str())).await {
                 warn!(%object, error = %e, "could not delete an intake object; the sweeper will retry");
             }
