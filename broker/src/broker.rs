@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use floe_storage::log::{Log, LogConfig};
+use floe_storage::memory::MemoryBudget;
 use floe_storage::meta::sqlite::SqliteStore;
 use floe_storage::meta::MetadataStore;
 use floe_storage::metered::{MeteredStore, StoreMetrics};
@@ -116,8 +117,7 @@ impl Broker {
             flush_bytes: args.flush_bytes.max(1),
             flush_linger: Duration::from_millis(args.flush_linger_ms().max(1)),
             intake_direct_bytes: args.intake_direct_bytes(),
-            max_buffer_bytes: (args.flush_bytes * 16).max(64 * 1024 * 1024),
-            tail_cache_bytes: args.tail_cache_bytes,
+            memory: MemoryBudget::of_total(args.memory_bytes),
             format: SegmentFormat {
                 zstd_level: args.parquet_zstd_level,
             },

@@ -135,9 +135,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
     pub http_idle_timeout_ms: u64,
 
-    /// In-memory tail cache per partition, in bytes.
-    #[arg(long, env = "FLOE_TAIL_CACHE_BYTES", default_value_t = 8 * 1024 * 1024)]
-    pub tail_cache_bytes: usize,
+    /// Memory the log may hold, in bytes, whatever the number of topics
+    /// and partitions: 40 % for produce buffers (producers wait beyond it),
+    /// 40 % for the tail caches (an equal share per partition), 10 % for
+    /// read-ahead, 10 % for Parquet footers.
+    #[arg(long, env = "FLOE_MEMORY_BYTES", default_value_t = 1 << 30)]
+    pub memory_bytes: usize,
 
     /// zstd level of Parquet pages (0 for uncompressed).
     #[arg(long, env = "FLOE_PARQUET_ZSTD_LEVEL", default_value_t = 1)]

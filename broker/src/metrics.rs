@@ -6,6 +6,7 @@
 //! - request latency per Kafka API (histogram);
 //! - flush sizes, records and times (histograms);
 //! - per topic, how long its Iceberg table has lagged behind its log;
+//! - memory the log holds by use, and its bounds;
 //! - open Kafka connections.
 
 use std::collections::{BTreeMap, HashMap};
@@ -310,6 +311,32 @@ pub fn render(broker: &Broker) -> String {
             label(&t.name),
             t.table_lag_ms(now) as f64 / 1000.0
         );
+    }
+
+    let (used, limit) = (broker.log.memory_use(), broker.log.memory_budget());
+    let uses = [
+        ("buffers", used.buffers, limit.buffers),
+        ("tail_cache", used.tail_cache, limit.tail_cache),
+        ("read_ahead", used.read_ahead, limit.read_ahead),
+        ("footers", used.footers, limit.footers),
+    ];
+    header(
+        &mut out,
+        "floe_memory_bytes",
+        "gauge",
+        "Memory the log holds, by use (produce buffers, tail caches, read-ahead, Parquet footers).",
+    );
+    for (name, used, _) in uses {
+        let _ = writeln!(out, "floe_memory_bytes{{use=\"{name}\"}} {used}");
+    }
+    header(
+        &mut out,
+        "floe_memory_limit_bytes",
+        "gauge",
+        "The broker's bound on each use of floe_memory_bytes (--memory-bytes).",
+    );
+    for (name, _, limit) in uses {
+        let _ = writeln!(out, "floe_memory_limit_bytes{{use=\"{name}\"}} {limit}");
     }
 
     header(

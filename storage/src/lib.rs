@@ -27,6 +27,7 @@ pub mod error;
 pub mod faults;
 pub mod intake;
 pub mod log;
+pub mod memory;
 pub mod meta;
 pub mod metered;
 pub mod metrics;

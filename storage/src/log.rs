@@ -19,7 +19,7 @@
 //! rows (its run of one row group).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -37,6 +37,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::error::{Result, StorageError};
 use crate::intake::{self, Claim, Intake, Ticket};
+use crate::memory::{Gauge, Held, MemoryBudget, MemoryUse};
 use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
 use crate::metrics::FlushMetrics;
 use crate::range_reader::RangeReader;
@@ -48,6 +49,7 @@ use crate::tail_cache::TailCache;
 use crate::topic_config::{collision_key, validate_topic_name, TopicConfig};
 use crate::typed::Layouts;
 use flush::{run_flusher, FlushBuffer, FlushSlot};
+use footers::FooterCache;
 use group_commit::GroupCommit;
 use idempotence::plan_idempotence;
 use table_sync::{day_of, run_table_committer, TableLag};
@@ -56,6 +58,7 @@ mod append;
 mod check;
 mod compaction;
 mod flush;
+mod footers;
 mod group_commit;
 mod idempotence;
 mod intake_move;
@@ -88,10 +91,8 @@ pub struct LogConfig {
     /// A flush of at least this many buffered bytes is written as a file
     /// of its own; smaller ones go into the shared intake object.
     pub intake_direct_bytes: usize,
-    /// Producers wait while a topic buffers more than this.
-    pub max_buffer_bytes: usize,
-    /// Tail cache per partition, bytes.
-    pub tail_cache_bytes: usize,
+    /// Broker-wide bounds on what the log holds in memory.
+    pub memory: MemoryBudget,
     /// Parquet settings.
     pub format: SegmentFormat,
     /// Uncommitted files younger than this are not swept (a flush may be
@@ -113,8 +114,7 @@ impl Default for LogConfig {
             flush_bytes: 4 * 1024 * 1024,
             flush_linger: Duration::from_millis(10),
             intake_direct_bytes: 256 * 1024,
-            max_buffer_bytes: 64 * 1024 * 1024,
-            tail_cache_bytes: 8 * 1024 * 1024,
+            memory: MemoryBudget::default(),
             format: SegmentFormat::default(),
             orphan_grace: Duration::from_secs(600),
             maintenance_interval: Duration::from_secs(30),
@@ -204,10 +204,14 @@ pub struct PartitionLog {
 /// fetch next.
 #[derive(Debug)]
 struct ReadAhead {
+    started: Instant,
     offset: i64,
     max_bytes: usize,
     leader_epoch: i32,
     handle: tokio::task::JoinHandle<Result<segment::RebuiltBatches>>,
+    /// Its bytes, counted against the read-ahead budget until it is used
+    /// or dropped.
+    _held: Held,
 }
 
 /// Offsets and epoch of a partition at one instant.
@@ -222,7 +226,7 @@ pub struct PartitionSnapshot {
 }
 
 impl PartitionLog {
-    fn new(index: i32, hw: i64, start: i64, epoch: i32, tail_bytes: usize) -> Self {
+    fn new(index: i32, hw: i64, start: i64, epoch: i32, tail_share: Arc<AtomicUsize>) -> Self {
         PartitionLog {
             index,
             state: Mutex::new(PartitionState {
@@ -233,7 +237,7 @@ impl PartitionLog {
                 producers: HashMap::new(),
                 committed_producers: HashMap::new(),
             }),
-            tail: Mutex::new(TailCache::new(tail_bytes)),
+            tail: Mutex::new(TailCache::new(tail_share)),
             segments: RwLock::new(BTreeMap::new()),
             read_ahead: Mutex::new(None),
         }
@@ -339,7 +343,13 @@ pub struct Log {
     prefix: Path,
     topics: RwLock<HashMap<String, Arc<TopicLog>>>,
     commits: watch::Sender<u64>,
-    footers: Mutex<HashMap<String, ArrowReaderMetadata>>,
+    footers: Mutex<FooterCache>,
+    /// Produce buffers of every topic (see [`MemoryBudget::buffers`]).
+    buffers: Arc<Gauge>,
+    /// Read-ahead of every partition (see [`MemoryBudget::read_ahead`]).
+    read_ahead: Arc<Gauge>,
+    /// Each partition's share of the tail-cache budget.
+    tail_share: Arc<AtomicUsize>,
     /// Files this broker is reading now, with how many reads of each: a
     /// file the log and the table let go of is not deleted under them.
     reading: Mutex<HashMap<String, usize>>,
@@ -396,7 +406,6 @@ impl Log {
             intake,
             group_commit: GroupCommit::start(meta.clone()),
             ticks: Instant::now(),
-            cfg,
             tables,
             layouts: Layouts::new(meta.clone()),
             flush_metrics: FlushMetrics::default(),
@@ -405,14 +414,19 @@ impl Log {
             prefix,
             topics: RwLock::new(HashMap::new()),
             commits: watch::channel(0).0,
-            footers: Mutex::new(HashMap::new()),
+            footers: Mutex::new(FooterCache::new(cfg.memory.footers)),
+            buffers: Gauge::new(cfg.memory.buffers),
+            read_ahead: Gauge::new(cfg.memory.read_ahead),
+            tail_share: Arc::new(AtomicUsize::new(cfg.memory.tail_cache)),
             reading: Mutex::new(HashMap::new()),
+            cfg,
         });
         for t in meta.list_topics().await? {
             let topic = log.load_topic(&t).await?;
             write_lock(&log.topics).insert(t.name.clone(), topic.clone());
             tokio::spawn(run_flusher(log.clone(), topic));
         }
+        log.share_tail_cache();
         info!(topics = read_lock(&log.topics).len(), "log opened");
         tokio::spawn(run_maintenance(Arc::downgrade(&log)));
         tokio::spawn(run_table_committer(Arc::downgrade(&log)));
@@ -431,7 +445,7 @@ impl Log {
                     p.high_watermark,
                     p.log_start_offset,
                     p.leader_epoch,
-                    self.cfg.tail_cache_bytes,
+                    self.tail_share.clone(),
                 ))
             })
             .collect();
@@ -454,7 +468,7 @@ impl Log {
             id,
             config: RwLock::new(TopicConfig::new(t.configs.clone())?),
             partitions: RwLock::new(partitions),
-            buffer: Mutex::new(FlushBuffer::new()),
+            buffer: Mutex::new(FlushBuffer::new(&self.buffers)),
             wake: Notify::new(),
             flushed: Notify::new(),
             deleted: AtomicBool::new(false),
@@ -567,6 +581,7 @@ impl Log {
             topics.insert(name.to_string(), topic.clone());
         }
         tokio::spawn(run_flusher(self.clone(), topic.clone()));
+        self.share_tail_cache();
         info!(topic = name, partitions, "created topic");
         Ok(Some(topic))
     }
@@ -584,6 +599,7 @@ impl Log {
         self.layouts.forget(name).await;
         topic.deleted.store(true, Ordering::SeqCst);
         write_lock(&self.topics).remove(name);
+        self.share_tail_cache();
         topic.wake.notify_one();
         self.delete_files(&files).await;
         let metadata = self.io_metadata_prefix(&topic);
@@ -628,10 +644,63 @@ impl Log {
                 0,
                 0,
                 0,
-                self.cfg.tail_cache_bytes,
+                self.tail_share.clone(),
             )));
         }
+        drop(parts);
+        self.share_tail_cache();
         Ok(())
+    }
+
+    /// What the log holds in memory now, by use.
+    pub fn memory_use(&self) -> MemoryUse {
+        let tail_cache = self
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions())
+            .map(|p| lock(&p.tail).size())
+            .sum();
+        MemoryUse {
+            buffers: self.buffers.used(),
+            tail_cache,
+            read_ahead: self.read_ahead.used(),
+            footers: lock(&self.footers).bytes(),
+        }
+    }
+
+    /// The bounds of [`Log::memory_use`].
+    pub fn memory_budget(&self) -> MemoryBudget {
+        self.cfg.memory
+    }
+
+    /// Drops read-ahead no consumer came for (it holds read-ahead budget
+    /// the partitions being read need).
+    fn drop_stale_read_ahead(&self) {
+        const STALE: Duration = Duration::from_secs(30);
+        for t in self.topics() {
+            for p in t.partitions() {
+                let mut ahead = lock(&p.read_ahead);
+                if ahead.as_ref().is_some_and(|a| a.started.elapsed() > STALE) {
+                    if let Some(a) = ahead.take() {
+                        a.handle.abort();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives every partition an equal share of the tail-cache budget, and
+    /// trims the caches already over it.
+    fn share_tail_cache(&self) {
+        let topics = self.topics();
+        let partitions: usize = topics.iter().map(|t| t.partitions().len()).sum();
+        let share = self.cfg.memory.tail_cache / partitions.max(1);
+        self.tail_share.store(share, Ordering::SeqCst);
+        for t in &topics {
+            for p in t.partitions() {
+                lock(&p.tail).trim();
+            }
+        }
     }
 
     /// Replaces the explicit configs of a topic.
@@ -673,6 +742,7 @@ async fn run_maintenance(log: std::sync::Weak<Log>) {
         if let Err(e) = log.enforce_retention().await {
             warn!(error = %e, "retention failed");
         }
+        log.drop_stale_read_ahead();
         for topic in log.topics() {
             if log.intake_bytes(&topic) >= intake_move::MOVE_BYTES {
                 if let Err(e) = log.move_intake(&topic).await {

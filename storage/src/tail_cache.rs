@@ -1,8 +1,12 @@
 //! The newest committed batches of a partition, kept in memory as the
 //! producer sent them (stamped with their offsets), so consumers at the tail
-//! never touch object storage. Bounded in bytes; oldest batches go first.
+//! never touch object storage. Bounded in bytes by the partition's share of
+//! the broker's tail-cache budget, which the log sets as partitions come
+//! and go; oldest batches go first.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -11,7 +15,7 @@ use bytes::Bytes;
 pub struct TailCache {
     batches: VecDeque<CachedBatch>,
     bytes: usize,
-    capacity: usize,
+    capacity: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -22,8 +26,9 @@ struct CachedBatch {
 }
 
 impl TailCache {
-    /// An empty cache holding at most `capacity` bytes (at least one batch).
-    pub fn new(capacity: usize) -> Self {
+    /// An empty cache holding at most `capacity` bytes (read at each push:
+    /// the share may change).
+    pub fn new(capacity: Arc<AtomicUsize>) -> Self {
         TailCache {
             batches: VecDeque::new(),
             bytes: 0,
@@ -45,10 +50,18 @@ impl TailCache {
             last_offset,
             bytes,
         });
-        while self.bytes > self.capacity && self.batches.len() > 1 {
-            if let Some(b) = self.batches.pop_front() {
-                self.bytes -= b.bytes.len();
-            }
+        self.trim();
+    }
+
+    /// Drops the oldest batches beyond the capacity (all of them if the
+    /// newest alone is larger: the bound holds whatever the batch sizes).
+    pub fn trim(&mut self) {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        while self.bytes > capacity {
+            let Some(b) = self.batches.pop_front() else {
+                break;
+            };
+            self.bytes -= b.bytes.len();
         }
     }
 
@@ -93,7 +106,8 @@ mod tests {
 
     #[test]
     fn reads_from_the_batch_holding_the_offset() {
-        let mut c = TailCache::new(25);
+        let share = Arc::new(AtomicUsize::new(25));
+        let mut c = TailCache::new(share.clone());
         c.push(0, 4, Bytes::from(vec![0; 10]));
         c.push(5, 9, Bytes::from(vec![1; 10]));
         assert_eq!(c.read(7, 100).unwrap().0.len(), 1);
@@ -110,5 +124,14 @@ mod tests {
         assert!(c.read(10, 100).is_none(), "a gap resets");
         assert!(c.read(15, 100).is_none());
         assert_eq!(c.read(20, 100).map(|r| r.0.len()), Some(1));
+        // A smaller share applies at the next trim; a batch larger than the
+        // share is not kept at all.
+        c.push(22, 23, Bytes::from(vec![4; 10]));
+        share.store(10, Ordering::Relaxed);
+        c.trim();
+        assert_eq!((c.size(), c.read(20, 100).is_none()), (10, true));
+        c.push(24, 30, Bytes::from(vec![5; 11]));
+        assert_eq!(c.size(), 0);
+        assert!(c.read(24, 100).is_none());
     }
 }

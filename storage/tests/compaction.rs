@@ -16,6 +16,7 @@ use std::time::Duration;
 use floe_protocol::records::{split_batches, BatchBuilder};
 use floe_storage::faults::{Faults, FaultyStore};
 use floe_storage::log::{now_ms, Log, LogConfig, TopicLog};
+use floe_storage::memory::MemoryBudget;
 use floe_storage::meta::sqlite::SqliteStore;
 use floe_storage::object::open_object_store;
 use floe_storage::table::TableConfig;
@@ -30,7 +31,10 @@ async fn open(dir: &std::path::Path, faults: &Faults) -> Arc<Log> {
         // This test runs maintenance and table commits itself.
         maintenance_interval: Duration::from_secs(3600),
         // Every read comes from the files.
-        tail_cache_bytes: 0,
+        memory: MemoryBudget {
+            tail_cache: 0,
+            ..MemoryBudget::default()
+        },
         // Every flush writes the topic's own file: this test is about
         // rewriting those.
         intake_direct_bytes: 0,

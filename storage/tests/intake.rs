@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use floe_protocol::records::{split_batches, BatchBuilder};
 use floe_storage::log::{now_ms, Log, LogConfig};
+use floe_storage::memory::MemoryBudget;
 use floe_storage::meta::sqlite::SqliteStore;
 use floe_storage::object::open_object_store;
 use floe_storage::table::{TableConfig, Tables};
@@ -28,7 +29,10 @@ async fn open_with(dir: &Path, direct_bytes: usize) -> Arc<Log> {
     let meta = Arc::new(SqliteStore::open(&dir.join("meta.db")).await.unwrap());
     let cfg = LogConfig {
         maintenance_interval: Duration::from_secs(3600),
-        tail_cache_bytes: 0,
+        memory: MemoryBudget {
+            tail_cache: 0,
+            ..MemoryBudget::default()
+        },
         flush_linger: Duration::from_millis(50),
         intake_direct_bytes: direct_bytes,
         tables: TableConfig {

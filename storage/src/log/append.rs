@@ -99,14 +99,16 @@ impl Log {
             return Err(StorageError::InvalidRecords(rejected));
         }
 
-        // Backpressure: wait while the buffer is over its bound.
+        // Backpressure: wait while the broker's buffers (every topic's,
+        // from append to commit) hold their budget. This topic flushes now;
+        // the others flush at their next tick anyway.
         loop {
-            let notified = topic.flushed.notified();
-            if lock(&topic.buffer).bytes < self.cfg.max_buffer_bytes {
+            let freed = self.buffers.freed();
+            if !self.buffers.full() {
                 break;
             }
             topic.wake.notify_one();
-            notified.await;
+            freed.await;
         }
 
         let append_time = now_ms();
@@ -180,7 +182,7 @@ impl Log {
                 let rec = entry.record(topic_name, partition, h.producer_id);
                 buf.producers.insert((partition, h.producer_id), rec);
             }
-            buf.bytes += b.bytes.len();
+            buf.held.add(b.bytes.len());
             buf.tail
                 .push((partition, base, base + count - 1, stamped.freeze()));
         }
@@ -189,7 +191,7 @@ impl Log {
             buf.first_append = Some(Instant::now());
             topic.wake.notify_one();
         }
-        if buf.bytes >= self.cfg.flush_bytes {
+        if buf.bytes() >= self.cfg.flush_bytes {
             topic.wake.notify_one();
         }
         Ok(PendingAppend::new(

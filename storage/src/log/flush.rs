@@ -75,20 +75,27 @@ pub(super) struct FlushBuffer {
     pub(super) rows: TopicRows,
     pub(super) tail: Vec<(i32, i64, i64, Bytes)>,
     pub(super) producers: HashMap<(i32, i64), ProducerStateRecord>,
-    pub(super) bytes: usize,
     pub(super) first_append: Option<Instant>,
+    /// Its bytes (the batches as produced), counted against the broker's
+    /// buffer budget until the flush that takes them commits or fails.
+    pub(super) held: Held,
 }
 
 impl FlushBuffer {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(budget: &Arc<Gauge>) -> Self {
         FlushBuffer {
             slot: FlushSlot::new(),
             rows: TopicRows::new(),
             tail: Vec::new(),
             producers: HashMap::new(),
-            bytes: 0,
             first_append: None,
+            held: budget.hold(),
         }
+    }
+
+    /// Bytes buffered.
+    pub(super) fn bytes(&self) -> usize {
+        self.held.bytes()
     }
 }
 
@@ -109,6 +116,7 @@ impl Log {
             rows,
             tail,
             producers,
+            held,
             ..
         } = buf;
         let layout = self
@@ -169,6 +177,7 @@ impl Log {
             metadata: file.metadata,
             tail,
             started,
+            _held: held,
         })
     }
 
@@ -191,6 +200,7 @@ impl Log {
             metadata,
             tail,
             started,
+            _held,
         } = prepared;
         let committing = Instant::now();
         let commit = Arc::new(commit);
@@ -253,7 +263,7 @@ impl Log {
         // Flushes prepared on top of the failed one carry the old generation
         // and are failed by the committer.
         topic.generation.fetch_add(1, Ordering::SeqCst);
-        let stale = std::mem::replace(&mut *buf, FlushBuffer::new());
+        let stale = std::mem::replace(&mut *buf, FlushBuffer::new(&self.buffers));
         stale.slot.complete(Err(reason.to_string()));
         for p in topic.partitions() {
             let mut st = lock(&p.state);
@@ -273,6 +283,8 @@ struct PreparedFlush {
     metadata: Arc<parquet::file::metadata::ParquetMetaData>,
     tail: Vec<(i32, i64, i64, Bytes)>,
     started: Instant,
+    /// The buffer's bytes stay counted until the commit.
+    _held: Held,
 }
 
 /// A flush handed from the flusher to the committer.
@@ -289,7 +301,7 @@ pub(super) async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
     tokio::spawn(run_committer(log.clone(), topic.clone(), rx));
     loop {
         if topic.deleted.load(Ordering::SeqCst) {
-            let buf = std::mem::replace(&mut *lock(&topic.buffer), FlushBuffer::new());
+            let buf = std::mem::replace(&mut *lock(&topic.buffer), FlushBuffer::new(&log.buffers));
             buf.slot
                 .complete(Err(format!("topic {} was deleted", topic.name)));
             topic.flushed.notify_waiters();
@@ -297,7 +309,7 @@ pub(super) async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
         }
         let (first, bytes) = {
             let b = lock(&topic.buffer);
-            (b.first_append, b.bytes)
+            (b.first_append, b.bytes())
         };
         let Some(first) = first else {
             topic.wake.notified().await;
@@ -314,14 +326,14 @@ pub(super) async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
         let (buf, generation) = {
             let mut b = lock(&topic.buffer);
             (
-                std::mem::replace(&mut *b, FlushBuffer::new()),
+                std::mem::replace(&mut *b, FlushBuffer::new(&log.buffers)),
                 topic.generation.load(Ordering::SeqCst),
             )
         };
         let slot = buf.slot.clone();
         // The place in the round is taken now, before the encode, so the
         // round this tick gathers waits for it.
-        let ticket = (buf.bytes < log.cfg.intake_direct_bytes).then(|| log.intake.join());
+        let ticket = (buf.bytes() < log.cfg.intake_direct_bytes).then(|| log.intake.join());
         let (l, t) = (log.clone(), topic.clone());
         let prepared = tokio::spawn(async move { l.prepare(&t, buf, ticket).await });
         if tx

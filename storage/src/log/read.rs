@@ -71,18 +71,24 @@ impl Log {
             let (log, p, next) = (self.clone(), part.clone(), fetched.next_offset);
             let (hw, epoch) = (snap.high_watermark, snap.leader_epoch);
             let name = topic.name.clone();
-            let handle = tokio::spawn(async move {
-                log.read_segments(&name, &p, next, max_bytes, hw, epoch)
-                    .await
-            });
-            let previous = lock(&part.read_ahead).replace(ReadAhead {
-                offset: next,
-                max_bytes,
-                leader_epoch: epoch,
-                handle,
-            });
-            if let Some(old) = previous {
-                old.handle.abort();
+            // Only within the read-ahead budget: with every partition of a
+            // broker caught up at once, the rest read when asked.
+            if let Some(held) = self.read_ahead.try_hold(max_bytes) {
+                let handle = tokio::spawn(async move {
+                    log.read_segments(&name, &p, next, max_bytes, hw, epoch)
+                        .await
+                });
+                let previous = lock(&part.read_ahead).replace(ReadAhead {
+                    started: Instant::now(),
+                    offset: next,
+                    max_bytes,
+                    leader_epoch: epoch,
+                    handle,
+                    _held: held,
+                });
+                if let Some(old) = previous {
+                    old.handle.abort();
+                }
             }
         }
         out.size = fetched.size;
@@ -173,15 +179,11 @@ impl Log {
 
     pub(super) async fn footer(&self, path: &str, file_size: u64) -> Result<ArrowReaderMetadata> {
         if let Some(m) = lock(&self.footers).get(path) {
-            return Ok(m.clone());
+            return Ok(m);
         }
         let mut reader = RangeReader::new(self.store.clone(), path, file_size);
         let meta = ArrowReaderMetadata::load_async(&mut reader, reader_options()).await?;
-        let mut cache = lock(&self.footers);
-        if cache.len() > 4096 {
-            cache.clear();
-        }
-        cache.insert(path.to_string(), meta.clone());
+        lock(&self.footers).insert(path.to_string(), meta.clone());
         Ok(meta)
     }
 
