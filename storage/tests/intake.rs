@@ -295,6 +295,8 @@ async fn files_written_between_chunks_move_with_them() {
             .collect();
         assert_eq!(files.len(), 1, "{t}: {files:?}");
     }
+    // The files that moved along were never in a table: they are gone.
+    assert_eq!(topic_files(dir.path()).len(), TOPICS.len());
     assert_tables_complete(&log, &counter).await;
 
     // The table lists a file of its own; a chunk after it and files after

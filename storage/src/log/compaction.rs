@@ -17,13 +17,16 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
-use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::async_reader::AsyncFileReader;
 use tracing::{debug, info};
 
 use super::{day_of, lock, now_ms, read_lock, reader_options, write_lock, Log, TopicLog};
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 use crate::meta::{FileRecord, FileReplacement, SegmentRecord};
+use crate::range_reader::RangeReader;
 use crate::segment;
 
 /// The end of a compaction output's file stem.
@@ -280,35 +283,28 @@ impl Log {
             }
         }
         let old_segments: usize = by_partition.values().map(Vec::len).sum();
-        // Each row group is read once, however many partitions share it,
-        // then cut into its segments' runs.
-        let mut groups: HashMap<(&str, i32), Vec<RecordBatch>> = HashMap::new();
-        for s in by_partition.values().flatten() {
-            if let Entry::Vacant(slot) = groups.entry((s.path.as_str(), s.row_group)) {
-                let rows = self
-                    .read_row_group(&s.path, s.file_size, s.row_group, None, None, None)
-                    .await?;
-                slot.insert(rows);
-            }
-        }
-        let mut partitions = Vec::with_capacity(by_partition.len());
-        for (partition, segs) in &by_partition {
-            let mut batches = Vec::new();
-            for s in segs {
-                let rows = &groups[&(s.path.as_str(), s.row_group)];
-                let run = (s.first_row.max(0) as usize, s.record_count.max(0) as usize);
-                for b in slice_rows(rows, run) {
-                    batches.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
-                }
-            }
-            partitions.push((*partition, batches));
-        }
-        drop(groups);
-        if partitions.is_empty() {
+        if old_segments == 0 {
             return Ok(None);
         }
+        // Each file is fetched whole (rewrites read everything), then
+        // decoded, cut into its segments' runs and encoded again on a
+        // thread of lower priority: the CPU of a rewrite is what produce
+        // and fetch leave.
+        let mut files: HashMap<String, (Bytes, ArrowReaderMetadata)> = HashMap::new();
+        for f in run {
+            let _reading = self.reading(&f.path);
+            let size = f.size_bytes.max(0) as u64;
+            let footer = self.footer(&f.path, size).await?;
+            let bytes = RangeReader::new(self.store.clone(), &f.path, size)
+                .get_bytes(0..size)
+                .await?;
+            files.insert(f.path.clone(), (bytes, footer));
+        }
         let format = self.cfg.format;
+        let segments = by_partition.clone();
         let file = crate::background::run("rewrite", move || {
+            let partitions = cut_runs(&files, &segments, &schema)?;
+            drop(files);
             segment::write_partitions(
                 partitions,
                 schema,
@@ -384,6 +380,50 @@ impl Log {
         }
         Ok(Some(size.max(0) as u64))
     }
+}
+
+/// Each partition's rows from the run's files (fetched whole, by path):
+/// every row group is decoded once, however many partitions share it, and
+/// cut into its segments' runs, in partition and offset order.
+fn cut_runs(
+    files: &HashMap<String, (Bytes, ArrowReaderMetadata)>,
+    by_partition: &BTreeMap<i32, Vec<SegmentRecord>>,
+    schema: &SchemaRef,
+) -> Result<Vec<(i32, Vec<RecordBatch>)>> {
+    let mut groups: HashMap<(&str, i32), Vec<RecordBatch>> = HashMap::new();
+    for s in by_partition.values().flatten() {
+        if let Entry::Vacant(slot) = groups.entry((s.path.as_str(), s.row_group)) {
+            let (bytes, meta) = files.get(&s.path).ok_or_else(|| {
+                StorageError::Corrupt(format!("{} is not among the run's files", s.path))
+            })?;
+            let group = usize::try_from(s.row_group)
+                .ok()
+                .filter(|&g| g < meta.metadata().num_row_groups())
+                .ok_or_else(|| {
+                    StorageError::Corrupt(format!("{} has no row group {}", s.path, s.row_group))
+                })?;
+            let rows: std::result::Result<Vec<RecordBatch>, _> =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
+                    .with_row_groups(vec![group])
+                    .with_batch_size(4096)
+                    .build()?
+                    .collect();
+            slot.insert(rows?);
+        }
+    }
+    let mut partitions = Vec::with_capacity(by_partition.len());
+    for (partition, segs) in by_partition {
+        let mut batches = Vec::new();
+        for s in segs {
+            let rows = &groups[&(s.path.as_str(), s.row_group)];
+            let run = (s.first_row.max(0) as usize, s.record_count.max(0) as usize);
+            for b in slice_rows(rows, run) {
+                batches.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
+            }
+        }
+        partitions.push((*partition, batches));
+    }
+    Ok(partitions)
 }
 
 /// Rows `first..first + count` of a row group read as `batches`, as slices.

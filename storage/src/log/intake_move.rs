@@ -96,12 +96,12 @@ impl Log {
                 .is_some()
             {
                 moved += run.iter().filter(|f| intake::is_chunk(&f.path)).count();
-                let objects: BTreeSet<String> = run
-                    .iter()
-                    .filter(|f| intake::is_chunk(&f.path))
-                    .map(|f| split_chunk(&f.path).0.to_string())
-                    .collect();
-                self.release_intake(objects).await;
+                // The files of the topic's own that moved along were never
+                // in the table: they go now, like the intake objects no
+                // chunk is left of (those a read has in hand, later, by
+                // the sweeper).
+                let paths: Vec<String> = run.iter().map(|f| f.path.clone()).collect();
+                self.delete_files(&paths).await;
             }
         }
         Ok(moved)
