@@ -20,40 +20,40 @@ use crate::config::ServeArgs;
 /// What every request handler shares.
 pub struct Broker {
     /// The log of every topic.
-    pub log: Arc<Log>,
+    log: Arc<Log>,
     /// The metadata store (for what the broker keeps there itself: group
     /// offsets, producer ids).
-    pub meta: Arc<dyn MetadataStore>,
+    meta: Arc<dyn MetadataStore>,
     /// The topics' Iceberg tables, as the catalog serves them.
-    pub tables: Arc<Tables>,
+    tables: Arc<Tables>,
     /// The consumer group coordinator (classic protocol).
-    pub groups: Arc<crate::groups::Coordinator>,
+    groups: Arc<crate::groups::Coordinator>,
     /// Consumer-protocol groups (KIP-848).
-    pub consumer_groups: Arc<crate::groups::consumer::ConsumerGroups>,
+    consumer_groups: Arc<crate::groups::consumer::ConsumerGroups>,
     /// The schema registry and grants.
-    pub registry: Arc<crate::registry::Registry>,
+    registry: Arc<crate::registry::Registry>,
     /// True when topics that do not set `floe.validate.mode` validate.
-    pub validates: bool,
+    validates: bool,
     /// Background writer of group state.
-    pub group_saver: Arc<crate::groups::saver::GroupSaver>,
+    group_saver: Arc<crate::groups::saver::GroupSaver>,
     /// This broker's id.
-    pub broker_id: i32,
+    broker_id: i32,
     /// Host clients connect to.
-    pub advertised_host: String,
+    advertised_host: String,
     /// Port clients connect to.
-    pub advertised_port: i32,
+    advertised_port: i32,
     /// Kafka's cluster id.
-    pub cluster_id: String,
+    cluster_id: String,
     /// auto.create.topics.enable.
-    pub auto_create_topics: bool,
+    auto_create_topics: bool,
     /// num.partitions.
-    pub num_partitions: i32,
+    num_partitions: i32,
     /// socket.request.max.bytes.
-    pub max_frame_bytes: usize,
+    max_frame_bytes: usize,
     /// The object store's fault injector, with `--fault-injection`.
-    pub faults: Option<floe_storage::faults::Faults>,
+    faults: Option<floe_storage::faults::Faults>,
     /// What `/metrics` shows.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Opens the metadata store named by `url`.
@@ -78,6 +78,92 @@ pub async fn open_metadata(url: &str) -> anyhow::Result<Arc<dyn MetadataStore>> 
 }
 
 impl Broker {
+    /// The log of every topic.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// The metadata store (for what the broker keeps there itself: group
+    /// offsets, producer ids).
+    pub fn meta(&self) -> &Arc<dyn MetadataStore> {
+        &self.meta
+    }
+
+    /// The topics' Iceberg tables, as the catalog serves them.
+    pub fn tables(&self) -> &Arc<Tables> {
+        &self.tables
+    }
+
+    /// The consumer group coordinator (classic protocol).
+    pub fn groups(&self) -> &Arc<crate::groups::Coordinator> {
+        &self.groups
+    }
+
+    /// Consumer-protocol groups (KIP-848).
+    pub fn consumer_groups(&self) -> &Arc<crate::groups::consumer::ConsumerGroups> {
+        &self.consumer_groups
+    }
+
+    /// The schema registry and grants.
+    pub fn registry(&self) -> &Arc<crate::registry::Registry> {
+        &self.registry
+    }
+
+    /// Background writer of group state.
+    pub fn group_saver(&self) -> &Arc<crate::groups::saver::GroupSaver> {
+        &self.group_saver
+    }
+
+    /// True when topics that do not set `floe.validate.mode` validate.
+    pub fn validates(&self) -> bool {
+        self.validates
+    }
+
+    /// This broker's id.
+    pub fn broker_id(&self) -> i32 {
+        self.broker_id
+    }
+
+    /// Host clients connect to.
+    pub fn advertised_host(&self) -> &str {
+        &self.advertised_host
+    }
+
+    /// Port clients connect to.
+    pub fn advertised_port(&self) -> i32 {
+        self.advertised_port
+    }
+
+    /// Kafka's cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// auto.create.topics.enable.
+    pub fn auto_create_topics(&self) -> bool {
+        self.auto_create_topics
+    }
+
+    /// num.partitions.
+    pub fn num_partitions(&self) -> i32 {
+        self.num_partitions
+    }
+
+    /// socket.request.max.bytes.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_frame_bytes
+    }
+
+    /// The object store's fault injector, with `--fault-injection`.
+    pub fn faults(&self) -> Option<&floe_storage::faults::Faults> {
+        self.faults.as_ref()
+    }
+
+    /// What `/metrics` shows.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
     /// Opens stores and the log as `args` say. `advertised` is the Kafka
     /// address to tell clients.
     pub async fn open(args: &ServeArgs, advertised: (String, i32)) -> anyhow::Result<Arc<Broker>> {

@@ -84,7 +84,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         r = http_task => r?.context("HTTP listener failed")?,
         _ = shutdown_signal() => info!("stopping; unacknowledged buffers are dropped, nothing acknowledged is lost"),
     }
-    broker.group_saver.flush().await;
+    broker.group_saver().flush().await;
     Ok(())
 }
 

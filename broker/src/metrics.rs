@@ -179,7 +179,7 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) 
 
 /// The exposition, in Prometheus text format 0.0.4.
 pub fn render(broker: &Broker) -> String {
-    let m = &broker.metrics;
+    let m = broker.metrics();
     let mut out = String::with_capacity(16 * 1024);
 
     type StoreCount = fn(&StoreMetrics, RequestKind, ObjectClass) -> u64;
@@ -266,7 +266,7 @@ pub fn render(broker: &Broker) -> String {
         );
     }
 
-    let flush = broker.log.flush_metrics();
+    let flush = broker.log().flush_metrics();
     header(
         &mut out,
         "floe_flush_bytes",
@@ -302,7 +302,7 @@ pub fn render(broker: &Broker) -> String {
     header(&mut out, "floe_table_snapshot_lag_seconds", "gauge",
         "How long the oldest records a topic's Iceberg table does not hold yet have been in its log (0: the table holds everything).");
     let now = floe_storage::log::now_ms();
-    let mut logs = broker.log.topics();
+    let mut logs = broker.log().topics();
     logs.sort_by(|a, b| a.name.cmp(&b.name));
     for t in logs {
         let _ = writeln!(
@@ -313,7 +313,7 @@ pub fn render(broker: &Broker) -> String {
         );
     }
 
-    let (used, limit) = (broker.log.memory_use(), broker.log.memory_budget());
+    let (used, limit) = (broker.log().memory_use(), broker.log().memory_budget());
     let uses = [
         ("buffers", used.buffers, limit.buffers),
         ("tail_cache", used.tail_cache, limit.tail_cache),

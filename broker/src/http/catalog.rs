@@ -96,7 +96,7 @@ async fn metrics(
     if !is_ours(&b, &ns) {
         return no_namespace(&ns);
     }
-    if b.log.topic(&table).is_none() {
+    if b.log().topic(&table).is_none() {
         return no_table(&table);
     }
     StatusCode::NO_CONTENT.into_response()
@@ -112,7 +112,7 @@ async fn views(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> Response
 
 /// A multi-level namespace arrives joined by the unit separator.
 fn is_ours(b: &Broker, ns: &str) -> bool {
-    ns.split('\u{1f}').collect::<Vec<_>>() == [b.tables.namespace()]
+    ns.split('\u{1f}').collect::<Vec<_>>() == [b.tables().namespace()]
 }
 
 #[derive(Deserialize)]
@@ -124,7 +124,7 @@ async fn namespaces(State(b): State<Arc<Broker>>, Query(q): Query<Parent>) -> Js
     let list: Vec<Vec<&str>> = match q.parent {
         // One level: nothing lives below the namespace.
         Some(_) => Vec::new(),
-        None => vec![vec![b.tables.namespace()]],
+        None => vec![vec![b.tables().namespace()]],
     };
     Json(json!({ "namespaces": list }))
 }
@@ -149,7 +149,7 @@ async fn namespace(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> Resp
     if !is_ours(&b, &ns) {
         return no_namespace(&ns);
     }
-    Json(json!({ "namespace": [b.tables.namespace()], "properties": {} })).into_response()
+    Json(json!({ "namespace": [b.tables().namespace()], "properties": {} })).into_response()
 }
 
 async fn namespace_exists(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> StatusCode {
@@ -164,11 +164,11 @@ async fn tables(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> Respons
     if !is_ours(&b, &ns) {
         return no_namespace(&ns);
     }
-    let mut names: Vec<String> = b.log.topics().iter().map(|t| t.name.clone()).collect();
+    let mut names: Vec<String> = b.log().topics().iter().map(|t| t.name.clone()).collect();
     names.sort();
     let ids: Vec<Value> = names
         .iter()
-        .map(|n| json!({ "namespace": [b.tables.namespace()], "name": n }))
+        .map(|n| json!({ "namespace": [b.tables().namespace()], "name": n }))
         .collect();
     Json(json!({ "identifiers": ids })).into_response()
 }
@@ -183,14 +183,14 @@ async fn loaded(b: &Broker, name: &str) -> Result<floe_storage::table::LoadedTab
             e.to_string(),
         )
     };
-    let Some(topic) = b.log.topic(name) else {
+    let Some(topic) = b.log().topic(name) else {
         return Err(no_table(name));
     };
-    if let Some(t) = b.tables.load(name).await.map_err(internal)? {
+    if let Some(t) = b.tables().load(name).await.map_err(internal)? {
         return Ok(t);
     }
-    b.log.sync_table(&topic).await.map_err(internal)?;
-    b.log
+    b.log().sync_table(&topic).await.map_err(internal)?;
+    b.log()
         .tables()
         .load(name)
         .await
@@ -212,7 +212,7 @@ async fn load_table(
     Json(json!({
         "metadata-location": t.location,
         "metadata": t.metadata,
-        "config": storage_config(&b.tables),
+        "config": storage_config(b.tables()),
     }))
     .into_response()
 }
@@ -237,7 +237,7 @@ async fn table_exists(
     State(b): State<Arc<Broker>>,
     Path((ns, table)): Path<(String, String)>,
 ) -> StatusCode {
-    if is_ours(&b, &ns) && b.log.topic(&table).is_some() {
+    if is_ours(&b, &ns) && b.log().topic(&table).is_some() {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_FOUND

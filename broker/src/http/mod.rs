@@ -34,7 +34,7 @@ pub fn router(broker: Arc<Broker>, max_body_bytes: usize) -> Router {
 }
 
 async fn health(State(b): State<Arc<Broker>>) -> Json<Value> {
-    Json(json!({ "status": "ok", "broker_id": b.broker_id, "cluster_id": b.cluster_id }))
+    Json(json!({ "status": "ok", "broker_id": b.broker_id(), "cluster_id": b.cluster_id() }))
 }
 
 async fn metrics(State(b): State<Arc<Broker>>) -> impl axum::response::IntoResponse {
@@ -49,7 +49,7 @@ async fn metrics(State(b): State<Arc<Broker>>) -> impl axum::response::IntoRespo
 
 async fn topics(State(b): State<Arc<Broker>>) -> Json<Value> {
     let names: Vec<Value> = b
-        .log
+        .log()
         .topics()
         .iter()
         .map(|t| json!({ "name": t.name, "topic_id": t.id.to_string(), "partitions": t.partition_count() }))
@@ -61,7 +61,7 @@ async fn topic(
     State(b): State<Arc<Broker>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
-    let Some(t) = b.log.topic(&name) else {
+    let Some(t) = b.log().topic(&name) else {
         return Err((
             StatusCode::NOT_FOUND,
             Json(json!({ "error": format!("unknown topic {name}") })),
@@ -98,7 +98,7 @@ async fn alter_configs(
     Json(changes): Json<serde_json::Map<String, Value>>,
 ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
     let fail = |status, message: String| (status, Json(json!({ "error": message })));
-    let Some(t) = b.log.topic(&name) else {
+    let Some(t) = b.log().topic(&name) else {
         return Err(fail(StatusCode::NOT_FOUND, format!("unknown topic {name}")));
     };
     let mut overrides = t.config().overrides;
@@ -121,9 +121,9 @@ async fn alter_configs(
             }
         }
     }
-    match b.log.set_topic_configs(&name, overrides, false).await {
+    match b.log().set_topic_configs(&name, overrides, false).await {
         Ok(()) => {
-            let configs = b.log.topic(&name).map(|t| t.config().overrides);
+            let configs = b.log().topic(&name).map(|t| t.config().overrides);
             Ok(Json(json!({ "name": name, "configs": configs })))
         }
         Err(floe_storage::StorageError::UnknownTopic(_)) => {
@@ -145,7 +145,7 @@ async fn compact(
 ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
     let t = known_topic(&b, &name)?;
     let fail = |status, message: String| (status, Json(json!({ "error": message })));
-    match b.log.compact(&t).await {
+    match b.log().compact(&t).await {
         Ok(s) => Ok(Json(json!({
             "files_in": s.files_in,
             "files_out": s.files_out,
@@ -167,7 +167,7 @@ async fn check(
 ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
     let t = known_topic(&b, &name)?;
     let fail = |status, message: String| (status, Json(json!({ "error": message })));
-    match b.log.check_topic(&t).await {
+    match b.log().check_topic(&t).await {
         Ok(c) => Ok(Json(json!({
             "topic": c.topic,
             "ok": c.problems().is_empty(),
@@ -183,7 +183,7 @@ fn known_topic(
     b: &Broker,
     name: &str,
 ) -> Result<Arc<floe_storage::log::TopicLog>, (StatusCode, Json<Value>)> {
-    b.log.topic(name).ok_or_else(|| {
+    b.log().topic(name).ok_or_else(|| {
         (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": format!("unknown topic {name}") })),
@@ -201,7 +201,7 @@ fn no_faults() -> (StatusCode, Json<Value>) {
 /// `GET /admin/faults`: the object-store fault rates and what was injected
 /// (only with `--fault-injection`).
 async fn faults(State(b): State<Arc<Broker>>) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
-    let f = b.faults.as_ref().ok_or_else(no_faults)?;
+    let f = b.faults().ok_or_else(no_faults)?;
     Ok(Json(json!({ "rates": f.rates(), "injected": f.counts() })))
 }
 
@@ -211,7 +211,7 @@ async fn set_faults(
     State(b): State<Arc<Broker>>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
-    let f = b.faults.as_ref().ok_or_else(no_faults)?;
+    let f = b.faults().ok_or_else(no_faults)?;
     let bad = |m: String| {
         (
             StatusCode::UNPROCESSABLE_ENTITY,

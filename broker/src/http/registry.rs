@@ -104,7 +104,7 @@ pub fn routes() -> Router<Arc<Broker>> {
 }
 
 async fn subjects(State(b): State<Arc<Broker>>, Query(q): Params) -> Response {
-    ok(json!(b.registry.subjects(flag(&q, "deleted"))))
+    ok(json!(b.registry().subjects(flag(&q, "deleted"))))
 }
 
 async fn versions(
@@ -113,7 +113,7 @@ async fn versions(
     Query(q): Params,
 ) -> Reply {
     Ok(ok(json!(b
-        .registry
+        .registry()
         .versions(&subject, flag(&q, "deleted"))?)))
 }
 
@@ -123,7 +123,7 @@ async fn register(
     bytes: Bytes,
 ) -> Reply {
     let req: SchemaRequest = body(&bytes)?;
-    let id = b.registry.register(&subject, req).await?;
+    let id = b.registry().register(&subject, req).await?;
     Ok(ok(json!({ "id": id })))
 }
 
@@ -150,7 +150,7 @@ fn serialized(
     if schema_type != "PROTOBUF" || q.get("format").map(String::as_str) != Some("serialized") {
         return None;
     }
-    b.registry.compiled(id).ok().map(|c| c.serialized())
+    b.registry().compiled(id).ok().map(|c| c.serialized())
 }
 
 async fn version(
@@ -159,7 +159,7 @@ async fn version(
     Query(q): Params,
 ) -> Reply {
     let v = b
-        .registry
+        .registry()
         .version(&subject, &version, flag(&q, "deleted"))?;
     Ok(ok(version_json(&b, v, &q)))
 }
@@ -170,7 +170,7 @@ async fn version_schema(
     Query(q): Params,
 ) -> Reply {
     let v = b
-        .registry
+        .registry()
         .version(&subject, &version, flag(&q, "deleted"))?;
     Ok(v.schema.into_response())
 }
@@ -179,8 +179,8 @@ async fn referenced_by(
     State(b): State<Arc<Broker>>,
     Path((subject, version)): Path<(String, String)>,
 ) -> Reply {
-    let v = b.registry.version(&subject, &version, true)?;
-    Ok(ok(json!(b.registry.referenced_by(&subject, v.version))))
+    let v = b.registry().version(&subject, &version, true)?;
+    Ok(ok(json!(b.registry().referenced_by(&subject, v.version))))
 }
 
 async fn lookup(
@@ -190,7 +190,7 @@ async fn lookup(
     bytes: Bytes,
 ) -> Reply {
     let req: SchemaRequest = body(&bytes)?;
-    let v = b.registry.lookup(&subject, &req)?;
+    let v = b.registry().lookup(&subject, &req)?;
     Ok(ok(version_json(&b, v, &q)))
 }
 
@@ -200,7 +200,7 @@ async fn delete_subject(
     Query(q): Params,
 ) -> Reply {
     let deleted = b
-        .registry
+        .registry()
         .delete(&subject, None, flag(&q, "permanent"))
         .await?;
     Ok(ok(json!(deleted)))
@@ -212,7 +212,7 @@ async fn delete_version(
     Query(q): Params,
 ) -> Reply {
     let deleted = b
-        .registry
+        .registry()
         .delete(&subject, Some(&version), flag(&q, "permanent"))
         .await?;
     Ok(ok(json!(deleted.first())))
@@ -235,7 +235,7 @@ async fn schema_by_id(
     Path(id): Path<String>,
     Query(q): Params,
 ) -> Reply {
-    let s = b.registry.schema(parse_id(&id)?)?;
+    let s = b.registry().schema(parse_id(&id)?)?;
     let schema = serialized(&b, s.id, &s.schema_type, &q).unwrap_or(s.schema);
     let refs: Value = serde_json::from_str(&s.refs).unwrap_or(json!([]));
     Ok(ok(json!({
@@ -246,7 +246,7 @@ async fn schema_by_id(
 }
 
 async fn schema_text_by_id(State(b): State<Arc<Broker>>, Path(id): Path<String>) -> Reply {
-    Ok(b.registry.schema(parse_id(&id)?)?.schema.into_response())
+    Ok(b.registry().schema(parse_id(&id)?)?.schema.into_response())
 }
 
 async fn subjects_by_id(
@@ -255,7 +255,7 @@ async fn subjects_by_id(
     Query(q): Params,
 ) -> Reply {
     let mut subjects: Vec<String> = b
-        .registry
+        .registry()
         .usages(parse_id(&id)?, flag(&q, "deleted"))?
         .into_iter()
         .map(|(s, _)| s)
@@ -270,7 +270,7 @@ async fn versions_by_id(
     Query(q): Params,
 ) -> Reply {
     let v: Vec<Value> = b
-        .registry
+        .registry()
         .usages(parse_id(&id)?, flag(&q, "deleted"))?
         .into_iter()
         .map(|(s, v)| json!({ "subject": s, "version": v }))
@@ -279,7 +279,7 @@ async fn versions_by_id(
 }
 
 async fn global_config(State(b): State<Arc<Broker>>) -> Response {
-    ok(json!({ "compatibilityLevel": b.registry.effective_level("").name() }))
+    ok(json!({ "compatibilityLevel": b.registry().effective_level("").name() }))
 }
 
 fn level_body(bytes: &Bytes) -> Result<Level, RegistryError> {
@@ -298,7 +298,7 @@ fn level_body(bytes: &Bytes) -> Result<Level, RegistryError> {
 
 async fn set_global_config(State(b): State<Arc<Broker>>, bytes: Bytes) -> Reply {
     let level = level_body(&bytes)?;
-    b.registry.set_level("", Some(level)).await?;
+    b.registry().set_level("", Some(level)).await?;
     Ok(ok(json!({ "compatibility": level.name() })))
 }
 
@@ -307,9 +307,9 @@ async fn subject_config(
     Path(subject): Path<String>,
     Query(q): Params,
 ) -> Reply {
-    let level = match b.registry.level(&subject) {
+    let level = match b.registry().level(&subject) {
         Some(l) => l,
-        None if flag(&q, "defaultToGlobal") => b.registry.effective_level(&subject),
+        None if flag(&q, "defaultToGlobal") => b.registry().effective_level(&subject),
         None => {
             return Err(RegistryError {
                 status: 404,
@@ -329,13 +329,13 @@ async fn set_subject_config(
     bytes: Bytes,
 ) -> Reply {
     let level = level_body(&bytes)?;
-    b.registry.set_level(&subject, Some(level)).await?;
+    b.registry().set_level(&subject, Some(level)).await?;
     Ok(ok(json!({ "compatibility": level.name() })))
 }
 
 async fn delete_subject_config(State(b): State<Arc<Broker>>, Path(subject): Path<String>) -> Reply {
-    let was = b.registry.effective_level(&subject);
-    b.registry.set_level(&subject, None).await?;
+    let was = b.registry().effective_level(&subject);
+    b.registry().set_level(&subject, None).await?;
     Ok(ok(json!({ "compatibilityLevel": was.name() })))
 }
 
@@ -358,7 +358,7 @@ async fn check_all(
     bytes: Bytes,
 ) -> Reply {
     let req: SchemaRequest = body(&bytes)?;
-    Ok(compat_reply(b.registry.check(&subject, None, &req)?, &q))
+    Ok(compat_reply(b.registry().check(&subject, None, &req)?, &q))
 }
 
 async fn check_one(
@@ -369,13 +369,13 @@ async fn check_one(
 ) -> Reply {
     let req: SchemaRequest = body(&bytes)?;
     Ok(compat_reply(
-        b.registry.check(&subject, Some(&version), &req)?,
+        b.registry().check(&subject, Some(&version), &req)?,
         &q,
     ))
 }
 
 async fn grants(State(b): State<Arc<Broker>>) -> Response {
-    ok(json!(b.registry.grants()))
+    ok(json!(b.registry().grants()))
 }
 
 async fn set_grants(
@@ -393,7 +393,9 @@ async fn set_grants(
                 .collect()
         })
         .unwrap_or_default();
-    b.registry.set_grants(&principal, purposes.clone()).await?;
+    b.registry()
+        .set_grants(&principal, purposes.clone())
+        .await?;
     Ok(ok(json!({ "principal": principal, "purposes": purposes })))
 }
 
@@ -401,14 +403,14 @@ async fn set_grants(
 /// value schema, with who may see them.
 async fn policies(State(b): State<Arc<Broker>>, Path(topic): Path<String>) -> Reply {
     let subject = format!("{topic}-value");
-    let Some(id) = b.registry.latest_id(&subject) else {
+    let Some(id) = b.registry().latest_id(&subject) else {
         return Err(RegistryError {
             status: 404,
             code: 40401,
             message: format!("Subject '{subject}' not found."),
         });
     };
-    let c = b.registry.compiled(id)?;
+    let c = b.registry().compiled(id)?;
     Ok(ok(json!({
         "topic": topic,
         "subject": subject,

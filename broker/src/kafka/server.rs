@@ -71,7 +71,7 @@ pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>, admission: 
 async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, permit: Permit) {
     debug!(%peer, "connection opened");
     let limits = permit.limits().clone();
-    let _gauge = broker.metrics.connection();
+    let _gauge = broker.metrics().connection();
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(async move {
@@ -115,8 +115,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, pe
             Ok(Err(_)) => break,
             Ok(Ok(_)) => i32::from_be_bytes(size),
         };
-        if size < 0 || size as usize > broker.max_frame_bytes {
-            warn!(%peer, size, limit = broker.max_frame_bytes, "frame size out of bounds; closing the connection");
+        if size < 0 || size as usize > broker.max_frame_bytes() {
+            warn!(%peer, size, limit = broker.max_frame_bytes(), "frame size out of bounds; closing the connection");
             break;
         }
         let size = size as usize;
@@ -168,7 +168,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, pe
                 let api_key = header.request_api_key;
                 let started = std::time::Instant::now();
                 let pending = api::dispatch(&broker, &header, *request, peer).await;
-                let metrics = broker.metrics.clone();
+                let metrics = broker.metrics().clone();
                 tokio::spawn(async move {
                     let response = pending.await;
                     drop(budget);

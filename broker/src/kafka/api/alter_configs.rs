@@ -29,7 +29,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Al
                     })
                     .collect();
                 match broker
-                    .log
+                    .log()
                     .set_topic_configs(r.resource_name.as_str(), configs, req.validate_only)
                     .await
                 {

@@ -19,7 +19,7 @@ fn assignment(broker: &Broker, a: &TopicAssignment) -> Assignment {
         a.iter()
             .map(|(id, ps)| {
                 let name = broker
-                    .log
+                    .log()
                     .topic_by_id(*id)
                     .map(|t| t.name.clone())
                     .unwrap_or_default();
@@ -41,7 +41,7 @@ pub(super) fn handle(
         .into_iter()
         .map(|id| {
             let d = DescribedGroup::default().with_group_id(id.clone());
-            let Some(g) = broker.consumer_groups.get(&id) else {
+            let Some(g) = broker.consumer_groups().get(&id) else {
                 return d
                     .with_error_code(code::GROUP_ID_NOT_FOUND)
                     .with_error_message(Some(s(format!(

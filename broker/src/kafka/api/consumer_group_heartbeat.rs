@@ -21,7 +21,7 @@ pub(super) fn handle(
     client_id: String,
     client_host: String,
 ) -> ConsumerGroupHeartbeatResponse {
-    if broker.groups.has_members(&req.group_id) {
+    if broker.groups().has_members(&req.group_id) {
         return ConsumerGroupHeartbeatResponse::default()
             .with_error_code(code::GROUP_ID_NOT_FOUND)
             .with_error_message(Some(s("the group uses the classic protocol")));
@@ -45,7 +45,9 @@ pub(super) fn handle(
         client_id,
         client_host,
     };
-    let r = broker.consumer_groups.heartbeat(hb, &catalog(&broker.log));
+    let r = broker
+        .consumer_groups()
+        .heartbeat(hb, &catalog(broker.log()));
     let assignment = r.assignment.map(|a| {
         Assignment::default().with_topic_partitions(
             a.into_iter()

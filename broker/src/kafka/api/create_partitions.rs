@@ -17,7 +17,7 @@ pub(super) async fn handle(
     for t in req.topics {
         let r = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         match broker
-            .log
+            .log()
             .create_partitions(t.name.as_str(), t.count, req.validate_only)
             .await
         {

@@ -37,7 +37,7 @@ pub(super) async fn handle(
         let partitions = if !t.assignments.is_empty() {
             t.assignments.len() as i32
         } else if t.num_partitions == -1 {
-            broker.num_partitions
+            broker.num_partitions()
         } else {
             t.num_partitions
         };
@@ -58,7 +58,7 @@ pub(super) async fn handle(
             }
         }
         match broker
-            .log
+            .log()
             .create_topic(&name, partitions, configs.clone(), req.validate_only)
             .await
         {

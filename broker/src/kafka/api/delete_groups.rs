@@ -11,8 +11,8 @@ use crate::Broker;
 pub(super) async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
-        let consumer_protocol = broker.consumer_groups.get(&id).is_some();
-        if consumer_protocol && !broker.consumer_groups.remove_if_empty(&id) {
+        let consumer_protocol = broker.consumer_groups().get(&id).is_some();
+        if consumer_protocol && !broker.consumer_groups().remove_if_empty(&id) {
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(id)
@@ -22,7 +22,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> De
         }
         let known = consumer_protocol || super::group_known(broker, &id).await;
         let e = if known {
-            broker.groups.delete(&id).await
+            broker.groups().delete(&id).await
         } else {
             code::GROUP_ID_NOT_FOUND
         };

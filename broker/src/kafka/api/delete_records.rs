@@ -16,7 +16,7 @@ pub(super) async fn handle(
 ) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let topic = broker.log.topic(t.name.as_str());
+        let topic = broker.log().topic(t.name.as_str());
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let r = DeleteRecordsPartitionResult::default()
@@ -27,7 +27,7 @@ pub(super) async fn handle(
                 continue;
             };
             match broker
-                .log
+                .log()
                 .delete_records(topic, p.partition_index, p.offset)
                 .await
             {

@@ -30,8 +30,8 @@ pub(super) async fn handle(
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
         let topic = match &name {
-            Some(n) => broker.log.topic(n.as_str()),
-            None => broker.log.topic_by_id(id),
+            Some(n) => broker.log().topic(n.as_str()),
+            None => broker.log().topic_by_id(id),
         };
         let base = DeletableTopicResult::default()
             .with_name(name.clone())
@@ -51,9 +51,9 @@ pub(super) async fn handle(
         } else {
             base
         };
-        match broker.log.delete_topic(&topic.name).await {
+        match broker.log().delete_topic(&topic.name).await {
             Ok(()) => {
-                broker.metrics.forget_topic(&topic.name);
+                broker.metrics().forget_topic(&topic.name);
                 responses.push(base)
             }
             Err(e) => {

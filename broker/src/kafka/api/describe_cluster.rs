@@ -16,12 +16,12 @@ pub(super) fn handle(
     version: i16,
 ) -> DescribeClusterResponse {
     let r = DescribeClusterResponse::default()
-        .with_cluster_id(s(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.broker_id))
+        .with_cluster_id(s(broker.cluster_id()))
+        .with_controller_id(BrokerId(broker.broker_id()))
         .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.broker_id))
-            .with_host(s(broker.advertised_host.clone()))
-            .with_port(broker.advertised_port)]);
+            .with_broker_id(BrokerId(broker.broker_id()))
+            .with_host(s(broker.advertised_host()))
+            .with_port(broker.advertised_port())]);
     if version >= 1 {
         r.with_endpoint_type(req.endpoint_type)
     } else {

@@ -43,19 +43,19 @@ fn broker_entries(b: &Broker) -> Vec<Entry> {
     vec![
         e(
             "broker.id",
-            b.broker_id.to_string(),
+            b.broker_id().to_string(),
             ConfigType::Int,
             "this broker's id",
         ),
         e(
             "auto.create.topics.enable",
-            b.auto_create_topics.to_string(),
+            b.auto_create_topics().to_string(),
             ConfigType::Boolean,
             "create topics on first use",
         ),
         e(
             "num.partitions",
-            b.num_partitions.to_string(),
+            b.num_partitions().to_string(),
             ConfigType::Int,
             "partitions of auto-created topics",
         ),
@@ -85,7 +85,7 @@ fn broker_entries(b: &Broker) -> Vec<Entry> {
         ),
         e(
             "socket.request.max.bytes",
-            b.max_frame_bytes.to_string(),
+            b.max_frame_bytes().to_string(),
             ConfigType::Int,
             "largest request frame",
         ),
@@ -105,7 +105,7 @@ pub(super) fn handle(
             .with_resource_name(r.resource_name.clone());
         let entries: Vec<Entry> = match r.resource_type {
             RESOURCE_TOPIC => {
-                let Some(t) = broker.log.topic(&name) else {
+                let Some(t) = broker.log().topic(&name) else {
                     results.push(
                         base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                             .with_error_message(Some(s(format!("unknown topic {name}")))),
@@ -132,7 +132,7 @@ pub(super) fn handle(
                     })
                     .collect()
             }
-            RESOURCE_BROKER if name.is_empty() || name == broker.broker_id.to_string() => {
+            RESOURCE_BROKER if name.is_empty() || name == broker.broker_id().to_string() => {
                 broker_entries(broker)
             }
             RESOURCE_BROKER => {

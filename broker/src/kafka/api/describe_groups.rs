@@ -18,7 +18,7 @@ pub(super) async fn handle(
     let mut out = Vec::with_capacity(req.groups.len());
     for id in req.groups {
         let d = DescribedGroup::default().with_group_id(id.clone());
-        let described = match broker.groups.describe(&id) {
+        let described = match broker.groups().describe(&id) {
             Some(g) => d
                 .with_group_state(s(g.state.name()))
                 .with_protocol_type(s(g.protocol_type))

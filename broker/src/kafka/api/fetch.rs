@@ -39,13 +39,13 @@ pub(super) fn handle(
         // topics, rather than silently more than it asked for.
         let claim_refused = purpose
             .as_deref()
-            .is_some_and(|p| !broker.registry.may_claim(crate::registry::ANONYMOUS, p));
+            .is_some_and(|p| !broker.registry().may_claim(crate::registry::ANONYMOUS, p));
         let reader = Reader {
             purpose,
             claim_refused,
         };
         let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
-        let mut commits = broker.log.commit_notifications();
+        let mut commits = broker.log().commit_notifications();
         loop {
             commits.borrow_and_update();
             let (resp, bytes, errors) = collect(&broker, &req, version, &reader).await;
@@ -68,14 +68,14 @@ fn counted(broker: &Broker, resp: FetchResponse) -> FetchResponse {
             .topic
             .0
             .is_empty()
-            .then(|| broker.log.topic_by_id(t.topic_id))
+            .then(|| broker.log().topic_by_id(t.topic_id))
             .flatten();
         let name = by_id
             .as_ref()
             .map_or(t.topic.0.as_str(), |t| t.name.as_str());
         for p in &t.partitions {
             if let Some(records) = &p.records {
-                broker.metrics.fetched(name, records);
+                broker.metrics().fetched(name, records);
             }
         }
     }
@@ -123,9 +123,9 @@ async fn collect(
     let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
         let topic = if version >= TOPIC_ID_VERSION {
-            broker.log.topic_by_id(ft.topic_id)
+            broker.log().topic_by_id(ft.topic_id)
         } else {
-            broker.log.topic(ft.topic.0.as_str())
+            broker.log().topic(ft.topic.0.as_str())
         };
         let mut parts = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
@@ -157,7 +157,7 @@ async fn collect(
                     .with_last_stable_offset(snap.high_watermark),
                 snap.log_start_offset,
             );
-            if reader.claim_refused && broker.registry.has_subjects(&topic.name) {
+            if reader.claim_refused && broker.registry().has_subjects(&topic.name) {
                 errors = true;
                 parts.push(Slot::Done(
                     pd.with_error_code(code::TOPIC_AUTHORIZATION_FAILED),
@@ -191,7 +191,7 @@ async fn collect(
             offset,
             limit,
             ..
-        } => Some(broker.log.read(topic, *partition, *offset, *limit)),
+        } => Some(broker.log().read(topic, *partition, *offset, *limit)),
         Slot::Done(_) => None,
     });
     let mut results = join_all(reads).await.into_iter();
@@ -213,7 +213,7 @@ async fn collect(
                         );
                         if fits {
                             total += read.size;
-                            let records = broker.registry.redact_batches(
+                            let records = broker.registry().redact_batches(
                                 &topic.name,
                                 concat(read),
                                 reader.purpose.as_deref(),

@@ -25,9 +25,9 @@ pub(super) fn handle(
         code::COORDINATOR_NOT_AVAILABLE
     };
     let (node, host, port) = (
-        BrokerId(broker.broker_id),
-        s(broker.advertised_host.clone()),
-        broker.advertised_port,
+        BrokerId(broker.broker_id()),
+        s(broker.advertised_host()),
+        broker.advertised_port(),
     );
     if version >= 4 {
         let coordinators = req

@@ -7,7 +7,7 @@ use floe_protocol::kafka_protocol::messages::{HeartbeatRequest, HeartbeatRespons
 use crate::Broker;
 
 pub(super) fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
-    HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(
+    HeartbeatResponse::default().with_error_code(broker.groups().heartbeat(
         &req.group_id,
         &req.member_id,
         req.generation_id,

@@ -46,7 +46,7 @@ pub(super) async fn handle(
             continue;
         }
         let name = r.resource_name.to_string();
-        let Some(topic) = broker.log.topic(&name) else {
+        let Some(topic) = broker.log().topic(&name) else {
             responses.push(base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
             continue;
         };
@@ -95,7 +95,7 @@ pub(super) async fn handle(
             Some(e) => Err(e),
             None => {
                 broker
-                    .log
+                    .log()
                     .set_topic_configs(&name, overrides, req.validate_only)
                     .await
             }

@@ -25,7 +25,7 @@ pub(super) async fn handle(
     if req.transactional_id.is_some() {
         return fail(code::UNSUPPORTED_VERSION);
     }
-    let meta = &broker.meta;
+    let meta = broker.meta();
     let now = now_ms();
     let result = async {
         if req.producer_id.0 >= 0 {

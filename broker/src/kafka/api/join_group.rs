@@ -38,14 +38,14 @@ pub(super) fn handle(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    if broker.consumer_groups.is_active(&join.group_id) {
+    if broker.consumer_groups().is_active(&join.group_id) {
         let resp = JoinGroupResponse::default()
             .with_error_code(code::INCONSISTENT_GROUP_PROTOCOL)
             .with_member_id(s(join.member_id))
             .with_generation_id(-1);
         return Box::pin(async move { Some(Response::JoinGroup(resp)) });
     }
-    let rx = broker.groups.join(join);
+    let rx = broker.groups().join(join);
     let member_id = req.member_id.to_string();
     Box::pin(async move {
         let r = rx

@@ -14,7 +14,7 @@ pub(super) fn handle(
     version: i16,
 ) -> LeaveGroupResponse {
     if version < 3 {
-        return LeaveGroupResponse::default().with_error_code(broker.groups.leave(
+        return LeaveGroupResponse::default().with_error_code(broker.groups().leave(
             &req.group_id,
             &req.member_id,
             None,
@@ -26,7 +26,7 @@ pub(super) fn handle(
         .map(|m| {
             let e =
                 broker
-                    .groups
+                    .groups()
                     .leave(&req.group_id, &m.member_id, m.group_instance_id.as_deref());
             MemberResponse::default()
                 .with_member_id(m.member_id.clone())

@@ -15,17 +15,17 @@ pub(super) async fn handle(
     version: i16,
 ) -> ListGroupsResponse {
     let mut groups: Vec<(String, String, String)> = broker
-        .groups
+        .groups()
         .describe_all()
         .into_iter()
         .map(|g| (g.group_id, g.protocol_type, g.state.name().to_string()))
         .collect();
-    for g in broker.consumer_groups.all() {
+    for g in broker.consumer_groups().all() {
         groups.push((g.id.clone(), "consumer".into(), g.state().to_string()));
     }
     // Groups that only have committed offsets (assign()-style consumers) are
     // Empty groups, as in Kafka.
-    match broker.meta.groups_with_offsets().await {
+    match broker.meta().groups_with_offsets().await {
         Ok(ids) => {
             for id in ids {
                 if !groups.iter().any(|g| g.0 == id) {

@@ -18,7 +18,7 @@ pub(super) async fn handle(
 ) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let topic = broker.log.topic(t.name.0.as_str());
+        let topic = broker.log().topic(t.name.0.as_str());
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let base = ListOffsetsPartitionResponse::default()
@@ -41,7 +41,7 @@ pub(super) async fn handle(
                 continue;
             }
             match broker
-                .log
+                .log()
                 .list_offset(topic, p.partition_index, p.timestamp)
                 .await
             {

@@ -26,10 +26,10 @@ pub(super) fn describe_topic(broker: &Broker, t: &TopicLog, version: i16) -> Met
             let snap = p.snapshot();
             MetadataResponsePartition::default()
                 .with_partition_index(p.index)
-                .with_leader_id(BrokerId(broker.broker_id))
+                .with_leader_id(BrokerId(broker.broker_id()))
                 .with_leader_epoch(if version >= 7 { snap.leader_epoch } else { -1 })
-                .with_replica_nodes(vec![BrokerId(broker.broker_id)])
-                .with_isr_nodes(vec![BrokerId(broker.broker_id)])
+                .with_replica_nodes(vec![BrokerId(broker.broker_id())])
+                .with_isr_nodes(vec![BrokerId(broker.broker_id())])
         })
         .collect();
     MetadataResponseTopic::default()
@@ -59,11 +59,11 @@ pub(super) async fn handle(
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
-    let auto_create = broker.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    let auto_create = broker.auto_create_topics() && (version < 4 || req.allow_auto_topic_creation);
     let mut topics = Vec::new();
     if all {
         topics = broker
-            .log
+            .log()
             .topics()
             .iter()
             .map(|t| describe_topic(broker, t, version))
@@ -71,13 +71,13 @@ pub(super) async fn handle(
     } else {
         for rt in req.topics.unwrap_or_default() {
             let Some(name) = rt.name.clone() else {
-                match broker.log.topic_by_id(rt.topic_id) {
+                match broker.log().topic_by_id(rt.topic_id) {
                     Some(t) => topics.push(describe_topic(broker, &t, version)),
                     None => topics.push(topic_error(None, rt.topic_id, code::UNKNOWN_TOPIC_ID)),
                 }
                 continue;
             };
-            if let Some(t) = broker.log.topic(name.as_str()) {
+            if let Some(t) = broker.log().topic(name.as_str()) {
                 topics.push(describe_topic(broker, &t, version));
                 continue;
             }
@@ -94,13 +94,18 @@ pub(super) async fn handle(
                 continue;
             }
             match broker
-                .log
-                .create_topic(name.as_str(), broker.num_partitions, BTreeMap::new(), false)
+                .log()
+                .create_topic(
+                    name.as_str(),
+                    broker.num_partitions(),
+                    BTreeMap::new(),
+                    false,
+                )
                 .await
             {
                 Ok(Some(t)) => topics.push(describe_topic(broker, &t, version)),
                 Ok(None) | Err(StorageError::TopicExists(_)) => {
-                    match broker.log.topic(name.as_str()) {
+                    match broker.log().topic(name.as_str()) {
                         Some(t) => topics.push(describe_topic(broker, &t, version)),
                         None => topics.push(topic_error(
                             Some(name),
@@ -118,17 +123,17 @@ pub(super) async fn handle(
     }
     let resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.broker_id))
-            .with_host(s(broker.advertised_host.clone()))
-            .with_port(broker.advertised_port)])
+            .with_node_id(BrokerId(broker.broker_id()))
+            .with_host(s(broker.advertised_host()))
+            .with_port(broker.advertised_port())])
         .with_topics(topics);
     let resp = if version >= 1 {
-        resp.with_controller_id(BrokerId(broker.broker_id))
+        resp.with_controller_id(BrokerId(broker.broker_id()))
     } else {
         resp
     };
     if version >= 2 {
-        resp.with_cluster_id(Some(s(broker.cluster_id.clone())))
+        resp.with_cluster_id(Some(s(broker.cluster_id())))
     } else {
         resp
     }

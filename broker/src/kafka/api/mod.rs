@@ -148,7 +148,7 @@ pub(crate) fn s(text: impl Into<String>) -> StrBytes {
 /// True when the group has committed offsets in the metadata store.
 pub(crate) async fn has_offsets(broker: &Broker, group_id: &str) -> bool {
     broker
-        .meta
+        .meta()
         .fetch_offsets(group_id)
         .await
         .map(|o| !o.is_empty())
@@ -158,7 +158,7 @@ pub(crate) async fn has_offsets(broker: &Broker, group_id: &str) -> bool {
 /// True when the classic coordinator knows the group or it has offsets:
 /// what DeleteGroups and OffsetDelete mean by "the group exists".
 pub(crate) async fn group_known(broker: &Broker, group_id: &str) -> bool {
-    broker.groups.describe(group_id).is_some() || has_offsets(broker, group_id).await
+    broker.groups().describe(group_id).is_some() || has_offsets(broker, group_id).await
 }
 
 /// Checks a client's view of the leader epoch against ours, as Fetch and

@@ -31,12 +31,12 @@ pub(super) async fn handle(
         Some(code::INVALID_GROUP_ID)
     } else {
         match broker
-            .consumer_groups
+            .consumer_groups()
             .check_commit(&req.group_id, &req.member_id, generation)
         {
             Some(verdict) => verdict,
             None => broker
-                .groups
+                .groups()
                 .check_commit(&req.group_id, &req.member_id, generation),
         }
     };
@@ -44,7 +44,7 @@ pub(super) async fn handle(
     let mut to_store = Vec::new();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let known = broker.log.topic(t.name.as_str());
+        let known = broker.log().topic(t.name.as_str());
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let error = if let Some(e) = group_error {
@@ -88,7 +88,7 @@ pub(super) async fn handle(
         );
     }
     if !to_store.is_empty() {
-        if let Err(e) = broker.meta.commit_offsets(&req.group_id, &to_store).await {
+        if let Err(e) = broker.meta().commit_offsets(&req.group_id, &to_store).await {
             warn!(group = %req.group_id.as_str(), error = %e, "offset commit failed");
             for t in &mut topics {
                 for p in &mut t.partitions {

@@ -18,9 +18,11 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
     let mut delete = Vec::new();
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let subscribed = broker.groups.subscribed_to(&req.group_id, t.name.as_str())
+        let subscribed = broker
+            .groups()
+            .subscribed_to(&req.group_id, t.name.as_str())
             || broker
-                .consumer_groups
+                .consumer_groups()
                 .subscribed_to(&req.group_id, t.name.as_str());
         let parts = t
             .partitions
@@ -43,7 +45,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
                 .with_partitions(parts),
         );
     }
-    if let Err(_e) = broker.meta.delete_offsets(&req.group_id, &delete).await {
+    if let Err(_e) = broker.meta().delete_offsets(&req.group_id, &delete).await {
         return OffsetDeleteResponse::default().with_error_code(code::KAFKA_STORAGE_ERROR);
     }
     OffsetDeleteResponse::default().with_topics(topics)

@@ -26,7 +26,7 @@ async fn lookup(
     wanted: Wanted,
 ) -> Result<Vec<(String, Vec<CommittedOffset>)>, i16> {
     let stored = broker
-        .meta
+        .meta()
         .fetch_offsets(group)
         .await
         .map_err(|_| code::KAFKA_STORAGE_ERROR)?;

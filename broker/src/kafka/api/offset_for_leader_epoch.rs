@@ -28,7 +28,7 @@ pub(super) fn handle(
 ) -> OffsetForLeaderEpochResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let topic = broker.log.topic(t.topic.0.as_str());
+        let topic = broker.log().topic(t.topic.0.as_str());
         let partitions = t
             .partitions
             .into_iter()

@@ -131,9 +131,9 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
                         let (base, append_time) = (p.base_offset, p.log_append_time);
                         match p.committed().await {
                             Ok(()) => {
-                                broker.metrics.produced(name.0.as_str(), &batches);
+                                broker.metrics().produced(name.0.as_str(), &batches);
                                 let start = broker
-                                    .log
+                                    .log()
                                     .topic(name.0.as_str())
                                     .and_then(|t| t.partition(index))
                                     .map(|p| p.snapshot().log_start_offset)
@@ -174,11 +174,11 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
 /// `floe.validate.mode` (or the broker's default) is `reject`, and the
 /// message values without the schema prefix are coerced to, if it coerces.
 fn checks(broker: &Broker, topic: &str) -> (bool, Option<Option<String>>) {
-    let t = broker.log.topic(topic);
+    let t = broker.log().topic(topic);
     let reject = t
         .as_ref()
         .and_then(|t| t.validates())
-        .unwrap_or(broker.validates);
+        .unwrap_or(broker.validates());
     (reject, t.and_then(|t| t.coerce()))
 }
 
@@ -194,9 +194,9 @@ async fn append(
 ) -> Result<floe_storage::log::PendingAppend, StorageError> {
     let (reject, coerce) = checks(broker, topic);
     if !reject && coerce.is_none() {
-        return broker.log.append(topic, partition, records).await;
+        return broker.log().append(topic, partition, records).await;
     }
-    let registry = &broker.registry;
+    let registry = broker.registry();
     // Subjects and schemas are looked up once per request, not per record.
     let mut values = registry.subject_check(format!("{topic}-value"));
     let mut keys = registry.subject_check(format!("{topic}-key"));
@@ -234,7 +234,7 @@ async fn append(
         Ok(changed)
     };
     broker
-        .log
+        .log()
         .append_checked(topic, partition, records, Some(&mut check))
         .await
 }

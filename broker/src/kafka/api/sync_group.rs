@@ -15,7 +15,7 @@ pub(super) fn handle(broker: &Arc<Broker>, req: SyncGroupRequest, version: i16) 
         .iter()
         .map(|a| (a.member_id.to_string(), a.assignment.clone()))
         .collect();
-    let rx = broker.groups.sync(
+    let rx = broker.groups().sync(
         &req.group_id,
         &req.member_id,
         req.generation_id,
