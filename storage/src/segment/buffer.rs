@@ -181,20 +181,13 @@ impl TopicRows {
             at += run.rows;
         }
         let partitions = self.partitions.finish();
-        // Rows of one partition arrive in offset order: a stable counting
-        // sort by partition orders the whole buffer. Already in order (one
-        // partition, or a producer that sent partitions one after the
-        // other) costs no copy.
-        let mut indices = vec![0u32; partitions.len()];
-        let mut sorted = true;
-        for (i, p) in partitions.values().iter().enumerate() {
-            let slot = next.get_mut(p).expect("every buffered partition has a run");
-            indices[*slot] = i as u32;
-            sorted &= *slot == i;
-            *slot += 1;
-        }
+        // Rows of one partition arrive in offset order, so the buffer is in
+        // order exactly when the partitions never go down (one partition,
+        // or a producer that sent partitions one after the other): no copy
+        // then. Otherwise a stable counting sort by partition orders it.
+        let sorted = partitions.values().windows(2).all(|w| w[0] <= w[1]);
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(partitions),
+            Arc::new(partitions.clone()),
             Arc::new(self.offsets.finish()),
             Arc::new(self.timestamps.finish()),
             Arc::new(self.timestamp_types.finish()),
@@ -205,6 +198,12 @@ impl TopicRows {
         let columns = if sorted {
             columns
         } else {
+            let mut indices = vec![0u32; partitions.len()];
+            for (i, p) in partitions.values().iter().enumerate() {
+                let slot = next.get_mut(p).expect("every buffered partition has a run");
+                indices[*slot] = i as u32;
+                *slot += 1;
+            }
             let indices = UInt32Array::from(indices);
             columns
                 .iter()
