@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 from kafka import KafkaConsumer, KafkaProducer
@@ -131,12 +133,15 @@ def test_object_writes_follow_the_linger_not_the_topic_count(s3, floe_factory):
         assert [o for o, _ in got[n]] == list(range(len(sent[n]))), n
 
 
-def test_tables_take_the_rows_and_the_intake_empties_across_kill9(floe_factory):
+@pytest.mark.parametrize("direct_bytes", [None, 300])
+def test_tables_take_the_rows_and_the_intake_empties_across_kill9(floe_factory, direct_bytes):
     """Twenty topics, written by kafka-python while the broker is killed
     now and then: every acknowledged record is read back once in order,
     each table holds every row within its commit interval, and the intake
-    objects are deleted once their rows moved."""
-    f = floe_factory()
+    objects are deleted once their rows moved. With a small
+    `--intake-direct-bytes`, flushes alternate between chunks and files of
+    the topic's own, which the moves take along and delete."""
+    f = floe_factory(*([f"--intake-direct-bytes={direct_bytes}"] if direct_bytes else []))
     names = [f"k{i:02d}" for i in range(20)]
     create_topics(f.bootstrap, names, {"floe.iceberg.commit.interval.ms": "500"})
     rng = random.Random(14)
