@@ -29,25 +29,25 @@ impl Log {
         if target <= snap.log_start_offset {
             return Ok(snap.log_start_offset);
         }
-        self.advance_log_start(topic, &part, target).await?;
+        self.advance_log_starts(topic, &[(part, target)]).await?;
         Ok(target)
     }
 
-    async fn advance_log_start(
+    /// Moves the log starts of some partitions of a topic, in one commit.
+    async fn advance_log_starts(
         &self,
         topic: &TopicLog,
-        part: &PartitionLog,
-        target: i64,
+        targets: &[(Arc<PartitionLog>, i64)],
     ) -> Result<()> {
-        let files = self
-            .meta
-            .advance_log_start(&topic.name, part.index, target)
-            .await?;
-        {
-            let mut st = lock(&part.state);
-            st.log_start_offset = st.log_start_offset.max(target);
+        let starts: Vec<(i32, i64)> = targets.iter().map(|(p, t)| (p.index, *t)).collect();
+        let files = self.meta.advance_log_starts(&topic.name, &starts).await?;
+        for (part, target) in targets {
+            {
+                let mut st = lock(&part.state);
+                st.log_start_offset = st.log_start_offset.max(*target);
+            }
+            write_lock(&part.segments).retain(|_, s| s.last_offset >= *target);
         }
-        write_lock(&part.segments).retain(|_, s| s.last_offset >= target);
         self.delete_files(&files).await;
         Ok(())
     }
@@ -96,6 +96,7 @@ impl Log {
             if cfg.retention_ms().is_none() && cfg.retention_bytes().is_none() {
                 continue;
             }
+            let mut targets = Vec::new();
             for part in topic.partitions() {
                 let segs: Vec<SegmentRecord> =
                     read_lock(&part.segments).values().cloned().collect();
@@ -116,8 +117,11 @@ impl Log {
                 }
                 if let Some(target) = new_start {
                     info!(topic = %topic.name, partition = part.index, target, "retention deletes segments");
-                    self.advance_log_start(&topic, &part, target).await?;
+                    targets.push((part, target));
                 }
+            }
+            if !targets.is_empty() {
+                self.advance_log_starts(&topic, &targets).await?;
             }
         }
         Ok(())

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
+pub mod runs;
 pub mod sqlite;
 
 /// A topic as stored.
@@ -363,7 +364,7 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// epoch so that writes of any earlier leader are fenced.
     async fn claim_leadership(&self, broker_id: i32) -> Result<()>;
 
-    /// All segments of a topic, ordered by partition and offset.
+    /// All live segments (runs) of a topic, ordered by partition and offset.
     async fn list_segments(&self, topic: &str) -> Result<Vec<SegmentRecord>>;
 
     /// Producer states of a topic.
@@ -391,16 +392,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Sets a producer's epoch.
     async fn set_producer_epoch(&self, producer_id: i64, epoch: i16, now_ms: i64) -> Result<()>;
 
-    /// Moves the log start offset forward (DeleteRecords, retention) and
-    /// drops segments wholly below it; returns files no segment references
-    /// any more and no Iceberg table holds, which the caller deletes from
-    /// object storage (files a table holds wait for the table to drop them).
-    async fn advance_log_start(
-        &self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-    ) -> Result<Vec<String>>;
+    /// Moves log starts of a topic's partitions forward (DeleteRecords,
+    /// retention), as (partition, offset) pairs, in one transaction; runs
+    /// wholly below a log start are dropped. Returns files none of whose
+    /// runs remain and no Iceberg table holds, which the caller deletes
+    /// from object storage (files a table holds wait for the table to drop
+    /// them).
+    async fn advance_log_starts(&self, topic: &str, starts: &[(i32, i64)]) -> Result<Vec<String>>;
 
     /// Every file a commit references: the log's files and the files
     /// Iceberg tables still hold.

@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, Row, SqlitePool};
 
 use super::{
-    CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FileRecord,
+    runs, CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FileRecord,
     FileReplacement, FlushCommit, GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord,
     ProducerStateRecord, RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord,
     TableCommitRecord, TablePending, TopicRecord,
@@ -23,8 +23,7 @@ use crate::error::{Result, StorageError};
 /// column, declaration): the DDL creates new databases with them, and an
 /// older database gains them at open (SQLite has no `ADD COLUMN IF NOT
 /// EXISTS`).
-const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("segments", "first_row", "BIGINT NOT NULL DEFAULT 0")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("files", "runs", "BLOB NOT NULL DEFAULT X''")];
 
 /// The DDL, applied in order at open. Every statement is idempotent.
 pub const DDL: &[(&str, &str)] = &[
@@ -100,8 +99,108 @@ impl SqliteStore {
                 .await?;
             }
         }
+        move_segment_rows_into_runs(&pool).await?;
         Ok(SqliteStore { pool })
     }
+}
+
+/// Moves the runs of a database from before `files.runs` (a `segments`
+/// table with a row per run, `first_row` missing in the oldest) into their
+/// files' rows, and drops the table; in one transaction, so an interrupted
+/// open leaves the old form to convert again.
+async fn move_segment_rows_into_runs(pool: &SqlitePool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let columns: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('segments')")
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get("name"))
+        .collect();
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let first_row = if columns.iter().any(|c| c == "first_row") {
+        "first_row"
+    } else {
+        "0 AS first_row"
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT topic, partition_id, base_offset, last_offset, record_count, path, file_size,
+                row_group, {first_row}, min_timestamp, max_timestamp, size_bytes, append_time_ms
+         FROM segments ORDER BY path, partition_id, base_offset"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut by_path: BTreeMap<String, Vec<SegmentRecord>> = BTreeMap::new();
+    for r in &rows {
+        let path: String = r.get("path");
+        by_path
+            .entry(path.clone())
+            .or_default()
+            .push(SegmentRecord {
+                topic: r.get("topic"),
+                partition: r.get("partition_id"),
+                base_offset: r.get("base_offset"),
+                last_offset: r.get("last_offset"),
+                record_count: r.get("record_count"),
+                path,
+                file_size: r.get("file_size"),
+                row_group: r.get("row_group"),
+                first_row: r.get("first_row"),
+                min_timestamp: r.get("min_timestamp"),
+                max_timestamp: r.get("max_timestamp"),
+                size_bytes: r.get("size_bytes"),
+                append_time_ms: r.get("append_time_ms"),
+            });
+    }
+    sqlx::query("UPDATE files SET runs = $1")
+        .bind(runs::encode(&[]))
+        .execute(&mut *tx)
+        .await?;
+    for (path, segments) in &by_path {
+        sqlx::query("UPDATE files SET runs = $1 WHERE path = $2")
+            .bind(runs::encode(segments))
+            .bind(path)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DROP TABLE segments").execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The log start of each partition of a topic.
+async fn log_starts(conn: &mut sqlx::SqliteConnection, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    Ok(
+        sqlx::query("SELECT partition_id, log_start_offset FROM partitions WHERE topic = $1")
+            .bind(topic)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| (r.get("partition_id"), r.get("log_start_offset")))
+            .collect(),
+    )
+}
+
+/// Every file of a topic with its runs (dead ones included), oldest first.
+async fn files_with_runs(
+    conn: &mut sqlx::SqliteConnection,
+    topic: &str,
+) -> Result<Vec<(String, Vec<SegmentRecord>)>> {
+    sqlx::query(
+        "SELECT path, size_bytes, runs FROM files WHERE topic = $1 ORDER BY created_ms, path",
+    )
+    .bind(topic)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| {
+        let path: String = r.get("path");
+        let bytes: Vec<u8> = r.get("runs");
+        let runs = runs::decode(topic, &path, r.get("size_bytes"), &bytes)?;
+        Ok((path, runs))
+    })
+    .collect()
 }
 
 /// One flush's part of a commit (see [`MetadataStore::commit_flush`]).
@@ -215,7 +314,7 @@ async fn refused_flush(
     }
 }
 
-/// A committed file and its segments.
+/// A committed file and its runs.
 async fn insert_file(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     topic: &str,
@@ -224,35 +323,16 @@ async fn insert_file(
     now_ms: i64,
     segments: &[SegmentRecord],
 ) -> Result<()> {
-    sqlx::query("INSERT INTO files (path, topic, size_bytes, created_ms) VALUES ($1, $2, $3, $4)")
-        .bind(path)
-        .bind(topic)
-        .bind(size_bytes)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
-    for chunk in segments.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO segments (topic, partition_id, base_offset, last_offset, record_count, path, file_size,
-                                   row_group, first_row, min_timestamp, max_timestamp, size_bytes, append_time_ms) ",
-        );
-        q.push_values(chunk, |mut row, s| {
-            row.push_bind(&s.topic)
-                .push_bind(s.partition)
-                .push_bind(s.base_offset)
-                .push_bind(s.last_offset)
-                .push_bind(s.record_count)
-                .push_bind(&s.path)
-                .push_bind(s.file_size)
-                .push_bind(s.row_group)
-                .push_bind(s.first_row)
-                .push_bind(s.min_timestamp)
-                .push_bind(s.max_timestamp)
-                .push_bind(s.size_bytes)
-                .push_bind(s.append_time_ms);
-        });
-        q.build().execute(&mut **tx).await?;
-    }
+    sqlx::query(
+        "INSERT INTO files (path, topic, size_bytes, created_ms, runs) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(path)
+    .bind(topic)
+    .bind(size_bytes)
+    .bind(now_ms)
+    .bind(runs::encode(segments))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -312,24 +392,6 @@ fn decode_recent(s: &str) -> Result<Vec<(i32, i32, i64)>> {
             Ok((f, l, o))
         })
         .collect()
-}
-
-fn segment_from_row(r: &sqlx::sqlite::SqliteRow) -> SegmentRecord {
-    SegmentRecord {
-        topic: r.get("topic"),
-        partition: r.get("partition_id"),
-        base_offset: r.get("base_offset"),
-        last_offset: r.get("last_offset"),
-        record_count: r.get("record_count"),
-        path: r.get("path"),
-        file_size: r.get("file_size"),
-        row_group: r.get("row_group"),
-        first_row: r.get("first_row"),
-        min_timestamp: r.get("min_timestamp"),
-        max_timestamp: r.get("max_timestamp"),
-        size_bytes: r.get("size_bytes"),
-        append_time_ms: r.get("append_time_ms"),
-    }
 }
 
 #[async_trait]
@@ -472,7 +534,6 @@ impl MetadataStore for SqliteStore {
             "topic_configs",
             "files",
             "partitions",
-            "segments",
             "producer_state",
             "iceberg_tables",
             "table_files",
@@ -531,13 +592,17 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn list_segments(&self, topic: &str) -> Result<Vec<SegmentRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM segments WHERE topic = $1 ORDER BY partition_id, base_offset",
-        )
-        .bind(topic)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(segment_from_row).collect())
+        let mut tx = self.pool.begin().await?;
+        let starts = log_starts(&mut tx, topic).await?;
+        let mut live: Vec<SegmentRecord> = files_with_runs(&mut tx, topic)
+            .await?
+            .into_iter()
+            .flat_map(|(_, runs)| runs)
+            .filter(|r| runs::is_live(r, &starts))
+            .collect();
+        tx.commit().await?;
+        live.sort_by_key(|r| (r.partition, r.base_offset));
+        Ok(live)
     }
 
     async fn list_producer_states(&self, topic: &str) -> Result<Vec<ProducerStateRecord>> {
@@ -610,53 +675,40 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 
-    async fn advance_log_start(
-        &self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-    ) -> Result<Vec<String>> {
+    async fn advance_log_starts(&self, topic: &str, starts: &[(i32, i64)]) -> Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE partitions SET log_start_offset = $1
-             WHERE topic = $2 AND partition_id = $3 AND log_start_offset < $1",
-        )
-        .bind(offset)
-        .bind(topic)
-        .bind(partition)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM segments WHERE topic = $1 AND partition_id = $2 AND last_offset < $3",
-        )
-        .bind(topic)
-        .bind(partition)
-        .bind(offset)
-        .execute(&mut *tx)
-        .await?;
-        let unreferenced: Vec<(String, bool)> = sqlx::query(
-            "SELECT path, EXISTS (SELECT 1 FROM table_files t WHERE t.path = files.path) AS held
-             FROM files WHERE topic = $1
-             AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.path = files.path)",
-        )
-        .bind(topic)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| (r.get("path"), r.get("held")))
-        .collect();
-        for (p, _) in &unreferenced {
+        for &(partition, offset) in starts {
+            sqlx::query(
+                "UPDATE partitions SET log_start_offset = $1
+                 WHERE topic = $2 AND partition_id = $3 AND log_start_offset < $1",
+            )
+            .bind(offset)
+            .bind(topic)
+            .bind(partition)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let starts = log_starts(&mut tx, topic).await?;
+        let mut released = Vec::new();
+        for (path, runs) in files_with_runs(&mut tx, topic).await? {
+            if runs.iter().any(|r| runs::is_live(r, &starts)) {
+                continue;
+            }
+            let held = sqlx::query("SELECT 1 AS one FROM table_files WHERE path = $1")
+                .bind(&path)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
             sqlx::query("DELETE FROM files WHERE path = $1")
-                .bind(p)
+                .bind(&path)
                 .execute(&mut *tx)
                 .await?;
+            if !held {
+                released.push(path);
+            }
         }
         tx.commit().await?;
-        Ok(unreferenced
-            .into_iter()
-            .filter(|(_, held)| !held)
-            .map(|(p, _)| p)
-            .collect())
+        Ok(released)
     }
 
     async fn committed_files(&self) -> Result<HashSet<String>> {
@@ -853,68 +905,48 @@ impl MetadataStore for SqliteStore {
 
     async fn replace_files(&self, r: &FileReplacement) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        let starts = log_starts(&mut tx, &r.topic).await?;
+        let old: HashSet<&str> = r.old_paths.iter().map(String::as_str).collect();
+        // Per partition, the rows the old files hold there, and the runs
+        // of the files that stay (which never overlap each other).
         let mut present = 0usize;
-        for path in &r.old_paths {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM segments WHERE path = $1")
-                .bind(path)
-                .fetch_one(&mut *tx)
-                .await?;
-            present += row.get::<i64, _>("n") as usize;
+        let mut old_rows: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut staying: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
+        for (path, runs) in files_with_runs(&mut tx, &r.topic).await? {
+            for run in runs.iter().filter(|run| runs::is_live(run, &starts)) {
+                if old.contains(path.as_str()) {
+                    present += 1;
+                    *old_rows.entry(run.partition).or_default() += run.record_count;
+                } else {
+                    staying
+                        .entry(run.partition)
+                        .or_default()
+                        .push((run.base_offset, run.last_offset));
+                }
+            }
         }
         if present != r.old_segments {
             return Ok(false);
         }
-        // Per partition, the rows the old files held there.
-        let mut old_rows: BTreeMap<i32, i64> = BTreeMap::new();
-        for path in &r.old_paths {
-            for row in sqlx::query(
-                "SELECT partition_id, SUM(record_count) AS n FROM segments WHERE path = $1
-                 GROUP BY partition_id",
-            )
-            .bind(path)
-            .fetch_all(&mut *tx)
-            .await?
-            {
-                *old_rows.entry(row.get("partition_id")).or_default() += row.get::<i64, _>("n");
-            }
+        for runs in staying.values_mut() {
+            runs.sort_unstable();
         }
-        for path in &r.old_paths {
-            sqlx::query("DELETE FROM segments WHERE path = $1")
-                .bind(path)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM files WHERE path = $1")
-                .bind(path)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // The new segments hold exactly the old rows and overlap no
-        // segment that stays: a rewrite never hides or doubles a record.
+        // The new runs hold exactly the old rows and overlap no run that
+        // stays: a rewrite never hides or doubles a record.
         let mut new_rows: BTreeMap<i32, i64> = BTreeMap::new();
         for s in &r.segments {
             *new_rows.entry(s.partition).or_default() += s.record_count;
-            let overlap = sqlx::query(
-                "SELECT base_offset, last_offset FROM segments
-                 WHERE topic = $1 AND partition_id = $2 AND base_offset <= $3 AND last_offset >= $4
-                 LIMIT 1",
-            )
-            .bind(&r.topic)
-            .bind(s.partition)
-            .bind(s.last_offset)
-            .bind(s.base_offset)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(o) = overlap {
+            let runs = staying.get(&s.partition).map_or(&[][..], Vec::as_slice);
+            let after = runs.partition_point(|&(base, _)| base <= s.last_offset);
+            let before = after.checked_sub(1).map(|i| runs[i]);
+            if let Some((base, last)) = before.filter(|&(_, last)| last >= s.base_offset) {
                 return Err(StorageError::LogInconsistent {
                     topic: r.topic.clone(),
                     partition: s.partition,
                     offset: s.base_offset,
                     detail: format!(
-                        "a rewrite's segment [{}, {}] overlaps the segment [{}, {}] it does not replace",
-                        s.base_offset,
-                        s.last_offset,
-                        o.get::<i64, _>("base_offset"),
-                        o.get::<i64, _>("last_offset")
+                        "a rewrite's segment [{}, {}] overlaps the segment [{base}, {last}] it does not replace",
+                        s.base_offset, s.last_offset
                     ),
                 });
             }
@@ -928,6 +960,12 @@ impl MetadataStore for SqliteStore {
                     "a rewrite holds {new_rows:?} rows per partition where the files it replaces held {old_rows:?}"
                 ),
             });
+        }
+        for path in &r.old_paths {
+            sqlx::query("DELETE FROM files WHERE path = $1")
+                .bind(path)
+                .execute(&mut *tx)
+                .await?;
         }
         insert_file(
             &mut tx,
@@ -1428,33 +1466,64 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_database_from_before_shared_row_groups_gains_first_row() {
+    async fn a_database_with_a_row_per_segment_moves_them_into_runs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.db");
         {
-            // The segments table as it was created before `first_row`,
-            // with a segment in it.
+            // The file index as it was before `runs` (and, in the oldest
+            // form, before `first_row`): a file with two segments, and
+            // partition 0's log start past the first.
             let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
                 .unwrap()
                 .create_if_missing(true);
             let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
-            let old = include_str!("../../ddl/030-segments.sql")
-                .replace("    first_row       BIGINT NOT NULL DEFAULT 0,\n", "");
-            assert!(!old.contains("first_row   "));
-            sqlx::raw_sql(&old).execute(&pool).await.unwrap();
-            sqlx::query("INSERT INTO segments VALUES ('t', 0, 0, 4, 5, 'f1', 10, 0, 1, 2, 10, 1)")
-                .execute(&pool)
-                .await
-                .unwrap();
+            sqlx::raw_sql(
+                "CREATE TABLE files (path TEXT PRIMARY KEY, topic TEXT NOT NULL,
+                     size_bytes BIGINT NOT NULL, created_ms BIGINT NOT NULL);
+                 CREATE TABLE segments (topic TEXT NOT NULL, partition_id INTEGER NOT NULL,
+                     base_offset BIGINT NOT NULL, last_offset BIGINT NOT NULL,
+                     record_count BIGINT NOT NULL, path TEXT NOT NULL, file_size BIGINT NOT NULL,
+                     row_group INTEGER NOT NULL, min_timestamp BIGINT NOT NULL,
+                     max_timestamp BIGINT NOT NULL, size_bytes BIGINT NOT NULL,
+                     append_time_ms BIGINT NOT NULL,
+                     PRIMARY KEY (topic, partition_id, base_offset));
+                 CREATE INDEX segments_by_path ON segments (path);
+                 INSERT INTO files VALUES ('f1', 't', 10, 1), ('f2', 't', 20, 2);
+                 INSERT INTO segments VALUES ('t', 0, 0, 4, 5, 'f1', 10, 0, 1, 2, 10, 1),
+                                             ('t', 1, 0, 2, 3, 'f1', 10, 1, 1, 2, 10, 1),
+                                             ('t', 0, 5, 6, 2, 'f2', 20, 0, 3, 4, 10, 2);",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
             pool.close().await;
         }
         for _ in 0..2 {
-            // Opened twice: the second finds the column there.
+            // Opened twice: the second finds nothing left to move.
             let s = SqliteStore::open(&path).await.unwrap();
             let segs = s.list_segments("t").await.unwrap();
-            assert_eq!(segs.len(), 1);
-            assert_eq!((segs[0].row_group, segs[0].first_row), (0, 0));
-            assert_eq!(segs[0].record_count, 5);
+            let got: Vec<_> = segs
+                .iter()
+                .map(|r| {
+                    (
+                        r.partition,
+                        r.base_offset,
+                        r.last_offset,
+                        r.path.as_str(),
+                        r.row_group,
+                        r.first_row,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                vec![
+                    (0, 0, 4, "f1", 0, 0),
+                    (0, 5, 6, "f2", 0, 0),
+                    (1, 0, 2, "f1", 1, 0)
+                ]
+            );
+            assert_eq!(segs[1].file_size, 20);
             s.pool.close().await;
         }
     }
@@ -1604,13 +1673,15 @@ mod tests {
             vec![(0, 4, 0)]
         );
         assert_eq!(
-            s.advance_log_start("t", 0, 3).await.unwrap(),
+            s.advance_log_starts("t", &[(0, 3)]).await.unwrap(),
             Vec::<String>::new()
         );
+        assert_eq!(s.list_segments("t").await.unwrap().len(), 1);
         assert_eq!(
-            s.advance_log_start("t", 0, 5).await.unwrap(),
+            s.advance_log_starts("t", &[(0, 5)]).await.unwrap(),
             vec!["f1".to_string()]
         );
+        assert!(s.list_segments("t").await.unwrap().is_empty());
         assert_eq!(s.list_partitions("t").await.unwrap()[0].log_start_offset, 5);
         let a = s.new_producer_id(0).await.unwrap();
         let b = s.new_producer_id(0).await.unwrap();
