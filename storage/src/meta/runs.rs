@@ -40,8 +40,64 @@ pub fn encode(runs: &[SegmentRecord]) -> Vec<u8> {
     out
 }
 
-/// Decodes the runs of the file `path` of `topic`, `file_size` bytes.
-pub fn decode(topic: &str, path: &str, file_size: i64, bytes: &[u8]) -> Result<Vec<SegmentRecord>> {
+/// One partition's run in a file, as decoded (its topic, path and file
+/// size are the file row's: [`Run::segment`] adds them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Partition index.
+    pub partition: i32,
+    /// First offset.
+    pub base_offset: i64,
+    /// Last offset (inclusive).
+    pub last_offset: i64,
+    /// Number of rows.
+    pub record_count: i64,
+    /// Row group index in the file.
+    pub row_group: i32,
+    /// Index of the run's first row in its row group.
+    pub first_row: i64,
+    /// Lowest record timestamp.
+    pub min_timestamp: i64,
+    /// Highest record timestamp.
+    pub max_timestamp: i64,
+    /// Compressed bytes of the run's rows.
+    pub size_bytes: i64,
+    /// When the broker wrote it.
+    pub append_time_ms: i64,
+}
+
+impl Run {
+    /// The run as a segment of the file `path` of `topic`.
+    pub fn segment(&self, topic: &str, path: &str, file_size: i64) -> SegmentRecord {
+        SegmentRecord {
+            topic: topic.to_string(),
+            partition: self.partition,
+            base_offset: self.base_offset,
+            last_offset: self.last_offset,
+            record_count: self.record_count,
+            path: path.to_string(),
+            file_size,
+            row_group: self.row_group,
+            first_row: self.first_row,
+            min_timestamp: self.min_timestamp,
+            max_timestamp: self.max_timestamp,
+            size_bytes: self.size_bytes,
+            append_time_ms: self.append_time_ms,
+        }
+    }
+
+    /// Whether the run still holds records of the log: it ends at or
+    /// after its partition's log start (a run wholly below it was dropped
+    /// by retention or DeleteRecords, and is skipped wherever runs are
+    /// read).
+    pub fn is_live(&self, log_starts: &BTreeMap<i32, i64>) -> bool {
+        self.last_offset >= log_starts.get(&self.partition).copied().unwrap_or(0)
+    }
+}
+
+/// Decodes the runs of the file `path` (named in the error if the bytes
+/// are damaged).
+pub fn decode(path: &str, bytes: &[u8]) -> Result<Vec<Run>> {
     let corrupt = || StorageError::Corrupt(format!("the run index of {path}"));
     let mut input = match bytes.split_first() {
         Some((&VERSION, rest)) => rest,
@@ -67,14 +123,11 @@ pub fn decode(topic: &str, path: &str, file_size: i64, bytes: &[u8]) -> Result<V
         let min_timestamp = append.wrapping_add(next()?);
         let max_timestamp = min_timestamp.wrapping_add(next()?);
         let size_bytes = next()?;
-        runs.push(SegmentRecord {
-            topic: topic.to_string(),
+        runs.push(Run {
             partition,
             base_offset,
             last_offset,
             record_count,
-            path: path.to_string(),
-            file_size,
             row_group,
             first_row,
             min_timestamp,
@@ -87,13 +140,6 @@ pub fn decode(topic: &str, path: &str, file_size: i64, bytes: &[u8]) -> Result<V
         return Err(corrupt());
     }
     Ok(runs)
-}
-
-/// Whether a run still holds records of the log: it ends at or after its
-/// partition's log start (a run wholly below it was dropped by retention or
-/// DeleteRecords, and is skipped wherever runs are read).
-pub fn is_live(run: &SegmentRecord, log_starts: &BTreeMap<i32, i64>) -> bool {
-    run.last_offset >= log_starts.get(&run.partition).copied().unwrap_or(0)
 }
 
 fn put(out: &mut Vec<u8>, v: i64) {
@@ -151,8 +197,13 @@ mod tests {
         });
         let bytes = encode(&runs);
         assert!(bytes.len() < 20 * runs.len(), "{} bytes", bytes.len());
-        assert_eq!(decode("t", "p", 99, &bytes).unwrap(), runs);
-        assert_eq!(decode("t", "p", 99, &encode(&[])).unwrap(), vec![]);
+        let back: Vec<SegmentRecord> = decode("p", &bytes)
+            .unwrap()
+            .iter()
+            .map(|r| r.segment("t", "p", 99))
+            .collect();
+        assert_eq!(back, runs);
+        assert_eq!(decode("p", &encode(&[])).unwrap(), vec![]);
     }
 
     #[test]
@@ -160,16 +211,16 @@ mod tests {
         let bytes = encode(&[run(0, 0, 1), run(1, 5, 2)]);
         for cut in 0..bytes.len() {
             assert!(matches!(
-                decode("t", "p", 1, &bytes[..cut]),
+                decode("p", &bytes[..cut]),
                 Err(StorageError::Corrupt(_))
             ));
         }
         let mut extra = bytes.clone();
         extra.push(0);
-        assert!(decode("t", "p", 1, &extra).is_err());
+        assert!(decode("p", &extra).is_err());
         let mut huge = vec![VERSION];
         put(&mut huge, i64::MAX);
-        assert!(decode("t", "p", 1, &huge).is_err());
-        assert!(decode("t", "p", 1, &[2, 0]).is_err());
+        assert!(decode("p", &huge).is_err());
+        assert!(decode("p", &[2, 0]).is_err());
     }
 }

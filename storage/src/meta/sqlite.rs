@@ -182,11 +182,18 @@ async fn log_starts(conn: &mut sqlx::SqliteConnection, topic: &str) -> Result<BT
     )
 }
 
+/// A committed file as the run index sees it.
+struct IndexedFile {
+    path: String,
+    size_bytes: i64,
+    runs: Vec<runs::Run>,
+}
+
 /// Every file of a topic with its runs (dead ones included), oldest first.
 async fn files_with_runs(
     conn: &mut sqlx::SqliteConnection,
     topic: &str,
-) -> Result<Vec<(String, Vec<SegmentRecord>)>> {
+) -> Result<Vec<IndexedFile>> {
     sqlx::query(
         "SELECT path, size_bytes, runs FROM files WHERE topic = $1 ORDER BY created_ms, path",
     )
@@ -196,9 +203,12 @@ async fn files_with_runs(
     .iter()
     .map(|r| {
         let path: String = r.get("path");
-        let bytes: Vec<u8> = r.get("runs");
-        let runs = runs::decode(topic, &path, r.get("size_bytes"), &bytes)?;
-        Ok((path, runs))
+        let runs = runs::decode(&path, r.get::<&[u8], _>("runs"))?;
+        Ok(IndexedFile {
+            path,
+            size_bytes: r.get("size_bytes"),
+            runs,
+        })
     })
     .collect()
 }
@@ -594,12 +604,15 @@ impl MetadataStore for SqliteStore {
     async fn list_segments(&self, topic: &str) -> Result<Vec<SegmentRecord>> {
         let mut tx = self.pool.begin().await?;
         let starts = log_starts(&mut tx, topic).await?;
-        let mut live: Vec<SegmentRecord> = files_with_runs(&mut tx, topic)
-            .await?
-            .into_iter()
-            .flat_map(|(_, runs)| runs)
-            .filter(|r| runs::is_live(r, &starts))
-            .collect();
+        let mut live: Vec<SegmentRecord> = Vec::new();
+        for f in files_with_runs(&mut tx, topic).await? {
+            live.extend(
+                f.runs
+                    .iter()
+                    .filter(|r| r.is_live(&starts))
+                    .map(|r| r.segment(topic, &f.path, f.size_bytes)),
+            );
+        }
         tx.commit().await?;
         live.sort_by_key(|r| (r.partition, r.base_offset));
         Ok(live)
@@ -690,10 +703,11 @@ impl MetadataStore for SqliteStore {
         }
         let starts = log_starts(&mut tx, topic).await?;
         let mut released = Vec::new();
-        for (path, runs) in files_with_runs(&mut tx, topic).await? {
-            if runs.iter().any(|r| runs::is_live(r, &starts)) {
+        for f in files_with_runs(&mut tx, topic).await? {
+            if f.runs.iter().any(|r| r.is_live(&starts)) {
                 continue;
             }
+            let path = f.path;
             let held = sqlx::query("SELECT 1 AS one FROM table_files WHERE path = $1")
                 .bind(&path)
                 .fetch_optional(&mut *tx)
@@ -912,9 +926,10 @@ impl MetadataStore for SqliteStore {
         let mut present = 0usize;
         let mut old_rows: BTreeMap<i32, i64> = BTreeMap::new();
         let mut staying: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
-        for (path, runs) in files_with_runs(&mut tx, &r.topic).await? {
-            for run in runs.iter().filter(|run| runs::is_live(run, &starts)) {
-                if old.contains(path.as_str()) {
+        for f in files_with_runs(&mut tx, &r.topic).await? {
+            let replaced = old.contains(f.path.as_str());
+            for run in f.runs.iter().filter(|run| run.is_live(&starts)) {
+                if replaced {
                     present += 1;
                     *old_rows.entry(run.partition).or_default() += run.record_count;
                 } else {
