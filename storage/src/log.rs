@@ -52,6 +52,7 @@ use flush::{run_flusher, FlushBuffer, FlushSlot};
 use footers::FooterCache;
 use group_commit::GroupCommit;
 use idempotence::plan_idempotence;
+use shared_groups::SharedGroups;
 use table_sync::{day_of, run_table_committer, TableLag};
 
 mod append;
@@ -64,6 +65,7 @@ mod idempotence;
 mod intake_move;
 mod read;
 mod retention;
+mod shared_groups;
 mod table_sync;
 
 pub use check::{PartitionCheck, TopicCheck};
@@ -346,8 +348,10 @@ pub struct Log {
     footers: Mutex<FooterCache>,
     /// Produce buffers of every topic (see [`MemoryBudget::buffers`]).
     buffers: Arc<Gauge>,
-    /// Read-ahead of every partition (see [`MemoryBudget::read_ahead`]).
+    /// Read-ahead of every partition and the shared row groups kept for
+    /// reads (see [`MemoryBudget::read_ahead`]).
     read_ahead: Arc<Gauge>,
+    shared_groups: SharedGroups,
     /// Each partition's share of the tail-cache budget.
     tail_share: Arc<AtomicUsize>,
     /// Files this broker is reading now, with how many reads of each: a
@@ -402,6 +406,7 @@ impl Log {
             )));
         }
         let intake = Intake::start(store.clone(), prefix.clone(), cfg.flush_linger);
+        let read_ahead = Gauge::new(cfg.memory.read_ahead);
         let log = Arc::new(Log {
             intake,
             group_commit: GroupCommit::start(meta.clone()),
@@ -416,7 +421,8 @@ impl Log {
             commits: watch::channel(0).0,
             footers: Mutex::new(FooterCache::new(cfg.memory.footers)),
             buffers: Gauge::new(cfg.memory.buffers),
-            read_ahead: Gauge::new(cfg.memory.read_ahead),
+            read_ahead: read_ahead.clone(),
+            shared_groups: SharedGroups::new(read_ahead),
             tail_share: Arc::new(AtomicUsize::new(cfg.memory.tail_cache)),
             reading: Mutex::new(HashMap::new()),
             cfg,

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use floe_protocol::records::{split_batches, BatchBuilder};
 use floe_storage::log::{now_ms, Log, LogConfig};
-use floe_storage::memory::MemoryBudget;
-use floe_storage::meta::sqlite::SqliteStore;
-use floe_storage::object::open_object_store;
-use floe_storage::table::{TableConfig, Tables};
+use floe_storage::table::Tables;
+
+mod common;
 
 const TOPICS: [&str; 3] = ["a", "b", "c"];
 const PARTITIONS: i32 = 2;
@@ -25,25 +24,13 @@ async fn open(dir: &Path) -> Arc<Log> {
 /// [`open`], flushes of `direct_bytes` or more written to files of their
 /// own.
 async fn open_with(dir: &Path, direct_bytes: usize) -> Arc<Log> {
-    let objects = open_object_store(dir.join("objects").to_str().unwrap()).unwrap();
-    let meta = Arc::new(SqliteStore::open(&dir.join("meta.db")).await.unwrap());
-    let cfg = LogConfig {
-        maintenance_interval: Duration::from_secs(3600),
-        memory: MemoryBudget {
-            tail_cache: 0,
-            ..MemoryBudget::default()
-        },
-        flush_linger: Duration::from_millis(50),
-        intake_direct_bytes: direct_bytes,
-        tables: TableConfig {
-            root_uri: objects.root_uri.clone(),
-            ..TableConfig::default()
-        },
-        ..LogConfig::default()
-    };
-    let log = Log::open(cfg, meta, objects.store, objects.prefix)
-        .await
-        .unwrap();
+    let log = common::open_log(dir, |cfg| {
+        cfg.maintenance_interval = Duration::from_secs(3600);
+        cfg.memory.tail_cache = 0;
+        cfg.flush_linger = Duration::from_millis(50);
+        cfg.intake_direct_bytes = direct_bytes;
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     log
 }

@@ -1,6 +1,7 @@
 //! The read path: `Log::read` (read-ahead, tail cache, then the segments
 //! through `RangeReader` with cached footers) and ListOffsets.
 
+use super::shared_groups::{Decoded, Plan};
 use super::*;
 
 impl Log {
@@ -231,11 +232,73 @@ impl Log {
         let _reading = self.reading(path);
         let size = file_size.max(0) as u64;
         let meta = self.footer(path, size).await?;
-        let group_rows = usize::try_from(row_group)
+        let group = usize::try_from(row_group)
             .ok()
             .filter(|&i| i < meta.metadata().num_row_groups())
-            .map(|i| meta.metadata().row_group(i).num_rows().max(0) as usize)
+            .map(|i| meta.metadata().row_group(i))
             .ok_or_else(|| StorageError::Corrupt(format!("{path} has no row group {row_group}")))?;
+        let group_rows = group.num_rows().max(0) as usize;
+        // A run of a row group other partitions share: from the whole
+        // group, decoded once for all of them, when it is read again.
+        if let (None, Some((first, count))) = (columns, run) {
+            if count < group_rows {
+                if let Plan::FromGroup(cell) = self.shared_groups.plan(path, row_group) {
+                    let decoded = {
+                        let decoded_bytes = group.total_byte_size().max(0) as usize;
+                        cell.get_or_try_init(|| async {
+                            let Some(held) = self.shared_groups.reserve(decoded_bytes) else {
+                                return Ok(None);
+                            };
+                            let batches = self
+                                .read_row_group_with(&meta, path, size, row_group, None, None, None)
+                                .await?;
+                            let batch = match batches.first() {
+                                Some(b) => {
+                                    arrow_select::concat::concat_batches(&b.schema(), &batches)?
+                                }
+                                None => return Ok(None),
+                            };
+                            Ok::<_, StorageError>(Some(Decoded::new(batch, held)))
+                        })
+                        .await?
+                        .clone()
+                    };
+                    match decoded {
+                        Some(d) if first + count <= d.batch.num_rows() => {
+                            let n = row_limit.map_or(count, |l| l.min(count));
+                            return Ok(vec![d.batch.slice(first, n)]);
+                        }
+                        Some(_) => {
+                            return Err(StorageError::Corrupt(format!(
+                                "{path} row group {row_group} has fewer rows than its footer says"
+                            )))
+                        }
+                        None => self.shared_groups.forget(path, row_group),
+                    }
+                }
+            }
+        }
+        self.read_row_group_with(&meta, path, size, row_group, run, row_limit, columns)
+            .await
+    }
+
+    /// [`Log::read_row_group`] with the footer in hand.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_row_group_with(
+        &self,
+        meta: &ArrowReaderMetadata,
+        path: &str,
+        size: u64,
+        row_group: i32,
+        run: Option<(usize, usize)>,
+        row_limit: Option<usize>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>> {
+        let group_rows = meta
+            .metadata()
+            .row_group(row_group as usize)
+            .num_rows()
+            .max(0) as usize;
         let reader = RangeReader::new(self.store.clone(), path, size);
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
             .with_row_groups(vec![row_group as usize])

@@ -1,10 +1,12 @@
 //! Fetch: read from the tail cache or the segments; long-poll until
 //! `min_bytes` arrive or `max_wait_ms` passes.
 //!
-//! The partitions of one request are read concurrently; the response's
-//! `max_bytes` is then applied in request order (the first partition with
-//! data always gets its data, as KIP-74 asks).
+//! The partitions of one request are read in request order, a few at a
+//! time, each within the room the response's `max_bytes` leaves (the first
+//! partition with data always gets its data, as KIP-74 asks); once the
+//! response is full the rest are not read.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +18,16 @@ use floe_protocol::kafka_protocol::messages::fetch_response::{
 use floe_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use floe_storage::log::{ReadResult, TopicLog};
 use floe_storage::StorageError;
-use futures::future::join_all;
+use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::warn;
 
 use super::{check_leader_epoch, Pending};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
+
+/// Partition reads of one fetch in flight at once.
+const READS_AT_ONCE: usize = 32;
 
 /// Fetch v13+ names topics by id only.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -184,17 +189,40 @@ async fn collect(
         slots.push(parts);
     }
 
-    let reads = slots.iter().flatten().filter_map(|s| match s {
-        Slot::Read {
-            topic,
-            partition,
-            offset,
-            limit,
-            ..
-        } => Some(broker.log().read(topic, *partition, *offset, *limit)),
-        Slot::Done(_) => None,
-    });
-    let mut results = join_all(reads).await.into_iter();
+    // Reads start in request order, a few at a time, each limited to what
+    // the response still has room for; none starts once it is full (a
+    // thousand partitions asked at 4 MiB each must not read 4 GiB to
+    // answer 50 MiB).
+    let filled = AtomicUsize::new(0);
+    let reads: Vec<(Arc<TopicLog>, i32, i64, usize)> = slots
+        .iter()
+        .flatten()
+        .filter_map(|s| match s {
+            Slot::Read {
+                topic,
+                partition,
+                offset,
+                limit,
+                ..
+            } => Some((topic.clone(), *partition, *offset, *limit)),
+            Slot::Done(_) => None,
+        })
+        .collect();
+    let mut results = futures::stream::iter(reads)
+        .map(|(topic, partition, offset, limit)| {
+            let room = max_bytes.saturating_sub(filled.load(Ordering::Relaxed));
+            let first = filled.load(Ordering::Relaxed) == 0;
+            async move {
+                if room == 0 {
+                    return None;
+                }
+                // The first partition gets its whole limit (KIP-74: at least
+                // one batch whatever max_bytes says).
+                let limit = if first { limit } else { limit.min(room) };
+                Some(broker.log().read(&topic, partition, offset, limit).await)
+            }
+        })
+        .buffered(READS_AT_ONCE);
 
     let mut total = 0usize;
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -203,8 +231,8 @@ async fn collect(
         for slot in parts {
             let pd = match slot {
                 Slot::Done(pd) => pd,
-                Slot::Read { base, topic, .. } => match results.next() {
-                    Some(Ok(read)) => {
+                Slot::Read { base, topic, .. } => match results.next().await {
+                    Some(Some(Ok(read))) => {
                         let fits = total == 0 || total + read.size <= max_bytes;
                         let pd = start(
                             base.with_high_watermark(read.high_watermark)
@@ -213,6 +241,7 @@ async fn collect(
                         );
                         if fits {
                             total += read.size;
+                            filled.store(total, Ordering::Relaxed);
                             let records = broker.registry().redact_batches(
                                 &topic.name,
                                 concat(read),
@@ -223,7 +252,9 @@ async fn collect(
                             pd.with_records(Some(Bytes::new()))
                         }
                     }
-                    Some(Err(e)) => {
+                    // Not read: the response was full.
+                    Some(None) => base.with_records(Some(Bytes::new())),
+                    Some(Some(Err(e))) => {
                         errors = true;
                         let c = match e {
                             StorageError::OffsetOutOfRange { .. } => code::OFFSET_OUT_OF_RANGE,
