@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 static ALLOCATOR: floe_alloc::LazyHuge = floe_alloc::LazyHuge;
 
 fn main() -> anyhow::Result<()> {
+    floe_alloc::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FLOE_LOG")
