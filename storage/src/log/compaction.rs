@@ -237,7 +237,8 @@ impl Log {
             })
             .await?;
         let mut stats = CompactionStats::default();
-        for run in plan_runs(candidates, &index, target, 2) {
+        let runs = crate::background::cpu_bound(|| plan_runs(candidates, &index, target, 2));
+        for run in runs {
             let started = Instant::now();
             if let Some(bytes_out) = self.rewrite_run(topic, &run, Rewrite::Compact).await? {
                 stats.add(&CompactionStats {
@@ -274,14 +275,17 @@ impl Log {
             return Ok(None);
         };
         let paths: HashSet<&str> = run.iter().map(|f| f.path.as_str()).collect();
-        let mut by_partition: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
-        for p in topic.partitions() {
-            for s in read_lock(&p.segments).values() {
-                if paths.contains(s.path.as_str()) {
-                    by_partition.entry(p.index).or_default().push(s.clone());
+        let by_partition = crate::background::cpu_bound(|| {
+            let mut by_partition: BTreeMap<i32, Vec<SegmentRecord>> = BTreeMap::new();
+            for p in topic.partitions() {
+                for s in read_lock(&p.segments).values() {
+                    if paths.contains(s.path.as_str()) {
+                        by_partition.entry(p.index).or_default().push(s.clone());
+                    }
                 }
             }
-        }
+            by_partition
+        });
         let old_segments: usize = by_partition.values().map(Vec::len).sum();
         if old_segments == 0 {
             return Ok(None);
@@ -448,11 +452,13 @@ fn slice_rows(batches: &[RecordBatch], (first, count): (usize, usize)) -> Vec<Re
 
 /// Every partition's segments as they are now, in offset order.
 pub(super) fn segment_index(topic: &TopicLog) -> BTreeMap<i32, Vec<SegmentRecord>> {
-    topic
-        .partitions()
-        .iter()
-        .map(|p| (p.index, read_lock(&p.segments).values().cloned().collect()))
-        .collect()
+    crate::background::cpu_bound(|| {
+        topic
+            .partitions()
+            .iter()
+            .map(|p| (p.index, read_lock(&p.segments).values().cloned().collect()))
+            .collect()
+    })
 }
 
 #[cfg(test)]

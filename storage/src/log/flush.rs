@@ -130,6 +130,7 @@ impl Log {
         })
         .await
         .map_err(|e| StorageError::FlushFailed(format!("encoder task: {e}")))??;
+        let encoded = Instant::now();
         let size = file.bytes.len() as i64;
         let (path, claim) = match ticket {
             Some(ticket) => {
@@ -146,6 +147,12 @@ impl Log {
             }
         };
 
+        debug!(
+            topic = %topic.name,
+            encode_ms = (encoded - started).as_secs_f64() * 1e3,
+            upload_ms = encoded.elapsed().as_secs_f64() * 1e3,
+            "prepared"
+        );
         let mut high_watermarks = Vec::new();
         let mut segments = Vec::new();
         for rg in &file.segments {

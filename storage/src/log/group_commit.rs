@@ -59,10 +59,16 @@ fn stopped() -> crate::error::StorageError {
 async fn run(meta: Arc<dyn MetadataStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let started = std::time::Instant::now();
         let together = {
             let commits: Vec<&FlushCommit> = batch.iter().map(|j| j.commit.as_ref()).collect();
             meta.commit_flushes(&commits).await
         };
+        tracing::debug!(
+            flushes = batch.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "group commit"
+        );
         match together {
             Ok(()) => {
                 for job in batch.drain(..) {

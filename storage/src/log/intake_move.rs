@@ -11,7 +11,7 @@
 //! (swept); after it, the chunks are gone from the index and their object
 //! is deleted here or by the sweeper.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::SystemTime;
 
 use futures::TryStreamExt;
@@ -36,15 +36,21 @@ const SMALL_RUN_BYTES: i64 = 64 * 1024;
 impl Log {
     /// Bytes of the topic's log that sit in intake chunks.
     pub(super) fn intake_bytes(&self, topic: &TopicLog) -> u64 {
-        let mut chunks: BTreeMap<String, u64> = BTreeMap::new();
-        for p in topic.partitions() {
-            for s in read_lock(&p.segments).values() {
-                if intake::is_chunk(&s.path) {
-                    chunks.insert(s.path.clone(), s.file_size.max(0) as u64);
+        crate::background::cpu_bound(|| {
+            // A chunk holds runs of many partitions: counted once, by its
+            // path's hash (no copy of every path).
+            let mut chunks: HashMap<u64, u64> = HashMap::new();
+            for p in topic.partitions() {
+                for s in read_lock(&p.segments).values() {
+                    if intake::is_chunk(&s.path) {
+                        let mut h = std::hash::DefaultHasher::new();
+                        std::hash::Hash::hash(s.path.as_str(), &mut h);
+                        chunks.insert(std::hash::Hasher::finish(&h), s.file_size.max(0) as u64);
+                    }
                 }
             }
-        }
-        chunks.values().sum()
+            chunks.values().sum()
+        })
     }
 
     /// Moves every intake chunk of the topic into files of its own, one
@@ -65,10 +71,13 @@ impl Log {
         // a file of a thousand tiny row groups). The table has not listed
         // them yet, so to it the moved file is still only new rows. A file
         // whose runs are worth their row groups stays as it is.
-        let mut segments_of: HashMap<&str, i64> = HashMap::new();
-        for s in index.values().flatten() {
-            *segments_of.entry(s.path.as_str()).or_default() += 1;
-        }
+        let segments_of = crate::background::cpu_bound(|| {
+            let mut segments_of: HashMap<&str, i64> = HashMap::new();
+            for s in index.values().flatten() {
+                *segments_of.entry(s.path.as_str()).or_default() += 1;
+            }
+            segments_of
+        });
         let small_runs = |f: &FileRecord| {
             let runs = segments_of
                 .get(f.path.as_str())
@@ -84,7 +93,8 @@ impl Log {
             })
             .await?;
         let mut moved = 0;
-        for run in plan_runs(candidates, &index, target, 1) {
+        let runs = crate::background::cpu_bound(|| plan_runs(candidates, &index, target, 1));
+        for run in runs {
             if !run.iter().any(|f| intake::is_chunk(&f.path)) {
                 // Nothing to move out of the intake: the table takes
                 // these files as they are.
@@ -112,21 +122,30 @@ impl Log {
     /// none, and no read here has one in hand. Anything else is left to
     /// the sweeper.
     pub(super) async fn release_intake(&self, objects: BTreeSet<String>) {
-        for object in objects {
-            if !self.intake.settled(&object) || self.chunk_in_use(&object) {
-                continue;
+        let free: Vec<&str> = objects
+            .iter()
+            .map(String::as_str)
+            .filter(|object| self.intake.settled(object) && !self.chunk_in_use(object))
+            .collect();
+        if free.is_empty() {
+            return;
+        }
+        let holding = match self.meta.objects_with_chunks(&free).await {
+            Ok(holding) => holding,
+            Err(e) => {
+                warn!(error = %e, "could not check intake objects; the sweeper will");
+                return;
             }
-            match self.meta.has_chunks(&object).await {
-                Ok(false) => {}
-                Ok(true) => continue,
-                Err(e) => {
-                    warn!(%object, error = %e, "could not check an intake object; the sweeper will");
-                    continue;
-                }
-            }
+        };
+        for object in free.into_iter().filter(|o| !holding.contains(*o)) {
             lock(&self.footers).retain(|path| split_chunk(path).0 != object);
-            if let Err(e) = self.store.delete(&Path::from(object.as_str())).await {
-                warn!(%object, error = %e, "could not delete an intake object; the sweeper will retry");
+            match self.store.delete(&Path::from(object)).await {
+                // Another topic's move, seeing the same last chunk gone,
+                // deleted it first.
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    warn!(%object, error = %e, "could not delete an intake object; the sweeper will retry")
+                }
             }
         }
     }

@@ -404,9 +404,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Iceberg tables still hold.
     async fn committed_files(&self) -> Result<HashSet<String>>;
 
-    /// Whether any committed file is a chunk of the intake object `object`
-    /// (a path `<object>#<offset>`).
-    async fn has_chunks(&self, object: &str) -> Result<bool>;
+    /// Those of the intake objects `objects` of which some committed file
+    /// is a chunk (a path `<object>#<offset>`); in one query, however many.
+    async fn objects_with_chunks(&self, objects: &[&str]) -> Result<HashSet<String>>;
 
     /// The typed-column state of a topic (JSON: messages and field ids).
     async fn topic_columns(&self, topic: &str) -> Result<Option<String>>;

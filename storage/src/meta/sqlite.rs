@@ -2,7 +2,7 @@
 //! directory, WAL mode, `synchronous=FULL` so a commit is on disk before a
 //! produce is acknowledged.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -214,14 +214,118 @@ async fn files_with_runs(
 }
 
 /// One flush's part of a commit (see [`MetadataStore::commit_flush`]).
-async fn apply_flush(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &FlushCommit) -> Result<()> {
-    // A flush extends each partition's log exactly where it ends: its
-    // first offset there is the committed high watermark.
+/// A flush extends each partition's log exactly where it ends: per
+/// partition, its first offset there, which must be the committed high
+/// watermark.
+fn flush_bases(c: &FlushCommit) -> BTreeMap<i32, i64> {
     let mut bases: BTreeMap<i32, i64> = BTreeMap::new();
     for s in &c.segments {
         let b = bases.entry(s.partition).or_insert(s.base_offset);
         *b = (*b).min(s.base_offset);
     }
+    bases
+}
+
+/// Applies a batch of flushes as a few multi-row statements (every
+/// partition's high watermark in one UPDATE, every file in one INSERT,
+/// every producer state in one upsert) instead of several statements per
+/// flush: each statement is a round trip to SQLite's thread, and a round
+/// of a few hundred topics paid hundreds of them inside the transaction
+/// every flush committed behind. False, with the transaction to roll back,
+/// when any partition's condition fails or the batch does not suit (a
+/// partition twice, two leaders): the caller then applies the flushes one
+/// by one, which names the refused one.
+async fn apply_together(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    commits: &[&FlushCommit],
+) -> Result<bool> {
+    let leader_id = commits[0].leader_id;
+    let mut watermarks = Vec::new();
+    let mut seen = HashSet::new();
+    for c in commits {
+        if c.leader_id != leader_id {
+            return Ok(false);
+        }
+        let bases = flush_bases(c);
+        for &(partition, epoch, hw) in &c.high_watermarks {
+            if !seen.insert((c.topic.as_str(), partition)) {
+                return Ok(false);
+            }
+            let base = bases.get(&partition).copied().unwrap_or(hw);
+            watermarks.push((c.topic.as_str(), partition, epoch, base, hw));
+        }
+    }
+    for chunk in watermarks.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE partitions SET high_watermark = v.column5 FROM (",
+        );
+        q.push_values(chunk, |mut row, &(topic, partition, epoch, base, hw)| {
+            row.push_bind(topic)
+                .push_bind(partition)
+                .push_bind(epoch)
+                .push_bind(base)
+                .push_bind(hw);
+        });
+        q.push(
+            ") AS v WHERE partitions.topic = v.column1 AND partitions.partition_id = v.column2
+             AND partitions.leader_epoch = v.column3 AND partitions.high_watermark = v.column4
+             AND partitions.leader_id = ",
+        )
+        .push_bind(leader_id);
+        if q.build().execute(&mut **tx).await?.rows_affected() != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+    let files: Vec<(&FlushCommit, Vec<u8>)> = commits
+        .iter()
+        .map(|c| (*c, runs::encode(&c.segments)))
+        .collect();
+    for chunk in files.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO files (path, topic, size_bytes, created_ms, runs) ",
+        );
+        q.push_values(chunk, |mut row, (c, runs)| {
+            row.push_bind(&c.path)
+                .push_bind(&c.topic)
+                .push_bind(c.size_bytes)
+                .push_bind(c.now_ms)
+                .push_bind(runs.as_slice());
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    // One row per producer and partition (an upsert may not touch a row
+    // twice); the latest flush's state wins, as applied in order it would.
+    let mut producers: BTreeMap<(&str, i32, i64), (&ProducerStateRecord, i64)> = BTreeMap::new();
+    for c in commits {
+        for p in &c.producers {
+            producers.insert((&p.topic, p.partition, p.producer_id), (p, c.now_ms));
+        }
+    }
+    let producers: Vec<_> = producers.into_values().collect();
+    for chunk in producers.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO producer_state (topic, partition_id, producer_id, producer_epoch, recent_batches, updated_ms) ",
+        );
+        q.push_values(chunk, |mut row, &(p, now_ms)| {
+            row.push_bind(&p.topic)
+                .push_bind(p.partition)
+                .push_bind(p.producer_id)
+                .push_bind(p.producer_epoch as i32)
+                .push_bind(encode_recent(&p.recent))
+                .push_bind(now_ms);
+        });
+        q.push(
+            " ON CONFLICT (topic, partition_id, producer_id) DO UPDATE SET
+             producer_epoch = excluded.producer_epoch, recent_batches = excluded.recent_batches,
+             updated_ms = excluded.updated_ms",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(true)
+}
+
+async fn apply_flush(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, c: &FlushCommit) -> Result<()> {
+    let bases = flush_bases(c);
     // Every partition's condition in one statement per chunk: a flush of a
     // thousand partitions is a handful of statements, not a thousand.
     for chunk in c.high_watermarks.chunks(ROWS_PER_STATEMENT) {
@@ -640,6 +744,16 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn commit_flushes(&self, commits: &[&FlushCommit]) -> Result<()> {
+        if commits.len() > 1 {
+            let mut tx = self.pool.begin().await?;
+            if apply_together(&mut tx, commits).await? {
+                tx.commit().await?;
+                return Ok(());
+            }
+            // Refused or unsuited: rolled back, and applied one by one
+            // below, which names the flush refused.
+            tx.rollback().await?;
+        }
         let mut tx = self.pool.begin().await?;
         for c in commits {
             apply_flush(&mut tx, c).await?;
@@ -732,15 +846,25 @@ impl MetadataStore for SqliteStore {
         Ok(rows.iter().map(|r| r.get("path")).collect())
     }
 
-    async fn has_chunks(&self, object: &str) -> Result<bool> {
-        // Paths from `<object>#` up to `<object>$` ('$' follows '#'): a
-        // range the primary key answers.
-        let row = sqlx::query("SELECT 1 AS one FROM files WHERE path >= $1 AND path < $2 LIMIT 1")
-            .bind(format!("{object}#"))
-            .bind(format!("{object}$"))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.is_some())
+    async fn objects_with_chunks(&self, objects: &[&str]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in objects.chunks(ROWS_PER_STATEMENT) {
+            // Per object, paths from `<object>#` up to `<object>$` ('$'
+            // follows '#'): a range the primary key answers.
+            let mut q =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT v.column1 AS object FROM (");
+            q.push_values(chunk, |mut row, object| {
+                row.push_bind(*object);
+            });
+            q.push(
+                ") AS v WHERE EXISTS (SELECT 1 FROM files
+                 WHERE path >= v.column1 || '#' AND path < v.column1 || '$')",
+            );
+            for row in q.build().fetch_all(&self.pool).await? {
+                found.insert(row.get("object"));
+            }
+        }
+        Ok(found)
     }
 
     async fn topic_columns(&self, topic: &str) -> Result<Option<String>> {
@@ -867,30 +991,44 @@ impl MetadataStore for SqliteStore {
         if swapped != 1 {
             return Ok(false);
         }
-        for path in &c.added {
-            let in_log = sqlx::query("SELECT 1 FROM files WHERE path = $1")
-                .bind(path)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-            if !in_log {
+        // A few statements per commit whatever its files: each is a round
+        // trip to SQLite's thread, made while every flush waits.
+        let added: BTreeSet<&str> = c.added.iter().map(String::as_str).collect();
+        for chunk in added
+            .iter()
+            .copied()
+            .collect::<Vec<_>>()
+            .chunks(ROWS_PER_STATEMENT)
+        {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT count(*) AS n FROM files WHERE path IN ",
+            );
+            q.push_tuples(chunk, |mut t, path| {
+                t.push_bind(*path);
+            });
+            let in_log: i64 = q.build().fetch_one(&mut *tx).await?.get("n");
+            if in_log != chunk.len() as i64 {
                 return Ok(false);
             }
-            sqlx::query(
-                "INSERT INTO table_files (path, topic, removed_ms) VALUES ($1, $2, NULL)
-                 ON CONFLICT (path) DO NOTHING",
-            )
-            .bind(path)
-            .bind(&c.topic)
-            .execute(&mut *tx)
-            .await?;
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO table_files (path, topic, removed_ms) ",
+            );
+            q.push_values(chunk, |mut row, path| {
+                row.push_bind(*path)
+                    .push_bind(&c.topic)
+                    .push_bind(None::<i64>);
+            });
+            q.push(" ON CONFLICT (path) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
         }
-        for path in &c.removed {
-            sqlx::query("UPDATE table_files SET removed_ms = $1 WHERE path = $2")
-                .bind(c.now_ms)
-                .bind(path)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in c.removed.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE table_files SET removed_ms = ");
+            q.push_bind(c.now_ms).push(" WHERE path IN ");
+            q.push_tuples(chunk, |mut t, path| {
+                t.push_bind(path);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -976,11 +1114,12 @@ impl MetadataStore for SqliteStore {
                 ),
             });
         }
-        for path in &r.old_paths {
-            sqlx::query("DELETE FROM files WHERE path = $1")
-                .bind(path)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in r.old_paths.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM files WHERE path IN ");
+            q.push_tuples(chunk, |mut t, path| {
+                t.push_bind(path);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         insert_file(
             &mut tx,
@@ -1588,6 +1727,124 @@ mod tests {
         let pending = s.table_pending("t").await.unwrap();
         let added: Vec<&str> = pending.added.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(added, vec![paths[0]]);
+    }
+
+    /// A flush of `n` records at `base` of partition `p` of `topic`, in
+    /// `path`, by producer 7 (its last batch `seq`).
+    fn flush_of(topic: &str, path: &str, p: i32, base: i64, n: i64, seq: i32) -> FlushCommit {
+        FlushCommit {
+            topic: topic.into(),
+            path: path.into(),
+            size_bytes: 10,
+            leader_id: 0,
+            high_watermarks: vec![(p, 1, base + n)],
+            segments: vec![SegmentRecord {
+                topic: topic.into(),
+                partition: p,
+                base_offset: base,
+                last_offset: base + n - 1,
+                record_count: n,
+                path: path.into(),
+                file_size: 10,
+                row_group: 0,
+                first_row: 0,
+                min_timestamp: 1,
+                max_timestamp: 1,
+                size_bytes: 10,
+                append_time_ms: 1,
+            }],
+            producers: vec![ProducerStateRecord {
+                topic: topic.into(),
+                partition: p,
+                producer_id: 7,
+                producer_epoch: 0,
+                recent: vec![(seq, seq + n as i32 - 1, base)],
+            }],
+            now_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_flushes_commits_in_a_few_statements_or_not_at_all() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        for name in ["a", "b"] {
+            s.create_topic(&topic(name), 2, 0).await.unwrap();
+        }
+        s.claim_leadership(0).await.unwrap();
+        // Four flushes, three topics' partitions, one producer everywhere:
+        // the multi-row path.
+        let batch = [
+            flush_of("a", "i1#0", 0, 0, 5, 0),
+            flush_of("a", "i1#1", 1, 0, 3, 0),
+            flush_of("b", "i1#2", 0, 0, 2, 0),
+            flush_of("b", "i1#3", 1, 0, 4, 0),
+        ];
+        s.commit_flushes(&batch.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let hws = |t: &'static str| {
+            let s = &s;
+            async move {
+                s.list_partitions(t)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.high_watermark)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!((hws("a").await, hws("b").await), (vec![5, 3], vec![2, 4]));
+        let segs = s.list_segments("b").await.unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_eq!((segs[1].path.as_str(), segs[1].last_offset), ("i1#3", 3));
+        let producers = s.list_producer_states("a").await.unwrap();
+        assert_eq!(producers.len(), 2);
+        // The next batch: one flush starts where its log does not end. The
+        // batch is refused whole, with that flush's error, and nothing of
+        // it stays.
+        let next = [
+            flush_of("a", "i2#0", 0, 5, 1, 5),
+            flush_of("b", "i2#1", 0, 9, 1, 2),
+        ];
+        assert!(matches!(
+            s.commit_flushes(&next.iter().collect::<Vec<_>>()).await,
+            Err(StorageError::LogInconsistent { offset: 9, .. })
+        ));
+        assert_eq!((hws("a").await, hws("b").await), (vec![5, 3], vec![2, 4]));
+        assert!(!s.committed_files().await.unwrap().contains("i2#0"));
+        // A later state of a producer replaces the earlier one.
+        s.commit_flushes(&[&next[0], &flush_of("b", "i3#1", 0, 2, 1, 2)])
+            .await
+            .unwrap();
+        let p0 = s.list_producer_states("a").await.unwrap();
+        let p0 = p0.iter().find(|p| p.partition == 0).unwrap();
+        assert_eq!(p0.recent, vec![(5, 5, 5)]);
+    }
+
+    #[tokio::test]
+    async fn intake_objects_with_chunks_are_found_in_one_query() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        s.create_topic(&topic("a"), 2, 0).await.unwrap();
+        s.claim_leadership(0).await.unwrap();
+        let batch = [
+            flush_of("a", "intake/x.chunks#0", 0, 0, 1, 0),
+            flush_of("a", "intake/y.chunks#40", 1, 0, 1, 0),
+        ];
+        s.commit_flushes(&batch.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        let found = s
+            .objects_with_chunks(&[
+                "intake/x.chunks",
+                "intake/x.chunk",
+                "intake/z.chunks",
+                "intake/y.chunks",
+            ])
+            .await
+            .unwrap();
+        let mut found: Vec<_> = found.into_iter().collect();
+        found.sort();
+        assert_eq!(found, ["intake/x.chunks", "intake/y.chunks"]);
     }
 
     #[tokio::test]
