@@ -319,12 +319,13 @@ pub fn render(broker: &Broker) -> String {
         ("tail_cache", used.tail_cache, limit.tail_cache),
         ("read_ahead", used.read_ahead, limit.read_ahead),
         ("footers", used.footers, limit.footers),
+        ("intake", used.intake, limit.intake),
     ];
     header(
         &mut out,
         "floe_memory_bytes",
         "gauge",
-        "Memory the log holds, by use (produce buffers, tail caches, read-ahead, Parquet footers).",
+        "Memory the log holds, by use (produce buffers, tail caches, read-ahead, Parquet footers, intake objects kept).",
     );
     for (name, used, _) in uses {
         let _ = writeln!(out, "floe_memory_bytes{{use=\"{name}\"}} {used}");

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::error::{Result, StorageError};
+use crate::intake_cache::IntakeCache;
 
 /// A round is uploaded once it holds this much, without waiting.
 pub const ROUND_MAX_BYTES: usize = 16 * 1024 * 1024;
@@ -156,8 +157,14 @@ pub struct Intake {
 
 impl Intake {
     /// Starts the intake's uploader: rounds go to `<prefix>/intake/`, at
-    /// most one per `linger` unless full.
-    pub fn start(store: Arc<dyn ObjectStore>, prefix: Path, linger: Duration) -> Self {
+    /// most one per `linger` unless full; each object written is kept in
+    /// `cache`.
+    pub(crate) fn start(
+        store: Arc<dyn ObjectStore>,
+        prefix: Path,
+        linger: Duration,
+        cache: Arc<IntakeCache>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             unsettled: Mutex::new(HashMap::new()),
@@ -173,6 +180,7 @@ impl Intake {
                 store,
                 dir,
                 shared: shared.clone(),
+                cache,
             },
             linger,
         ));
@@ -286,6 +294,7 @@ struct Uploader {
     store: Arc<dyn ObjectStore>,
     dir: String,
     shared: Arc<Shared>,
+    cache: Arc<IntakeCache>,
 }
 
 impl Uploader {
@@ -304,11 +313,12 @@ impl Uploader {
             body.extend_from_slice(b);
         }
         let started = Instant::now();
+        let body = body.freeze();
         let put = self
             .store
             .put(
                 &Path::from(object.as_str()),
-                PutPayload::from_bytes(body.freeze()),
+                PutPayload::from_bytes(body.clone()),
             )
             .await;
         if let Err(e) = put {
@@ -322,6 +332,7 @@ impl Uploader {
             return;
         }
         debug!(%object, chunks = parts.len(), bytes = total, ms = started.elapsed().as_millis() as u64, "intake object written");
+        self.cache.keep(&object, body);
         *lock(&self.shared.unsettled)
             .entry(object.clone())
             .or_insert(0) += parts.len();
@@ -344,6 +355,7 @@ impl Uploader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::Gauge;
     use object_store::memory::InMemory;
 
     #[test]
@@ -364,7 +376,12 @@ mod tests {
     #[tokio::test]
     async fn one_object_per_round_whatever_the_number_of_flushes() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let intake = Intake::start(store.clone(), Path::from("p"), Duration::from_millis(50));
+        let intake = Intake::start(
+            store.clone(),
+            Path::from("p"),
+            Duration::from_millis(50),
+            Arc::new(IntakeCache::new(Gauge::new(0))),
+        );
         let tickets: Vec<Ticket> = (0..100).map(|_| intake.join()).collect();
         let mut waits = Vec::new();
         for (i, t) in tickets.into_iter().enumerate() {
@@ -403,7 +420,12 @@ mod tests {
     async fn rounds_are_spaced_by_the_linger() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let linger = Duration::from_millis(100);
-        let intake = Intake::start(store.clone(), Path::from(""), linger);
+        let intake = Intake::start(
+            store.clone(),
+            Path::from(""),
+            linger,
+            Arc::new(IntakeCache::new(Gauge::new(0))),
+        );
         let started = Instant::now();
         let mut objects = HashSet::new();
         while started.elapsed() < Duration::from_millis(1000) {

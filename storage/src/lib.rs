@@ -26,6 +26,7 @@ pub mod columns;
 pub mod error;
 pub mod faults;
 pub mod intake;
+mod intake_cache;
 pub mod log;
 pub mod memory;
 pub mod meta;

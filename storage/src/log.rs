@@ -37,6 +37,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::error::{Result, StorageError};
 use crate::intake::{self, Claim, Intake, Ticket};
+use crate::intake_cache::IntakeCache;
 use crate::memory::{Gauge, Held, MemoryBudget, MemoryUse};
 use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
 use crate::metrics::FlushMetrics;
@@ -361,6 +362,9 @@ pub struct Log {
     layouts: Layouts,
     flush_metrics: FlushMetrics,
     intake: Intake,
+    /// The intake objects this broker wrote lately (see
+    /// [`MemoryBudget::intake`]).
+    intake_cache: Arc<IntakeCache>,
     group_commit: GroupCommit,
     /// The origin of the broker-wide flush ticks.
     ticks: Instant,
@@ -405,10 +409,17 @@ impl Log {
                 "the object-store prefix {prefix} may not contain '#' (it marks intake chunks)"
             )));
         }
-        let intake = Intake::start(store.clone(), prefix.clone(), cfg.flush_linger);
+        let intake_cache = Arc::new(IntakeCache::new(Gauge::new(cfg.memory.intake)));
+        let intake = Intake::start(
+            store.clone(),
+            prefix.clone(),
+            cfg.flush_linger,
+            intake_cache.clone(),
+        );
         let read_ahead = Gauge::new(cfg.memory.read_ahead);
         let log = Arc::new(Log {
             intake,
+            intake_cache,
             group_commit: GroupCommit::start(meta.clone()),
             ticks: Instant::now(),
             tables,
@@ -671,6 +682,7 @@ impl Log {
             tail_cache,
             read_ahead: self.read_ahead.used(),
             footers: lock(&self.footers).bytes(),
+            intake: self.intake_cache.bytes(),
         }
     }
 

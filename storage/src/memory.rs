@@ -22,25 +22,29 @@ pub struct MemoryBudget {
     pub read_ahead: usize,
     /// Parsed Parquet footers.
     pub footers: usize,
+    /// Intake objects this broker wrote, kept until their chunks move
+    /// (see [`crate::intake_cache`]).
+    pub intake: usize,
 }
 
 impl MemoryBudget {
-    /// `total` split by use: buffers and tail caches 40 % each, read-ahead
-    /// and footers 10 % each.
+    /// `total` split by use: buffers 40 %, tail caches 30 %, read-ahead,
+    /// footers and intake objects 10 % each.
     pub fn of_total(total: usize) -> Self {
         let (tenth, buffers) = (total / 10, total / 10 * 4);
         MemoryBudget {
             buffers,
             // What rounding left over, so the parts add up to the total.
-            tail_cache: total - buffers - 2 * tenth,
+            tail_cache: total - buffers - 3 * tenth,
             read_ahead: tenth,
             footers: tenth,
+            intake: tenth,
         }
     }
 
     /// The bounds added up.
     pub fn total(&self) -> usize {
-        self.buffers + self.tail_cache + self.read_ahead + self.footers
+        self.buffers + self.tail_cache + self.read_ahead + self.footers + self.intake
     }
 }
 
@@ -63,6 +67,8 @@ pub struct MemoryUse {
     pub read_ahead: usize,
     /// Parquet footers.
     pub footers: usize,
+    /// Intake objects kept.
+    pub intake: usize,
 }
 
 /// Bytes in use against a limit, held by [`Held`] guards.
@@ -85,6 +91,11 @@ impl Gauge {
     /// Bytes held now.
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::SeqCst)
+    }
+
+    /// The limit.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Whether the limit is reached.
@@ -176,8 +187,8 @@ mod tests {
     fn the_total_splits_by_use() {
         let b = MemoryBudget::of_total(1000);
         assert_eq!(
-            (b.buffers, b.tail_cache, b.read_ahead, b.footers),
-            (400, 400, 100, 100)
+            (b.buffers, b.tail_cache, b.read_ahead, b.footers, b.intake),
+            (400, 300, 100, 100, 100)
         );
         assert_eq!(b.total(), 1000);
         assert_eq!(MemoryBudget::of_total((1 << 30) + 7).total(), (1 << 30) + 7);

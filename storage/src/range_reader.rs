@@ -1,7 +1,8 @@
 //! Reads a Parquet file that sits at a byte range of an object: a whole
 //! data file (offset 0), or a chunk of an intake object (see
 //! [`crate::intake`]). Every range the Parquet reader asks for is shifted
-//! by the chunk's offset, so reads stay ranged requests on the one object.
+//! by the chunk's offset, so reads stay ranged requests on the one object,
+//! or slices of it when the broker has the whole object in memory.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct RangeReader {
     object: Path,
     offset: u64,
     len: u64,
+    /// The whole object, when in memory: ranges are sliced from it.
+    in_memory: Option<Bytes>,
 }
 
 impl RangeReader {
@@ -38,6 +41,23 @@ impl RangeReader {
             object: Path::from(object),
             offset,
             len,
+            in_memory: None,
+        }
+    }
+
+    /// Serves every range from `object`, the whole object in memory.
+    pub fn in_memory(mut self, object: Bytes) -> Self {
+        self.in_memory = Some(object);
+        self
+    }
+
+    /// The bytes of `range` of the object (already shifted).
+    async fn object_range(&self, range: Range<u64>) -> Result<Bytes> {
+        match &self.in_memory {
+            Some(object) if range.end <= object.len() as u64 => {
+                Ok(object.slice(range.start as usize..range.end as usize))
+            }
+            _ => Ok(self.store.get_range(&self.object, range).await?),
         }
     }
 
@@ -56,7 +76,7 @@ impl AsyncFileReader for RangeReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, Result<Bytes>> {
         async move {
             let range = self.shift(&range)?;
-            Ok(self.store.get_range(&self.object, range).await?)
+            self.object_range(range).await
         }
         .boxed()
     }
@@ -67,7 +87,14 @@ impl AsyncFileReader for RangeReader {
                 .iter()
                 .map(|r| self.shift(r))
                 .collect::<Result<Vec<_>>>()?;
-            Ok(self.store.get_ranges(&self.object, &shifted).await?)
+            if self.in_memory.is_none() {
+                return Ok(self.store.get_ranges(&self.object, &shifted).await?);
+            }
+            let mut out = Vec::with_capacity(shifted.len());
+            for range in shifted {
+                out.push(self.object_range(range).await?);
+            }
+            Ok(out)
         }
         .boxed()
     }

@@ -35,6 +35,7 @@ async fn a_thousand_partitions_stay_within_the_memory_budget() {
         tail_cache: 512 * 1024,
         read_ahead: 64 * 1024,
         footers: 1024 * 1024,
+        intake: 256 * 1024,
     };
     let cfg = LogConfig {
         memory: budget,
@@ -60,16 +61,24 @@ async fn a_thousand_partitions_stay_within_the_memory_budget() {
 
     // Watch what the log holds while every partition is produced to.
     let done = Arc::new(AtomicBool::new(false));
-    let (most_buffered, most_cached) =
-        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (most_buffered, most_cached, most_intake) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
     let watcher = {
         let (log, done) = (log.clone(), done.clone());
-        let (b, c) = (most_buffered.clone(), most_cached.clone());
+        let (b, c, i) = (
+            most_buffered.clone(),
+            most_cached.clone(),
+            most_intake.clone(),
+        );
         tokio::spawn(async move {
             while !done.load(Ordering::SeqCst) {
                 let used = log.memory_use();
                 b.fetch_max(used.buffers, Ordering::SeqCst);
                 c.fetch_max(used.tail_cache, Ordering::SeqCst);
+                i.fetch_max(used.intake, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         })
@@ -119,6 +128,12 @@ async fn a_thousand_partitions_stay_within_the_memory_budget() {
         cached <= budget.tail_cache,
         "tail caches held {cached} bytes at most, budget {}",
         budget.tail_cache
+    );
+    let intake = most_intake.load(Ordering::SeqCst);
+    assert!(
+        intake <= budget.intake && intake > 0,
+        "intake objects kept: {intake} bytes at most, budget {}",
+        budget.intake
     );
     assert_eq!(log.memory_use().buffers, 0, "every buffer was released");
 

@@ -54,12 +54,13 @@ def test_metrics_count_what_clients_and_the_store_did(floe_factory):
     assert m["floe_connections"] >= 0
     # Memory by use, each within the broker's bound; the tail caches hold
     # the records just produced.
-    for use in ("buffers", "tail_cache", "read_ahead", "footers"):
+    uses = ("buffers", "tail_cache", "read_ahead", "footers", "intake")
+    for use in uses:
         used = m[f'floe_memory_bytes{{use="{use}"}}']
         assert 0 <= used <= m[f'floe_memory_limit_bytes{{use="{use}"}}'], use
     assert m['floe_memory_bytes{use="tail_cache"}'] >= 100 * 100
     assert sum(m[f'floe_memory_limit_bytes{{use="{u}"}}']
-               for u in ("buffers", "tail_cache", "read_ahead", "footers")) == 1 << 30
+               for u in uses) == 1 << 30
     # The table takes the records in within its commit interval; the lag
     # gauge comes back to zero.
     deadline = time.time() + 20

@@ -26,7 +26,6 @@ use tracing::{debug, info};
 use super::{day_of, lock, now_ms, read_lock, reader_options, write_lock, Log, TopicLog};
 use crate::error::{Result, StorageError};
 use crate::meta::{FileRecord, FileReplacement, SegmentRecord};
-use crate::range_reader::RangeReader;
 use crate::segment;
 
 /// The end of a compaction output's file stem.
@@ -299,9 +298,7 @@ impl Log {
             let _reading = self.reading(&f.path);
             let size = f.size_bytes.max(0) as u64;
             let footer = self.footer(&f.path, size).await?;
-            let bytes = RangeReader::new(self.store.clone(), &f.path, size)
-                .get_bytes(0..size)
-                .await?;
+            let bytes = self.reader(&f.path, size).get_bytes(0..size).await?;
             files.insert(f.path.clone(), (bytes, footer));
         }
         let format = self.cfg.format;

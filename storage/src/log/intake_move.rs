@@ -139,6 +139,7 @@ impl Log {
         };
         for object in free.into_iter().filter(|o| !holding.contains(*o)) {
             lock(&self.footers).retain(|path| split_chunk(path).0 != object);
+            self.intake_cache.forget(object);
             match self.store.delete(&Path::from(object)).await {
                 // Another topic's move, seeing the same last chunk gone,
                 // deleted it first.
@@ -182,6 +183,7 @@ impl Log {
                 && !self.chunk_in_use(&object)
             {
                 info!(%object, "sweeping an intake object no chunk is left of");
+                self.intake_cache.forget(&object);
                 self.store.delete(&obj.location).await?;
                 swept += 1;
             }

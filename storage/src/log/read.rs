@@ -178,11 +178,24 @@ impl Log {
         }
     }
 
+    /// A reader of the file `path` (`len` bytes): from memory when it is
+    /// a chunk of an intake object this broker keeps, else from the store.
+    pub(super) fn reader(&self, path: &str, len: u64) -> RangeReader {
+        let reader = RangeReader::new(self.store.clone(), path, len);
+        if !intake::is_chunk(path) {
+            return reader;
+        }
+        match self.intake_cache.get(intake::split_chunk(path).0) {
+            Some(object) => reader.in_memory(object),
+            None => reader,
+        }
+    }
+
     pub(super) async fn footer(&self, path: &str, file_size: u64) -> Result<ArrowReaderMetadata> {
         if let Some(m) = lock(&self.footers).get(path) {
             return Ok(m);
         }
-        let mut reader = RangeReader::new(self.store.clone(), path, file_size);
+        let mut reader = self.reader(path, file_size);
         let meta = ArrowReaderMetadata::load_async(&mut reader, reader_options()).await?;
         lock(&self.footers).insert(path.to_string(), meta.clone());
         Ok(meta)
@@ -299,7 +312,7 @@ impl Log {
             .row_group(row_group as usize)
             .num_rows()
             .max(0) as usize;
-        let reader = RangeReader::new(self.store.clone(), path, size);
+        let reader = self.reader(path, size);
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta.clone())
             .with_row_groups(vec![row_group as usize])
             .with_batch_size(4096);
