@@ -221,6 +221,99 @@ def test_static_member_rejoins_without_a_rebalance(floe_factory):
     b.close()
 
 
+def test_a_second_static_member_with_the_same_instance_id_fences_the_first(floe_factory):
+    """KIP-345: a process that joins with a group.instance.id another member
+    holds takes it over; the old one is told FENCED_INSTANCE_ID on its next
+    heartbeat or commit and stops (librdkafka raises it as a fatal error)."""
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "fenced", 2)
+    produce(f.bootstrap, "fenced", 10, 2)
+    errors = []
+    old = group_consumer(f.bootstrap, "g-fence", **{"group.instance.id": "dup", "error_cb": errors.append})
+    old.subscribe(["fenced"])
+    assert wait_for(lambda: len(old.assignment()) == 2, 30, poll=lambda: old.poll(0.05))
+    new = group_consumer(f.bootstrap, "g-fence", **{"group.instance.id": "dup"})
+    new.subscribe(["fenced"])
+    assert wait_for(lambda: len(new.assignment()) == 2, 30, poll=lambda: new.poll(0.05))
+
+    def poll_both():
+        m = old.poll(0.05)
+        if m is not None and m.error():
+            errors.append(m.error())
+        new.poll(0.05)
+
+    def fenced():
+        # librdkafka turns FENCED_INSTANCE_ID into a fatal error.
+        return any(e.code() in (KafkaError.FENCED_INSTANCE_ID, KafkaError._FATAL) and
+                   "fenced" in e.str().lower() for e in errors)
+    assert wait_for(fenced, 20, step=0.05, poll=poll_both), errors
+    # Its commits are refused; the new member's go through.
+    with pytest.raises(KafkaException):
+        old.commit(offsets=[TopicPartition("fenced", 0, 3)], asynchronous=False)
+    new.commit(offsets=[TopicPartition("fenced", 0, 5)], asynchronous=False)
+    assert new.committed([TopicPartition("fenced", 0)], timeout=10)[0].offset == 5
+    new.close()
+    old.close()
+
+
+def test_kafka_python_static_member_is_fenced(floe_factory):
+    """The same with an independent client: kafka-python's consumer raises
+    FencedInstanceIdError once another process took its instance id."""
+    from kafka.errors import FencedInstanceIdError
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "fenced-kp", 1)
+    produce(f.bootstrap, "fenced-kp", 10, 1)
+    cfg = dict(bootstrap_servers=f.bootstrap, group_id="g-fence-kp", group_instance_id="dup",
+               auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
+               heartbeat_interval_ms=300)
+    old = KafkaConsumer("fenced-kp", **cfg)
+    assert wait_for(lambda: bool(old.assignment()), 30, poll=lambda: old.poll(50))
+    new = KafkaConsumer("fenced-kp", **cfg)
+    assert wait_for(lambda: bool(new.assignment()), 30, poll=lambda: new.poll(50))
+    raised = []
+
+    def poll_old():
+        try:
+            old.poll(50)
+            old.commit()
+        except FencedInstanceIdError as e:
+            raised.append(e)
+    assert wait_for(lambda: bool(raised), 20, step=0.05, poll=poll_old)
+    new.close()
+    old.close()
+
+
+def test_a_member_commits_while_the_group_prepares_a_rebalance(floe_factory):
+    """Kafka accepts a commit from a member of the current generation while
+    the group waits for its members to rejoin (cooperative assignors commit
+    the partitions they give up then); floe refused it with
+    REBALANCE_IN_PROGRESS."""
+    from confluent_kafka import ConsumerGroupState
+    f = floe_factory(*GROUP_ARGS)
+    create_topic(f.bootstrap, "coop", 4)
+    produce(f.bootstrap, "coop", 40, 4)
+    # A long heartbeat interval: `a` learns of the rebalance late, so the
+    # group stays in PreparingRebalance while it commits.
+    a = group_consumer(f.bootstrap, "g-coop", **{"partition.assignment.strategy": "cooperative-sticky",
+                                                 "session.timeout.ms": 60000,
+                                                 "heartbeat.interval.ms": 20000})
+    a.subscribe(["coop"])
+    assert wait_for(lambda: len(a.assignment()) == 4, 30, poll=lambda: a.poll(0.05))
+    b = group_consumer(f.bootstrap, "g-coop", **{"partition.assignment.strategy": "cooperative-sticky"})
+    b.subscribe(["coop"])
+    adm = admin(f.bootstrap)
+
+    def preparing():
+        d = adm.describe_consumer_groups(["g-coop"])["g-coop"].result(10)
+        return d.state == ConsumerGroupState.PREPARING_REBALANCING
+    assert wait_for(preparing, 10, step=0.05, poll=lambda: b.poll(0.05))
+    a.commit(offsets=[TopicPartition("coop", p, 7) for p in range(4)], asynchronous=False)
+    got = a.committed([TopicPartition("coop", p) for p in range(4)], timeout=10)
+    assert [tp.offset for tp in got] == [7, 7, 7, 7]
+    a.close()
+    b.close()
+
+
 KILLABLE = """
 import sys, time
 from confluent_kafka import Consumer

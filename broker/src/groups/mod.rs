@@ -19,6 +19,8 @@
 
 pub mod consumer;
 pub mod saver;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -195,6 +197,26 @@ impl Group {
 
     fn member(&mut self, id: &str) -> Option<&mut Member> {
         self.members.iter_mut().find(|m| m.id == id)
+    }
+
+    /// Kafka's member check for heartbeats, syncs and commits: a request
+    /// naming a static id must come from the member that holds it now
+    /// (FENCED_INSTANCE_ID when another member took it over, KIP-345);
+    /// otherwise the member id must be known.
+    fn check_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
+        match instance_id {
+            Some(iid) => match self
+                .members
+                .iter()
+                .find(|m| m.instance_id.as_deref() == Some(iid))
+            {
+                None => Err(code::UNKNOWN_MEMBER_ID),
+                Some(m) if m.id != member_id => Err(code::FENCED_INSTANCE_ID),
+                Some(_) => Ok(()),
+            },
+            None if self.members.iter().any(|m| m.id == member_id) => Ok(()),
+            None => Err(code::UNKNOWN_MEMBER_ID),
+        }
     }
 
     fn max_rebalance_timeout(&self) -> Duration {
@@ -540,6 +562,15 @@ impl Coordinator {
             member_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
             if let Some(i) = existing {
                 let old = std::mem::replace(&mut g.members[i].id, member_id.clone());
+                // The member it replaces may be waiting for its join or
+                // sync: it is fenced, as in Kafka.
+                if let Some(tx) = g.members[i].join_tx.take() {
+                    let _ = tx.send(JoinResult::error(code::FENCED_INSTANCE_ID, &old));
+                }
+                if let Some(tx) = g.members[i].sync_tx.take() {
+                    let _ = tx.send(SyncResult::error(code::FENCED_INSTANCE_ID));
+                }
+                info!(group = %g.id, old = %old, new = %member_id, "a static member took over its instance id: the old member is fenced");
                 if g.leader.as_ref() == Some(&old) {
                     g.leader = Some(member_id.clone());
                 }
@@ -571,6 +602,10 @@ impl Coordinator {
             } else if req.require_known_member_id && req.instance_id.is_none() {
                 g.pending.insert(member_id.clone(), Instant::now());
                 return reply(JoinResult::error(code::MEMBER_ID_REQUIRED, &member_id));
+            }
+        } else if let Some(iid) = req.instance_id.as_deref() {
+            if let Err(e) = g.check_member(&member_id, Some(iid)) {
+                return reply(JoinResult::error(e, &member_id));
             }
         } else if g.member(&member_id).is_none() && g.pending.remove(&member_id).is_none() {
             return reply(JoinResult::error(code::UNKNOWN_MEMBER_ID, &member_id));
@@ -639,6 +674,7 @@ impl Coordinator {
         &self,
         group_id: &str,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> oneshot::Receiver<SyncResult> {
@@ -652,8 +688,8 @@ impl Coordinator {
         let Some(g) = groups.get_mut(group_id) else {
             return reply(SyncResult::error(code::UNKNOWN_MEMBER_ID));
         };
-        if g.member(member_id).is_none() {
-            return reply(SyncResult::error(code::UNKNOWN_MEMBER_ID));
+        if let Err(e) = g.check_member(member_id, instance_id) {
+            return reply(SyncResult::error(e));
         }
         if generation != g.generation {
             return reply(SyncResult::error(code::ILLEGAL_GENERATION));
@@ -708,11 +744,20 @@ impl Coordinator {
     }
 
     /// Heartbeat.
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, generation: i32) -> i16 {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
         let mut groups = lock(&self.groups);
         let Some(g) = groups.get_mut(group_id) else {
             return code::UNKNOWN_MEMBER_ID;
         };
+        if let Err(e) = g.check_member(member_id, instance_id) {
+            return e;
+        }
         let state = g.state;
         let current = g.generation;
         let Some(m) = g.member(member_id) else {
@@ -778,22 +823,32 @@ impl Coordinator {
 
     /// Checks an OffsetCommit's generation and member: None to proceed,
     /// Some(error) otherwise. Simple commits (generation -1, no member) are
-    /// allowed for groups without members.
-    pub fn check_commit(&self, group_id: &str, member_id: &str, generation: i32) -> Option<i16> {
+    /// allowed for groups without members. A member of the current
+    /// generation may commit while the group prepares a rebalance (a
+    /// cooperative assignor commits the partitions it gives up then); only
+    /// between join and sync, when its generation is not yet the group's
+    /// assignment, is it told REBALANCE_IN_PROGRESS, as in Kafka.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Option<i16> {
         let groups = lock(&self.groups);
         let Some(g) = groups.get(group_id) else {
             return (generation >= 0).then_some(code::ILLEGAL_GENERATION);
         };
-        if generation < 0 && member_id.is_empty() {
+        if generation < 0 && member_id.is_empty() && instance_id.is_none() {
             return (!g.members.is_empty()).then_some(code::UNKNOWN_MEMBER_ID);
         }
-        if !g.members.iter().any(|m| m.id == member_id) {
-            return Some(code::UNKNOWN_MEMBER_ID);
+        if let Err(e) = g.check_member(member_id, instance_id) {
+            return Some(e);
         }
         if generation != g.generation {
             return Some(code::ILLEGAL_GENERATION);
         }
-        if g.state == GroupState::PreparingRebalance {
+        if g.state == GroupState::CompletingRebalance {
             return Some(code::REBALANCE_IN_PROGRESS);
         }
         None

@@ -1,5 +1,13 @@
-//! FindCoordinator: this broker coordinates every group (and, later,
-//! every transactional id). v4+ asks for several keys at once.
+//! FindCoordinator: this broker coordinates every group. v4+ asks for
+//! several keys at once.
+//!
+//! floe has no transaction coordinator yet. A transactional producer asks
+//! for one first, and clients retry COORDINATOR_NOT_AVAILABLE until their
+//! transaction timeout, so the lookup is answered with
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a message saying why: the one
+//! answer librdkafka and the Java client treat as fatal there, so the
+//! application fails at `init_transactions` with the reason instead of
+//! hanging.
 
 use std::sync::Arc;
 
@@ -13,17 +21,34 @@ use crate::kafka::errors::code;
 use crate::Broker;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+/// What a transactional client is told.
+const NO_TRANSACTIONS: &str = "floe does not support Kafka transactions yet: unset transactional.id \
+     (an idempotent producer, enable.idempotence=true, still writes each record once per partition)";
+
+/// The error and message for a key type.
+fn verdict(key_type: i8) -> (i16, Option<String>) {
+    match key_type {
+        GROUP => (code::NONE, None),
+        TRANSACTION => (
+            code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            Some(NO_TRANSACTIONS.to_string()),
+        ),
+        other => (
+            code::INVALID_REQUEST,
+            Some(format!("unknown coordinator type {other}")),
+        ),
+    }
+}
 
 pub(super) fn handle(
     broker: &Arc<Broker>,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let error = if req.key_type == GROUP {
-        code::NONE
-    } else {
-        code::COORDINATOR_NOT_AVAILABLE
-    };
+    let (error, message) = verdict(req.key_type);
+    let message = message.map(s);
     let (node, host, port) = (
         BrokerId(broker.broker_id()),
         s(broker.advertised_host()),
@@ -37,7 +62,7 @@ pub(super) fn handle(
                 let c = Coordinator::default()
                     .with_key(k.clone())
                     .with_error_code(error)
-                    .with_error_message(None);
+                    .with_error_message(message.clone());
                 if error == code::NONE {
                     c.with_node_id(node).with_host(host.clone()).with_port(port)
                 } else {
@@ -49,7 +74,7 @@ pub(super) fn handle(
     }
     let r = FindCoordinatorResponse::default().with_error_code(error);
     let r = if version >= 1 {
-        r.with_error_message(None)
+        r.with_error_message(message)
     } else {
         r
     };

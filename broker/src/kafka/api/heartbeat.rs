@@ -10,6 +10,7 @@ pub(super) fn handle(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatRe
     HeartbeatResponse::default().with_error_code(broker.groups().heartbeat(
         &req.group_id,
         &req.member_id,
+        req.group_instance_id.as_deref(),
         req.generation_id,
     ))
 }

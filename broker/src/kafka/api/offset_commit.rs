@@ -35,9 +35,12 @@ pub(super) async fn handle(
             .check_commit(&req.group_id, &req.member_id, generation)
         {
             Some(verdict) => verdict,
-            None => broker
-                .groups()
-                .check_commit(&req.group_id, &req.member_id, generation),
+            None => broker.groups().check_commit(
+                &req.group_id,
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                generation,
+            ),
         }
     };
     let now = now_ms();

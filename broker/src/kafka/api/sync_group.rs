@@ -18,6 +18,7 @@ pub(super) fn handle(broker: &Arc<Broker>, req: SyncGroupRequest, version: i16) 
     let rx = broker.groups().sync(
         &req.group_id,
         &req.member_id,
+        req.group_instance_id.as_deref(),
         req.generation_id,
         assignments,
     );
