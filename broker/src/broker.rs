@@ -50,6 +50,9 @@ pub struct Broker {
     num_partitions: i32,
     /// socket.request.max.bytes.
     max_frame_bytes: usize,
+    /// Where the data lives, as DescribeLogDirs names it (the object
+    /// store's URI with floe's prefix).
+    log_dir: String,
     /// The object store's fault injector, with `--fault-injection`.
     faults: Option<floe_storage::faults::Faults>,
     /// What `/metrics` shows.
@@ -154,6 +157,11 @@ impl Broker {
         self.max_frame_bytes
     }
 
+    /// Where the data lives (the object store's URI and floe's prefix).
+    pub fn log_dir(&self) -> &str {
+        &self.log_dir
+    }
+
     /// The object store's fault injector, with `--fault-injection`.
     pub fn faults(&self) -> Option<&floe_storage::faults::Faults> {
         self.faults.as_ref()
@@ -240,6 +248,7 @@ impl Broker {
             Duration::from_millis(args.group_initial_rebalance_delay_ms),
         )
         .await?;
+        let log_dir = format!("{}{}", objects.root_uri, objects.prefix);
         let log = Log::open(cfg, meta.clone(), objects.store, objects.prefix).await?;
         // Before any listener starts: every flush of a schema topic writes
         // typed columns.
@@ -275,6 +284,7 @@ impl Broker {
             auto_create_topics: args.auto_create_topics,
             num_partitions: args.num_partitions.max(1),
             max_frame_bytes: args.max_frame_bytes,
+            log_dir,
             faults,
             metrics: Arc::new(crate::metrics::Metrics::new(store_metrics)),
         }))

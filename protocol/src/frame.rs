@@ -119,6 +119,8 @@ requests! {
     CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
     IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
     DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+    DescribeTopicPartitions => DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse;
+    DescribeLogDirs => DescribeLogDirsRequest, DescribeLogDirsResponse;
     FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
     JoinGroup => JoinGroupRequest, JoinGroupResponse;
     SyncGroup => SyncGroupRequest, SyncGroupResponse;

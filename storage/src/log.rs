@@ -246,6 +246,15 @@ impl PartitionLog {
         }
     }
 
+    /// Bytes of this partition's rows in object storage (each segment's
+    /// share of its file), what DescribeLogDirs reports as its size.
+    pub fn stored_bytes(&self) -> i64 {
+        read_lock(&self.segments)
+            .values()
+            .map(|s| s.size_bytes)
+            .sum()
+    }
+
     /// Current offsets and epoch.
     pub fn snapshot(&self) -> PartitionSnapshot {
         let s = lock(&self.state);
@@ -564,7 +573,7 @@ impl Log {
                 "number of partitions must be between 1 and {MAX_PARTITIONS}, got {partitions}"
             )));
         }
-        TopicConfig::new(configs.clone())?;
+        let configs = TopicConfig::new(configs)?.overrides;
         if self.topic(name).is_some() {
             return Err(StorageError::TopicExists(name.to_string()));
         }
@@ -731,11 +740,11 @@ impl Log {
         let topic = self
             .topic(name)
             .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
-        let cfg = TopicConfig::new(configs.clone())?;
+        let cfg = TopicConfig::new(configs)?;
         if validate_only {
             return Ok(());
         }
-        self.meta.set_topic_configs(name, &configs).await?;
+        self.meta.set_topic_configs(name, &cfg.overrides).await?;
         *write_lock(&topic.config) = cfg;
         Ok(())
     }

@@ -206,8 +206,38 @@ pub fn config_def(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
 
+/// Topic configs Kafka 3 still accepts from older tools and ignores:
+/// floe accepts them (a value that is no Kafka version is refused, as
+/// Kafka does) and does not store them.
+pub const IGNORED_CONFIGS: &[&str] = &["message.format.version", "message.downconversion.enable"];
+
 /// Checks one key/value pair.
 pub fn validate_config(name: &str, value: &str) -> Result<()> {
+    match name {
+        "message.format.version" => {
+            let version = value.trim().split("-IV").next().unwrap_or_default();
+            let numbers: Vec<&str> = version.split('.').collect();
+            return if (2..=3).contains(&numbers.len())
+                && numbers
+                    .iter()
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                Ok(())
+            } else {
+                Err(StorageError::InvalidConfig(format!(
+                    "invalid value {value:?} for {name}: expected a Kafka version such as 3.0"
+                )))
+            };
+        }
+        "message.downconversion.enable" => {
+            return value.trim().parse::<bool>().map(drop).map_err(|_| {
+                StorageError::InvalidConfig(format!(
+                    "invalid value {value:?} for {name}: expected true or false"
+                ))
+            });
+        }
+        _ => {}
+    }
     let d = config_def(name)
         .ok_or_else(|| StorageError::InvalidConfig(format!("unknown topic config {name}")))?;
     let bad = |why: &str| {
@@ -282,10 +312,11 @@ pub struct TopicConfig {
 
 impl TopicConfig {
     /// Validates and wraps explicit settings.
-    pub fn new(overrides: BTreeMap<String, String>) -> Result<Self> {
+    pub fn new(mut overrides: BTreeMap<String, String>) -> Result<Self> {
         for (k, v) in &overrides {
             validate_config(k, v)?;
         }
+        overrides.retain(|k, _| !IGNORED_CONFIGS.contains(&k.as_str()));
         Ok(TopicConfig { overrides })
     }
 
@@ -398,6 +429,16 @@ mod tests {
         assert!(TopicConfig::new([("no.such".into(), "1".into())].into()).is_err());
         assert!(validate_config("message.timestamp.type", "LogAppendTime").is_ok());
         assert!(validate_config("message.timestamp.type", "Now").is_err());
+        // Accepted for older tools, and not kept.
+        assert!(validate_config("message.format.version", "0.10.2-IV0").is_ok());
+        assert!(validate_config("message.format.version", "3.0").is_ok());
+        assert!(validate_config("message.format.version", "latest").is_err());
+        let cfg = TopicConfig::new(BTreeMap::from([
+            ("message.format.version".to_string(), "2.8".to_string()),
+            ("retention.ms".to_string(), "1000".to_string()),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.overrides.len(), 1);
     }
 
     #[test]

@@ -164,3 +164,101 @@ def test_retention_ms_deletes_old_segments_and_files(floe_factory):
     got = consume_all(f.bootstrap, "ret", 1, start=-2)
     assert [int(m.value()) for m in got[0]] == list(range(50, 60))
     assert got[0][0].offset() == 50
+
+
+def test_authorized_operations_are_returned_when_asked(floe):
+    """Without ACLs every principal may do everything a resource supports;
+    DescribeTopics, DescribeCluster and DescribeConsumerGroups say so when
+    asked (librdkafka reads them from Metadata, DescribeCluster and
+    DescribeGroups)."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation
+    a = admin(floe.bootstrap)
+    create_topic(floe.bootstrap, "ops", 2)
+    t = a.describe_topics(TopicCollection(["ops"]), include_authorized_operations=True)["ops"].result(30)
+    assert set(t.authorized_operations) == {
+        AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE, AclOperation.ALTER,
+        AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS}
+    assert not a.describe_topics(TopicCollection(["ops"]))["ops"].result(30).authorized_operations
+    c = a.describe_cluster(include_authorized_operations=True).result(30)
+    assert AclOperation.IDEMPOTENT_WRITE in c.authorized_operations
+    assert AclOperation.CLUSTER_ACTION in c.authorized_operations
+    assert AclOperation.READ not in c.authorized_operations
+    g = a.describe_consumer_groups(["no-such-group"], include_authorized_operations=True)["no-such-group"].result(30)
+    assert set(g.authorized_operations) == {AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DELETE}
+
+
+def test_describe_topic_partitions_pages_with_a_cursor(floe):
+    """DescribeTopicPartitions (Kafka 3.7+ admin clients), with
+    kafka-python: topics in name order, at most the partition limit per
+    response, and a cursor to the next partition."""
+    create_topic(floe.bootstrap, "dtp-a", 2)
+    create_topic(floe.bootstrap, "dtp-b", 4)
+    ka = KafkaAdminClient(bootstrap_servers=floe.bootstrap)
+    try:
+        first = ka.describe_topic_partitions(["dtp-b", "dtp-a", "dtp-missing"], response_partition_limit=3)
+        assert [(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in first["topics"]] == \
+            [("dtp-a", [0, 1]), ("dtp-b", [0])]
+        assert first["next_cursor"] == {"topic_name": "dtp-b", "partition_index": 1}
+        assert all(p["leader_id"] == 0 and p["isr_nodes"] == [0] for t in first["topics"] for p in t["partitions"])
+        assert first["topics"][0]["topic_authorized_operations"] > 0
+        rest = ka.describe_topic_partitions(["dtp-b", "dtp-a", "dtp-missing"], response_partition_limit=3,
+                                            cursor=first["next_cursor"])
+        assert [(t["name"], [p["partition_index"] for p in t["partitions"]], t["error_code"])
+                for t in rest["topics"]] == [("dtp-b", [1, 2, 3], 0)]
+        assert rest["next_cursor"] == {"topic_name": "dtp-missing", "partition_index": 0}
+        last = ka.describe_topic_partitions(["dtp-b", "dtp-a", "dtp-missing"], response_partition_limit=3,
+                                            cursor=rest["next_cursor"])
+        assert [(t["name"], t["partitions"], t["error_code"]) for t in last["topics"]] == \
+            [("dtp-missing", [], 3)]  # UNKNOWN_TOPIC_OR_PARTITION
+        assert last["next_cursor"] is None
+        everything = ka.describe_topic_partitions([])
+        names = [t["name"] for t in everything["topics"]]
+        assert "dtp-a" in names and "dtp-b" in names and names == sorted(names)
+    finally:
+        ka.close()
+
+
+def test_describe_log_dirs_reports_partition_sizes(floe):
+    """DescribeLogDirs, with kafka-python: one directory (the object store)
+    with the stored bytes of each partition."""
+    import os
+    import time
+    create_topic(floe.bootstrap, "sized", 2)
+    p = Producer({"bootstrap.servers": floe.bootstrap})
+    for i in range(200):
+        p.produce("sized", os.urandom(1000), partition=0)
+    assert p.flush(30) == 0
+    ka = KafkaAdminClient(bootstrap_servers=floe.bootstrap)
+    try:
+        deadline = time.time() + 20
+        while True:
+            out = ka.describe_log_dirs(["sized"])
+            (broker,) = out
+            (d,) = broker["log_dirs"]
+            sizes = {p["partition_index"]: p["partition_size"] for t in d["topics"] if t["name"] == "sized"
+                     for p in t["partitions"]}
+            if sizes.get(0, 0) >= 200 * 1000 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert d["error_code"] == 0 and d["log_dir"].startswith("file://"), d
+        assert sizes[0] >= 200 * 1000, sizes  # random bytes: Parquet cannot shrink them
+        assert sizes[1] == 0
+    finally:
+        ka.close()
+
+
+def test_deprecated_topic_configs_are_accepted_and_ignored(floe):
+    """message.format.version: Kafka 3 accepts it from older tools and
+    ignores it; a value that is no version is INVALID_CONFIG."""
+    a = admin(floe.bootstrap)
+    create_topic(floe.bootstrap, "old-tools", 1, {"message.format.version": "2.8", "retention.ms": "3600000"})
+    res = ConfigResource(ResourceType.TOPIC, "old-tools")
+    a.alter_configs([ConfigResource(ResourceType.TOPIC, "old-tools",
+                                    set_config={"message.format.version": "0.10.2-IV0",
+                                                "retention.ms": "7200000"})])[
+        ConfigResource(ResourceType.TOPIC, "old-tools")].result(30)
+    described = a.describe_configs([res])[res].result(30)
+    assert described["retention.ms"].value == "7200000"
+    bad = a.create_topics([NewTopic("old-bad", 1, 1, config={"message.format.version": "newest"})])["old-bad"]
+    assert error_code(bad) == KafkaError.INVALID_CONFIG

@@ -1,9 +1,10 @@
 //! The Kafka front door: the listener and its connections
 //! ([`server`], under [`connections`]' limits), one handler per Kafka API
-//! ([`api`]), and the one place storage errors become Kafka error codes
-//! ([`errors`]).
+//! ([`api`]), the one place storage errors become Kafka error codes
+//! ([`errors`]), and what a principal may do ([`authorized_operations`]).
 
 pub mod api;
+pub mod authorized_operations;
 pub mod connections;
 pub mod errors;
 pub mod server;

@@ -8,6 +8,7 @@ use floe_protocol::kafka_protocol::messages::{
 };
 
 use super::s;
+use crate::kafka::authorized_operations::{self as ops, if_asked};
 use crate::Broker;
 
 pub(super) fn handle(
@@ -18,6 +19,10 @@ pub(super) fn handle(
     let r = DescribeClusterResponse::default()
         .with_cluster_id(s(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.broker_id()))
+        .with_cluster_authorized_operations(if_asked(
+            req.include_cluster_authorized_operations,
+            ops::cluster(),
+        ))
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(BrokerId(broker.broker_id()))
             .with_host(s(broker.advertised_host()))

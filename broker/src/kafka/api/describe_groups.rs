@@ -8,6 +8,7 @@ use floe_protocol::kafka_protocol::messages::describe_groups_response::{
 use floe_protocol::kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::s;
+use crate::kafka::authorized_operations::{self as ops, if_asked};
 use crate::Broker;
 
 pub(super) async fn handle(
@@ -16,8 +17,14 @@ pub(super) async fn handle(
     version: i16,
 ) -> DescribeGroupsResponse {
     let mut out = Vec::with_capacity(req.groups.len());
+    let operations = if_asked(
+        version >= 3 && req.include_authorized_operations,
+        ops::group(),
+    );
     for id in req.groups {
-        let d = DescribedGroup::default().with_group_id(id.clone());
+        let d = DescribedGroup::default()
+            .with_group_id(id.clone())
+            .with_authorized_operations(operations);
         let described = match broker.groups().describe(&id) {
             Some(g) => d
                 .with_group_state(s(g.state.name()))

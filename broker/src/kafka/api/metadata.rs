@@ -15,6 +15,7 @@ use floe_storage::StorageError;
 use tracing::warn;
 
 use super::s;
+use crate::kafka::authorized_operations::{self as ops, if_asked};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
@@ -60,6 +61,14 @@ pub(super) async fn handle(
         Some(t) => t.is_empty() && version == 0,
     };
     let auto_create = broker.auto_create_topics() && (version < 4 || req.allow_auto_topic_creation);
+    let topic_operations = if_asked(
+        version >= 8 && req.include_topic_authorized_operations,
+        ops::topic(),
+    );
+    let cluster_operations = if_asked(
+        (8..=10).contains(&version) && req.include_cluster_authorized_operations,
+        ops::cluster(),
+    );
     let mut topics = Vec::new();
     if all {
         topics = broker
@@ -126,7 +135,19 @@ pub(super) async fn handle(
             .with_node_id(BrokerId(broker.broker_id()))
             .with_host(s(broker.advertised_host()))
             .with_port(broker.advertised_port())])
-        .with_topics(topics);
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|t| {
+                    if t.error_code == code::NONE {
+                        t.with_topic_authorized_operations(topic_operations)
+                    } else {
+                        t
+                    }
+                })
+                .collect(),
+        )
+        .with_cluster_authorized_operations(cluster_operations);
     let resp = if version >= 1 {
         resp.with_controller_id(BrokerId(broker.broker_id()))
     } else {

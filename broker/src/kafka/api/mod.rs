@@ -22,6 +22,8 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
+mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -136,6 +138,12 @@ pub async fn dispatch(
         )),
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(describe_cluster::handle(
             broker, r, v,
+        ))),
+        Request::DescribeTopicPartitions(r) => ready(Response::DescribeTopicPartitions(
+            describe_topic_partitions::handle(broker, r),
+        )),
+        Request::DescribeLogDirs(r) => ready(Response::DescribeLogDirs(describe_log_dirs::handle(
+            broker, r,
         ))),
     }
 }
