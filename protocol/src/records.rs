@@ -498,6 +498,26 @@ pub struct BatchBuilder {
     producer: (i64, i16, i32),
 }
 
+/// The length of a record's body (after its length prefix).
+fn record_body_len(
+    ts_delta: i64,
+    off_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&[u8], Option<&[u8]>)],
+) -> usize {
+    let field_len = |b: Option<&[u8]>| match b {
+        Some(b) => varlong_len(b.len() as i64) + b.len(),
+        None => 1,
+    };
+    let mut body = 1 + varlong_len(ts_delta) + varlong_len(off_delta);
+    body += field_len(key) + field_len(value) + varlong_len(headers.len() as i64);
+    for (k, v) in headers {
+        body += field_len(Some(k)) + field_len(*v);
+    }
+    body
+}
+
 impl BatchBuilder {
     /// Starts a batch whose first record has `base_offset` and `base_timestamp`.
     /// `timestamp_type` is 0 (CreateTime) or 1 (LogAppendTime).
@@ -526,6 +546,35 @@ impl BatchBuilder {
         self.count == 0
     }
 
+    /// The bytes [`push`](Self::push) would add for this record.
+    pub fn record_len(
+        &self,
+        offset: i64,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&[u8], Option<&[u8]>)],
+    ) -> usize {
+        let body = record_body_len(
+            timestamp - self.base_timestamp,
+            offset - self.base_offset,
+            key,
+            value,
+            headers,
+        );
+        varlong_len(body as i64) + body
+    }
+
+    /// The bytes of a batch holding only this record.
+    pub fn single_record_len(
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&[u8], Option<&[u8]>)],
+    ) -> usize {
+        let body = record_body_len(0, 0, key, value, headers);
+        BATCH_HEADER_LEN + varlong_len(body as i64) + body
+    }
+
     /// Appends a record. Offsets must increase; gaps are allowed.
     pub fn push(
         &mut self,
@@ -537,15 +586,7 @@ impl BatchBuilder {
     ) {
         let ts_delta = timestamp - self.base_timestamp;
         let off_delta = offset - self.base_offset;
-        let field_len = |b: Option<&[u8]>| match b {
-            Some(b) => varlong_len(b.len() as i64) + b.len(),
-            None => 1,
-        };
-        let mut body = 1 + varlong_len(ts_delta) + varlong_len(off_delta);
-        body += field_len(key) + field_len(value) + varlong_len(headers.len() as i64);
-        for (k, v) in headers {
-            body += field_len(Some(k)) + field_len(*v);
-        }
+        let body = record_body_len(ts_delta, off_delta, key, value, headers);
         self.buf.reserve(body + 5);
         put_varlong(&mut self.buf, body as i64);
         self.buf.put_i8(0);

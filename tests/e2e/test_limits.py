@@ -233,3 +233,48 @@ def test_topic_names_follow_kafka_rules(floe_factory):
     produce_and_consume(f, longest)
     status, body = http(f, "GET", f"/admin/topics/{longest}/check")
     assert status == 200, body
+
+
+def test_a_fetch_stays_within_fetch_max_bytes(floe_factory):
+    """Kafka may exceed a fetch's max_bytes only to return the first batch
+    of the first non-empty partition; floe answered 1.8 MB to a fetch of
+    1 MB. Four partitions of ~2 MB each in 16 KiB batches, fetched raw
+    (Fetch v4) with max_bytes 1 000 000 and 1 MiB per partition, from the
+    tail cache and, after a restart, from the Parquet files."""
+    import os
+    import socket
+    import struct
+    from confluent_kafka import Producer
+    from helpers import create_topic
+    floe = floe_factory()
+    create_topic(floe.bootstrap, "capped", 4)
+    p = Producer({"bootstrap.servers": floe.bootstrap, "batch.size": 16384, "linger.ms": 5})
+    for i in range(8000):
+        while True:
+            try:
+                p.produce("capped", os.urandom(1000), partition=i % 4)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0
+    for attempt in range(2):  # from the tail cache, then from the files
+        if attempt:
+            floe.restart()
+        host, port = floe.bootstrap.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)), timeout=10)
+        try:
+            topic = b"capped"
+            parts = b"".join(struct.pack(">iqi", i, 0, 1 << 20) for i in range(4))
+            body = struct.pack(">iiiib", -1, 100, 1, 1_000_000, 0) + struct.pack(">i", 1) + \
+                struct.pack(">h", len(topic)) + topic + struct.pack(">i", 4) + parts
+            client = b"raw"
+            payload = struct.pack(">hhih", 1, 4, 9, len(client)) + client + body
+            s.sendall(struct.pack(">i", len(payload)) + payload)
+            (size,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
+            got = b""
+            while len(got) < size:
+                got += s.recv(size - len(got))
+            # The response's own framing is a few hundred bytes at most.
+            assert 500_000 < size <= 1_000_000 + 1_000, (attempt, size)
+        finally:
+            s.close()

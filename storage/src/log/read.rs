@@ -148,13 +148,21 @@ impl Log {
             let Some(seg) = seg else {
                 return Err(missing("no segment holds it".into()));
             };
-            let remaining = max_bytes.saturating_sub(out.size).max(1);
-            let rebuilt = match self.read_segment(&seg, next, remaining, leader_epoch).await {
+            let remaining = max_bytes.saturating_sub(out.size);
+            let first_one = out.bytes.is_empty();
+            let rebuilt = match self
+                .read_segment(&seg, next, remaining, first_one, leader_epoch)
+                .await
+            {
                 Err(StorageError::Corrupt(detail)) => {
                     return Err(missing(format!("{}: {detail}", seg.path)))
                 }
                 r => r?,
             };
+            if rebuilt.first_offset.is_none() && !first_one {
+                // The next record does not fit in what is left.
+                break;
+            }
             if rebuilt.first_offset != Some(next) {
                 return Err(missing(format!(
                     "segment [{}, {}] of {} starts its rows at {:?}",
@@ -335,11 +343,14 @@ impl Log {
         Ok(builder.build()?.try_collect().await?)
     }
 
+    /// Reads one segment from `from`, within `max_bytes` (beyond it only
+    /// for a first record when `at_least_one`).
     async fn read_segment(
         &self,
         seg: &SegmentRecord,
         from: i64,
         max_bytes: usize,
+        at_least_one: bool,
         leader_epoch: i32,
     ) -> Result<segment::RebuiltBatches> {
         let _reading = self.reading(&seg.path);
@@ -358,8 +369,22 @@ impl Log {
         };
         for b in &batches {
             let budget = max_bytes.saturating_sub(out.size);
-            let r = segment::rebuild_batches(b, &layout, out.next_offset, budget, leader_epoch)?;
+            let first_one = at_least_one && out.first_offset.is_none();
+            let r = segment::rebuild_batches(
+                b,
+                &layout,
+                out.next_offset,
+                budget,
+                first_one,
+                leader_epoch,
+            )?;
+            // Rows of this batch from the next offset on that were not
+            // taken: the next record did not fit.
+            let left_behind = segment::last_offset(b)?.is_some_and(|last| last >= r.next_offset);
             let Some(first) = r.first_offset else {
+                if left_behind {
+                    break;
+                }
                 continue;
             };
             // Each batch of rows continues exactly where the previous ended.
@@ -373,7 +398,7 @@ impl Log {
             out.size += r.size;
             out.bytes.extend(r.bytes);
             out.next_offset = r.next_offset;
-            if out.size >= max_bytes {
+            if left_behind {
                 break;
             }
         }

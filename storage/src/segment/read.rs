@@ -98,16 +98,19 @@ pub struct RebuiltBatches {
 }
 
 /// Turns rows (sorted by offset) into Kafka record batches, starting at
-/// `from_offset`, until `max_bytes` is passed (the first batch is always
-/// complete, as KIP-74 asks). Batches are cut at ~1 MiB and wherever the
-/// timestamp type changes. From the first row taken on, offsets must go up
-/// by one: anything else is a corrupt row group, refused rather than
-/// handed to a consumer as a gap.
+/// `from_offset`, within `max_bytes`: a record that would not fit is left
+/// for the next read, except the first when `at_least_one` (a fetch
+/// returns at least one record whatever its limit, KIP-74), so a response
+/// never exceeds the limit it was given otherwise. Batches are cut at
+/// ~1 MiB and wherever the timestamp type changes. From the first row
+/// taken on, offsets must go up by one: anything else is a corrupt row
+/// group, refused rather than handed to a consumer as a gap.
 pub fn rebuild_batches(
     batch: &RecordBatch,
     layout: &ReadLayout,
     from_offset: i64,
     max_bytes: usize,
+    at_least_one: bool,
     leader_epoch: i32,
 ) -> Result<RebuiltBatches> {
     const TARGET: usize = 1 << 20;
@@ -155,7 +158,6 @@ pub fn rebuild_batches(
                 out.next_offset - 1
             )));
         }
-        out.first_offset.get_or_insert(offset);
         let ts = timestamps.value(i);
         let ts_type = ts_types.value(i);
         if let Some(b) = &builder {
@@ -165,27 +167,26 @@ pub fn rebuild_batches(
                 out.bytes.push(done);
             }
         }
-        if builder.is_none() {
-            if !out.bytes.is_empty() && out.size >= max_bytes {
-                break;
-            }
-            builder = Some(BatchBuilder::new(offset, ts, ts_type));
-            builder_type = ts_type;
-        }
         hdrs.clear();
         for h in header_offsets[i] as usize..header_offsets[i + 1] as usize {
             hdrs.push((hkeys.value(h).as_bytes(), opt(hvals, h)));
         }
-        let b = builder.as_mut().expect("set above");
         let (key, value) = (keys.get(i, &mut key_buf)?, values.get(i, &mut value_buf)?);
-        b.push(offset, ts, key, value, &hdrs);
-        out.next_offset = offset + 1;
-        if out.size + b.len() >= max_bytes {
-            let done = builder.take().expect("set above").finish(leader_epoch);
-            out.size += done.len();
-            out.bytes.push(done);
+        let (open, adds) = match &builder {
+            Some(b) => (b.len(), b.record_len(offset, ts, key, value, &hdrs)),
+            None => (0, BatchBuilder::single_record_len(key, value, &hdrs)),
+        };
+        let may_stop = !at_least_one || out.first_offset.is_some();
+        if may_stop && out.size + open + adds > max_bytes {
             break;
         }
+        out.first_offset.get_or_insert(offset);
+        let b = builder.get_or_insert_with(|| {
+            builder_type = ts_type;
+            BatchBuilder::new(offset, ts, ts_type)
+        });
+        b.push(offset, ts, key, value, &hdrs);
+        out.next_offset = offset + 1;
     }
     if let Some(b) = builder {
         if !b.is_empty() {
@@ -195,6 +196,12 @@ pub fn rebuild_batches(
         }
     }
     Ok(out)
+}
+
+/// The offset of a batch of rows' last row, if it has rows.
+pub fn last_offset(batch: &RecordBatch) -> Result<Option<i64>> {
+    let offsets = column::<Int64Array>(batch, col::OFFSET)?;
+    Ok((!offsets.is_empty()).then(|| offsets.value(offsets.len() - 1)))
 }
 
 /// (offset, timestamp) pairs of a row group, for ListOffsets by time.
