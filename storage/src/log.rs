@@ -57,6 +57,7 @@ use shared_groups::SharedGroups;
 use table_sync::{day_of, run_table_committer, TableLag};
 
 mod append;
+mod broker_configs;
 mod check;
 mod compaction;
 mod flush;
@@ -374,6 +375,8 @@ pub struct Log {
     /// The intake objects this broker wrote lately (see
     /// [`MemoryBudget::intake`]).
     intake_cache: Arc<IntakeCache>,
+    /// Broker configs set at run time (see `log/broker_configs.rs`).
+    dynamic: RwLock<broker_configs::Dynamic>,
     group_commit: GroupCommit,
     /// The origin of the broker-wide flush ticks.
     ticks: Instant,
@@ -445,6 +448,7 @@ impl Log {
             shared_groups: SharedGroups::new(read_ahead),
             tail_share: Arc::new(AtomicUsize::new(cfg.memory.tail_cache)),
             reading: Mutex::new(HashMap::new()),
+            dynamic: RwLock::new(broker_configs::Dynamic::load(meta.as_ref()).await?),
             cfg,
         });
         for t in meta.list_topics().await? {
@@ -492,7 +496,9 @@ impl Log {
         Ok(Arc::new(TopicLog {
             name: t.name.clone(),
             id,
-            config: RwLock::new(TopicConfig::new(t.configs.clone())?),
+            config: RwLock::new(
+                TopicConfig::new(t.configs.clone())?.with_defaults(self.topic_defaults()),
+            ),
             partitions: RwLock::new(partitions),
             buffer: Mutex::new(FlushBuffer::new(&self.buffers)),
             wake: Notify::new(),
@@ -745,7 +751,7 @@ impl Log {
             return Ok(());
         }
         self.meta.set_topic_configs(name, &cfg.overrides).await?;
-        *write_lock(&topic.config) = cfg;
+        *write_lock(&topic.config) = cfg.with_defaults(self.topic_defaults());
         Ok(())
     }
 }

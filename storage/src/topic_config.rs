@@ -4,6 +4,7 @@
 //! Kafka's default, so DescribeConfigs looks as it does on Apache Kafka.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::{Result, StorageError};
 
@@ -303,11 +304,59 @@ pub fn validate_config(name: &str, value: &str) -> Result<()> {
     }
 }
 
+/// Broker configs that can be set at run time, each the cluster-wide
+/// default of a topic config for every topic that does not set its own
+/// (Kafka's dynamic default broker configs, KIP-226): (broker config,
+/// topic config).
+pub const BROKER_TOPIC_DEFAULTS: &[(&str, &str)] = &[
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("message.max.bytes", "max.message.bytes"),
+];
+
+/// The topic config a dynamic broker config sets the default of.
+pub fn topic_config_of(broker_config: &str) -> Option<&'static str> {
+    BROKER_TOPIC_DEFAULTS
+        .iter()
+        .find(|(b, _)| *b == broker_config)
+        .map(|(_, t)| *t)
+}
+
+/// Checks broker configs set at run time: every name one of
+/// [`BROKER_TOPIC_DEFAULTS`], every value valid for its topic config.
+/// Returns the topic defaults they make (by topic config name).
+pub fn topic_defaults(
+    broker_configs: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    broker_configs
+        .iter()
+        .map(|(name, value)| {
+            let topic = topic_config_of(name).ok_or_else(|| {
+                StorageError::InvalidConfig(format!(
+                    "{name} is not a broker config floe can change at run time (those are {})",
+                    BROKER_TOPIC_DEFAULTS
+                        .iter()
+                        .map(|(b, _)| *b)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            validate_config(topic, value).map_err(|_| {
+                StorageError::InvalidConfig(format!("invalid value {value:?} for {name}"))
+            })?;
+            Ok((topic.to_string(), value.clone()))
+        })
+        .collect()
+}
+
 /// The effective configuration of one topic.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TopicConfig {
     /// Explicitly set keys only.
     pub overrides: BTreeMap<String, String>,
+    /// Cluster-wide defaults set at run time (by topic config name), below
+    /// the overrides and above Kafka's defaults.
+    defaults: Arc<BTreeMap<String, String>>,
 }
 
 impl TopicConfig {
@@ -317,14 +366,30 @@ impl TopicConfig {
             validate_config(k, v)?;
         }
         overrides.retain(|k, _| !IGNORED_CONFIGS.contains(&k.as_str()));
-        Ok(TopicConfig { overrides })
+        Ok(TopicConfig {
+            overrides,
+            defaults: Arc::default(),
+        })
     }
 
-    /// Effective value of `name` (override or default).
+    /// The same, under the cluster-wide defaults `defaults`.
+    pub fn with_defaults(mut self, defaults: Arc<BTreeMap<String, String>>) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The cluster-wide default of `name` set at run time, if any.
+    pub fn cluster_default(&self, name: &str) -> Option<&str> {
+        self.defaults.get(name).map(String::as_str)
+    }
+
+    /// Effective value of `name` (override, cluster-wide default, or
+    /// Kafka's default).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.overrides
             .get(name)
             .map(String::as_str)
+            .or_else(|| self.cluster_default(name))
             .or_else(|| config_def(name).map(|d| d.default))
     }
 
@@ -439,6 +504,26 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(cfg.overrides.len(), 1);
+        // Cluster-wide defaults sit between a topic's own values and Kafka's.
+        let defaults = topic_defaults(&BTreeMap::from([
+            ("log.retention.ms".to_string(), "5000".to_string()),
+            ("message.max.bytes".to_string(), "2000".to_string()),
+        ]))
+        .unwrap();
+        let cfg = cfg.with_defaults(Arc::new(defaults));
+        assert_eq!(cfg.retention_ms(), Some(1000), "its own value wins");
+        assert_eq!(cfg.max_message_bytes(), 2000);
+        assert_eq!(cfg.cluster_default("max.message.bytes"), Some("2000"));
+        assert!(topic_defaults(&BTreeMap::from([(
+            "log.retention.ms".to_string(),
+            "soon".to_string()
+        )]))
+        .is_err());
+        assert!(topic_defaults(&BTreeMap::from([(
+            "broker.id".to_string(),
+            "3".to_string()
+        )]))
+        .is_err());
     }
 
     #[test]

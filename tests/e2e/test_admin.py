@@ -262,3 +262,80 @@ def test_deprecated_topic_configs_are_accepted_and_ignored(floe):
     assert described["retention.ms"].value == "7200000"
     bad = a.create_topics([NewTopic("old-bad", 1, 1, config={"message.format.version": "newest"})])["old-bad"]
     assert error_code(bad) == KafkaError.INVALID_CONFIG
+
+
+def test_broker_configs_set_cluster_wide_topic_defaults(floe_factory):
+    """AlterConfigs on a broker resource: log.retention.ms, log.retention.bytes
+    and message.max.bytes are dynamic cluster-wide defaults of the topic
+    configs (kept across restarts, below a topic's own value); floe's
+    other broker configs are its flags, refused as Kafka refuses a static
+    config (INVALID_REQUEST, the whole resource unchanged)."""
+    from confluent_kafka.admin import ConfigSource
+    f = floe_factory()
+    a = admin(f.bootstrap)
+    create_topic(f.bootstrap, "plain", 1)
+    create_topic(f.bootstrap, "own", 1, {"retention.ms": "1000000"})
+    broker = ConfigResource(ResourceType.BROKER, "0")
+
+    def incremental(*entries):
+        res = ConfigResource(ResourceType.BROKER, "0", incremental_configs=list(entries))
+        return a.incremental_alter_configs([res])[res]
+
+    def topic_cfg(name):
+        res = ConfigResource(ResourceType.TOPIC, name)
+        return a.describe_configs([res])[res].result(30)
+
+    incremental(ConfigEntry("log.retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET),
+                ConfigEntry("message.max.bytes", "2000", incremental_operation=AlterConfigOpType.SET)).result(30)
+    b = a.describe_configs([broker])[broker].result(30)
+    assert b["log.retention.ms"].value == "3600000"
+    assert b["log.retention.ms"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    assert not b["log.retention.ms"].is_read_only and b["num.partitions"].is_read_only
+    assert topic_cfg("plain")["retention.ms"].value == "3600000"
+    assert topic_cfg("plain")["retention.ms"].source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+    assert topic_cfg("own")["retention.ms"].value == "1000000", "a topic's own value wins"
+
+    # The new default is enforced: a 5 000-byte record is too large now.
+    def produce_big():
+        errors = []
+        p = Producer({"bootstrap.servers": f.bootstrap, "message.max.bytes": 100000})
+        p.produce("plain", b"x" * 5000, on_delivery=lambda err, msg: errors.append(err))
+        p.flush(30)
+        return errors[0]
+    assert produce_big().code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+    # A static config refuses the whole resource; an unknown one too.
+    refused = incremental(ConfigEntry("num.partitions", "7", incremental_operation=AlterConfigOpType.SET),
+                          ConfigEntry("log.retention.ms", "1", incremental_operation=AlterConfigOpType.SET))
+    with pytest.raises(KafkaException) as e:
+        refused.result(30)
+    assert e.value.args[0].code() == KafkaError.INVALID_REQUEST
+    assert "dynamically" in e.value.args[0].str()
+    assert error_code(incremental(ConfigEntry("no.such.broker.config", "1",
+                                              incremental_operation=AlterConfigOpType.SET))) == \
+        KafkaError.INVALID_CONFIG
+    assert error_code(incremental(ConfigEntry("log.retention.ms", "soon",
+                                              incremental_operation=AlterConfigOpType.SET))) == \
+        KafkaError.INVALID_CONFIG
+    assert topic_cfg("plain")["retention.ms"].value == "3600000", "nothing changed"
+
+    # Kept across a restart.
+    f.restart()
+    a = admin(f.bootstrap)
+    assert topic_cfg("plain")["retention.ms"].value == "3600000"
+    assert produce_big().code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+    # Legacy AlterConfigs (kafka-python) replaces the whole dynamic set:
+    # message.max.bytes and log.retention.ms return to their defaults.
+    from kafka.admin import ConfigResource as KRes, ConfigResourceType
+    ka = KafkaAdminClient(bootstrap_servers=f.bootstrap)
+    try:
+        ka.alter_configs([KRes(ConfigResourceType.BROKER, "0", configs={"log.retention.bytes": "1000000000"})],
+                         incremental=False)
+    finally:
+        ka.close()
+    plain = topic_cfg("plain")
+    assert plain["retention.bytes"].value == "1000000000"
+    assert plain["retention.ms"].value == "604800000"
+    assert plain["max.message.bytes"].value == "1048588"
+    assert produce_big() is None

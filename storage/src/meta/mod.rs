@@ -323,6 +323,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// The cluster id, created on first use.
     async fn cluster_id(&self) -> Result<String>;
 
+    /// The broker configs set at run time (cluster-wide, by name).
+    async fn broker_configs(&self) -> Result<BTreeMap<String, String>>;
+
+    /// Replaces the broker configs set at run time with `configs`.
+    async fn set_broker_configs(&self, configs: &BTreeMap<String, String>) -> Result<()>;
+
     /// Records this broker and renews its lease.
     async fn register_broker(
         &self,

@@ -25,6 +25,10 @@ use crate::error::{Result, StorageError};
 /// EXISTS`).
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("files", "runs", "BLOB NOT NULL DEFAULT X''")];
 
+/// Where broker configs set at run time live in the `cluster` table: a
+/// row per config, named with this prefix.
+const BROKER_CONFIG: &str = "broker.config.";
+
 /// The DDL, applied in order at open. Every statement is idempotent.
 pub const DDL: &[(&str, &str)] = &[
     ("010-cluster.sql", include_str!("../../ddl/010-cluster.sql")),
@@ -520,6 +524,36 @@ impl MetadataStore for SqliteStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.get("value"))
+    }
+
+    async fn broker_configs(&self) -> Result<BTreeMap<String, String>> {
+        let rows = sqlx::query("SELECT name, value FROM cluster WHERE name LIKE 'broker.config.%'")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let name: String = r.get("name");
+                let name = name[BROKER_CONFIG.len()..].to_string();
+                (name, r.get("value"))
+            })
+            .collect())
+    }
+
+    async fn set_broker_configs(&self, configs: &BTreeMap<String, String>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cluster WHERE name LIKE 'broker.config.%'")
+            .execute(&mut *tx)
+            .await?;
+        for (name, value) in configs {
+            sqlx::query("INSERT INTO cluster (name, value) VALUES ($1, $2)")
+                .bind(format!("{BROKER_CONFIG}{name}"))
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn register_broker(

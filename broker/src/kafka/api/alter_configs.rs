@@ -1,4 +1,5 @@
-//! AlterConfigs: replace a topic's explicit configs with the given set.
+//! AlterConfigs: replace a topic's explicit configs, or a broker's dynamic
+//! ones, with the given set.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -6,6 +7,7 @@ use std::sync::Arc;
 use floe_protocol::kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use floe_protocol::kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
+use super::broker_configs;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::s;
 use crate::kafka::errors::{code, error_code};
@@ -17,17 +19,18 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Al
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        // AlterConfigs replaces the resource's whole set.
+        let configs: BTreeMap<String, String> = r
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
         match r.resource_type {
             RESOURCE_TOPIC => {
-                let configs: BTreeMap<String, String> = r
-                    .configs
-                    .iter()
-                    .filter_map(|c| {
-                        c.value
-                            .as_ref()
-                            .map(|v| (c.name.to_string(), v.to_string()))
-                    })
-                    .collect();
                 match broker
                     .log()
                     .set_topic_configs(r.resource_name.as_str(), configs, req.validate_only)
@@ -40,12 +43,19 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Al
                     ),
                 }
             }
-            RESOURCE_BROKER => responses.push(
-                base.with_error_code(code::INVALID_REQUEST)
-                    .with_error_message(Some(s(
-                        "broker configs are set by floe's flags and environment",
-                    ))),
-            ),
+            RESOURCE_BROKER => {
+                let (error, message) = broker_configs::alter(
+                    broker,
+                    r.resource_name.as_str(),
+                    configs,
+                    req.validate_only,
+                )
+                .await;
+                responses.push(
+                    base.with_error_code(error)
+                        .with_error_message(message.map(s)),
+                );
+            }
             other => responses.push(
                 base.with_error_code(code::INVALID_REQUEST)
                     .with_error_message(Some(s(format!(

@@ -17,11 +17,19 @@ fn effective_configs(cfg: &TopicConfig) -> Vec<CreatableTopicConfigs> {
     TOPIC_CONFIGS
         .iter()
         .map(|d| {
-            let set = cfg.overrides.contains_key(d.name);
+            // Kafka's sources: the topic's own, the cluster-wide dynamic
+            // default, the default.
+            let source = if cfg.overrides.contains_key(d.name) {
+                1
+            } else if cfg.cluster_default(d.name).is_some() {
+                3
+            } else {
+                5
+            };
             CreatableTopicConfigs::default()
                 .with_name(s(d.name))
                 .with_value(cfg.get(d.name).map(s))
-                .with_config_source(if set { 1 } else { 5 })
+                .with_config_source(source)
         })
         .collect()
 }
@@ -63,7 +71,7 @@ pub(super) async fn handle(
             .await
         {
             Ok(created) => {
-                let cfg = TopicConfig { overrides: configs };
+                let cfg = broker.log().topic_config(configs).unwrap_or_default();
                 let mut r = base;
                 if version >= 5 {
                     r = r

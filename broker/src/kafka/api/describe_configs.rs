@@ -7,8 +7,9 @@ use floe_protocol::kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use floe_protocol::kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
-use floe_storage::topic_config::{ConfigType, TOPIC_CONFIGS};
+use floe_storage::topic_config::{config_def, ConfigType, BROKER_TOPIC_DEFAULTS, TOPIC_CONFIGS};
 
+use super::broker_configs::READ_ONLY;
 use super::s;
 use crate::kafka::errors::code;
 use crate::Broker;
@@ -19,6 +20,7 @@ pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -40,7 +42,27 @@ fn broker_entries(b: &Broker) -> Vec<Entry> {
         doc,
         read_only: true,
     };
-    vec![
+    // The dynamic ones: cluster-wide defaults of topic configs.
+    let dynamic = b.log().broker_configs();
+    let mut entries: Vec<Entry> = BROKER_TOPIC_DEFAULTS
+        .iter()
+        .filter_map(|(name, topic)| {
+            let def = config_def(topic)?;
+            let (value, source) = match dynamic.get(*name) {
+                Some(v) => (v.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER),
+                None => (def.default.to_string(), SOURCE_DEFAULT),
+            };
+            Some(Entry {
+                name: name.to_string(),
+                value,
+                source,
+                kind: def.kind,
+                doc: "cluster-wide default of the topic config of the same meaning",
+                read_only: false,
+            })
+        })
+        .collect();
+    entries.extend([
         e(
             "broker.id",
             b.broker_id().to_string(),
@@ -72,24 +94,16 @@ fn broker_entries(b: &Broker) -> Vec<Entry> {
             "durability comes from object storage",
         ),
         e(
-            "message.max.bytes",
-            "1048588".into(),
-            ConfigType::Int,
-            "default max.message.bytes of topics",
-        ),
-        e(
-            "log.retention.ms",
-            "604800000".into(),
-            ConfigType::Long,
-            "default retention.ms of topics",
-        ),
-        e(
             "socket.request.max.bytes",
             b.max_frame_bytes().to_string(),
             ConfigType::Int,
             "largest request frame",
         ),
-    ]
+    ]);
+    debug_assert!(entries
+        .iter()
+        .all(|e| e.read_only == READ_ONLY.contains(&e.name.as_str())));
+    entries
 }
 
 pub(super) fn handle(
@@ -116,15 +130,17 @@ pub(super) fn handle(
                 TOPIC_CONFIGS
                     .iter()
                     .map(|d| {
-                        let set = cfg.overrides.get(d.name);
+                        let source = if cfg.overrides.contains_key(d.name) {
+                            SOURCE_DYNAMIC_TOPIC
+                        } else if cfg.cluster_default(d.name).is_some() {
+                            SOURCE_DYNAMIC_DEFAULT_BROKER
+                        } else {
+                            SOURCE_DEFAULT
+                        };
                         Entry {
                             name: d.name.into(),
-                            value: set.cloned().unwrap_or_else(|| d.default.to_string()),
-                            source: if set.is_some() {
-                                SOURCE_DYNAMIC_TOPIC
-                            } else {
-                                SOURCE_DEFAULT
-                            },
+                            value: cfg.get(d.name).unwrap_or(d.default).to_string(),
+                            source,
                             kind: d.kind,
                             doc: d.doc,
                             read_only: false,

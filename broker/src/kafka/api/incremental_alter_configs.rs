@@ -1,5 +1,5 @@
 //! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on a topic's
-//! explicit configs.
+//! explicit configs; SET and DELETE on a broker's dynamic configs.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use floe_protocol::kafka_protocol::messages::{
 use floe_storage::topic_config::{config_def, ConfigType};
 use floe_storage::StorageError;
 
+use super::broker_configs;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::s;
 use crate::kafka::errors::{code, error_code};
@@ -30,11 +31,40 @@ pub(super) async fn handle(
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         if r.resource_type == RESOURCE_BROKER {
+            let mut configs = broker_configs::current(broker);
+            let mut refused = None;
+            for c in &r.configs {
+                match (c.config_operation, &c.value) {
+                    (SET, Some(v)) => {
+                        configs.insert(c.name.to_string(), v.to_string());
+                    }
+                    (DELETE, _) => {
+                        configs.remove(c.name.as_str());
+                    }
+                    (op, _) => {
+                        refused = Some(format!(
+                            "operation {op} is not valid for {}",
+                            c.name.as_str()
+                        ));
+                        break;
+                    }
+                }
+            }
+            let (error, message) = match refused {
+                Some(why) => (code::INVALID_REQUEST, Some(why)),
+                None => {
+                    broker_configs::alter(
+                        broker,
+                        r.resource_name.as_str(),
+                        configs,
+                        req.validate_only,
+                    )
+                    .await
+                }
+            };
             responses.push(
-                base.with_error_code(code::INVALID_REQUEST)
-                    .with_error_message(Some(s(
-                        "broker configs are set by floe's flags and environment",
-                    ))),
+                base.with_error_code(error)
+                    .with_error_message(message.map(s)),
             );
             continue;
         }
