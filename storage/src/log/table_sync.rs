@@ -125,19 +125,30 @@ const TABLE_SYNCS_AT_ONCE: usize = 8;
 
 /// Commits each topic's table every `floe.iceberg.commit.interval.ms`.
 pub(super) async fn run_table_committer(log: std::sync::Weak<Log>) {
-    let mut last: HashMap<String, Instant> = HashMap::new();
+    // When each topic's next commit is due.
+    let mut due_at: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let Some(log) = log.upgrade() else { return };
+        let now = Instant::now();
         let mut due = Vec::new();
         for topic in log.topics() {
             let interval = read_lock(&topic.config).table_commit_interval();
-            if last
-                .get(&topic.name)
-                .is_none_or(|t| t.elapsed() >= interval)
-            {
-                last.insert(topic.name.clone(), Instant::now());
-                due.push(topic);
+            match due_at.get_mut(&topic.name) {
+                // First seen (the broker started, or the topic is new): its
+                // table is created or loaded now, and its commits fall at
+                // its own phase of the interval, so a thousand topics
+                // loaded together do not all commit in the same instant
+                // every interval (a stall of every producer's acks).
+                None => {
+                    due_at.insert(topic.name.clone(), now + phase(&topic.name, interval));
+                    due.push(topic);
+                }
+                Some(at) if *at <= now => {
+                    *at = (*at + interval).max(now);
+                    due.push(topic);
+                }
+                Some(_) => {}
             }
         }
         // Several at once: one round visits every topic (a broker with a
@@ -153,6 +164,37 @@ pub(super) async fn run_table_committer(log: std::sync::Weak<Log>) {
                 }
             })
             .await;
-        last.retain(|name, _| log.topic(name).is_some());
+        due_at.retain(|name, _| log.topic(name).is_some());
+    }
+}
+
+/// Where in its commit interval a topic commits: a fraction of `interval`
+/// fixed by its name, in (0, interval].
+fn phase(topic: &str, interval: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    topic.hash(&mut h);
+    let fraction = (h.finish() % 1000 + 1) as f64 / 1000.0;
+    interval.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_commit_at_phases_spread_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        let phases: Vec<Duration> = (0..1000)
+            .map(|t| phase(&format!("t{t}"), interval))
+            .collect();
+        assert!(phases.iter().all(|p| *p > Duration::ZERO && *p <= interval));
+        // Every tenth of the interval holds some of them.
+        for tenth in 0..10 {
+            let (lo, hi) = (interval / 10 * tenth, interval / 10 * (tenth + 1));
+            let n = phases.iter().filter(|p| **p > lo && **p <= hi).count();
+            assert!((50..=150).contains(&n), "{n} topics in tenth {tenth}");
+        }
+        assert_eq!(phase("orders", interval), phase("orders", interval));
     }
 }
