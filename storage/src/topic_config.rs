@@ -168,7 +168,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "segment.ms",
         "604800000",
         ConfigType::Long,
-        "accepted; floe segments by flush",
+        "the longest span of writes compaction merges into one file (retention deletes whole files)",
     ),
     def(
         "floe.validate.mode",
@@ -407,6 +407,11 @@ impl TopicConfig {
     /// retention.ms (None for unlimited).
     pub fn retention_ms(&self) -> Option<i64> {
         Some(self.get_i64("retention.ms")).filter(|v| *v >= 0)
+    }
+
+    /// segment.ms: how long a span of writes one compacted file may hold.
+    pub fn segment_ms(&self) -> i64 {
+        self.get_i64("segment.ms").max(1)
     }
 
     /// retention.bytes (None for unlimited).

@@ -35,7 +35,7 @@ async fn a_thousand_partitions_stay_within_the_memory_budget() {
         tail_cache: 512 * 1024,
         read_ahead: 64 * 1024,
         footers: 1024 * 1024,
-        intake: 256 * 1024,
+        intake: 1024 * 1024,
     };
     let cfg = LogConfig {
         memory: budget,

@@ -54,7 +54,9 @@ TOPICS = {
     # Every acknowledged record must stay.
     "queue": {},
     # Retention keeps deleting the oldest segments (by size and by time).
-    "queue-retained": {"retention.bytes": "32768", "retention.ms": "10000"},
+    # segment.ms: compaction merges at most 2 s of writes into one file, so
+    # files age out (as Kafka deletes only rolled segments).
+    "queue-retained": {"retention.bytes": "32768", "retention.ms": "10000", "segment.ms": "2000"},
 }
 TABLE_CONFIG = {"floe.iceberg.commit.interval.ms": "1000"}
 GROUP = "queue-checker"

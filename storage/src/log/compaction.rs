@@ -135,12 +135,16 @@ pub(super) struct Candidate {
 /// Splits candidates (in the order they were written, which keeps runs
 /// long) into runs of at least `min_files` files that are each one unbroken
 /// block of every partition's index, of one day and one set of columns,
-/// and of at most about `target` bytes.
+/// of at most about `target` bytes and, with `max_span_ms`, written within
+/// that long of the run's first file (Kafka's `segment.ms`: a compacted
+/// file that kept taking in new files would never be old enough for
+/// retention.ms to delete).
 pub(super) fn plan_runs(
     candidates: Vec<Option<Candidate>>,
     index: &BTreeMap<i32, Vec<SegmentRecord>>,
     target: u64,
     min_files: usize,
+    max_span_ms: Option<i64>,
 ) -> Vec<Vec<FileRecord>> {
     let places = placements(index);
     let mut runs = Vec::new();
@@ -170,6 +174,7 @@ pub(super) fn plan_runs(
             file_day(&first.file) == file_day(&c.file)
                 && first.schema == c.schema
                 && bytes < target
+                && max_span_ms.is_none_or(|ms| c.file.created_ms - first.file.created_ms <= ms)
                 && adjoins(&span, place)
         });
         if !fits {
@@ -236,7 +241,10 @@ impl Log {
             })
             .await?;
         let mut stats = CompactionStats::default();
-        let runs = crate::background::cpu_bound(|| plan_runs(candidates, &index, target, 2));
+        let segment_ms = topic.config().segment_ms();
+        let runs = crate::background::cpu_bound(|| {
+            plan_runs(candidates, &index, target, 2, Some(segment_ms))
+        });
         for run in runs {
             let started = Instant::now();
             if let Some(bytes_out) = self.rewrite_run(topic, &run, Rewrite::Compact).await? {
@@ -483,15 +491,41 @@ mod tests {
     }
 
     fn candidate(path: &str) -> Option<Candidate> {
+        written_at(path, 0)
+    }
+
+    fn written_at(path: &str, created_ms: i64) -> Option<Candidate> {
         Some(Candidate {
             file: FileRecord {
                 path: format!("t/data/day=1/{path}"),
                 size_bytes: 10,
-                created_ms: 0,
+                created_ms,
                 in_table: true,
             },
             schema: Arc::new(Schema::empty()),
         })
+    }
+
+    #[test]
+    fn a_run_spans_at_most_segment_ms_of_writes() {
+        let index = index(&[
+            ("a", &[(0, 0, 9)]),
+            ("b", &[(0, 10, 19)]),
+            ("c", &[(0, 20, 29)]),
+            ("d", &[(0, 30, 39)]),
+        ]);
+        let files = || {
+            vec![
+                written_at("a", 0),
+                written_at("b", 1000),
+                written_at("c", 2500),
+                written_at("d", 3000),
+            ]
+        };
+        let runs = plan_runs(files(), &index, 1 << 20, 2, Some(2000));
+        assert_eq!(names(runs), vec![vec!["a", "b"], vec!["c", "d"]]);
+        let runs = plan_runs(files(), &index, 1 << 20, 2, None);
+        assert_eq!(names(runs), vec![vec!["a", "b", "c", "d"]]);
     }
 
     /// A file's segments: (partition, base offset, last offset).
@@ -540,6 +574,7 @@ mod tests {
             &index,
             1 << 20,
             2,
+            None,
         );
         assert_eq!(names(runs), vec![vec!["e", "f"]]);
     }
@@ -565,6 +600,7 @@ mod tests {
             &index,
             1 << 20,
             2,
+            None,
         );
         assert_eq!(names(runs), vec![vec!["a", "b", "c", "d"]]);
         // Taken in another order, a file that adjoins at the front joins.
@@ -573,6 +609,7 @@ mod tests {
             &index,
             1 << 20,
             2,
+            None,
         );
         assert_eq!(names(runs), vec![vec!["c", "a", "b"]]);
     }
@@ -589,6 +626,7 @@ mod tests {
             &index,
             1 << 20,
             2,
+            None,
         );
         assert_eq!(names(runs), Vec::<Vec<String>>::new());
     }

@@ -93,7 +93,7 @@ impl Log {
             })
             .await?;
         let mut moved = 0;
-        let runs = crate::background::cpu_bound(|| plan_runs(candidates, &index, target, 1));
+        let runs = crate::background::cpu_bound(|| plan_runs(candidates, &index, target, 1, None));
         for run in runs {
             if !run.iter().any(|f| intake::is_chunk(&f.path)) {
                 // Nothing to move out of the intake: the table takes
