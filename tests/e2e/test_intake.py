@@ -204,3 +204,36 @@ def test_tables_take_the_rows_and_the_intake_empties_across_kill9(floe_factory, 
         assert time.time() < deadline, sorted(q.name for q in intake.iterdir())
         time.sleep(0.2)
     assert list(Path(f.data_dir, "objects").rglob("*.parquet")), "the rows are in the topics' own files"
+
+
+def test_moves_read_the_intake_objects_from_memory(floe_factory):
+    """A topic's move reads its rows of every intake object since its last
+    move; the broker keeps the objects it wrote until their rows moved, so
+    twenty topics moving every second read none of them back from the store
+    (before: one ranged GET per topic per object)."""
+    f = floe_factory()
+    names = [f"mem{i:02d}" for i in range(20)]
+    create_topics(f.bootstrap, names, {"floe.iceberg.commit.interval.ms": "1000"})
+    p = Producer({"bootstrap.servers": f.bootstrap, "linger.ms": 5})
+    before = scrape(f)
+    start = time.time()
+    i = 0
+    while time.time() - start < 4:
+        for n in names:
+            p.produce(n, value=os.urandom(100), partition=0)
+            i += 1
+        p.poll(0)
+        time.sleep(0.02)
+    assert p.flush(30) == 0
+    # Every table takes in what was produced.
+    deadline = time.time() + 30
+    while not all(snapshot_covers(f, n, i // len(names) - 1) for n in names):
+        assert time.time() < deadline, "the tables did not take the rows in"
+        time.sleep(0.5)
+    after = scrape(f)
+    intake_puts = puts(after, "intake") - puts(before, "intake")
+    gets = sum(after.get(f'floe_object_store_requests_total{{kind="{k}",class="intake"}}', 0) -
+               before.get(f'floe_object_store_requests_total{{kind="{k}",class="intake"}}', 0)
+               for k in ("get", "ranged_get"))
+    assert intake_puts > 20, intake_puts
+    assert gets <= 2, f"{gets:.0f} intake reads for {intake_puts:.0f} intake objects"
