@@ -322,30 +322,33 @@ pub fn topic_config_of(broker_config: &str) -> Option<&'static str> {
         .map(|(_, t)| *t)
 }
 
-/// Checks broker configs set at run time: every name one of
-/// [`BROKER_TOPIC_DEFAULTS`], every value valid for its topic config.
-/// Returns the topic defaults they make (by topic config name).
+/// Checks one broker config set at run time: its name one of
+/// [`BROKER_TOPIC_DEFAULTS`], its value valid for that topic config, which
+/// it returns.
+pub fn check_broker_config(name: &str, value: &str) -> Result<&'static str> {
+    let topic = topic_config_of(name).ok_or_else(|| {
+        StorageError::InvalidConfig(format!(
+            "{name} is not a broker config floe can change at run time (those are {})",
+            BROKER_TOPIC_DEFAULTS
+                .iter()
+                .map(|(b, _)| *b)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    validate_config(topic, value)
+        .map_err(|_| StorageError::InvalidConfig(format!("invalid value {value:?} for {name}")))?;
+    Ok(topic)
+}
+
+/// The topic defaults that broker configs set at run time make (by topic
+/// config name); refused if any of them fails [`check_broker_config`].
 pub fn topic_defaults(
     broker_configs: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>> {
     broker_configs
         .iter()
-        .map(|(name, value)| {
-            let topic = topic_config_of(name).ok_or_else(|| {
-                StorageError::InvalidConfig(format!(
-                    "{name} is not a broker config floe can change at run time (those are {})",
-                    BROKER_TOPIC_DEFAULTS
-                        .iter()
-                        .map(|(b, _)| *b)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            validate_config(topic, value).map_err(|_| {
-                StorageError::InvalidConfig(format!("invalid value {value:?} for {name}"))
-            })?;
-            Ok((topic.to_string(), value.clone()))
-        })
+        .map(|(name, value)| Ok((check_broker_config(name, value)?.to_string(), value.clone())))
         .collect()
 }
 

@@ -5,7 +5,7 @@
 //! from its flags and are read-only.
 
 use super::*;
-use crate::topic_config::topic_defaults;
+use crate::topic_config::{check_broker_config, topic_defaults};
 
 /// The broker configs set at run time and the topic defaults they make.
 #[derive(Debug, Default)]
@@ -20,7 +20,7 @@ impl Dynamic {
     pub(super) async fn load(meta: &dyn MetadataStore) -> Result<Self> {
         let mut broker = meta.broker_configs().await?;
         broker.retain(|name, value| {
-            let known = topic_defaults(&BTreeMap::from([(name.clone(), value.clone())])).is_ok();
+            let known = check_broker_config(name, value).is_ok();
             if !known {
                 warn!(%name, %value, "ignoring a stored broker config this broker does not know");
             }

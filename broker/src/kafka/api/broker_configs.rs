@@ -8,18 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::describe_configs::read_only_broker_configs;
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
-
-/// Broker configs DescribeConfigs shows that only floe's flags set.
-pub(super) const READ_ONLY: &[&str] = &[
-    "broker.id",
-    "auto.create.topics.enable",
-    "num.partitions",
-    "default.replication.factor",
-    "min.insync.replicas",
-    "socket.request.max.bytes",
-];
 
 /// Makes `configs` the dynamic configs of the broker resource `name` (""
 /// for the cluster default): the error and message to answer.
@@ -38,10 +29,11 @@ pub(super) async fn alter(
             )),
         );
     }
+    let read_only = read_only_broker_configs(broker);
     let fixed: Vec<&str> = configs
         .keys()
         .map(String::as_str)
-        .filter(|k| READ_ONLY.contains(k))
+        .filter(|k| read_only.iter().any(|r| r == k))
         .collect();
     if !fixed.is_empty() {
         // Kafka's answer to a config that is not dynamic: the whole
@@ -62,9 +54,4 @@ pub(super) async fn alter(
         Ok(()) => (code::NONE, None),
         Err(e) => (error_code(&e), Some(e.to_string())),
     }
-}
-
-/// The dynamic configs now, for an incremental change to start from.
-pub(super) fn current(broker: &Broker) -> BTreeMap<String, String> {
-    broker.log().broker_configs()
 }

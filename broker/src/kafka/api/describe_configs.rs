@@ -9,7 +9,6 @@ use floe_protocol::kafka_protocol::messages::describe_configs_response::{
 use floe_protocol::kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use floe_storage::topic_config::{config_def, ConfigType, BROKER_TOPIC_DEFAULTS, TOPIC_CONFIGS};
 
-use super::broker_configs::READ_ONLY;
 use super::s;
 use crate::kafka::errors::code;
 use crate::Broker;
@@ -100,10 +99,16 @@ fn broker_entries(b: &Broker) -> Vec<Entry> {
             "largest request frame",
         ),
     ]);
-    debug_assert!(entries
-        .iter()
-        .all(|e| e.read_only == READ_ONLY.contains(&e.name.as_str())));
     entries
+}
+
+/// The broker configs only floe's flags set (AlterConfigs refuses them).
+pub(super) fn read_only_broker_configs(b: &Broker) -> Vec<String> {
+    broker_entries(b)
+        .into_iter()
+        .filter(|e| e.read_only)
+        .map(|e| e.name)
+        .collect()
 }
 
 pub(super) fn handle(

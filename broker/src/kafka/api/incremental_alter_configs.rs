@@ -31,7 +31,7 @@ pub(super) async fn handle(
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         if r.resource_type == RESOURCE_BROKER {
-            let mut configs = broker_configs::current(broker);
+            let mut configs = broker.log().broker_configs();
             let mut refused = None;
             for c in &r.configs {
                 match (c.config_operation, &c.value) {
