@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # Debian packages: kcat (a client under test), cmake (builds the vendored
 # librdkafka used by the Rust tests and the benchmark; its build wants
 # curl headers: libcurl4-openssl-dev), protobuf-compiler
-# (protoc, for crates that compile .proto files).
+# (protoc, for crates that compile .proto files), postgresql (the
+# metadata store of several brokers; a throwaway server runs the tests).
 missing=()
-for pkg in kcat cmake pkg-config protobuf-compiler libcurl4-openssl-dev python3-venv; do
+for pkg in kcat cmake pkg-config protobuf-compiler libcurl4-openssl-dev python3-venv postgresql; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
@@ -40,6 +41,14 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+
+# A PostgreSQL server for the whole run (a database per test), stopped
+# whatever happens; FLOE_TEST_REQUIRE_SERVERS makes a test that finds no
+# server fail instead of skipping its PostgreSQL half.
+read -r pg_url pg_dir < <(scripts/postgres.sh start) || true
+[ -n "${pg_dir:-}" ] || { echo "the test PostgreSQL server did not start" >&2; exit 1; }
+trap 'scripts/postgres.sh stop "$pg_dir"' EXIT
+export FLOE_TEST_POSTGRES="$pg_url" FLOE_TEST_REQUIRE_SERVERS=1
 
 # One cargo profile for everything: release, so tests and binary share artifacts.
 echo "==> cargo build --release"

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use floe_storage::log::{Log, LogConfig};
 use floe_storage::memory::MemoryBudget;
-use floe_storage::meta::sqlite::SqliteStore;
+use floe_storage::meta::postgres::PostgresOptions;
+use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::MetadataStore;
 use floe_storage::metered::{MeteredStore, StoreMetrics};
 use floe_storage::object::open_object_store;
@@ -60,7 +61,10 @@ pub struct Broker {
 }
 
 /// Opens the metadata store named by `url`.
-pub async fn open_metadata(url: &str) -> anyhow::Result<Arc<dyn MetadataStore>> {
+async fn open_metadata(
+    url: &str,
+    postgres: &PostgresOptions,
+) -> anyhow::Result<Arc<dyn MetadataStore>> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -69,15 +73,29 @@ pub async fn open_metadata(url: &str) -> anyhow::Result<Arc<dyn MetadataStore>> 
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let store = SqliteStore::open(path)
+        let store = SqlStore::sqlite(path)
             .await
             .with_context(|| format!("opening SQLite metadata store {url}"))?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("the PostgreSQL metadata store is not available yet; use sqlite://<path>");
+        let store = SqlStore::postgres(url, postgres)
+            .await
+            .context("opening the PostgreSQL metadata store")?;
+        return Ok(Arc::new(store));
     }
-    bail!("unsupported metadata store URL {url}: use sqlite://<path>")
+    bail!("unsupported metadata store URL {url}: use sqlite://<path> or postgres://user@host:port/database")
+}
+
+/// A metadata URL as it may be logged: its password replaced by `***`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl Broker {
@@ -203,8 +221,14 @@ impl Broker {
             .metadata
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("metadata.db").display()));
-        let meta = open_metadata(&metadata_url).await?;
+        let postgres = PostgresOptions {
+            max_connections: args.metadata_max_connections.max(1),
+            statement_timeout: Duration::from_millis(args.metadata_statement_timeout_ms.max(1)),
+            ..PostgresOptions::default()
+        };
+        let meta = open_metadata(&metadata_url, &postgres).await?;
         let cluster_id = meta.cluster_id().await?;
+        let metadata_url = without_password(&metadata_url);
         info!(objects = %objects.description, metadata = %metadata_url, %cluster_id, flush_linger_ms = args.flush_linger_ms(), intake_direct_bytes = args.intake_direct_bytes(), "stores open");
         let cfg = LogConfig {
             broker_id: args.broker_id,

@@ -50,11 +50,25 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_OBJECT_STORE")]
     pub object_store: Option<String>,
 
-    /// Metadata store URL: `sqlite://<path>`. Default:
-    /// sqlite://<data-dir>/metadata.db. (PostgreSQL arrives with multi-broker
-    /// support.)
+    /// Metadata store URL: `sqlite://<path>` (one broker), or
+    /// `postgres://user:password@host:port/database` (the database must
+    /// exist; the first broker creates floe's tables). Default:
+    /// sqlite://<data-dir>/metadata.db.
     #[arg(long, env = "FLOE_METADATA")]
     pub metadata: Option<String>,
+
+    /// PostgreSQL metadata store: connections in the pool at most.
+    #[arg(long, env = "FLOE_METADATA_MAX_CONNECTIONS", default_value_t = 16)]
+    pub metadata_max_connections: u32,
+
+    /// PostgreSQL metadata store: a statement running longer is cancelled
+    /// (milliseconds).
+    #[arg(
+        long,
+        env = "FLOE_METADATA_STATEMENT_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub metadata_statement_timeout_ms: u64,
 
     /// This broker's id.
     #[arg(long, env = "FLOE_BROKER_ID", default_value_t = 0)]

@@ -128,6 +128,10 @@ pub enum BackendError {
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Metadata(#[from] sqlx::Error),
+    /// The metadata store cannot be used as it is (unreachable, a schema
+    /// from a newer version, missing permissions); says what to do.
+    #[error("metadata store: {0}")]
+    MetadataUnusable(String),
     /// Parquet encode or decode failed.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

@@ -797,18 +797,14 @@ async fn run_maintenance(log: std::sync::Weak<Log>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::sqlite::SqliteStore;
+    use crate::meta::sql::SqlStore;
     use crate::object::open_object_store;
 
     #[tokio::test]
     async fn a_file_being_read_is_not_deleted_under_the_read() {
         let dir = tempfile::tempdir().unwrap();
         let objects = open_object_store(dir.path().join("objects").to_str().unwrap()).unwrap();
-        let meta = Arc::new(
-            SqliteStore::open(&dir.path().join("meta.db"))
-                .await
-                .unwrap(),
-        );
+        let meta = Arc::new(SqlStore::sqlite(&dir.path().join("meta.db")).await.unwrap());
         let cfg = LogConfig {
             orphan_grace: Duration::ZERO,
             maintenance_interval: Duration::from_secs(3600),

@@ -17,7 +17,7 @@ use floe_protocol::records::{split_batches, BatchBuilder};
 use floe_storage::faults::{Faults, FaultyStore};
 use floe_storage::log::{now_ms, Log, LogConfig, TopicLog};
 use floe_storage::memory::MemoryBudget;
-use floe_storage::meta::sqlite::SqliteStore;
+use floe_storage::meta::sql::SqlStore;
 use floe_storage::object::open_object_store;
 use floe_storage::table::TableConfig;
 
@@ -25,7 +25,7 @@ const PARTITIONS: i32 = 2;
 
 async fn open(dir: &std::path::Path, faults: &Faults) -> Arc<Log> {
     let objects = open_object_store(dir.join("objects").to_str().unwrap()).unwrap();
-    let meta = Arc::new(SqliteStore::open(&dir.join("meta.db")).await.unwrap());
+    let meta = Arc::new(SqlStore::sqlite(&dir.join("meta.db")).await.unwrap());
     let store = Arc::new(FaultyStore::new(objects.store.clone(), faults.clone()));
     let cfg = LogConfig {
         // This test runs maintenance and table commits itself.

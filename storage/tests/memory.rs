@@ -11,7 +11,7 @@ use std::time::Duration;
 use floe_protocol::records::{split_batches, BatchBuilder};
 use floe_storage::log::{now_ms, Log, LogConfig};
 use floe_storage::memory::MemoryBudget;
-use floe_storage::meta::sqlite::SqliteStore;
+use floe_storage::meta::sql::SqlStore;
 use floe_storage::object::open_object_store;
 use floe_storage::table::TableConfig;
 
@@ -25,11 +25,7 @@ const VALUE: usize = 512;
 async fn a_thousand_partitions_stay_within_the_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
     let objects = open_object_store(dir.path().join("objects").to_str().unwrap()).unwrap();
-    let meta = Arc::new(
-        SqliteStore::open(&dir.path().join("meta.db"))
-            .await
-            .unwrap(),
-    );
+    let meta = Arc::new(SqlStore::sqlite(&dir.path().join("meta.db")).await.unwrap());
     let budget = MemoryBudget {
         buffers: 256 * 1024,
         tail_cache: 512 * 1024,

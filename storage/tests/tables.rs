@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use floe_protocol::records::BatchBuilder;
 use floe_storage::log::{now_ms, Log, LogConfig};
-use floe_storage::meta::sqlite::SqliteStore;
+use floe_storage::meta::sql::SqlStore;
 use floe_storage::object::open_object_store;
 use floe_storage::table::{TableConfig, Tables};
 
 async fn open(dir: &std::path::Path, retention: Duration) -> Arc<Log> {
     let objects = open_object_store(dir.join("objects").to_str().unwrap()).unwrap();
-    let meta = Arc::new(SqliteStore::open(&dir.join("meta.db")).await.unwrap());
+    let meta = Arc::new(SqlStore::sqlite(&dir.join("meta.db")).await.unwrap());
     let cfg = LogConfig {
         tables: TableConfig {
             root_uri: objects.root_uri.clone(),

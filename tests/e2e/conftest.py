@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,37 @@ def s3(tmp_path, monkeypatch):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server's superuser URL: the one scripts/test.sh started
+    (FLOE_TEST_POSTGRES), or one started here for this session."""
+    url = os.environ.get("FLOE_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    started = subprocess.run([str(REPO / "scripts" / "postgres.sh"), "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail("could not start PostgreSQL: " + started.stderr)
+    url, directory = started.stdout.split()
+    try:
+        yield url
+    finally:
+        subprocess.run([str(REPO / "scripts" / "postgres.sh"), "stop", directory])
+
+
+@pytest.fixture
+def postgres(postgres_server):
+    """A new empty database on the test server; yields its URL."""
+    name = "floe_" + uuid.uuid4().hex
+    psql(postgres_server, f"CREATE DATABASE {name}")
+    yield postgres_server.rsplit("/", 1)[0] + "/" + name
+
+
+def psql(url: str, sql: str) -> str:
+    """Runs SQL with psql; returns its unaligned, tuples-only output."""
+    done = subprocess.run(["psql", url, "-XAtqc", sql], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"psql failed: {done.stderr}")
+    return done.stdout.strip()

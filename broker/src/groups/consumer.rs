@@ -707,7 +707,7 @@ fn compute_target(g: &ConsumerGroup, catalog: &TopicCatalog) -> HashMap<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use floe_storage::meta::sqlite::SqliteStore;
+    use floe_storage::meta::sql::SqlStore;
 
     fn hb(member: &str, epoch: i32, owned: Option<TopicAssignment>) -> Heartbeat {
         Heartbeat {
@@ -731,7 +731,7 @@ mod tests {
             .unwrap_or(0)
     }
 
-    async fn coordinator(meta: Arc<SqliteStore>, catalog: &TopicCatalog) -> Arc<ConsumerGroups> {
+    async fn coordinator(meta: Arc<SqlStore>, catalog: &TopicCatalog) -> Arc<ConsumerGroups> {
         ConsumerGroups::open(GroupSaver::start(meta), catalog)
             .await
             .unwrap()
@@ -741,7 +741,11 @@ mod tests {
     async fn second_member_gets_partitions_only_after_the_first_releases_them() {
         let id = uuid::Uuid::new_v4();
         let catalog: TopicCatalog = [("t".to_string(), (id, 4))].into();
-        let c = coordinator(Arc::new(SqliteStore::in_memory().await.unwrap()), &catalog).await;
+        let c = coordinator(
+            Arc::new(SqlStore::sqlite_in_memory().await.unwrap()),
+            &catalog,
+        )
+        .await;
         let a = c.heartbeat(hb("a", 0, None), &catalog);
         assert_eq!((a.member_epoch, count(&a.assignment)), (1, 4));
         let b = c.heartbeat(hb("b", 0, None), &catalog);
@@ -764,7 +768,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reloaded_coordinator_keeps_epochs_and_assignments() {
-        let meta = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let meta = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
         let id = uuid::Uuid::new_v4();
         let catalog: TopicCatalog = [("t".to_string(), (id, 4))].into();
         let c = coordinator(meta.clone(), &catalog).await;
@@ -804,7 +808,11 @@ mod tests {
             ("other".to_string(), (uuid::Uuid::new_v4(), 1)),
         ]
         .into();
-        let c = coordinator(Arc::new(SqliteStore::in_memory().await.unwrap()), &catalog).await;
+        let c = coordinator(
+            Arc::new(SqlStore::sqlite_in_memory().await.unwrap()),
+            &catalog,
+        )
+        .await;
         let join = Heartbeat {
             subscribed: None,
             subscribed_regex: Some("(^kre-.*)".into()),
@@ -834,7 +842,11 @@ mod tests {
     async fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
         let id = uuid::Uuid::new_v4();
         let catalog: TopicCatalog = [("t".to_string(), (id, 4))].into();
-        let c = coordinator(Arc::new(SqliteStore::in_memory().await.unwrap()), &catalog).await;
+        let c = coordinator(
+            Arc::new(SqlStore::sqlite_in_memory().await.unwrap()),
+            &catalog,
+        )
+        .await;
         let with_instance = |member: &str, epoch: i32, owned| Heartbeat {
             instance_id: Some(format!("i-{member}")),
             ..hb(member, epoch, owned)

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use floe_storage::meta::sqlite::SqliteStore;
+use floe_storage::meta::sql::SqlStore;
 
 use super::*;
 
 async fn coordinator() -> Arc<Coordinator> {
-    let meta = Arc::new(SqliteStore::in_memory().await.unwrap());
+    let meta = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
     Coordinator::open(GroupSaver::start(meta), Duration::ZERO)
         .await
         .unwrap()

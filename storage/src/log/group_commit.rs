@@ -95,7 +95,7 @@ mod tests {
 
     use super::*;
     use crate::error::StorageError;
-    use crate::meta::sqlite::SqliteStore;
+    use crate::meta::sql::SqlStore;
     use crate::meta::{SegmentRecord, TopicRecord};
 
     /// A flush of `records` records at `base` of partition 0 of `topic`.
@@ -128,7 +128,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_flush_fails_alone_and_the_rest_commit_in_order() {
-        let store = SqliteStore::in_memory().await.unwrap();
+        let store = SqlStore::sqlite_in_memory().await.unwrap();
         for name in ["a", "b", "c"] {
             let t = TopicRecord {
                 name: name.into(),

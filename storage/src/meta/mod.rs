@@ -1,8 +1,9 @@
 //! The metadata store: every state change that must survive a crash.
 //!
-//! One trait, implementations behind it: SQLite now (embedded default),
-//! PostgreSQL later. The DDL in `storage/ddl/` and the statements in the
-//! implementation are portable SQL (`$n` placeholders, `ON CONFLICT`,
+//! One trait, and one implementation of it on SQL ([`sql::SqlStore`]) for
+//! both databases: SQLite (embedded default, [`sqlite`]) and PostgreSQL
+//! (several brokers, [`postgres`]). The DDL in `storage/ddl/` and the
+//! statements are portable SQL (`$n` placeholders, `ON CONFLICT`,
 //! `RETURNING`) so both databases share them.
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,8 +12,12 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
+pub mod ddl;
+pub mod postgres;
 pub mod runs;
+pub mod sql;
 pub mod sqlite;
+mod statement;
 
 /// A topic as stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,504 @@
+//! The metadata store's behaviour, the same on both databases: each test
+//! runs on SQLite and on PostgreSQL (a fresh database on the server named
+//! by `FLOE_TEST_POSTGRES`, which `scripts/test.sh` starts), and the
+//! PostgreSQL store's own concerns: several brokers opening and writing
+//! at once, and startup errors that say what to fix.
+
+mod servers;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use floe_storage::error::{BackendError, StorageError};
+use floe_storage::meta::postgres::PostgresOptions;
+use floe_storage::meta::sql::SqlStore;
+use floe_storage::meta::{
+    FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord,
+};
+use servers::{postgres, postgres_database, sqlite};
+
+fn topic(name: &str) -> TopicRecord {
+    TopicRecord {
+        name: name.into(),
+        topic_id: format!("id-{name}"),
+        configs: BTreeMap::new(),
+        created_ms: 1,
+    }
+}
+
+async fn the_table_waits_for_files_written_after_a_chunk_still_in_the_intake(store: Arc<SqlStore>) {
+    let s = store.clone();
+    s.create_topic(&topic("t"), 1, 0).await.unwrap();
+    s.claim_leadership(0).await.unwrap();
+    // A file of its own, a chunk, another file of its own: offsets
+    // 0-1, 2-3, 4-5 of partition 0.
+    let paths = [
+        "t/data/day=0/a.parquet",
+        "intake/x.chunks#0",
+        "t/data/day=0/b.parquet",
+    ];
+    for (i, path) in paths.iter().enumerate() {
+        let base = 2 * i as i64;
+        let commit = FlushCommit {
+            topic: "t".into(),
+            path: path.to_string(),
+            size_bytes: 10,
+            leader_id: 0,
+            high_watermarks: vec![(0, 1, base + 2)],
+            segments: vec![SegmentRecord {
+                topic: "t".into(),
+                partition: 0,
+                base_offset: base,
+                last_offset: base + 1,
+                record_count: 2,
+                path: path.to_string(),
+                file_size: 10,
+                row_group: 0,
+                first_row: 0,
+                min_timestamp: 1,
+                max_timestamp: 1,
+                size_bytes: 10,
+                append_time_ms: 1,
+            }],
+            producers: vec![],
+            now_ms: 100 + i as i64,
+        };
+        s.commit_flush(&commit).await.unwrap();
+    }
+    // The chunk waits for its move, and b waits for the chunk: what
+    // the table lists stays the oldest part of the log.
+    let pending = s.table_pending("t").await.unwrap();
+    let added: Vec<&str> = pending.added.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(added, vec![paths[0]]);
+}
+
+/// A flush of `n` records at `base` of partition `p` of `topic`, in
+/// `path`, by producer 7 (its last batch `seq`).
+fn flush_of(topic: &str, path: &str, p: i32, base: i64, n: i64, seq: i32) -> FlushCommit {
+    FlushCommit {
+        topic: topic.into(),
+        path: path.into(),
+        size_bytes: 10,
+        leader_id: 0,
+        high_watermarks: vec![(p, 1, base + n)],
+        segments: vec![SegmentRecord {
+            topic: topic.into(),
+            partition: p,
+            base_offset: base,
+            last_offset: base + n - 1,
+            record_count: n,
+            path: path.into(),
+            file_size: 10,
+            row_group: 0,
+            first_row: 0,
+            min_timestamp: 1,
+            max_timestamp: 1,
+            size_bytes: 10,
+            append_time_ms: 1,
+        }],
+        producers: vec![ProducerStateRecord {
+            topic: topic.into(),
+            partition: p,
+            producer_id: 7,
+            producer_epoch: 0,
+            recent: vec![(seq, seq + n as i32 - 1, base)],
+        }],
+        now_ms: 1,
+    }
+}
+
+async fn a_batch_of_flushes_commits_in_a_few_statements_or_not_at_all(store: Arc<SqlStore>) {
+    let s = store.clone();
+    for name in ["a", "b"] {
+        s.create_topic(&topic(name), 2, 0).await.unwrap();
+    }
+    s.claim_leadership(0).await.unwrap();
+    // Four flushes, three topics' partitions, one producer everywhere:
+    // the multi-row path.
+    let batch = [
+        flush_of("a", "i1#0", 0, 0, 5, 0),
+        flush_of("a", "i1#1", 1, 0, 3, 0),
+        flush_of("b", "i1#2", 0, 0, 2, 0),
+        flush_of("b", "i1#3", 1, 0, 4, 0),
+    ];
+    s.commit_flushes(&batch.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let hws = |t: &'static str| {
+        let s = &s;
+        async move {
+            s.list_partitions(t)
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.high_watermark)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!((hws("a").await, hws("b").await), (vec![5, 3], vec![2, 4]));
+    let segs = s.list_segments("b").await.unwrap();
+    assert_eq!(segs.len(), 2);
+    assert_eq!((segs[1].path.as_str(), segs[1].last_offset), ("i1#3", 3));
+    let producers = s.list_producer_states("a").await.unwrap();
+    assert_eq!(producers.len(), 2);
+    // The next batch: one flush starts where its log does not end. The
+    // batch is refused whole, with that flush's error, and nothing of
+    // it stays.
+    let next = [
+        flush_of("a", "i2#0", 0, 5, 1, 5),
+        flush_of("b", "i2#1", 0, 9, 1, 2),
+    ];
+    assert!(matches!(
+        s.commit_flushes(&next.iter().collect::<Vec<_>>()).await,
+        Err(StorageError::LogInconsistent { offset: 9, .. })
+    ));
+    assert_eq!((hws("a").await, hws("b").await), (vec![5, 3], vec![2, 4]));
+    assert!(!s.committed_files().await.unwrap().contains("i2#0"));
+    // A later state of a producer replaces the earlier one.
+    s.commit_flushes(&[&next[0], &flush_of("b", "i3#1", 0, 2, 1, 2)])
+        .await
+        .unwrap();
+    let p0 = s.list_producer_states("a").await.unwrap();
+    let p0 = p0.iter().find(|p| p.partition == 0).unwrap();
+    assert_eq!(p0.recent, vec![(5, 5, 5)]);
+}
+
+async fn intake_objects_with_chunks_are_found_in_one_query(store: Arc<SqlStore>) {
+    let s = store.clone();
+    s.create_topic(&topic("a"), 2, 0).await.unwrap();
+    s.claim_leadership(0).await.unwrap();
+    let batch = [
+        flush_of("a", "intake/x.chunks#0", 0, 0, 1, 0),
+        flush_of("a", "intake/y.chunks#40", 1, 0, 1, 0),
+    ];
+    s.commit_flushes(&batch.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let found = s
+        .objects_with_chunks(&[
+            "intake/x.chunks",
+            "intake/x.chunk",
+            "intake/z.chunks",
+            "intake/y.chunks",
+        ])
+        .await
+        .unwrap();
+    let mut found: Vec<_> = found.into_iter().collect();
+    found.sort();
+    assert_eq!(found, ["intake/x.chunks", "intake/y.chunks"]);
+}
+
+async fn commit_is_fenced_by_leader_epoch(store: Arc<SqlStore>) {
+    let s = store.clone();
+    s.create_topic(&topic("t"), 2, 0).await.unwrap();
+    assert!(matches!(
+        s.create_topic(&topic("t"), 2, 0).await,
+        Err(StorageError::TopicExists(_))
+    ));
+    s.claim_leadership(0).await.unwrap();
+    let parts = s.list_partitions("t").await.unwrap();
+    assert_eq!(parts[0].leader_epoch, 1);
+    let mut c = FlushCommit {
+        topic: "t".into(),
+        path: "f1".into(),
+        size_bytes: 10,
+        leader_id: 0,
+        high_watermarks: vec![(0, 0, 5)],
+        segments: vec![],
+        producers: vec![],
+        now_ms: 1,
+    };
+    assert!(matches!(
+        s.commit_flush(&c).await,
+        Err(StorageError::Fenced(_))
+    ));
+    assert!(
+        s.committed_files().await.unwrap().is_empty(),
+        "a fenced commit leaves no trace"
+    );
+    c.high_watermarks = vec![(0, 1, 5)];
+    c.producers = vec![ProducerStateRecord {
+        topic: "t".into(),
+        partition: 0,
+        producer_id: 9,
+        producer_epoch: 2,
+        recent: vec![(0, 4, 0)],
+    }];
+    c.segments = vec![SegmentRecord {
+        topic: "t".into(),
+        partition: 0,
+        base_offset: 0,
+        last_offset: 4,
+        record_count: 5,
+        path: "f1".into(),
+        file_size: 10,
+        row_group: 0,
+        first_row: 0,
+        min_timestamp: 1,
+        max_timestamp: 2,
+        size_bytes: 10,
+        append_time_ms: 1,
+    }];
+    s.commit_flush(&c).await.unwrap();
+    assert_eq!(s.list_partitions("t").await.unwrap()[0].high_watermark, 5);
+    // A flush that would leave a hole (or write over offsets) is refused.
+    let mut hole = c.clone();
+    hole.path = "f2".into();
+    hole.segments[0].path = "f2".into();
+    hole.segments[0].base_offset = 7;
+    hole.segments[0].last_offset = 9;
+    hole.high_watermarks = vec![(0, 1, 10)];
+    assert!(matches!(
+        s.commit_flush(&hole).await,
+        Err(StorageError::LogInconsistent { offset: 7, .. })
+    ));
+    assert_eq!(s.list_partitions("t").await.unwrap()[0].high_watermark, 5);
+    // Committing offsets already committed is refused the same way.
+    let mut again = c.clone();
+    again.path = "f3".into();
+    assert!(matches!(
+        s.commit_flush(&again).await,
+        Err(StorageError::LogInconsistent { offset: 0, ref detail, .. }) if detail.ends_with("at 5")
+    ));
+    // Partitions are checked together: one good and one with a hole
+    // is refused as a whole, naming the one with the hole.
+    let mut mixed = hole.clone();
+    mixed.segments[0].partition = 1;
+    let mut good = c.segments[0].clone();
+    good.path = "f2".into();
+    good.base_offset = 5;
+    good.last_offset = 6;
+    mixed.segments.insert(0, good);
+    mixed.high_watermarks = vec![(0, 1, 7), (1, 1, 10)];
+    assert!(matches!(
+        s.commit_flush(&mixed).await,
+        Err(StorageError::LogInconsistent {
+            partition: 1,
+            offset: 7,
+            ..
+        })
+    ));
+    let parts = s.list_partitions("t").await.unwrap();
+    assert_eq!((parts[0].high_watermark, parts[1].high_watermark), (5, 0));
+    assert_eq!(
+        s.list_producer_states("t").await.unwrap()[0].recent,
+        vec![(0, 4, 0)]
+    );
+    assert_eq!(
+        s.advance_log_starts("t", &[(0, 3)]).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(s.list_segments("t").await.unwrap().len(), 1);
+    assert_eq!(
+        s.advance_log_starts("t", &[(0, 5)]).await.unwrap(),
+        vec!["f1".to_string()]
+    );
+    assert!(s.list_segments("t").await.unwrap().is_empty());
+    assert_eq!(s.list_partitions("t").await.unwrap()[0].log_start_offset, 5);
+    let a = s.new_producer_id(0).await.unwrap();
+    let b = s.new_producer_id(0).await.unwrap();
+    assert_eq!(b, a + 1);
+    assert_eq!(s.delete_topic("t").await.unwrap(), Vec::<String>::new());
+    assert!(s.list_topics().await.unwrap().is_empty());
+}
+
+/// Each behaviour test, once on each database.
+macro_rules! on_both_databases {
+    ($($test:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::sqlite().await).await;
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $test() {
+                if let Some(store) = super::postgres().await {
+                    super::$test(store).await;
+                }
+            })*
+        }
+    };
+}
+
+on_both_databases!(
+    the_table_waits_for_files_written_after_a_chunk_still_in_the_intake,
+    a_batch_of_flushes_commits_in_a_few_statements_or_not_at_all,
+    intake_objects_with_chunks_are_found_in_one_query,
+    commit_is_fenced_by_leader_epoch,
+);
+
+/// Options that give up quickly, for the startup-error tests.
+fn impatient() -> PostgresOptions {
+    PostgresOptions {
+        acquire_timeout: std::time::Duration::from_secs(3),
+        ..PostgresOptions::default()
+    }
+}
+
+/// The message of a startup failure that is meant to say what to fix.
+fn unusable(result: Result<SqlStore, StorageError>) -> String {
+    match result {
+        Err(StorageError::Backend(BackendError::MetadataUnusable(m))) => m,
+        Err(other) => panic!("expected a startup error that says what to do, got {other:?}"),
+        Ok(_) => panic!("expected the open to fail"),
+    }
+}
+
+#[tokio::test]
+async fn brokers_starting_at_once_create_the_tables_once() {
+    let Some(db) = postgres_database().await else {
+        return;
+    };
+    let options = PostgresOptions::default();
+    let opens = (0..8).map(|_| SqlStore::postgres(&db.url, &options));
+    let stores: Vec<SqlStore> = futures::future::join_all(opens)
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("every broker opens");
+    // They share one cluster id and see each other's writes.
+    let ids: std::collections::BTreeSet<String> =
+        futures::future::join_all(stores.iter().map(|s| s.cluster_id()))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    assert_eq!(ids.len(), 1);
+    stores[0].create_topic(&topic("t"), 3, 0).await.unwrap();
+    assert_eq!(stores[7].list_partitions("t").await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn concurrent_registrations_and_topic_creations_agree() {
+    let Some(db) = postgres_database().await else {
+        return;
+    };
+    let a = SqlStore::postgres(&db.url, &PostgresOptions::default())
+        .await
+        .unwrap();
+    let b = SqlStore::postgres(&db.url, &PostgresOptions::default())
+        .await
+        .unwrap();
+    // The same schema from two brokers at once: one id, one version.
+    let same = futures::future::join_all((0..10).map(|i| {
+        let s = if i % 2 == 0 { &a } else { &b };
+        s.register_schema("s-value", "PROTOBUF", "message M {}", "[]", 1)
+    }))
+    .await;
+    let same: std::collections::BTreeSet<(i32, i32)> =
+        same.into_iter().map(Result::unwrap).collect();
+    assert_eq!(same.len(), 1, "{same:?}");
+    // Different schemas at once: distinct ids, consecutive versions.
+    let different = futures::future::join_all((0..10).map(|i| {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let text = format!("message M{i} {{}}");
+        async move {
+            s.register_schema("d-value", "PROTOBUF", &text, "[]", 1)
+                .await
+        }
+    }))
+    .await;
+    let mut versions: Vec<i32> = different.iter().map(|r| r.as_ref().unwrap().1).collect();
+    versions.sort();
+    assert_eq!(versions, (1..=10).collect::<Vec<_>>());
+    // Colliding topic names created at once: exactly one wins.
+    let created = futures::future::join(
+        a.create_topic(&topic("x.y"), 1, 0),
+        b.create_topic(&topic("x_y"), 1, 0),
+    )
+    .await;
+    let won = [created.0.is_ok(), created.1.is_ok()];
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{created:?}");
+    let lost = if won[0] { created.1 } else { created.0 };
+    assert!(
+        matches!(lost, Err(StorageError::TopicCollides(..))),
+        "{lost:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_extended_by_a_newer_floe_is_refused() {
+    let Some(db) = postgres_database().await else {
+        return;
+    };
+    SqlStore::postgres(&db.url, &PostgresOptions::default())
+        .await
+        .unwrap();
+    db.execute("INSERT INTO ddl_applied (name, applied_ms) VALUES ('990-future.sql', 1)")
+        .await;
+    let message = unusable(SqlStore::postgres(&db.url, &PostgresOptions::default()).await);
+    assert!(
+        message.contains("990-future.sql") && message.contains("newer"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn startup_errors_say_what_to_fix() {
+    let Some(db) = postgres_database().await else {
+        return;
+    };
+    // Nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let message = unusable(
+        SqlStore::postgres(
+            &format!("postgres://floe@127.0.0.1:{port}/floe"),
+            &impatient(),
+        )
+        .await,
+    );
+    assert!(message.contains("cannot reach PostgreSQL"), "{message}");
+    // A database that does not exist.
+    let mut missing = url::Url::parse(&db.url).unwrap();
+    missing.set_path("no_such_database");
+    let message = unusable(SqlStore::postgres(missing.as_str(), &impatient()).await);
+    assert!(
+        message.contains("\"no_such_database\" does not exist"),
+        "{message}"
+    );
+    // A user that may connect but not create tables (PostgreSQL 15 gives
+    // no one but the owner CREATE on schema public).
+    let reader = format!("reader_{}", &db.name[5..13]);
+    db.execute(&format!("CREATE ROLE {reader} LOGIN")).await;
+    let message = unusable(SqlStore::postgres(&db.url_as(&reader), &impatient()).await);
+    assert!(
+        message.contains("may not create or change floe's tables") && message.contains(&reader),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_statement_past_the_timeout_is_cancelled() {
+    let Some(db) = postgres_database().await else {
+        return;
+    };
+    let store = SqlStore::postgres(
+        &db.url,
+        &PostgresOptions {
+            statement_timeout: std::time::Duration::from_millis(200),
+            ..PostgresOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.create_topic(&topic("t"), 1, 0).await.unwrap();
+    // Another session holds the topic's partitions: the store's update
+    // waits on the row lock until its statement timeout ends it.
+    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN; UPDATE partitions SET leader_epoch = leader_epoch WHERE topic = 't';")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let result = store.claim_leadership(0).await;
+    assert!(result.is_err(), "the update should have been cancelled");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
