@@ -17,9 +17,12 @@ use floe_storage::table::{TableConfig, Tables};
 use tracing::info;
 
 use crate::config::ServeArgs;
+use crate::membership::Membership;
 
 /// What every request handler shares.
 pub struct Broker {
+    /// This broker's registration and lease.
+    membership: Arc<Membership>,
     /// The log of every topic.
     log: Arc<Log>,
     /// The metadata store (for what the broker keeps there itself: group
@@ -99,6 +102,11 @@ fn without_password(url: &str) -> String {
 }
 
 impl Broker {
+    /// This broker's registration and lease.
+    pub fn membership(&self) -> &Arc<Membership> {
+        &self.membership
+    }
+
     /// The log of every topic.
     pub fn log(&self) -> &Arc<Log> {
         &self.log
@@ -262,9 +270,14 @@ impl Broker {
                     }),
             },
         };
-        let lease = floe_storage::log::now_ms() + 30_000;
-        meta.register_broker(args.broker_id, &advertised.0, advertised.1, lease)
-            .await?;
+        let membership = Membership::join(
+            meta.clone(),
+            args.broker_id,
+            (&advertised.0, advertised.1),
+            args.broker_rack.clone(),
+            Duration::from_millis(args.broker_lease_ms.max(100)),
+        )
+        .await?;
         let registry = crate::registry::Registry::open(meta.clone()).await?;
         let group_saver = crate::groups::saver::GroupSaver::start(meta.clone());
         let groups = crate::groups::Coordinator::open(
@@ -293,6 +306,7 @@ impl Broker {
             }
         });
         Ok(Arc::new(Broker {
+            membership,
             tables: log.tables().clone(),
             log,
             meta,

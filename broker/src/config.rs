@@ -74,6 +74,17 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_BROKER_ID", default_value_t = 0)]
     pub broker_id: i32,
 
+    /// This broker's rack (Kafka's `broker.rack`).
+    #[arg(long, env = "FLOE_BROKER_RACK")]
+    pub broker_rack: Option<String>,
+
+    /// The broker's lease in the metadata store, renewed three times per
+    /// period (milliseconds): a broker that cannot renew it stops serving
+    /// within this time, and a broker id held by a run that died is free
+    /// again after it (at once if the new run has the same listener).
+    #[arg(long, env = "FLOE_BROKER_LEASE_MS", default_value_t = 10_000)]
+    pub broker_lease_ms: u64,
+
     /// Flush a topic's buffer to a Parquet file once it holds this many bytes.
     #[arg(long, env = "FLOE_FLUSH_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub flush_bytes: usize,

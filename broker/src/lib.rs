@@ -21,6 +21,7 @@ pub mod config;
 pub mod groups;
 pub mod http;
 pub mod kafka;
+pub mod membership;
 pub mod metrics;
 pub mod registry;
 

@@ -86,6 +86,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ = shutdown_signal() => info!("stopping; unacknowledged buffers are dropped, nothing acknowledged is lost"),
     }
     broker.group_saver().flush().await;
+    broker.membership().leave().await;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use floe_storage::error::{BackendError, StorageError};
 use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::{
-    FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord,
+    BrokerRecord, FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord,
 };
 use servers::{postgres, postgres_database, sqlite};
 
@@ -323,6 +323,7 @@ macro_rules! on_both_databases {
 }
 
 on_both_databases!(
+    a_broker_id_is_held_by_one_incarnation_while_its_lease_is_live,
     the_table_waits_for_files_written_after_a_chunk_still_in_the_intake,
     a_batch_of_flushes_commits_in_a_few_statements_or_not_at_all,
     intake_objects_with_chunks_are_found_in_one_query,
@@ -501,4 +502,53 @@ async fn a_statement_past_the_timeout_is_cancelled() {
     let result = store.claim_leadership(0).await;
     assert!(result.is_err(), "the update should have been cancelled");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+fn registration(incarnation: &str, port: i32, expires: i64) -> BrokerRecord {
+    BrokerRecord {
+        broker_id: 1,
+        incarnation: incarnation.into(),
+        host: "h".into(),
+        port,
+        rack: Some("r1".into()),
+        lease_expires_ms: expires,
+    }
+}
+
+async fn a_broker_id_is_held_by_one_incarnation_while_its_lease_is_live(s: Arc<SqlStore>) {
+    let a = registration("a", 9092, 1_000);
+    assert_eq!(s.register_broker(&a, None, 0).await.unwrap(), None);
+    // Another incarnation is refused while the lease is live, and told
+    // who holds the id.
+    let b = registration("b", 9093, 2_000);
+    assert_eq!(
+        s.register_broker(&b, None, 500).await.unwrap(),
+        Some(a.clone())
+    );
+    // The holder renews; its own re-registration is accepted.
+    assert!(s.renew_broker_lease(1, "a", 1_500).await.unwrap());
+    assert_eq!(
+        s.register_broker(&b, None, 1_200)
+            .await
+            .unwrap()
+            .map(|h| h.lease_expires_ms),
+        Some(1_500)
+    );
+    // Named as dead, it is replaced at once; it can no longer renew.
+    assert_eq!(s.register_broker(&b, Some("a"), 1_200).await.unwrap(), None);
+    assert!(!s.renew_broker_lease(1, "a", 3_000).await.unwrap());
+    assert_eq!(s.live_brokers(1_999).await.unwrap(), vec![b.clone()]);
+    assert_eq!(
+        s.live_brokers(2_001).await.unwrap(),
+        vec![],
+        "a lapsed lease is not live"
+    );
+    // Once lapsed, anyone may take the id.
+    let c = registration("c", 9094, 5_000);
+    assert_eq!(s.register_broker(&c, None, 2_001).await.unwrap(), None);
+    // A clean stop frees it; an old incarnation's stop changes nothing.
+    s.unregister_broker(1, "b").await.unwrap();
+    assert_eq!(s.live_brokers(3_000).await.unwrap(), vec![c]);
+    s.unregister_broker(1, "c").await.unwrap();
+    assert_eq!(s.live_brokers(3_000).await.unwrap(), vec![]);
 }

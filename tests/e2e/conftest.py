@@ -122,6 +122,15 @@ class Floe:
         return True
 
 
+def floe_refuses_to_start(data_dir, *args, timeout=60):
+    """Runs `floe serve` expecting it to stop on its own, non-zero; returns
+    what it said."""
+    done = subprocess.run([floe_binary(), "serve", "--data-dir", str(data_dir), "--kafka-listen", "127.0.0.1:0",
+                           "--http-listen", "127.0.0.1:0", *args], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode != 0, done.stderr
+    return done.stderr
+
+
 @pytest.fixture
 def floe_factory(tmp_path):
     started = []

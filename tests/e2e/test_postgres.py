@@ -5,13 +5,12 @@ configs) is in PostgreSQL and the object store, and comes back after kill
 what to fix."""
 
 import json
-import subprocess
 import urllib.request
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka import KafkaProducer
 
-from conftest import floe_binary, free_port, psql
+from conftest import floe_refuses_to_start, free_port, psql
 from helpers import consume_all, create_topic
 
 
@@ -83,13 +82,7 @@ def test_a_broker_on_postgres_keeps_everything_across_kill9(floe_factory, postgr
 
 
 def start_failure(tmp_path, metadata):
-    """Runs `floe serve` against a metadata URL it cannot use; returns what
-    it said (it must exit, non-zero, on its own)."""
-    done = subprocess.run([floe_binary(), "serve", "--data-dir", str(tmp_path / "data"), "--kafka-listen",
-                           "127.0.0.1:0", "--http-listen", "127.0.0.1:0", f"--metadata={metadata}"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode != 0
-    return done.stderr
+    return floe_refuses_to_start(tmp_path / "data", f"--metadata={metadata}")
 
 
 def test_a_store_it_cannot_use_stops_the_broker_with_what_to_fix(tmp_path, postgres_server):

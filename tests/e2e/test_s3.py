@@ -67,3 +67,39 @@ def test_pyiceberg_reads_a_table_from_the_bucket(s3, floe_factory):
     assert table.metadata.location.startswith("s3://lake/warehouse/floe/topics/clicks-")
     values = sorted(table.scan().to_arrow().column("value").to_pylist())
     assert values == sorted(f"click-{i}".encode() for i in range(500))
+
+
+def test_a_stateless_broker_on_postgres_and_s3_is_replaced_on_another_machine(s3, floe_factory, tmp_path, postgres):
+    """Everything lives in PostgreSQL and the bucket: a broker killed with
+    -9 is replaced by one with an empty data directory and another
+    listener (another machine), which serves every acknowledged record and
+    the table."""
+    from pyiceberg.catalog.rest import RestCatalog
+
+    args = ("--object-store", "s3://lake/warehouse/floe", f"--metadata={postgres}", "--broker-lease-ms=2000",
+            "--flush-linger-ms=20")
+    f = floe_factory(*args, data_dir=tmp_path / "machine-a")
+    create_topic(f.bootstrap, "payments", 3, {"floe.iceberg.commit.interval.ms": "500"})
+    errors = []
+    p = Producer({"bootstrap.servers": f.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for i in range(3000):
+        p.produce("payments", key=str(i).encode(), value=os.urandom(64) + str(i).encode(), partition=i % 3,
+                  on_delivery=lambda err, _m: err and errors.append(err))
+    assert p.flush(60) == 0 and not errors
+    f.kill9()
+    g = floe_factory(*args, data_dir=tmp_path / "machine-b")
+    assert g.bootstrap != f.bootstrap
+    got = consume_all(g.bootstrap, "payments", 3, expected=3000)
+    assert sorted(int(m.key()) for msgs in got.values() for m in msgs) == list(range(3000))
+    for msgs in got.values():
+        assert [m.offset() for m in msgs] == list(range(len(msgs)))
+    cat = RestCatalog("floe", uri=g.http + "/iceberg",
+                      **{"s3.access-key-id": "S3RVER", "s3.secret-access-key": "S3RVER"})
+    deadline = time.time() + 30
+    while True:
+        rows = cat.load_table("floe.payments").scan().to_arrow().num_rows
+        if rows == 3000:
+            break
+        assert rows < 3000 and time.time() < deadline, f"the table holds {rows} rows"
+        time.sleep(0.5)
+    assert not (tmp_path / "machine-b" / "objects").exists()

@@ -33,8 +33,17 @@ pub fn router(broker: Arc<Broker>, max_body_bytes: usize) -> Router {
         .with_state(broker)
 }
 
-async fn health(State(b): State<Arc<Broker>>) -> Json<Value> {
-    Json(json!({ "status": "ok", "broker_id": b.broker_id(), "cluster_id": b.cluster_id() }))
+/// 200 while the broker serves; 503 while its lease in the metadata store
+/// has lapsed (it refuses produce and fetch then), for load balancers and
+/// orchestrators.
+async fn health(State(b): State<Arc<Broker>>) -> (StatusCode, Json<Value>) {
+    let (code, status) = match b.membership().is_live() {
+        true => (StatusCode::OK, "ok"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "lease lapsed"),
+    };
+    let body =
+        json!({ "status": status, "broker_id": b.broker_id(), "cluster_id": b.cluster_id() });
+    (code, Json(body))
 }
 
 async fn metrics(State(b): State<Arc<Broker>>) -> impl axum::response::IntoResponse {

@@ -32,6 +32,23 @@ pub struct TopicRecord {
     pub created_ms: i64,
 }
 
+/// A broker's registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRecord {
+    /// Broker id.
+    pub broker_id: i32,
+    /// This run of the broker process (a fresh id at every start).
+    pub incarnation: String,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
+    /// Rack (`broker.rack`).
+    pub rack: Option<String>,
+    /// When the registration lapses unless renewed.
+    pub lease_expires_ms: i64,
+}
+
 /// A partition as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionRecord {
@@ -334,14 +351,33 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Replaces the broker configs set at run time with `configs`.
     async fn set_broker_configs(&self, configs: &BTreeMap<String, String>) -> Result<()>;
 
-    /// Records this broker and renews its lease.
+    /// Registers `broker` (a new incarnation of its id) unless another
+    /// incarnation holds the id with a lease live at `now_ms`, other than
+    /// `replacing` (an incarnation the caller knows to be dead). Returns
+    /// the holder when refused.
     async fn register_broker(
         &self,
+        broker: &BrokerRecord,
+        replacing: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<BrokerRecord>>;
+
+    /// Extends the lease of `incarnation` of `broker_id` to
+    /// `lease_expires_ms`; false (and nothing changed) if that incarnation
+    /// no longer holds the id.
+    async fn renew_broker_lease(
+        &self,
         broker_id: i32,
-        host: &str,
-        port: i32,
+        incarnation: &str,
         lease_expires_ms: i64,
-    ) -> Result<()>;
+    ) -> Result<bool>;
+
+    /// Ends the registration of `incarnation` of `broker_id` (a clean
+    /// stop), if it still holds the id.
+    async fn unregister_broker(&self, broker_id: i32, incarnation: &str) -> Result<()>;
+
+    /// The brokers whose lease is live at `now_ms`, by id.
+    async fn live_brokers(&self, now_ms: i64) -> Result<Vec<BrokerRecord>>;
 
     /// All topics with their configs.
     async fn list_topics(&self) -> Result<Vec<TopicRecord>>;

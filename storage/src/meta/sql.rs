@@ -17,10 +17,10 @@ use sqlx::{AnyPool, Connection, Row};
 use super::ddl::Dialect;
 use super::statement::Statement;
 use super::{
-    runs, CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord, FileRecord,
-    FileReplacement, FlushCommit, GroupMemberRecord, GroupRecord, MetadataStore, PartitionRecord,
-    ProducerStateRecord, RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord,
-    TableCommitRecord, TablePending, TopicRecord,
+    runs, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord,
+    FileRecord, FileReplacement, FlushCommit, GroupMemberRecord, GroupRecord, MetadataStore,
+    PartitionRecord, ProducerStateRecord, RegistryRecord, SchemaRecord, SegmentRecord,
+    SubjectVersionRecord, TableCommitRecord, TablePending, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -77,6 +77,18 @@ impl SqlStore {
             .fetch_one(&mut **tx)
             .await?;
         Ok(())
+    }
+}
+
+/// A `broker_registrations` row.
+fn broker_record(r: &sqlx::any::AnyRow) -> BrokerRecord {
+    BrokerRecord {
+        broker_id: r.get("broker_id"),
+        incarnation: r.get("incarnation"),
+        host: r.get("host"),
+        port: r.get("port"),
+        rack: r.get("rack"),
+        lease_expires_ms: r.get("lease_expires_ms"),
     }
 }
 
@@ -457,22 +469,81 @@ impl MetadataStore for SqlStore {
 
     async fn register_broker(
         &self,
-        broker_id: i32,
-        host: &str,
-        port: i32,
-        lease_expires_ms: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO brokers (broker_id, host, port, lease_expires_ms) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (broker_id) DO UPDATE SET host = $2, port = $3, lease_expires_ms = $4",
+        b: &BrokerRecord,
+        replacing: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<BrokerRecord>> {
+        // One statement: the row is taken only from a lapsed lease, the
+        // incarnation named as dead, or this incarnation itself.
+        let done = sqlx::query(
+            "INSERT INTO broker_registrations (broker_id, incarnation, host, port, rack, lease_expires_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (broker_id) DO UPDATE SET incarnation = excluded.incarnation,
+                 host = excluded.host, port = excluded.port, rack = excluded.rack,
+                 lease_expires_ms = excluded.lease_expires_ms
+             WHERE broker_registrations.lease_expires_ms < $7
+                OR broker_registrations.incarnation = excluded.incarnation
+                OR broker_registrations.incarnation = $8",
         )
-        .bind(broker_id)
-        .bind(host)
-        .bind(port)
-        .bind(lease_expires_ms)
+        .bind(b.broker_id)
+        .bind(&b.incarnation)
+        .bind(&b.host)
+        .bind(b.port)
+        .bind(&b.rack)
+        .bind(b.lease_expires_ms)
+        .bind(now_ms)
+        .bind(replacing.unwrap_or(""))
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let holder = sqlx::query(
+            "SELECT broker_id, incarnation, host, port, rack, lease_expires_ms
+             FROM broker_registrations WHERE broker_id = $1",
+        )
+        .bind(b.broker_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(holder.as_ref().map(broker_record))
+    }
+
+    async fn renew_broker_lease(
+        &self,
+        broker_id: i32,
+        incarnation: &str,
+        lease_expires_ms: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE broker_registrations SET lease_expires_ms = $1
+             WHERE broker_id = $2 AND incarnation = $3",
+        )
+        .bind(lease_expires_ms)
+        .bind(broker_id)
+        .bind(incarnation)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn unregister_broker(&self, broker_id: i32, incarnation: &str) -> Result<()> {
+        sqlx::query("DELETE FROM broker_registrations WHERE broker_id = $1 AND incarnation = $2")
+            .bind(broker_id)
+            .bind(incarnation)
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    async fn live_brokers(&self, now_ms: i64) -> Result<Vec<BrokerRecord>> {
+        let rows = sqlx::query(
+            "SELECT broker_id, incarnation, host, port, rack, lease_expires_ms
+             FROM broker_registrations WHERE lease_expires_ms >= $1 ORDER BY broker_id",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(broker_record).collect())
     }
 
     async fn list_topics(&self) -> Result<Vec<TopicRecord>> {

@@ -125,6 +125,9 @@ async fn collect(
         }
     };
     let mut errors = false;
+    // A broker whose lease lapsed cannot know it still leads: it serves
+    // nothing, and clients look for the leader again.
+    let live = broker.membership().is_live();
     let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
         let topic = if version >= TOPIC_ID_VERSION {
@@ -167,6 +170,11 @@ async fn collect(
                 parts.push(Slot::Done(
                     pd.with_error_code(code::TOPIC_AUTHORIZATION_FAILED),
                 ));
+                continue;
+            }
+            if !live {
+                errors = true;
+                parts.push(Slot::Done(pd.with_error_code(code::NOT_LEADER_OR_FOLLOWER)));
                 continue;
             }
             let epoch_error = check_leader_epoch(fp.current_leader_epoch, snap.leader_epoch);

@@ -69,6 +69,9 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
     // the next request of the connection is read, which keeps each
     // partition's batches in request order.
     let mut topics = Vec::with_capacity(req.topic_data.len());
+    // A broker whose lease lapsed cannot know it still leads: it appends
+    // nothing, and producers look for the leader again.
+    let live = broker.membership().is_live();
     for td in req.topic_data {
         let name = td.name.0.to_string();
         let parallel = td.partition_data.len() > 1 && {
@@ -78,7 +81,12 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
             let batches = pd.records.clone().unwrap_or_default();
-            let pending = if req.transactional_id.is_some() {
+            let pending = if !live {
+                Appending::Done(Outcome::Failed(StorageError::Fenced(format!(
+                    "{name}-{}: this broker's lease lapsed",
+                    pd.index
+                ))))
+            } else if req.transactional_id.is_some() {
                 Appending::Done(Outcome::Failed(StorageError::Unsupported(
                     "transactional produce",
                 )))
