@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use floe_storage::log::{Log, LogConfig};
 use floe_storage::memory::MemoryBudget;
+use floe_storage::meta::faulty::FaultyMetadata;
 use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::MetadataStore;
@@ -234,7 +235,10 @@ impl Broker {
             statement_timeout: Duration::from_millis(args.metadata_statement_timeout_ms.max(1)),
             ..PostgresOptions::default()
         };
-        let meta = open_metadata(&metadata_url, &postgres).await?;
+        let mut meta = open_metadata(&metadata_url, &postgres).await?;
+        if let Some(faults) = &faults {
+            meta = Arc::new(FaultyMetadata::new(meta, faults.clone()));
+        }
         let cluster_id = meta.cluster_id().await?;
         let metadata_url = without_password(&metadata_url);
         info!(objects = %objects.description, metadata = %metadata_url, %cluster_id, flush_linger_ms = args.flush_linger_ms(), intake_direct_bytes = args.intake_direct_bytes(), "stores open");

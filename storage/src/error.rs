@@ -119,6 +119,16 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// Whether a metadata-store write that failed with this error may have
+    /// been made all the same: the database failed underneath (a dropped
+    /// connection during COMMIT answers nothing about the COMMIT), as
+    /// opposed to a refusal the transaction rolled back for.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, StorageError::Backend(BackendError::Metadata(_)))
+    }
+}
+
 /// A failure of a system the log is built on.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {

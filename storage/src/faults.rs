@@ -1,5 +1,6 @@
 //! A fault-injecting wrapper around a real object store, for the
-//! consistency checker and the tests.
+//! consistency checker and the tests (and the rates of the metadata
+//! store's, `meta/faulty.rs`).
 //!
 //! Why: the durability promise ("nothing acknowledged is ever lost") has to
 //! hold when object storage misbehaves the way S3 does: requests that fail,
@@ -50,6 +51,9 @@ pub struct FaultRates {
     pub stall: f64,
     /// How long a stall lasts.
     pub stall_ms: u64,
+    /// A metadata-store commit of flushes succeeds but its reply is lost
+    /// (as when the connection to PostgreSQL drops during COMMIT).
+    pub commit_reply_lost: f64,
 }
 
 impl FaultRates {
@@ -61,6 +65,7 @@ impl FaultRates {
             ("delete_error", self.delete_error),
             ("list_error", self.list_error),
             ("stall", self.stall),
+            ("commit_reply_lost", self.commit_reply_lost),
         ] {
             if !(0.0..=1.0).contains(&r) {
                 return Err(format!("{name} must be a probability in [0, 1], got {r}"));
@@ -91,6 +96,8 @@ pub struct FaultCounts {
     pub list_errors: u64,
     /// Requests stalled.
     pub stalls: u64,
+    /// Metadata commits whose reply was lost.
+    pub commit_replies_lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -178,6 +185,15 @@ impl Faults {
         x ^= x << 17;
         self.seed.store(x, Ordering::Relaxed);
         (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Whether a metadata commit's reply is to be lost now (counted).
+    pub(crate) fn lose_commit_reply(&self) -> bool {
+        let lost = self.hit(self.rates().commit_reply_lost);
+        if lost {
+            lock(&self.state).counts.commit_replies_lost += 1;
+        }
+        lost
     }
 
     fn hit(&self, rate: f64) -> bool {

@@ -783,6 +783,11 @@ async fn run_maintenance(log: std::sync::Weak<Log>) {
                 }
             }
         }
+        for topic in log.topics() {
+            if let Err(e) = log.trim(&topic).await {
+                warn!(topic = %topic.name, error = %e, "trimming rows below the log start failed");
+            }
+        }
         if let Err(e) = log.compact_all().await {
             warn!(error = %e, "compaction failed");
         }

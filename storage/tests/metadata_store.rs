@@ -13,7 +13,8 @@ use floe_storage::error::{BackendError, StorageError};
 use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::{
-    BrokerRecord, FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord,
+    BrokerRecord, FileReplacement, FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord,
+    TopicRecord,
 };
 use servers::{postgres, postgres_database, sqlite};
 
@@ -323,6 +324,7 @@ macro_rules! on_both_databases {
 }
 
 on_both_databases!(
+    a_rewrite_may_leave_out_only_rows_below_the_log_start,
     a_broker_id_is_held_by_one_incarnation_while_its_lease_is_live,
     the_table_waits_for_files_written_after_a_chunk_still_in_the_intake,
     a_batch_of_flushes_commits_in_a_few_statements_or_not_at_all,
@@ -551,4 +553,83 @@ async fn a_broker_id_is_held_by_one_incarnation_while_its_lease_is_live(s: Arc<S
     assert_eq!(s.live_brokers(3_000).await.unwrap(), vec![c]);
     s.unregister_broker(1, "c").await.unwrap();
     assert_eq!(s.live_brokers(3_000).await.unwrap(), vec![]);
+}
+
+/// A rewrite of `old` into `path` holding `segments` (partition, base, n).
+fn rewrite(old: &str, path: &str, segments: &[(i32, i64, i64)]) -> FileReplacement {
+    FileReplacement {
+        topic: "t".into(),
+        old_paths: vec![old.into()],
+        old_segments: 2,
+        path: path.into(),
+        size_bytes: 10,
+        segments: segments
+            .iter()
+            .map(|&(p, base, n)| flush_of("t", path, p, base, n, 0).segments.remove(0))
+            .collect(),
+        created_ms: 1,
+    }
+}
+
+async fn a_rewrite_may_leave_out_only_rows_below_the_log_start(s: Arc<SqlStore>) {
+    s.create_topic(&topic("t"), 2, 0).await.unwrap();
+    s.claim_leadership(0).await.unwrap();
+    // One file, 100 rows of each partition.
+    let mut f = flush_of("t", "f", 0, 0, 100, 0);
+    f.high_watermarks.push((1, 1, 100));
+    let p1 = flush_of("t", "f", 1, 0, 100, 0).segments.remove(0);
+    f.segments.push(p1);
+    f.producers.clear();
+    s.commit_flush(&f).await.unwrap();
+    assert!(s.files_below_log_start("t").await.unwrap().is_empty());
+    // A rewrite that loses rows Kafka still serves is refused.
+    assert!(matches!(
+        s.replace_files(&rewrite("f", "g", &[(0, 10, 90), (1, 0, 100)]))
+            .await,
+        Err(StorageError::LogInconsistent {
+            partition: 0,
+            offset: 10,
+            ..
+        })
+    ));
+    // DeleteRecords cuts partition 0 at 50: the file holds rows below it.
+    s.advance_log_starts("t", &[(0, 50)]).await.unwrap();
+    assert_eq!(s.files_below_log_start("t").await.unwrap(), vec!["f"]);
+    // Leaving out more than those rows is still refused...
+    assert!(matches!(
+        s.replace_files(&rewrite("f", "g", &[(0, 60, 40), (1, 0, 100)]))
+            .await,
+        Err(StorageError::LogInconsistent {
+            partition: 0,
+            offset: 60,
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.replace_files(&rewrite("f", "g", &[(0, 50, 50), (1, 1, 99)]))
+            .await,
+        Err(StorageError::LogInconsistent {
+            partition: 1,
+            offset: 1,
+            ..
+        })
+    ));
+    // ...and a count that does not match its offsets too.
+    assert!(matches!(
+        s.replace_files(&rewrite("f", "g", &[(0, 50, 49), (1, 0, 100)]))
+            .await,
+        Err(StorageError::LogInconsistent { .. })
+    ));
+    // The trim itself is taken, and nothing is below the log start any more.
+    assert!(s
+        .replace_files(&rewrite("f", "g", &[(0, 50, 50), (1, 0, 100)]))
+        .await
+        .unwrap());
+    assert!(s.files_below_log_start("t").await.unwrap().is_empty());
+    let segs = s.list_segments("t").await.unwrap();
+    let got: Vec<(i32, i64, i64)> = segs
+        .iter()
+        .map(|r| (r.partition, r.base_offset, r.last_offset))
+        .collect();
+    assert_eq!(got, vec![(0, 50, 99), (1, 0, 99)]);
 }

@@ -6,8 +6,10 @@ segments. While they run, a consumer group (librdkafka, committing what it
 has processed) and an assign() reader (kafka-python, an independent client)
 read everything, and a nemesis hurts the broker: `kill -9` or SIGTERM and a
 restart, object-store errors and stalls injected through floe's
-fault-injecting store (`--fault-injection`, `PUT /admin/faults`), and a
-compaction forced every second on top of maintenance every second.
+fault-injecting store (`--fault-injection`, `PUT /admin/faults`), flush
+commits whose reply is lost after the metadata store made them (as when
+the connection to PostgreSQL drops during COMMIT), and a compaction forced
+every second on top of maintenance every second.
 
 Then the faults stop and the whole history is checked:
 
@@ -288,6 +290,8 @@ class Nemesis:
             self.faults({"put_error": 0.05, "get_error": 0.05, "delete_error": 0.2, "list_error": 0.2})
         elif op == "store-stalls":
             self.faults({"stall": 0.2, "stall_ms": 700})
+        elif op == "commit-replies-lost":
+            self.faults({"commit_reply_lost": 0.3})
         elif op == "heal":
             self.faults({})
 
@@ -550,7 +554,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--ops", default="kill9", help="comma-separated nemesis ops: kill9, term, store-errors, "
-                                                   "store-stalls, heal")
+                                                   "store-stalls, commit-replies-lost, heal")
     ap.add_argument("--rate", type=float, default=500, help="records per second produced")
     ap.add_argument("--cycle-secs", type=float, default=3.0, help="mean time between nemesis ops")
     ap.add_argument("--seed", type=int, default=None)

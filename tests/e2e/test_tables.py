@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.expressions import GreaterThanOrEqual
 
-from helpers import admin, create_topic, recent_ms
+from helpers import admin, consume_all, create_topic, recent_ms
 
 FAST = {"floe.iceberg.commit.interval.ms": "300"}
 
@@ -319,3 +319,53 @@ def test_compaction_under_produce_and_consume_changes_nothing_readers_see(floe_f
     again = consume_all(floe.bootstrap, topic, 3, expected=len(placed))
     assert {(m.partition(), m.offset()): (m.key(), m.value()) for ms in again.values() for m in ms} == \
         {k: (r[1], r[2]) for k, r in placed.items()}
+
+
+def test_delete_records_through_the_middle_of_a_file_removes_just_those_rows_from_the_table(floe_factory):
+    """Files hold several partitions and the table drops only whole files:
+    a log start inside a file has the file rewritten without the rows below
+    it, in the log and in the table, and it stays so across kill -9."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.structs import TopicPartition as KafkaTopicPartition
+
+    f = floe_factory("--iceberg-snapshot-retention-secs", "1")
+    topic = "cut"
+    create_topic(f.bootstrap, topic, partitions=2, config=FAST)
+    # One produce request per partition: each partition's rows are one run
+    # of one file.
+    p = Producer({"bootstrap.servers": f.bootstrap, "linger.ms": 200, "batch.num.messages": 1000})
+    for i in range(400):
+        p.produce(topic, value=f"{i % 2}-{i // 2}".encode(), partition=i % 2)
+    assert p.flush(30) == 0
+    wait_covered(f, topic, 0, 199)
+    wait_covered(f, topic, 1, 199)
+
+    # librdkafka cuts partition 0 at 120, kafka-python partition 1 at 30.
+    a = admin(f.bootstrap)
+    res = a.delete_records([TopicPartition(topic, 0, 120)])
+    assert [fut.result(30).low_watermark for fut in res.values()] == [120]
+    ka = KafkaAdminClient(bootstrap_servers=f.bootstrap)
+    done = ka.delete_records({KafkaTopicPartition(topic, 1): 30})
+    ka.close()
+    assert [v["low_watermark"] for v in done.values()] == [30]
+
+    expected = sorted([f"0-{i}" for i in range(120, 200)] + [f"1-{i}" for i in range(30, 200)])
+
+    def table_values():
+        return sorted(v.decode() for v in catalog(f).load_table(f"floe.{topic}").scan().to_arrow()
+                      .column("value").to_pylist())
+
+    deadline = time.time() + 30
+    while table_values() != expected:
+        assert time.time() < deadline, f"the table still shows {len(table_values()) - len(expected)} deleted rows"
+        time.sleep(0.3)
+    assert catalog(f).load_table(f"floe.{topic}").current_snapshot().summary.operation.value == "overwrite"
+
+    def kafka_values():
+        got = consume_all(f.bootstrap, topic, 2, expected=len(expected), start=-2)
+        return sorted(m.value().decode() for msgs in got.values() for m in msgs)
+
+    assert kafka_values() == expected
+    f.restart(kill=True)
+    assert kafka_values() == expected
+    assert table_values() == expected

@@ -123,6 +123,8 @@ pub(super) enum Rewrite {
     Compact,
     /// Intake chunks moved into the topic's own file.
     Move,
+    /// A file rewritten without its rows below the log start.
+    Trim,
 }
 
 /// A file compaction may take, with what a run must agree on.
@@ -196,6 +198,36 @@ impl Log {
             total.add(&self.compact(&topic).await?);
         }
         Ok(total)
+    }
+
+    /// Rewrites every file of the topic that holds rows below their
+    /// partition's log start (DeleteRecords, or retention, cut through it)
+    /// without them, so that the table, which drops only whole files,
+    /// stops showing them at its next commit. Intake chunks are left to
+    /// their move, which trims the same way. Returns the files rewritten.
+    pub async fn trim(&self, topic: &TopicLog) -> Result<usize> {
+        let below: HashSet<String> = self
+            .meta
+            .files_below_log_start(&topic.name)
+            .await?
+            .into_iter()
+            .filter(|p| !p.contains('#'))
+            .collect();
+        if below.is_empty() {
+            return Ok(0);
+        }
+        let mut trimmed = 0;
+        for f in self.meta.files_in_order(&topic.name).await? {
+            if below.contains(&f.path)
+                && self
+                    .rewrite_run(topic, std::slice::from_ref(&f), Rewrite::Trim)
+                    .await?
+                    .is_some()
+            {
+                trimmed += 1;
+            }
+        }
+        Ok(trimmed)
     }
 
     /// The listed files in order, each with its Parquet schema if `take`
@@ -311,8 +343,13 @@ impl Log {
         }
         let format = self.cfg.format;
         let segments = by_partition.clone();
+        let starts: BTreeMap<i32, i64> = topic
+            .partitions()
+            .iter()
+            .map(|p| (p.index, p.snapshot().log_start_offset))
+            .collect();
         let file = crate::background::run("rewrite", move || {
-            let partitions = cut_runs(&files, &segments, &schema)?;
+            let partitions = cut_runs(&files, &segments, &starts, &schema)?;
             drop(files);
             segment::write_partitions(
                 partitions,
@@ -325,7 +362,9 @@ impl Log {
         let day = run.first().map(file_day).unwrap_or_else(|| "0".into());
         let now = now_ms();
         let stem = match kind {
-            Rewrite::Compact => format!("{now:013}{COMPACTED}"),
+            // To the table a trimmed file, like a compacted one, brings no
+            // new columns (its snapshot is an overwrite: rows go).
+            Rewrite::Compact | Rewrite::Trim => format!("{now:013}{COMPACTED}"),
             // Not "compacted": to the table a moved file is new data.
             Rewrite::Move => format!(
                 "{now:013}-{}",
@@ -386,17 +425,22 @@ impl Log {
             Rewrite::Move => {
                 debug!(topic = %topic.name, files, bytes_in, bytes_out = size, ms, "moved intake chunks (and the small files between them) into a table file")
             }
+            Rewrite::Trim => {
+                info!(topic = %topic.name, files, bytes_in, bytes_out = size, ms, "rewrote a file without its rows below the log start")
+            }
         }
         Ok(Some(size.max(0) as u64))
     }
 }
 
-/// Each partition's rows from the run's files (fetched whole, by path):
-/// every row group is decoded once, however many partitions share it, and
-/// cut into its segments' runs, in partition and offset order.
+/// Each partition's rows from the run's files (fetched whole, by path),
+/// from its log start in `starts` on: every row group is decoded once,
+/// however many partitions share it, and cut into its segments' runs, in
+/// partition and offset order.
 fn cut_runs(
     files: &HashMap<String, (Bytes, ArrowReaderMetadata)>,
     by_partition: &BTreeMap<i32, Vec<SegmentRecord>>,
+    starts: &BTreeMap<i32, i64>,
     schema: &SchemaRef,
 ) -> Result<Vec<(i32, Vec<RecordBatch>)>> {
     let mut groups: HashMap<(&str, i32), Vec<RecordBatch>> = HashMap::new();
@@ -420,19 +464,40 @@ fn cut_runs(
             slot.insert(rows?);
         }
     }
+    let offset_column = schema.index_of(crate::columns::col::OFFSET)?;
     let mut partitions = Vec::with_capacity(by_partition.len());
     for (partition, segs) in by_partition {
+        let start = starts.get(partition).copied().unwrap_or(0);
         let mut batches = Vec::new();
         for s in segs {
             let rows = &groups[&(s.path.as_str(), s.row_group)];
             let run = (s.first_row.max(0) as usize, s.record_count.max(0) as usize);
             for b in slice_rows(rows, run) {
-                batches.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
+                let b = from_offset(b, offset_column, start)?;
+                if b.num_rows() > 0 {
+                    batches.push(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?);
+                }
             }
         }
         partitions.push((*partition, batches));
     }
     Ok(partitions)
+}
+
+/// The rows of `batch` (in offset order) at or above `start`: a rewrite
+/// leaves out what lies below the log start, which Kafka no longer serves
+/// and the table must stop showing.
+fn from_offset(batch: RecordBatch, offset_column: usize, start: i64) -> Result<RecordBatch> {
+    let offsets = batch
+        .column(offset_column)
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .ok_or_else(|| StorageError::Corrupt("the offset column is not int64".into()))?;
+    let below = offsets.values().partition_point(|&o| o < start);
+    Ok(match below {
+        0 => batch,
+        n => batch.slice(n, batch.num_rows() - n),
+    })
 }
 
 /// Rows `first..first + count` of a row group read as `batches`, as slices.

@@ -211,15 +211,25 @@ impl Log {
         } = prepared;
         let committing = Instant::now();
         let commit = Arc::new(commit);
-        let committed = self.group_commit.commit(commit.clone()).await;
+        let committed = match self.group_commit.commit(commit.clone()).await {
+            Ok(()) => Settled::Committed,
+            Err(e) if e.outcome_unknown() => self.settle(&path, e).await,
+            Err(e) => Settled::Refused(e),
+        };
         // Settled either way: the intake object may go once nothing else
-        // holds it.
+        // holds it (a chunk committed or not is judged by the store).
         drop(claim);
-        if let Err(e) = committed {
-            // Never committed: the file is an orphan. Delete it now; the
-            // sweeper is the backstop if this fails too.
-            self.discard(&path).await;
-            return Err(e);
+        match committed {
+            Settled::Committed => {}
+            Settled::Refused(e) => {
+                // Never committed: the file is an orphan. Delete it now;
+                // the sweeper is the backstop if this fails too.
+                self.discard(&path).await;
+                return Err(e);
+            }
+            // Perhaps committed: the file stays for the sweeper, which
+            // deletes only what no commit references.
+            Settled::Unknown(e) => return Err(e),
         }
         lock(&self.footers).insert(
             path.clone(),
@@ -263,6 +273,30 @@ impl Log {
         Ok(())
     }
 
+    /// Learns whether a flush whose commit failed without saying how (the
+    /// reply was lost: the connection dropped during COMMIT) is committed,
+    /// asking the store until it answers, for a while. Acknowledged is
+    /// what the store holds: a committed flush must not be taken for an
+    /// orphan (its file deleted under a committed index) nor rolled back
+    /// (its producers told to retry what is already in the log).
+    async fn settle(&self, path: &str, failure: StorageError) -> Settled {
+        let mut wait = Duration::from_millis(50);
+        for _ in 0..10 {
+            match self.meta.file_committed(path).await {
+                Ok(true) => {
+                    warn!(%path, error = %failure, "a flush commit's reply was lost; the store holds it: committed");
+                    return Settled::Committed;
+                }
+                Ok(false) => return Settled::Refused(failure),
+                Err(e) => debug!(%path, error = %e, "asking whether a flush committed"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+        error!(%path, error = %failure, "a flush commit's outcome is unknown (the metadata store does not answer); its file is kept for the sweeper");
+        Settled::Unknown(failure)
+    }
+
     /// Puts every partition back to its committed state after a failed
     /// flush, failing whatever was buffered since.
     fn roll_back(&self, topic: &TopicLog, reason: &str) {
@@ -278,6 +312,16 @@ impl Log {
             st.producers = st.committed_producers.clone();
         }
     }
+}
+
+/// What became of a flush's commit.
+enum Settled {
+    /// In the store.
+    Committed,
+    /// Not in the store: the transaction was refused or rolled back.
+    Refused(StorageError),
+    /// The store could not say.
+    Unknown(StorageError),
 }
 
 /// A flush between its upload and its commit.

@@ -11,7 +11,9 @@
 //!
 //! All or nothing per transaction: if the batch is refused (a fenced
 //! partition, a log that moved), each flush is committed alone, so one
-//! refusal fails that flush and no other. Flushes of one topic arrive in
+//! refusal fails that flush and no other. If the store failed without
+//! saying whether it committed, each flush is told so, and learns the
+//! outcome itself (`Log::settle`). Flushes of one topic arrive in
 //! their order and are committed in it.
 
 use std::sync::Arc;
@@ -52,6 +54,13 @@ impl GroupCommit {
     }
 }
 
+/// The failure of a batch whose outcome is unknown, for each of its flushes
+/// (the error itself is not `Clone`).
+fn lost(e: &crate::error::StorageError) -> crate::error::StorageError {
+    let io = std::io::Error::other(format!("a group commit failed: {e}"));
+    crate::error::BackendError::Metadata(sqlx::Error::Io(io)).into()
+}
+
 fn stopped() -> crate::error::StorageError {
     crate::error::StorageError::FlushFailed("the flush committer stopped".into())
 }
@@ -78,6 +87,14 @@ async fn run(meta: Arc<dyn MetadataStore>, mut rx: mpsc::UnboundedReceiver<Job>)
             Err(e) if batch.len() == 1 => {
                 let job = batch.pop().expect("one job");
                 let _ = job.done.send(Err(e));
+            }
+            // The batch may be committed (the reply was lost): committing
+            // its flushes again would be refused as out of place, and taken
+            // for never committed. Each flush asks the store instead.
+            Err(e) if e.outcome_unknown() => {
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Err(lost(&e)));
+                }
             }
             Err(_) => {
                 for job in batch.drain(..) {

@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::error::Result;
 
 pub mod ddl;
+pub mod faulty;
 pub mod postgres;
 pub mod runs;
 pub mod sql;
@@ -430,6 +431,11 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// what keeps commits per second independent of the number of topics.
     async fn commit_flushes(&self, commits: &[&FlushCommit]) -> Result<()>;
 
+    /// Whether the file `path` is committed: how a flush whose commit's
+    /// reply was lost (the connection dropped during COMMIT) learns what
+    /// happened, instead of guessing.
+    async fn file_committed(&self, path: &str) -> Result<bool>;
+
     /// Allocates a new producer id with epoch 0.
     async fn new_producer_id(&self, now_ms: i64) -> Result<i64>;
 
@@ -446,6 +452,12 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// from object storage (files a table holds wait for the table to drop
     /// them).
     async fn advance_log_starts(&self, topic: &str, starts: &[(i32, i64)]) -> Result<Vec<String>>;
+
+    /// The committed files of a topic holding rows below their
+    /// partition's log start (DeleteRecords or retention cut through
+    /// them), oldest first: the rows Kafka no longer serves but the file,
+    /// and so the table, still holds until it is trimmed.
+    async fn files_below_log_start(&self, topic: &str) -> Result<Vec<String>>;
 
     /// Every file a commit references: the log's files and the files
     /// Iceberg tables still hold.
@@ -488,7 +500,9 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Swaps the segments of `old_paths` for the new file's, in one
     /// transaction; false (nothing changed) if the old files lost segments
-    /// meanwhile. The old files stay in object storage while a table
+    /// meanwhile. The new file holds exactly the old files' rows, except
+    /// that it may leave out rows below the log start (a trim); anything
+    /// else is refused with `LogInconsistent`. The old files stay in object storage while a table
     /// holds them.
     async fn replace_files(&self, replacement: &FileReplacement) -> Result<bool>;
 

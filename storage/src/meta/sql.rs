@@ -343,6 +343,59 @@ async fn refused_flush(
     }
 }
 
+/// Per partition, the rows of the replaced runs (base, last, count) that a
+/// rewrite with segments `new` must hold: those from where its segments
+/// start in the partition. A rewrite may leave out only rows below the log
+/// start (a trim after DeleteRecords); anything else is refused. Rows are
+/// counted from an offset inside a run by its offsets, which holds while
+/// runs have no gaps (they have none until key compaction).
+fn kept_rows(
+    topic: &str,
+    old: &BTreeMap<i32, Vec<(i64, i64, i64)>>,
+    new: &[SegmentRecord],
+    starts: &BTreeMap<i32, i64>,
+) -> Result<BTreeMap<i32, i64>> {
+    let mut new_first: BTreeMap<i32, i64> = BTreeMap::new();
+    for s in new {
+        let first = new_first.entry(s.partition).or_insert(s.base_offset);
+        *first = (*first).min(s.base_offset);
+    }
+    let mut kept = BTreeMap::new();
+    for (&partition, runs) in old {
+        let old_first = runs.iter().map(|r| r.0).min().unwrap_or(0);
+        let start = starts.get(&partition).copied().unwrap_or(0);
+        let from = new_first.get(&partition).copied().unwrap_or(i64::MAX);
+        let inconsistent = |detail: String| StorageError::LogInconsistent {
+            topic: topic.to_string(),
+            partition,
+            offset: from,
+            detail,
+        };
+        if from > old_first.max(start) {
+            return Err(inconsistent(format!(
+                "a rewrite starts the partition at {from} but only rows below the log start \
+                 {start} may be left out (its files start at {old_first})"
+            )));
+        }
+        let mut rows = 0;
+        for &(base, last, count) in runs {
+            rows += if base >= from {
+                count
+            } else if last < from {
+                0
+            } else if count == last - base + 1 {
+                last - from + 1
+            } else {
+                return Err(inconsistent(format!(
+                    "a rewrite cuts the run [{base}, {last}], which has gaps, at {from}"
+                )));
+            };
+        }
+        kept.insert(partition, rows);
+    }
+    Ok(kept)
+}
+
 /// A committed file and its runs.
 async fn insert_file(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -769,6 +822,14 @@ impl MetadataStore for SqlStore {
         Ok(())
     }
 
+    async fn file_committed(&self, path: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 AS one FROM files WHERE path = $1")
+            .bind(path)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
     async fn new_producer_id(&self, now_ms: i64) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
@@ -845,6 +906,22 @@ impl MetadataStore for SqlStore {
         }
         tx.commit().await?;
         Ok(released)
+    }
+
+    async fn files_below_log_start(&self, topic: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let starts = log_starts(&mut tx, topic).await?;
+        let files = files_with_runs(&mut tx, topic).await?;
+        tx.commit().await?;
+        Ok(files
+            .into_iter()
+            .filter(|f| {
+                f.runs
+                    .iter()
+                    .any(|r| r.base_offset < starts.get(&r.partition).copied().unwrap_or(0))
+            })
+            .map(|f| f.path)
+            .collect())
     }
 
     async fn committed_files(&self) -> Result<HashSet<String>> {
@@ -1062,14 +1139,18 @@ impl MetadataStore for SqlStore {
         // Per partition, the rows the old files hold there, and the runs
         // of the files that stay (which never overlap each other).
         let mut present = 0usize;
-        let mut old_rows: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut old_runs: BTreeMap<i32, Vec<(i64, i64, i64)>> = BTreeMap::new();
         let mut staying: BTreeMap<i32, Vec<(i64, i64)>> = BTreeMap::new();
         for f in files_with_runs(&mut tx, &r.topic).await? {
             let replaced = old.contains(f.path.as_str());
             for run in f.runs.iter().filter(|run| run.is_live(&starts)) {
                 if replaced {
                     present += 1;
-                    *old_rows.entry(run.partition).or_default() += run.record_count;
+                    old_runs.entry(run.partition).or_default().push((
+                        run.base_offset,
+                        run.last_offset,
+                        run.record_count,
+                    ));
                 } else {
                     staying
                         .entry(run.partition)
@@ -1104,13 +1185,14 @@ impl MetadataStore for SqlStore {
                 });
             }
         }
+        let old_rows = kept_rows(&r.topic, &old_runs, &r.segments, &starts)?;
         if new_rows != old_rows {
             return Err(StorageError::LogInconsistent {
                 topic: r.topic.clone(),
                 partition: -1,
                 offset: -1,
                 detail: format!(
-                    "a rewrite holds {new_rows:?} rows per partition where the files it replaces held {old_rows:?}"
+                    "a rewrite holds {new_rows:?} rows per partition where the files it replaces held {old_rows:?} it should keep"
                 ),
             });
         }

@@ -35,6 +35,17 @@ pub(super) async fn handle(
                 Err(e) => parts.push(r.with_error_code(error_code(&e))),
             }
         }
+        // The files that hold rows below the new log start are rewritten
+        // without them now (maintenance would, later), so the topic's
+        // table stops showing them at its next commit.
+        if let Some(topic) = topic.filter(|_| parts.iter().any(|r| r.error_code == code::NONE)) {
+            let log = broker.log().clone();
+            tokio::spawn(async move {
+                if let Err(e) = log.trim(&topic).await {
+                    tracing::warn!(topic = %topic.name, error = %e, "trimming after DeleteRecords failed; maintenance retries");
+                }
+            });
+        }
         topics.push(
             DeleteRecordsTopicResult::default()
                 .with_name(t.name)
