@@ -66,7 +66,11 @@ impl Membership {
         let mut replacing: Option<String> = None;
         let mut waited_for: Option<BrokerRecord> = None;
         let epoch = Instant::now();
+        // When the registration that succeeded was sent: its lease counts
+        // from then, not from the start of the wait for an old holder.
+        let mut sent;
         loop {
+            sent = epoch.elapsed();
             let now = now_ms();
             record.lease_expires_ms = now + lease_ms;
             let Some(holder) = meta
@@ -108,7 +112,7 @@ impl Membership {
             record,
             lease,
             epoch,
-            live_until: AtomicU64::new(lease.as_nanos() as u64),
+            live_until: AtomicU64::new((sent + lease).as_nanos() as u64),
             lost: AtomicBool::new(false),
         });
         let others: Vec<BrokerRecord> = meta

@@ -37,24 +37,25 @@ async fn open(dir: &std::path::Path, faults: &Faults, direct_bytes: usize) -> Ar
         .unwrap()
 }
 
-/// Appends `n` records to each partition of `t` (values `p-i`) and waits
-/// for their acknowledgement.
+/// The topics: their flushes of one round share a group commit, so a lost
+/// reply is one for several flushes.
+const TOPICS: [&str; 2] = ["t", "u"];
+
+/// Appends `n` records to each partition of each topic (values `p-i`) and
+/// waits for their acknowledgement.
 async fn produce(log: &Log, next: &mut BTreeMap<i32, i64>, n: i64) {
     let mut pending = Vec::new();
     for p in 0..2 {
         let from = next.entry(p).or_insert(0);
-        let mut b = BatchBuilder::new(0, now_ms(), 0);
-        for i in 0..n {
-            b.push(
-                i,
-                now_ms(),
-                None,
-                Some(format!("{p}-{}", *from + i).as_bytes()),
-                &[],
-            );
+        for topic in TOPICS {
+            let mut b = BatchBuilder::new(0, now_ms(), 0);
+            for i in 0..n {
+                let value = format!("{p}-{}", *from + i);
+                b.push(i, now_ms(), None, Some(value.as_bytes()), &[]);
+            }
+            pending.push(log.append(topic, p, b.finish(0)).await.unwrap());
         }
         *from += n;
-        pending.push(log.append("t", p, b.finish(0)).await.unwrap());
     }
     for p in pending {
         p.committed()
@@ -64,7 +65,13 @@ async fn produce(log: &Log, next: &mut BTreeMap<i32, i64>, n: i64) {
 }
 
 async fn assert_complete(log: &Arc<Log>, next: &BTreeMap<i32, i64>) {
-    let topic = log.topic("t").unwrap();
+    for name in TOPICS {
+        assert_topic_complete(log, name, next).await;
+    }
+}
+
+async fn assert_topic_complete(log: &Arc<Log>, name: &str, next: &BTreeMap<i32, i64>) {
+    let topic = log.topic(name).unwrap();
     for (&p, &n) in next {
         let mut got = Vec::new();
         let mut offset = 0;
@@ -82,7 +89,7 @@ async fn assert_complete(log: &Arc<Log>, next: &BTreeMap<i32, i64>) {
             }
         }
         let want: Vec<String> = (0..n).map(|i| format!("{p}-{i}")).collect();
-        assert_eq!(got, want, "partition {p}");
+        assert_eq!(got, want, "{name} partition {p}");
     }
     let report = log.check_topic(&topic).await.unwrap();
     assert!(report.problems().is_empty(), "{:?}", report.problems());
@@ -92,9 +99,11 @@ async fn every_lost_reply_is_settled(direct_bytes: usize) {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::new();
     let log = open(dir.path(), &faults, direct_bytes).await;
-    log.create_topic("t", 2, BTreeMap::new(), false)
-        .await
-        .unwrap();
+    for topic in TOPICS {
+        log.create_topic(topic, 2, BTreeMap::new(), false)
+            .await
+            .unwrap();
+    }
     let mut next = BTreeMap::new();
     produce(&log, &mut next, 50).await;
     // Every commit's reply is lost for a while, then none.
