@@ -18,7 +18,7 @@
 //! can, otherwise from the segment index with ranged reads of a segment's
 //! rows (its run of one row group).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -368,6 +368,14 @@ pub struct Log {
     /// Files this broker is reading now, with how many reads of each: a
     /// file the log and the table let go of is not deleted under them.
     reading: Mutex<HashMap<String, usize>>,
+    /// Intake objects present when this log opened: written by an earlier
+    /// run, so no flush of this one will commit a chunk of them, and their
+    /// chunks only ever leave the store (moves). One that has none left is
+    /// garbage at once, not after the orphan grace (a run killed between a
+    /// move and the object's deletion). Sound while one broker writes to a
+    /// store (membership refuses a second); several brokers will need the
+    /// writer named in the object.
+    inherited_intake: Mutex<HashSet<String>>,
     tables: Arc<Tables>,
     layouts: Layouts,
     flush_metrics: FlushMetrics,
@@ -448,9 +456,18 @@ impl Log {
             shared_groups: SharedGroups::new(read_ahead),
             tail_share: Arc::new(AtomicUsize::new(cfg.memory.tail_cache)),
             reading: Mutex::new(HashMap::new()),
+            inherited_intake: Mutex::new(HashSet::new()),
             dynamic: RwLock::new(broker_configs::Dynamic::load(meta.as_ref()).await?),
             cfg,
         });
+        // Before any flush of this run can write one.
+        let inherited: HashSet<String> = log
+            .store
+            .list(Some(&log.object_path(intake::INTAKE_DIR)))
+            .map_ok(|o| o.location.to_string())
+            .try_collect()
+            .await?;
+        *lock(&log.inherited_intake) = inherited;
         for t in meta.list_topics().await? {
             let topic = log.load_topic(&t).await?;
             write_lock(&log.topics).insert(t.name.clone(), topic.clone());

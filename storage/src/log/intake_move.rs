@@ -158,7 +158,8 @@ impl Log {
             .any(|path| split_chunk(path).0 == object)
     }
 
-    /// Deletes intake objects older than the grace period that no commit
+    /// Deletes intake objects older than the grace period (or written by
+    /// an earlier run, see `Log::inherited_intake`) that no commit
     /// references and no flush of this broker still holds. Returns how
     /// many went.
     pub(super) async fn sweep_intake(&self, committed: &HashSet<String>) -> Result<usize> {
@@ -176,7 +177,8 @@ impl Log {
         let mut swept = 0;
         for obj in listed {
             let object = obj.location.to_string();
-            let old = SystemTime::from(obj.last_modified) <= cutoff;
+            let old = SystemTime::from(obj.last_modified) <= cutoff
+                || lock(&self.inherited_intake).contains(&object);
             if old
                 && !live.contains(object.as_str())
                 && self.intake.settled(&object)
@@ -185,6 +187,7 @@ impl Log {
                 info!(%object, "sweeping an intake object no chunk is left of");
                 self.intake_cache.forget(&object);
                 self.store.delete(&obj.location).await?;
+                lock(&self.inherited_intake).remove(&object);
                 swept += 1;
             }
         }
