@@ -1,29 +1,37 @@
 //! Shared broker state: the log and what Metadata responses advertise.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use floe_storage::log::{Log, LogConfig};
+use floe_storage::log::{Log, LogConfig, TopicLog};
 use floe_storage::memory::MemoryBudget;
 use floe_storage::meta::faulty::FaultyMetadata;
 use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
-use floe_storage::meta::MetadataStore;
+use floe_storage::meta::{BrokerRecord, MetadataStore};
 use floe_storage::metered::{MeteredStore, StoreMetrics};
 use floe_storage::object::open_object_store;
 use floe_storage::segment::SegmentFormat;
 use floe_storage::table::external::ExternalCatalogConfig;
 use floe_storage::table::{TableConfig, Tables};
+use floe_storage::topic_config::TopicConfig;
 use tracing::info;
 
+use crate::cluster::{Cluster, PlacedTopic};
 use crate::config::ServeArgs;
+use crate::groups::consumer::TopicCatalog;
+use crate::groups::seat::Seat;
+use crate::kafka::errors::code;
 use crate::membership::Membership;
 
 /// What every request handler shares.
 pub struct Broker {
     /// This broker's registration and lease.
     membership: Arc<Membership>,
+    /// The live brokers and who leads each topic.
+    cluster: Arc<Cluster>,
     /// The log of every topic.
     log: Arc<Log>,
     /// The metadata store (for what the broker keeps there itself: group
@@ -31,10 +39,8 @@ pub struct Broker {
     meta: Arc<dyn MetadataStore>,
     /// The topics' Iceberg tables, as the catalog serves them.
     tables: Arc<Tables>,
-    /// The consumer group coordinator (classic protocol).
-    groups: Arc<crate::groups::Coordinator>,
-    /// Consumer-protocol groups (KIP-848).
-    consumer_groups: Arc<crate::groups::consumer::ConsumerGroups>,
+    /// The group coordinators, in use where this broker coordinates.
+    seat: Arc<Seat>,
     /// The schema registry and grants.
     registry: Arc<crate::registry::Registry>,
     /// True when topics that do not set `floe.validate.mode` validate.
@@ -47,6 +53,8 @@ pub struct Broker {
     advertised_host: String,
     /// Port clients connect to.
     advertised_port: i32,
+    /// This broker's rack (`broker.rack`), if it has one.
+    rack: Option<String>,
     /// Kafka's cluster id.
     cluster_id: String,
     /// auto.create.topics.enable.
@@ -108,9 +116,103 @@ impl Broker {
         &self.membership
     }
 
-    /// The log of every topic.
+    /// The live brokers and who leads each topic.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// The log of every topic this broker leads.
     pub fn log(&self) -> &Arc<Log> {
         &self.log
+    }
+
+    /// The live brokers by id, this one always among them (before the
+    /// first placement round has read them).
+    pub fn live_brokers(&self) -> Vec<BrokerRecord> {
+        let mut live = self.cluster.brokers();
+        if !live.iter().any(|b| b.broker_id == self.broker_id) {
+            live.push(BrokerRecord {
+                broker_id: self.broker_id,
+                incarnation: String::new(),
+                host: self.advertised_host.clone(),
+                port: self.advertised_port,
+                rack: self.rack.clone(),
+                lease_expires_ms: 0,
+            });
+            live.sort_by_key(|b| b.broker_id);
+        }
+        live
+    }
+
+    /// A topic's placement: from the log if this broker leads it (its
+    /// epochs and configs are the freshest), else from the cluster view.
+    pub fn placed(&self, name: &str) -> Option<PlacedTopic> {
+        match self.log.topic(name) {
+            Some(t) => Some(self.placed_here(&t)),
+            None => self.cluster.topic(name),
+        }
+    }
+
+    /// A topic's name and placement, by id (see [`Broker::placed`]).
+    pub fn placed_by_id(&self, id: uuid::Uuid) -> Option<(String, PlacedTopic)> {
+        match self.log.topic_by_id(id) {
+            Some(t) => Some((t.name.clone(), self.placed_here(&t))),
+            None => self.cluster.topic_by_id(id),
+        }
+    }
+
+    /// Every topic of the cluster with its placement, by name.
+    pub fn placed_topics(&self) -> Vec<(String, PlacedTopic)> {
+        let mut all: BTreeMap<String, PlacedTopic> = self.cluster.topics().into_iter().collect();
+        for t in self.log.topics() {
+            all.insert(t.name.clone(), self.placed_here(&t));
+        }
+        all.into_iter().collect()
+    }
+
+    /// A topic's effective configuration, wherever it is led.
+    pub fn topic_config(&self, name: &str) -> Option<TopicConfig> {
+        match self.log.topic(name) {
+            Some(t) => Some(t.config()),
+            None => self
+                .log
+                .topic_config(self.cluster.topic(name)?.configs)
+                .ok(),
+        }
+    }
+
+    /// The catalog of the topics that exist now, in the whole cluster.
+    pub fn catalog(&self) -> TopicCatalog {
+        self.placed_topics()
+            .into_iter()
+            .map(|(name, t)| (name, (t.id, t.epochs.len() as i32)))
+            .collect()
+    }
+
+    fn placed_here(&self, t: &TopicLog) -> PlacedTopic {
+        PlacedTopic {
+            id: t.id,
+            leader_id: self.broker_id,
+            epochs: t
+                .partitions()
+                .iter()
+                .map(|p| p.snapshot().leader_epoch)
+                .collect(),
+            configs: t.config().overrides,
+        }
+    }
+
+    /// The error for a request about partition `partition` of topic `name`
+    /// that this broker does not lead: NOT_LEADER_OR_FOLLOWER if the
+    /// cluster has it (the client looks for its leader again), else
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn not_led_here(&self, name: &str, partition: i32) -> i16 {
+        match self.placed(name) {
+            Some(t) if (0..t.epochs.len() as i32).contains(&partition) => {
+                code::NOT_LEADER_OR_FOLLOWER
+            }
+            _ => code::UNKNOWN_TOPIC_OR_PARTITION,
+        }
     }
 
     /// The metadata store (for what the broker keeps there itself: group
@@ -125,13 +227,19 @@ impl Broker {
     }
 
     /// The consumer group coordinator (classic protocol).
-    pub fn groups(&self) -> &Arc<crate::groups::Coordinator> {
-        &self.groups
+    pub fn groups(&self) -> Arc<crate::groups::Coordinator> {
+        self.seat.classic()
     }
 
     /// Consumer-protocol groups (KIP-848).
-    pub fn consumer_groups(&self) -> &Arc<crate::groups::consumer::ConsumerGroups> {
-        &self.consumer_groups
+    pub fn consumer_groups(&self) -> Arc<crate::groups::consumer::ConsumerGroups> {
+        self.seat.consumer()
+    }
+
+    /// Whether this broker coordinates consumer groups now: the cluster
+    /// places the group coordinator here and the lease is live.
+    pub fn coordinates_groups(&self) -> bool {
+        self.membership.is_live() && self.cluster.group_coordinator() == Some(self.broker_id)
     }
 
     /// The schema registry and grants.
@@ -162,6 +270,11 @@ impl Broker {
     /// Port clients connect to.
     pub fn advertised_port(&self) -> i32 {
         self.advertised_port
+    }
+
+    /// This broker's rack (`broker.rack`), if it has one.
+    pub fn rack(&self) -> Option<&str> {
+        self.rack.as_deref()
     }
 
     /// Kafka's cluster id.
@@ -284,44 +397,40 @@ impl Broker {
         .await?;
         let registry = crate::registry::Registry::open(meta.clone()).await?;
         let group_saver = crate::groups::saver::GroupSaver::start(meta.clone());
-        let groups = crate::groups::Coordinator::open(
-            group_saver.clone(),
-            Duration::from_millis(args.group_initial_rebalance_delay_ms),
-        )
-        .await?;
         let log_dir = format!("{}{}", objects.root_uri, objects.prefix);
         let log = Log::open(cfg, meta.clone(), objects.store, objects.prefix).await?;
         // Before any listener starts: every flush of a schema topic writes
         // typed columns.
         log.layouts().set_source(registry.clone());
-        let consumer_groups = crate::groups::consumer::ConsumerGroups::open(
+        // Loaded again, with the topics, where this broker coordinates.
+        let seat = Seat::open(
             group_saver.clone(),
-            &crate::groups::consumer::catalog(&log),
+            Duration::from_millis(args.group_initial_rebalance_delay_ms),
+            &Default::default(),
         )
         .await?;
-        let expiring = Arc::downgrade(&consumer_groups);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                match expiring.upgrade() {
-                    Some(c) => c.expire(),
-                    None => return,
-                }
-            }
-        });
+        let cluster = Cluster::start(
+            meta.clone(),
+            log.clone(),
+            membership.clone(),
+            seat.clone(),
+            registry.clone(),
+        )
+        .await?;
         Ok(Arc::new(Broker {
             membership,
+            cluster,
             tables: log.tables().clone(),
             log,
             meta,
-            groups,
-            consumer_groups,
+            seat,
             group_saver,
             registry,
             validates: args.validate_mode == "reject",
             broker_id: args.broker_id,
             advertised_host: advertised.0,
             advertised_port: advertised.1,
+            rack: args.broker_rack.clone(),
             cluster_id,
             auto_create_topics: args.auto_create_topics,
             num_partitions: args.num_partitions.max(1),

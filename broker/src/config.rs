@@ -81,8 +81,10 @@ pub struct ServeArgs {
     /// The broker's lease in the metadata store, renewed three times per
     /// period (milliseconds): a broker that cannot renew it stops serving
     /// within this time, and a broker id held by a run that died is free
-    /// again after it (at once if the new run has the same listener).
-    #[arg(long, env = "FLOE_BROKER_LEASE_MS", default_value_t = 10_000)]
+    /// again after it (at once if the new run has the same listener). The
+    /// topics of a broker that died move to the others within this plus
+    /// one placement round (a second).
+    #[arg(long, env = "FLOE_BROKER_LEASE_MS", default_value_t = 6_000)]
     pub broker_lease_ms: u64,
 
     /// Flush a topic's buffer to a Parquet file once it holds this many bytes.

@@ -17,6 +17,7 @@
 //! [`kafka::errors`].
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod http;

@@ -18,8 +18,8 @@
 //! succeeds. It cannot know whether it still leads; commits it attempts
 //! meanwhile are refused by the leader-epoch check anyway.
 //!
-//! Partitions are not led by several brokers yet, so a broker refuses to
-//! start while another broker id is live on the same metadata store.
+//! The live brokers are the cluster: topic leadership is placed among
+//! them (`cluster.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -115,23 +115,6 @@ impl Membership {
             live_until: AtomicU64::new((sent + lease).as_nanos() as u64),
             lost: AtomicBool::new(false),
         });
-        let others: Vec<BrokerRecord> = meta
-            .live_brokers(now_ms())
-            .await?
-            .into_iter()
-            .filter(|b| b.broker_id != broker_id)
-            .collect();
-        if let Some(other) = others.first() {
-            membership.leave().await;
-            bail!(
-                "broker {} at {}:{} is live on this metadata store, and floe does not run several \
-                 brokers on one metadata store yet: stop it, or give this broker a metadata store \
-                 of its own",
-                other.broker_id,
-                other.host,
-                other.port
-            );
-        }
         tokio::spawn(renew(Arc::downgrade(&membership)));
         Ok(membership)
     }

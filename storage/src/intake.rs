@@ -61,6 +61,15 @@ pub fn is_chunk(path: &str) -> bool {
     split_chunk(path).0.len() != path.len()
 }
 
+/// The broker that wrote an intake object, from its name
+/// (`<millis>-b<broker>-<uuid>.chunks`); `None` for a name without one
+/// (written before objects were named by their writer).
+pub fn writer(object: &str) -> Option<i32> {
+    let name = object.rsplit('/').next()?;
+    let rest = name.split_once("-b")?.1;
+    rest.split_once('-')?.0.parse().ok()
+}
+
 /// The path of the chunk at `offset` of `object`.
 fn chunk_path(object: &str, offset: u64) -> String {
     format!("{object}#{offset}")
@@ -164,6 +173,7 @@ impl Intake {
         prefix: Path,
         linger: Duration,
         cache: Arc<IntakeCache>,
+        writer: i32,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -179,6 +189,7 @@ impl Intake {
             Uploader {
                 store,
                 dir,
+                writer,
                 shared: shared.clone(),
                 cache,
             },
@@ -293,6 +304,8 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Msg>, uploader: Uploader, linger: D
 struct Uploader {
     store: Arc<dyn ObjectStore>,
     dir: String,
+    /// This broker's id, named in every object (see [`writer`]).
+    writer: i32,
     shared: Arc<Shared>,
     cache: Arc<IntakeCache>,
 }
@@ -304,7 +317,12 @@ impl Uploader {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        let object = format!("{}/{now:013}-{}.chunks", self.dir, uuid::Uuid::new_v4());
+        let object = format!(
+            "{}/{now:013}-b{}-{}.chunks",
+            self.dir,
+            self.writer,
+            uuid::Uuid::new_v4()
+        );
         let total: usize = parts.iter().map(|(b, _)| b.len()).sum();
         let mut body = BytesMut::with_capacity(total);
         let mut offsets = Vec::with_capacity(parts.len());
@@ -373,6 +391,16 @@ mod tests {
         assert!(!is_chunk("odd#name"));
     }
 
+    #[test]
+    fn an_object_names_its_writer() {
+        assert_eq!(writer("p/intake/0001733000000000-b7-9f2c.chunks"), Some(7));
+        assert_eq!(
+            writer("p-b3/intake/0001733000000000-b12-9f2c.chunks"),
+            Some(12)
+        );
+        assert_eq!(writer("p/intake/0001733000000000-9f2c.chunks"), None);
+    }
+
     #[tokio::test]
     async fn one_object_per_round_whatever_the_number_of_flushes() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -381,6 +409,7 @@ mod tests {
             Path::from("p"),
             Duration::from_millis(50),
             Arc::new(IntakeCache::new(Gauge::new(0))),
+            7,
         );
         let tickets: Vec<Ticket> = (0..100).map(|_| intake.join()).collect();
         let mut waits = Vec::new();
@@ -425,6 +454,7 @@ mod tests {
             Path::from(""),
             linger,
             Arc::new(IntakeCache::new(Gauge::new(0))),
+            7,
         );
         let started = Instant::now();
         let mut objects = HashSet::new();

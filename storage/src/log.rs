@@ -39,7 +39,9 @@ use crate::error::{Result, StorageError};
 use crate::intake::{self, Claim, Intake, Ticket};
 use crate::intake_cache::IntakeCache;
 use crate::memory::{Gauge, Held, MemoryBudget, MemoryUse};
-use crate::meta::{FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord};
+use crate::meta::{
+    FlushCommit, MetadataStore, PartitionRecord, ProducerStateRecord, SegmentRecord, TopicRecord,
+};
 use crate::metrics::FlushMetrics;
 use crate::range_reader::RangeReader;
 use crate::segment::{self, SegmentFormat, TopicRows};
@@ -65,6 +67,7 @@ mod footers;
 mod group_commit;
 mod idempotence;
 mod intake_move;
+mod leadership;
 mod read;
 mod retention;
 mod shared_groups;
@@ -73,6 +76,7 @@ mod table_sync;
 pub use check::{PartitionCheck, TopicCheck};
 pub use compaction::CompactionStats;
 pub use flush::PendingAppend;
+pub use leadership::Followed;
 
 /// Batches of an idempotent producer remembered per partition, as Kafka does.
 const PRODUCER_RECENT_BATCHES: usize = 5;
@@ -279,6 +283,9 @@ pub struct TopicLog {
     wake: Notify,
     flushed: Notify,
     deleted: AtomicBool,
+    /// Another broker leads the topic now (or this one's epoch was
+    /// fenced): nothing more is appended or flushed here.
+    released: AtomicBool,
     generation: AtomicU64,
     table_lag: TableLag,
     /// Held by a table sync from start to end, and by the topic's
@@ -316,6 +323,11 @@ impl TopicLog {
 
     pub fn partitions(&self) -> Vec<Arc<PartitionLog>> {
         read_lock(&self.partitions).clone()
+    }
+
+    /// Deleted, or led by another broker now: this log no longer writes it.
+    fn closed(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst) || self.released.load(Ordering::SeqCst)
     }
 
     /// Effective configuration.
@@ -368,13 +380,12 @@ pub struct Log {
     /// Files this broker is reading now, with how many reads of each: a
     /// file the log and the table let go of is not deleted under them.
     reading: Mutex<HashMap<String, usize>>,
-    /// Intake objects present when this log opened: written by an earlier
-    /// run, so no flush of this one will commit a chunk of them, and their
-    /// chunks only ever leave the store (moves). One that has none left is
-    /// garbage at once, not after the orphan grace (a run killed between a
-    /// move and the object's deletion). Sound while one broker writes to a
-    /// store (membership refuses a second); several brokers will need the
-    /// writer named in the object.
+    /// Intake objects of this broker id present when this log opened:
+    /// written by an earlier run, so no flush will commit a chunk of them
+    /// (an earlier run still alive is fenced: this run claimed every topic
+    /// it led), and their chunks only ever leave the store (moves). One
+    /// that has none left is garbage at once, not after the orphan grace
+    /// (a run killed between a move and the object's deletion).
     inherited_intake: Mutex<HashSet<String>>,
     tables: Arc<Tables>,
     layouts: Layouts,
@@ -418,7 +429,6 @@ impl Log {
         store: Arc<dyn ObjectStore>,
         prefix: Path,
     ) -> Result<Arc<Self>> {
-        meta.claim_leadership(cfg.broker_id).await?;
         let tables = Arc::new(Tables::new(
             cfg.tables.clone(),
             StoreIo::new(&cfg.tables.root_uri, store.clone()),
@@ -435,6 +445,7 @@ impl Log {
             prefix.clone(),
             cfg.flush_linger,
             intake_cache.clone(),
+            cfg.broker_id,
         );
         let read_ahead = Gauge::new(cfg.memory.read_ahead);
         let log = Arc::new(Log {
@@ -465,25 +476,25 @@ impl Log {
             .store
             .list(Some(&log.object_path(intake::INTAKE_DIR)))
             .map_ok(|o| o.location.to_string())
+            .try_filter(|object| futures::future::ready(log.wrote_intake(object)))
             .try_collect()
             .await?;
         *lock(&log.inherited_intake) = inherited;
-        for t in meta.list_topics().await? {
-            let topic = log.load_topic(&t).await?;
-            write_lock(&log.topics).insert(t.name.clone(), topic.clone());
-            tokio::spawn(run_flusher(log.clone(), topic));
-        }
-        log.share_tail_cache();
+        let (leaders, records) = (meta.topic_leaders().await?, meta.list_topics().await?);
+        log.follow(&leaders, &records).await?;
         info!(topics = read_lock(&log.topics).len(), "log opened");
         tokio::spawn(run_maintenance(Arc::downgrade(&log)));
         tokio::spawn(run_table_committer(Arc::downgrade(&log)));
         Ok(log)
     }
 
-    async fn load_topic(&self, t: &TopicRecord) -> Result<Arc<TopicLog>> {
+    async fn load_topic(
+        &self,
+        t: &TopicRecord,
+        parts: &[PartitionRecord],
+    ) -> Result<Arc<TopicLog>> {
         let id = uuid::Uuid::parse_str(&t.topic_id)
             .map_err(|e| StorageError::Corrupt(format!("topic id: {e}")))?;
-        let parts = self.meta.list_partitions(&t.name).await?;
         let partitions: Vec<Arc<PartitionLog>> = parts
             .iter()
             .map(|p| {
@@ -521,10 +532,18 @@ impl Log {
             wake: Notify::new(),
             flushed: Notify::new(),
             deleted: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             table_lag: TableLag::default(),
             table_sync: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Whether this broker id wrote an intake object. Only its writer
+    /// deletes one before the orphan grace: another broker cannot know
+    /// whether a flush of the writer is about to commit a chunk of it.
+    fn wrote_intake(&self, object: &str) -> bool {
+        intake::writer(object) == Some(self.cfg.broker_id)
     }
 
     /// The first broker-wide flush tick at or after `at`: every topic's
@@ -557,22 +576,29 @@ impl Log {
         self.cfg.broker_id
     }
 
-    /// A topic by name.
+    /// A topic this log leads, by name.
     pub fn topic(&self, name: &str) -> Option<Arc<TopicLog>> {
-        read_lock(&self.topics).get(name).cloned()
-    }
-
-    /// A topic by id.
-    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<TopicLog>> {
         read_lock(&self.topics)
-            .values()
-            .find(|t| t.id == id)
+            .get(name)
+            .filter(|t| !t.closed())
             .cloned()
     }
 
-    /// Every topic, sorted by name.
+    /// A topic this log leads, by id.
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<TopicLog>> {
+        read_lock(&self.topics)
+            .values()
+            .find(|t| t.id == id && !t.closed())
+            .cloned()
+    }
+
+    /// Every topic this log leads, sorted by name.
     pub fn topics(&self) -> Vec<Arc<TopicLog>> {
-        let mut v: Vec<_> = read_lock(&self.topics).values().cloned().collect();
+        let mut v: Vec<_> = read_lock(&self.topics)
+            .values()
+            .filter(|t| !t.closed())
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -621,7 +647,8 @@ impl Log {
         self.meta
             .create_topic(&record, partitions, self.cfg.broker_id)
             .await?;
-        let topic = self.load_topic(&record).await?;
+        let parts = self.meta.list_partitions(name).await?;
+        let topic = self.load_topic(&record, &parts).await?;
         {
             let mut topics = write_lock(&self.topics);
             if let Some(existing) = topics.get(name) {
@@ -635,28 +662,52 @@ impl Log {
         Ok(Some(topic))
     }
 
-    /// Deletes a topic, its index rows and its files.
+    /// Deletes a topic, its index rows and its files. A topic another
+    /// broker leads is deleted in the store; its leader lets go of it at
+    /// its next [`Log::follow`].
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let local = self.topic(name);
+        let id = match &local {
+            Some(t) => t.id,
+            None => self.stored_topic(name).await?.1,
+        };
         // Should the deletion fail, the next table commit registers the
         // entry again.
-        let _syncing = topic.table_sync.lock().await;
+        let _syncing = match &local {
+            Some(t) => Some(t.table_sync.lock().await),
+            None => None,
+        };
         self.tables.forget(name).await;
         let files = self.meta.delete_topic(name).await?;
         self.layouts.forget(name).await;
-        topic.deleted.store(true, Ordering::SeqCst);
-        write_lock(&self.topics).remove(name);
-        self.share_tail_cache();
-        topic.wake.notify_one();
+        if let Some(topic) = &local {
+            topic.deleted.store(true, Ordering::SeqCst);
+            write_lock(&self.topics).remove(name);
+            self.share_tail_cache();
+            topic.wake.notify_one();
+        }
         self.delete_files(&files).await;
-        let metadata = self.io_metadata_prefix(&topic);
+        let metadata = self.io_metadata_prefix(name, id);
         if let Err(e) = self.tables.io().file_io().delete_prefix(&metadata).await {
             warn!(topic = name, error = %e, "could not delete the table's metadata");
         }
         info!(topic = name, files = files.len(), "deleted topic");
         Ok(())
+    }
+
+    /// A topic as the store holds it, with its parsed id; UnknownTopic if
+    /// it holds none of that name.
+    async fn stored_topic(&self, name: &str) -> Result<(TopicRecord, uuid::Uuid)> {
+        let record = self
+            .meta
+            .list_topics()
+            .await?
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let id = uuid::Uuid::parse_str(&record.topic_id)
+            .map_err(|e| StorageError::Corrupt(format!("topic id: {e}")))?;
+        Ok((record, id))
     }
 
     /// Grows a topic to `count` partitions.
@@ -666,20 +717,12 @@ impl Log {
         count: i32,
         validate_only: bool,
     ) -> Result<()> {
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
-        let current = topic.partition_count();
-        if count <= current {
-            return Err(StorageError::InvalidPartitions(format!(
-                "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
-            )));
-        }
-        if count > MAX_PARTITIONS {
-            return Err(StorageError::InvalidPartitions(format!(
-                "at most {MAX_PARTITIONS} partitions"
-            )));
-        }
+        let Some(topic) = self.topic(name) else {
+            return self
+                .create_partitions_elsewhere(name, count, validate_only)
+                .await;
+        };
+        check_growth(topic.partition_count(), count)?;
         if validate_only {
             return Ok(());
         }
@@ -699,6 +742,30 @@ impl Log {
         drop(parts);
         self.share_tail_cache();
         Ok(())
+    }
+
+    /// Grows a topic another broker leads, in the store (its leader takes
+    /// the new partitions in at its next [`Log::follow`]).
+    async fn create_partitions_elsewhere(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<()> {
+        let leader = self
+            .meta
+            .topic_leaders()
+            .await?
+            .into_iter()
+            .find(|l| l.topic == name)
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        check_growth(leader.partitions, count)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.meta
+            .add_partitions(name, count, leader.leader_id)
+            .await
     }
 
     /// What the log holds in memory now, by use.
@@ -760,17 +827,37 @@ impl Log {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<()> {
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))?;
+        let topic = self.topic(name);
+        if topic.is_none() {
+            // Led elsewhere: its leader takes the configs in at its next
+            // follow.
+            self.stored_topic(name).await?;
+        }
         let cfg = TopicConfig::new(configs)?;
         if validate_only {
             return Ok(());
         }
         self.meta.set_topic_configs(name, &cfg.overrides).await?;
-        *write_lock(&topic.config) = cfg.with_defaults(self.topic_defaults());
+        if let Some(topic) = topic {
+            *write_lock(&topic.config) = cfg.with_defaults(self.topic_defaults());
+        }
         Ok(())
     }
+}
+
+/// Whether a topic of `current` partitions may grow to `count`.
+fn check_growth(current: i32, count: i32) -> Result<()> {
+    if count <= current {
+        return Err(StorageError::InvalidPartitions(format!(
+            "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+        )));
+    }
+    if count > MAX_PARTITIONS {
+        return Err(StorageError::InvalidPartitions(format!(
+            "at most {MAX_PARTITIONS} partitions"
+        )));
+    }
+    Ok(())
 }
 
 fn reader_options() -> ArrowReaderOptions {

@@ -467,6 +467,9 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     if name.len() > 249 {
         return bad("longer than 249 characters");
     }
+    if name == crate::meta::placement::GROUP_COORDINATOR {
+        return bad("the name is floe's own");
+    }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))

@@ -559,6 +559,7 @@ async fn a_broker_id_is_held_by_one_incarnation_while_its_lease_is_live(s: Arc<S
 fn rewrite(old: &str, path: &str, segments: &[(i32, i64, i64)]) -> FileReplacement {
     FileReplacement {
         topic: "t".into(),
+        leader_id: 0,
         old_paths: vec![old.into()],
         old_segments: 2,
         path: path.into(),

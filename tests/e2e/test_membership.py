@@ -2,8 +2,7 @@
 in the metadata store: a second process with the same id is refused while
 the first runs, a run that died is replaced at once on the same listener
 (after its lease elsewhere), a broker that cannot renew its lease stops
-serving until it can, and a second broker id on one metadata store is
-refused until several brokers lead partitions together."""
+serving until it can."""
 
 import json
 import subprocess
@@ -42,10 +41,11 @@ def test_a_second_process_on_the_same_data_dir_is_refused(floe_factory, tmp_path
     assert health(f) == (200, "ok")
 
 
-def test_a_second_broker_id_on_one_postgres_is_refused_for_now(floe_factory, tmp_path, postgres):
-    f = floe_factory(f"--metadata={postgres}", "--broker-id=1")
-    said = floe_refuses_to_start(tmp_path / "other", f"--metadata={postgres}", "--broker-id=2")
-    assert f"broker 1 at {f.bootstrap} is live on this metadata store" in said, said
+def test_a_second_broker_with_the_same_id_on_one_postgres_is_refused(floe_factory, tmp_path, postgres):
+    f = floe_factory(f"--metadata={postgres}", "--broker-id=1", "--broker-lease-ms=1000")
+    said = floe_refuses_to_start(tmp_path / "other", f"--metadata={postgres}", "--broker-id=1",
+                                 "--broker-lease-ms=1000")
+    assert f"broker id 1 is in use by a running broker at {f.bootstrap}" in said, said
 
 
 def test_a_run_that_died_is_replaced_at_once_on_its_listener_and_after_its_lease_elsewhere(floe_factory, tmp_path):

@@ -269,14 +269,6 @@ impl HeartbeatReply {
 /// Topic metadata the assignor needs: name → (id, partition count).
 pub type TopicCatalog = HashMap<String, (uuid::Uuid, i32)>;
 
-/// The catalog of the topics that exist now.
-pub fn catalog(log: &floe_storage::log::Log) -> TopicCatalog {
-    log.topics()
-        .iter()
-        .map(|t| (t.name.clone(), (t.id, t.partition_count())))
-        .collect()
-}
-
 /// Coordinator of consumer-protocol groups.
 pub struct ConsumerGroups {
     groups: Mutex<HashMap<String, ConsumerGroup>>,

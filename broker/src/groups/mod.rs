@@ -19,6 +19,7 @@
 
 pub mod consumer;
 pub mod saver;
+pub mod seat;
 #[cfg(test)]
 mod tests;
 

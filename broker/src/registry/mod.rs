@@ -147,6 +147,9 @@ pub struct Registry {
     compiled: Mutex<HashMap<i32, Arc<CompiledSchema>>>,
     /// Registrations check compatibility then write: one at a time.
     writing: tokio::sync::Mutex<()>,
+    /// The store's change token the state was loaded at (see
+    /// [`Registry::follow`]).
+    loaded: Mutex<Option<String>>,
 }
 
 fn read(s: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
@@ -164,27 +167,14 @@ fn parse_refs(refs: &str) -> Vec<SchemaReference> {
 impl Registry {
     /// Loads the registry from the metadata store.
     pub async fn open(meta: Arc<dyn MetadataStore>) -> anyhow::Result<Arc<Registry>> {
-        let r = meta.load_registry().await?;
-        let mut state = State::default();
-        for s in r.schemas {
-            state.schemas.insert(s.id, s);
-        }
-        for v in r.versions {
-            state.subjects.entry(v.subject.clone()).or_default().push(v);
-        }
-        for (subject, level) in r.configs {
-            if let Some(l) = Level::parse(&level) {
-                state.levels.insert(subject, l);
-            }
-        }
-        for (principal, purpose) in r.grants {
-            state.grants.entry(principal).or_default().insert(purpose);
-        }
+        let loaded = meta.registry_change().await?;
+        let state = Self::load(meta.as_ref()).await?;
         let registry = Arc::new(Registry {
             meta,
             state: RwLock::new(state),
             compiled: Mutex::new(HashMap::new()),
             writing: tokio::sync::Mutex::new(()),
+            loaded: Mutex::new(loaded),
         });
         // floe's own files are subjects too, so schemas can reference them.
         for (name, schema) in floe_schema::compile::provided_schemas() {
@@ -201,6 +191,43 @@ impl Registry {
             }
         }
         Ok(registry)
+    }
+
+    /// Takes in what other brokers changed: loads the registry again if
+    /// the store's change token moved since it was loaded. Called every
+    /// placement round, so a schema or grant changed on one broker applies
+    /// on every other within about a second.
+    pub async fn follow(&self) -> anyhow::Result<()> {
+        let token = self.meta.registry_change().await?;
+        if *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) == token {
+            return Ok(());
+        }
+        let _writing = self.writing.lock().await;
+        let state = Self::load(self.meta.as_ref()).await?;
+        *write(&self.state) = state;
+        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = token;
+        Ok(())
+    }
+
+    /// The registry as the store holds it.
+    async fn load(meta: &dyn MetadataStore) -> anyhow::Result<State> {
+        let r = meta.load_registry().await?;
+        let mut state = State::default();
+        for s in r.schemas {
+            state.schemas.insert(s.id, s);
+        }
+        for v in r.versions {
+            state.subjects.entry(v.subject.clone()).or_default().push(v);
+        }
+        for (subject, level) in r.configs {
+            if let Some(l) = Level::parse(&level) {
+                state.levels.insert(subject, l);
+            }
+        }
+        for (principal, purpose) in r.grants {
+            state.grants.entry(principal).or_default().insert(purpose);
+        }
+        Ok(state)
     }
 
     /// Subjects, optionally with soft-deleted ones.

@@ -116,6 +116,11 @@ impl Log {
         if topic.deleted.load(Ordering::SeqCst) {
             return Err(StorageError::UnknownTopic(topic_name.to_string()));
         }
+        if topic.released.load(Ordering::SeqCst) {
+            return Err(StorageError::Fenced(format!(
+                "{topic_name}-{partition}: another broker leads the topic now"
+            )));
+        }
         let mut st = lock(&part.state);
         let plan = plan_idempotence(&st, &batches)?;
         if let Some(dup) = plan.duplicate {

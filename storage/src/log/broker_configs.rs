@@ -40,6 +40,21 @@ impl Log {
         read_lock(&self.dynamic).broker.clone()
     }
 
+    /// Takes in the broker configs another broker set.
+    pub(super) async fn reload_broker_configs(&self) -> Result<()> {
+        let stored = Dynamic::load(self.meta.as_ref()).await?;
+        if stored.broker == read_lock(&self.dynamic).broker {
+            return Ok(());
+        }
+        let defaults = stored.topic_defaults.clone();
+        *write_lock(&self.dynamic) = stored;
+        for t in self.topics() {
+            let mut cfg = write_lock(&t.config);
+            *cfg = cfg.clone().with_defaults(defaults.clone());
+        }
+        Ok(())
+    }
+
     /// A topic config with `overrides` under the cluster-wide defaults.
     pub fn topic_config(&self, overrides: BTreeMap<String, String>) -> Result<TopicConfig> {
         Ok(TopicConfig::new(overrides)?.with_defaults(self.topic_defaults()))

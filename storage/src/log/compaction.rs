@@ -389,6 +389,7 @@ impl Log {
             .collect();
         let replacement = FileReplacement {
             topic: topic.name.clone(),
+            leader_id: self.cfg.broker_id,
             old_paths: run.iter().map(|f| f.path.clone()).collect(),
             old_segments,
             path: path.to_string(),

@@ -351,10 +351,13 @@ pub(super) async fn run_flusher(log: Arc<Log>, topic: Arc<TopicLog>) {
     let (tx, rx) = tokio::sync::mpsc::channel::<InFlightFlush>(1);
     tokio::spawn(run_committer(log.clone(), topic.clone(), rx));
     loop {
-        if topic.deleted.load(Ordering::SeqCst) {
+        if topic.closed() {
             let buf = std::mem::replace(&mut *lock(&topic.buffer), FlushBuffer::new(&log.buffers));
             buf.slot
-                .complete(Err(format!("topic {} was deleted", topic.name)));
+                .complete(Err(match topic.deleted.load(Ordering::SeqCst) {
+                    true => format!("topic {} was deleted", topic.name),
+                    false => format!("another broker leads topic {} now", topic.name),
+                }));
             topic.flushed.notify_waiters();
             return;
         }
@@ -431,7 +434,7 @@ async fn run_committer(
                     warn!(topic = %topic.name, error = %e, "flush failed; rolling back to the committed state");
                     log.roll_back(&topic, &e.to_string());
                     if matches!(e, StorageError::Fenced(_)) {
-                        topic.deleted.store(true, Ordering::SeqCst);
+                        topic.released.store(true, Ordering::SeqCst);
                         topic.wake.notify_one();
                     }
                 }

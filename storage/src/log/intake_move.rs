@@ -117,15 +117,20 @@ impl Log {
         Ok(moved)
     }
 
-    /// Deletes the intake objects no chunk is left of: no flush of this
-    /// broker is still committing one (the claim), the metadata store holds
-    /// none, and no read here has one in hand. Anything else is left to
-    /// the sweeper.
+    /// Deletes the intake objects this broker wrote that no chunk is left
+    /// of: no flush of it is still committing one (the claim), the
+    /// metadata store holds none, and no read here has one in hand.
+    /// Anything else (another broker's objects too) is left to the
+    /// sweeper.
     pub(super) async fn release_intake(&self, objects: BTreeSet<String>) {
         let free: Vec<&str> = objects
             .iter()
             .map(String::as_str)
-            .filter(|object| self.intake.settled(object) && !self.chunk_in_use(object))
+            .filter(|object| {
+                self.wrote_intake(object)
+                    && self.intake.settled(object)
+                    && !self.chunk_in_use(object)
+            })
             .collect();
         if free.is_empty() {
             return;

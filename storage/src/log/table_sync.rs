@@ -55,11 +55,16 @@ impl Log {
     /// the name cut so that the directory's name fits in 255 bytes (a
     /// local store's limit; a Kafka name may have 249 characters).
     pub fn table_key(&self, topic: &TopicLog) -> String {
+        self.table_key_of(&topic.name, topic.id)
+    }
+
+    /// [`Log::table_key`] by the topic's name and id.
+    fn table_key_of(&self, name: &str, id: uuid::Uuid) -> String {
         const DIRECTORY_NAME_MAX: usize = 255;
-        let id = topic.id.simple().to_string();
+        let id = id.simple().to_string();
         let keep = DIRECTORY_NAME_MAX - id.len() - 1;
         // Topic names are ASCII: any cut is at a character boundary.
-        let name = &topic.name[..topic.name.len().min(keep)];
+        let name = &name[..name.len().min(keep)];
         self.object_path(&format!("topics/{name}-{id}")).to_string()
     }
 
@@ -73,10 +78,10 @@ impl Log {
         ))
     }
 
-    pub(super) fn io_metadata_prefix(&self, topic: &TopicLog) -> String {
+    pub(super) fn io_metadata_prefix(&self, name: &str, id: uuid::Uuid) -> String {
         self.tables
             .io()
-            .uri(&format!("{}/metadata/", self.table_key(topic)))
+            .uri(&format!("{}/metadata/", self.table_key_of(name, id)))
     }
 
     /// Commits what the topic's table lags behind the log by (files
@@ -87,7 +92,7 @@ impl Log {
         // the pending files are read counts as not taken in.
         let started = now_ms() - 1;
         let _syncing = topic.table_sync.lock().await;
-        if topic.deleted.load(Ordering::SeqCst) {
+        if topic.closed() {
             return Ok(());
         }
         // The rows in intake chunks move into the topic's own files first,

@@ -119,6 +119,26 @@ impl MetadataStore for FaultyMetadata {
         self.inner.claim_leadership(broker_id).await
     }
 
+    async fn topic_leaders(&self) -> Result<Vec<TopicLeader>> {
+        self.inner.topic_leaders().await
+    }
+
+    async fn balance_leadership(
+        &self,
+        now_ms: i64,
+        max_fair_moves: usize,
+    ) -> Result<Vec<LeaderMove>> {
+        self.inner.balance_leadership(now_ms, max_fair_moves).await
+    }
+
+    async fn claim_topic(
+        &self,
+        topic: &str,
+        broker_id: i32,
+    ) -> Result<Option<Vec<PartitionRecord>>> {
+        self.inner.claim_topic(topic, broker_id).await
+    }
+
     async fn list_segments(&self, topic: &str) -> Result<Vec<SegmentRecord>> {
         self.inner.list_segments(topic).await
     }
@@ -223,6 +243,10 @@ impl MetadataStore for FaultyMetadata {
 
     async fn load_registry(&self) -> Result<RegistryRecord> {
         self.inner.load_registry().await
+    }
+
+    async fn registry_change(&self) -> Result<Option<String>> {
+        self.inner.registry_change().await
     }
 
     async fn register_schema(

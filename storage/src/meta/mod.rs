@@ -11,9 +11,11 @@ use std::collections::{BTreeMap, HashSet};
 use async_trait::async_trait;
 
 use crate::error::Result;
+pub use placement::{LeaderMove, TopicLeader};
 
 pub mod ddl;
 pub mod faulty;
+pub mod placement;
 pub mod postgres;
 pub mod runs;
 pub mod sql;
@@ -324,6 +326,8 @@ pub struct FileRecord {
 pub struct FileReplacement {
     /// Topic.
     pub topic: String,
+    /// The broker rewriting: only the topic's leader may.
+    pub leader_id: i32,
     /// Files replaced.
     pub old_paths: Vec<String>,
     /// How many segments the old files had when the compaction read them;
@@ -411,6 +415,29 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Makes `broker_id` leader of every partition, bumping each leader
     /// epoch so that writes of any earlier leader are fenced.
     async fn claim_leadership(&self, broker_id: i32) -> Result<()>;
+
+    /// Every topic's leader and partition count.
+    async fn topic_leaders(&self) -> Result<Vec<TopicLeader>>;
+
+    /// Gives every topic a live leader and evens the load, at most
+    /// `max_fair_moves` moves for balance (see [`placement`]), in one
+    /// transaction; each moved topic's leader epochs are bumped, which
+    /// fences its former leader's commits. Returns the moves.
+    async fn balance_leadership(
+        &self,
+        now_ms: i64,
+        max_fair_moves: usize,
+    ) -> Result<Vec<LeaderMove>>;
+
+    /// Starts a new leadership of `topic` by `broker_id`, which the store
+    /// names as its leader: bumps every partition's leader epoch (fencing
+    /// commits of any earlier run of this broker) and returns the
+    /// partitions; `None` if another broker leads the topic or it is gone.
+    async fn claim_topic(
+        &self,
+        topic: &str,
+        broker_id: i32,
+    ) -> Result<Option<Vec<PartitionRecord>>>;
 
     /// All live segments (runs) of a topic, ordered by partition and offset.
     async fn list_segments(&self, topic: &str) -> Result<Vec<SegmentRecord>>;
@@ -528,6 +555,11 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// The whole schema registry.
     async fn load_registry(&self) -> Result<RegistryRecord>;
+
+    /// A token that changes with every change of the registry (schemas,
+    /// subjects, compatibility levels, grants), so brokers know when to
+    /// load it again; `None` before the first change.
+    async fn registry_change(&self) -> Result<Option<String>>;
 
     /// Registers a schema under a subject in one transaction: reuses the id
     /// of an identical schema (type, text, references) or allocates one,

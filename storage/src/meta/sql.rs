@@ -17,10 +17,11 @@ use sqlx::{AnyPool, Connection, Row};
 use super::ddl::Dialect;
 use super::statement::Statement;
 use super::{
-    runs, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord, ConsumerProtocolMemberRecord,
-    FileRecord, FileReplacement, FlushCommit, GroupMemberRecord, GroupRecord, MetadataStore,
-    PartitionRecord, ProducerStateRecord, RegistryRecord, SchemaRecord, SegmentRecord,
-    SubjectVersionRecord, TableCommitRecord, TablePending, TopicRecord,
+    placement, runs, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord,
+    ConsumerProtocolMemberRecord, FileRecord, FileReplacement, FlushCommit, GroupMemberRecord,
+    GroupRecord, LeaderMove, MetadataStore, PartitionRecord, ProducerStateRecord, RegistryRecord,
+    SchemaRecord, SegmentRecord, SubjectVersionRecord, TableCommitRecord, TablePending,
+    TopicLeader, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -47,6 +48,8 @@ enum Lock<'a> {
     Topic(&'a str),
     /// Schema ids and subject versions.
     Registry,
+    /// Which broker leads which topic.
+    Leadership,
 }
 
 impl SqlStore {
@@ -70,6 +73,7 @@ impl SqlStore {
             Lock::TopicNames => "floe:topic-names".to_string(),
             Lock::Topic(t) => format!("floe:topic:{t}"),
             Lock::Registry => "floe:registry".to_string(),
+            Lock::Leadership => "floe:leadership".to_string(),
         };
         // Called in FROM and not selected: `Any` cannot decode `void`.
         sqlx::query("SELECT 1 AS one FROM pg_advisory_xact_lock(hashtext($1))")
@@ -93,6 +97,83 @@ fn broker_record(r: &sqlx::any::AnyRow) -> BrokerRecord {
 }
 
 /// The log start of each partition of a topic.
+/// The `cluster` row whose value changes with the registry.
+const REGISTRY_CHANGE: &str = "registry.change";
+
+/// Marks a change of the registry (see `registry_change`).
+async fn registry_changed(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO cluster (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = $2",
+    )
+    .bind(REGISTRY_CHANGE)
+    .bind(uuid::Uuid::new_v4().to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The leader of a topic's first partition.
+async fn topic_leader(conn: &mut sqlx::AnyConnection, topic: &str) -> Result<Option<i32>> {
+    Ok(
+        sqlx::query("SELECT leader_id FROM partitions WHERE topic = $1 AND partition_id = 0")
+            .bind(topic)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|r| r.get("leader_id")),
+    )
+}
+
+/// A topic's partitions, in order.
+async fn partitions(conn: &mut sqlx::AnyConnection, topic: &str) -> Result<Vec<PartitionRecord>> {
+    let rows = sqlx::query(
+        "SELECT partition_id, leader_id, leader_epoch, high_watermark, log_start_offset
+         FROM partitions WHERE topic = $1 ORDER BY partition_id",
+    )
+    .bind(topic)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| PartitionRecord {
+            partition: r.get("partition_id"),
+            leader_id: r.get("leader_id"),
+            leader_epoch: r.get("leader_epoch"),
+            high_watermark: r.get("high_watermark"),
+            log_start_offset: r.get("log_start_offset"),
+        })
+        .collect())
+}
+
+/// Every topic's leader (its first partition's), partition count and
+/// leader epochs.
+async fn topic_leaders(conn: &mut sqlx::AnyConnection) -> Result<Vec<TopicLeader>> {
+    let rows = sqlx::query(
+        "SELECT topic, partition_id, leader_id, leader_epoch FROM partitions
+         ORDER BY topic, partition_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut leaders: Vec<TopicLeader> = Vec::new();
+    for r in &rows {
+        let topic: String = r.get("topic");
+        let epoch: i32 = r.get("leader_epoch");
+        match leaders.last_mut() {
+            Some(l) if l.topic == topic => {
+                l.partitions += 1;
+                l.epochs.push(epoch);
+            }
+            _ => leaders.push(TopicLeader {
+                topic,
+                leader_id: r.get("leader_id"),
+                partitions: 1,
+                epochs: vec![epoch],
+            }),
+        }
+    }
+    Ok(leaders)
+}
+
 async fn log_starts(conn: &mut sqlx::AnyConnection, topic: &str) -> Result<BTreeMap<i32, i64>> {
     Ok(
         sqlx::query("SELECT partition_id, log_start_offset FROM partitions WHERE topic = $1")
@@ -628,23 +709,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn list_partitions(&self, topic: &str) -> Result<Vec<PartitionRecord>> {
-        let rows = sqlx::query(
-            "SELECT partition_id, leader_id, leader_epoch, high_watermark, log_start_offset
-             FROM partitions WHERE topic = $1 ORDER BY partition_id",
-        )
-        .bind(topic)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| PartitionRecord {
-                partition: r.get("partition_id"),
-                leader_id: r.get("leader_id"),
-                leader_epoch: r.get("leader_epoch"),
-                high_watermark: r.get("high_watermark"),
-                log_start_offset: r.get("log_start_offset"),
-            })
-            .collect())
+        partitions(&mut *self.pool.acquire().await?, topic).await
     }
 
     async fn create_topic(
@@ -763,6 +828,75 @@ impl MetadataStore for SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn topic_leaders(&self) -> Result<Vec<TopicLeader>> {
+        topic_leaders(&mut *self.pool.acquire().await?).await
+    }
+
+    async fn balance_leadership(
+        &self,
+        now_ms: i64,
+        max_fair_moves: usize,
+    ) -> Result<Vec<LeaderMove>> {
+        let mut tx = self.pool.begin().await?;
+        self.lock(&mut tx, Lock::Leadership).await?;
+        sqlx::query(
+            "INSERT INTO partitions (topic, partition_id, leader_id, leader_epoch, high_watermark, log_start_offset)
+             VALUES ($1, 0, -1, 0, 0, 0) ON CONFLICT (topic, partition_id) DO NOTHING",
+        )
+        .bind(placement::GROUP_COORDINATOR)
+        .execute(&mut *tx)
+        .await?;
+        let live: Vec<i32> = sqlx::query(
+            "SELECT broker_id FROM broker_registrations WHERE lease_expires_ms >= $1 ORDER BY broker_id",
+        )
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get("broker_id"))
+        .collect();
+        let topics = topic_leaders(&mut tx).await?;
+        let moves = placement::plan_moves(&live, &topics, max_fair_moves);
+        for m in &moves {
+            // After the leadership lock, as every taker of both: a rewrite
+            // of the topic by its former leader commits before the move or
+            // not at all.
+            self.lock(&mut tx, Lock::Topic(&m.topic)).await?;
+            sqlx::query(
+                "UPDATE partitions SET leader_id = $1, leader_epoch = leader_epoch + 1 WHERE topic = $2",
+            )
+            .bind(m.to)
+            .bind(&m.topic)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(moves)
+    }
+
+    async fn claim_topic(
+        &self,
+        topic: &str,
+        broker_id: i32,
+    ) -> Result<Option<Vec<PartitionRecord>>> {
+        let mut tx = self.pool.begin().await?;
+        self.lock(&mut tx, Lock::Topic(topic)).await?;
+        let claimed = sqlx::query(
+            "UPDATE partitions SET leader_epoch = leader_epoch + 1 WHERE topic = $1 AND leader_id = $2",
+        )
+        .bind(topic)
+        .bind(broker_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let partitions = match claimed {
+            0 => None,
+            _ => Some(partitions(&mut tx, topic).await?),
+        };
+        tx.commit().await?;
+        Ok(partitions)
     }
 
     async fn list_segments(&self, topic: &str) -> Result<Vec<SegmentRecord>> {
@@ -1162,6 +1296,13 @@ impl MetadataStore for SqlStore {
         if present != r.old_segments {
             return Ok(false);
         }
+        // Only the topic's leader rewrites it: a former leader that has
+        // not yet heard of a move would leave the new one's index of the
+        // files stale.
+        let leader = topic_leader(&mut tx, &r.topic).await?;
+        if leader != Some(r.leader_id) {
+            return Ok(false);
+        }
         for runs in staying.values_mut() {
             runs.sort_unstable();
         }
@@ -1536,6 +1677,7 @@ impl MetadataStore for SqlStore {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
+        registry_changed(&mut tx).await?;
         let version = match live {
             Some(v) => v,
             None => {
@@ -1564,15 +1706,19 @@ impl MetadataStore for SqlStore {
             true => "DELETE FROM subject_versions WHERE subject = $1 AND ($2 IS NULL OR version = $2)",
             false => "UPDATE subject_versions SET deleted = TRUE WHERE subject = $1 AND ($2 IS NULL OR version = $2)",
         };
+        let mut tx = self.pool.begin().await?;
         sqlx::query(sql)
             .bind(subject)
             .bind(version)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        registry_changed(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn set_compatibility(&self, subject: &str, level: Option<&str>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         match level {
             Some(l) => sqlx::query(
                 "INSERT INTO registry_configs (subject, compatibility) VALUES ($1, $2)
@@ -1582,8 +1728,10 @@ impl MetadataStore for SqlStore {
             .bind(l),
             None => sqlx::query("DELETE FROM registry_configs WHERE subject = $1").bind(subject),
         }
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        registry_changed(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1600,8 +1748,18 @@ impl MetadataStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        registry_changed(&mut tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn registry_change(&self) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM cluster WHERE name = $1")
+                .bind(REGISTRY_CHANGE)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     async fn delete_group(&self, group_id: &str) -> Result<()> {

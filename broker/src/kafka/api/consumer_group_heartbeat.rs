@@ -11,7 +11,7 @@ use floe_protocol::kafka_protocol::messages::{
 };
 
 use super::s;
-use crate::groups::consumer::{catalog, Heartbeat, TopicAssignment, HEARTBEAT_INTERVAL_MS};
+use crate::groups::consumer::{Heartbeat, TopicAssignment, HEARTBEAT_INTERVAL_MS};
 use crate::kafka::errors::code;
 use crate::Broker;
 
@@ -45,9 +45,7 @@ pub(super) fn handle(
         client_id,
         client_host,
     };
-    let r = broker
-        .consumer_groups()
-        .heartbeat(hb, &catalog(broker.log()));
+    let r = broker.consumer_groups().heartbeat(hb, &broker.catalog());
     let assignment = r.assignment.map(|a| {
         Assignment::default().with_topic_partitions(
             a.into_iter()

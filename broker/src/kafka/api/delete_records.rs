@@ -23,7 +23,9 @@ pub(super) async fn handle(
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
             let Some(topic) = &topic else {
-                parts.push(r.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+                parts.push(
+                    r.with_error_code(broker.not_led_here(t.name.as_str(), p.partition_index)),
+                );
                 continue;
             };
             match broker

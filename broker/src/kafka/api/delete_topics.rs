@@ -30,13 +30,13 @@ pub(super) async fn handle(
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
         let topic = match &name {
-            Some(n) => broker.log().topic(n.as_str()),
-            None => broker.log().topic_by_id(id),
+            Some(n) => broker.placed(n.as_str()).map(|p| (n.to_string(), p)),
+            None => broker.placed_by_id(id),
         };
         let base = DeletableTopicResult::default()
             .with_name(name.clone())
             .with_topic_id(id);
-        let Some(topic) = topic else {
+        let Some((topic_name, topic)) = topic else {
             let c = if name.is_some() {
                 code::UNKNOWN_TOPIC_OR_PARTITION
             } else {
@@ -45,15 +45,16 @@ pub(super) async fn handle(
             responses.push(base.with_error_code(c));
             continue;
         };
-        let base = base.with_name(Some(TopicName(s(topic.name.clone()))));
+        let base = base.with_name(Some(TopicName(s(topic_name.clone()))));
         let base = if version >= 6 {
             base.with_topic_id(topic.id)
         } else {
             base
         };
-        match broker.log().delete_topic(&topic.name).await {
+        match broker.log().delete_topic(&topic_name).await {
             Ok(()) => {
-                broker.metrics().forget_topic(&topic.name);
+                broker.cluster().refresh_now(broker.log()).await;
+                broker.metrics().forget_topic(&topic_name);
                 responses.push(base)
             }
             Err(e) => {

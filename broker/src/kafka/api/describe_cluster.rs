@@ -23,10 +23,19 @@ pub(super) fn handle(
             req.include_cluster_authorized_operations,
             ops::cluster(),
         ))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.broker_id()))
-            .with_host(s(broker.advertised_host()))
-            .with_port(broker.advertised_port())]);
+        .with_brokers(
+            broker
+                .live_brokers()
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.broker_id))
+                        .with_host(s(b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.map(s))
+                })
+                .collect(),
+        );
     if version >= 1 {
         r.with_endpoint_type(req.endpoint_type)
     } else {

@@ -124,14 +124,13 @@ pub(super) fn handle(
             .with_resource_name(r.resource_name.clone());
         let entries: Vec<Entry> = match r.resource_type {
             RESOURCE_TOPIC => {
-                let Some(t) = broker.log().topic(&name) else {
+                let Some(cfg) = broker.topic_config(&name) else {
                     results.push(
                         base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
                             .with_error_message(Some(s(format!("unknown topic {name}")))),
                     );
                     continue;
                 };
-                let cfg = t.config();
                 TOPIC_CONFIGS
                     .iter()
                     .map(|d| {

@@ -26,10 +26,9 @@ pub(super) fn handle(
 ) -> DescribeTopicPartitionsResponse {
     let mut names: Vec<String> = if req.topics.is_empty() {
         broker
-            .log()
-            .topics()
-            .iter()
-            .map(|t| t.name.clone())
+            .placed_topics()
+            .into_iter()
+            .map(|(name, _)| name)
             .collect()
     } else {
         req.topics.iter().map(|t| t.name.to_string()).collect()
@@ -60,29 +59,29 @@ pub(super) fn handle(
             next_cursor = Some(cursor(name, 0));
             break;
         }
-        let Some(t) = broker.log().topic(name) else {
+        let Some(t) = broker.placed(name) else {
             topics.push(topic_error(name, code::UNKNOWN_TOPIC_OR_PARTITION));
             continue;
         };
-        let all = t.partitions();
         let first = if from_topic.as_ref() == Some(name) {
             from_partition
         } else {
             0
         };
         let mut partitions = Vec::new();
-        for p in all.iter().filter(|p| p.index >= first) {
+        let node = BrokerId(t.leader_id);
+        for (index, &epoch) in t.epochs.iter().enumerate().skip(first as usize) {
+            let index = index as i32;
             if room == 0 {
-                next_cursor = Some(cursor(name, p.index));
+                next_cursor = Some(cursor(name, index));
                 break;
             }
             room -= 1;
-            let node = BrokerId(broker.broker_id());
             partitions.push(
                 DescribeTopicPartitionsResponsePartition::default()
-                    .with_partition_index(p.index)
+                    .with_partition_index(index)
                     .with_leader_id(node)
-                    .with_leader_epoch(p.snapshot().leader_epoch)
+                    .with_leader_epoch(epoch)
                     .with_replica_nodes(vec![node])
                     .with_isr_nodes(vec![node])
                     .with_eligible_leader_replicas(Some(Vec::new()))

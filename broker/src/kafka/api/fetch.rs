@@ -144,10 +144,20 @@ async fn collect(
                 .with_preferred_read_replica(BrokerId(-1));
             let Some(topic) = &topic else {
                 errors = true;
-                let c = if version >= TOPIC_ID_VERSION {
-                    code::UNKNOWN_TOPIC_ID
+                let elsewhere = if version >= TOPIC_ID_VERSION {
+                    broker.cluster().topic_by_id(ft.topic_id).map(|(n, _)| n)
                 } else {
-                    code::UNKNOWN_TOPIC_OR_PARTITION
+                    Some(ft.topic.0.to_string())
+                };
+                let c = match elsewhere {
+                    Some(name)
+                        if broker.not_led_here(&name, fp.partition)
+                            != code::UNKNOWN_TOPIC_OR_PARTITION =>
+                    {
+                        code::NOT_LEADER_OR_FOLLOWER
+                    }
+                    _ if version >= TOPIC_ID_VERSION => code::UNKNOWN_TOPIC_ID,
+                    _ => code::UNKNOWN_TOPIC_OR_PARTITION,
                 };
                 parts.push(Slot::Done(pd.with_error_code(c)));
                 continue;

@@ -1,5 +1,6 @@
-//! FindCoordinator: this broker coordinates every group. v4+ asks for
-//! several keys at once.
+//! FindCoordinator: the broker the cluster placed the group coordinator on
+//! coordinates every group (COORDINATOR_NOT_AVAILABLE until it is placed).
+//! v4+ asks for several keys at once.
 //!
 //! floe has no transaction coordinator yet. A transactional producer asks
 //! for one first, and clients retry COORDINATOR_NOT_AVAILABLE until their
@@ -47,13 +48,33 @@ pub(super) fn handle(
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let (error, message) = verdict(req.key_type);
+    let (mut error, mut message) = verdict(req.key_type);
+    let coordinator = broker.cluster().group_coordinator().and_then(|id| {
+        if id == broker.broker_id() {
+            return Some((
+                id,
+                broker.advertised_host().to_string(),
+                broker.advertised_port(),
+            ));
+        }
+        let b = broker
+            .cluster()
+            .brokers()
+            .into_iter()
+            .find(|b| b.broker_id == id)?;
+        Some((b.broker_id, b.host, b.port))
+    });
+    let (node, host, port) = match coordinator {
+        Some((id, host, port)) => (BrokerId(id), s(host), port),
+        None => {
+            if error == code::NONE {
+                error = code::COORDINATOR_NOT_AVAILABLE;
+                message = Some("the group coordinator is moving to a live broker".to_string());
+            }
+            (BrokerId(-1), s(""), -1)
+        }
+    };
     let message = message.map(s);
-    let (node, host, port) = (
-        BrokerId(broker.broker_id()),
-        s(broker.advertised_host()),
-        broker.advertised_port(),
-    );
     if version >= 4 {
         let coordinators = req
             .coordinator_keys

@@ -76,11 +76,10 @@ pub(super) async fn handle(
             continue;
         }
         let name = r.resource_name.to_string();
-        let Some(topic) = broker.log().topic(&name) else {
+        let Some(cfg) = broker.topic_config(&name) else {
             responses.push(base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
             continue;
         };
-        let cfg = topic.config();
         let mut overrides = cfg.overrides.clone();
         let mut failure: Option<StorageError> = None;
         for c in &r.configs {

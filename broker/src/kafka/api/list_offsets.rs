@@ -27,7 +27,9 @@ pub(super) async fn handle(
                 .with_offset(-1)
                 .with_leader_epoch(-1);
             let Some(topic) = &topic else {
-                parts.push(base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION));
+                parts.push(
+                    base.with_error_code(broker.not_led_here(t.name.0.as_str(), p.partition_index)),
+                );
                 continue;
             };
             let Some(partition) = topic.partition(p.partition_index) else {

@@ -15,32 +15,82 @@ use floe_storage::StorageError;
 use tracing::warn;
 
 use super::s;
+use crate::cluster::PlacedTopic;
 use crate::kafka::authorized_operations::{self as ops, if_asked};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
 pub(super) fn describe_topic(broker: &Broker, t: &TopicLog, version: i16) -> MetadataResponseTopic {
+    let me = BrokerId(broker.broker_id());
     let partitions = t
         .partitions()
         .iter()
-        .map(|p| {
-            let snap = p.snapshot();
-            MetadataResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_leader_id(BrokerId(broker.broker_id()))
-                .with_leader_epoch(if version >= 7 { snap.leader_epoch } else { -1 })
-                .with_replica_nodes(vec![BrokerId(broker.broker_id())])
-                .with_isr_nodes(vec![BrokerId(broker.broker_id())])
+        .map(|p| partition(p.index, me, p.snapshot().leader_epoch, version))
+        .collect();
+    topic(&t.name, t.id, partitions, version)
+}
+
+/// A topic as placed (see [`Broker::placed`]); one the cluster view names
+/// this broker for but the log does not hold (it is being taken over, or
+/// was just fenced) has no leader yet.
+fn describe_placed(
+    broker: &Broker,
+    name: &str,
+    placed: &PlacedTopic,
+    version: i16,
+) -> MetadataResponseTopic {
+    let leader = BrokerId(placed.leader_id);
+    let leaderless = placed.leader_id == broker.broker_id() && broker.log().topic(name).is_none();
+    let partitions = placed
+        .epochs
+        .iter()
+        .enumerate()
+        .map(|(i, &epoch)| {
+            let p = partition(i as i32, leader, epoch, version);
+            match leaderless {
+                true => p
+                    .with_leader_id(BrokerId(-1))
+                    .with_error_code(code::LEADER_NOT_AVAILABLE),
+                false => p,
+            }
         })
         .collect();
+    topic(name, placed.id, partitions, version)
+}
+
+fn partition(index: i32, leader: BrokerId, epoch: i32, version: i16) -> MetadataResponsePartition {
+    MetadataResponsePartition::default()
+        .with_partition_index(index)
+        .with_leader_id(leader)
+        .with_leader_epoch(if version >= 7 { epoch } else { -1 })
+        .with_replica_nodes(vec![leader])
+        .with_isr_nodes(vec![leader])
+}
+
+fn topic(
+    name: &str,
+    id: uuid::Uuid,
+    partitions: Vec<MetadataResponsePartition>,
+    version: i16,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
-        .with_name(Some(TopicName(s(t.name.clone()))))
-        .with_topic_id(if version >= 10 {
-            t.id
-        } else {
-            uuid::Uuid::nil()
-        })
+        .with_name(Some(TopicName(s(name.to_string()))))
+        .with_topic_id(if version >= 10 { id } else { uuid::Uuid::nil() })
         .with_partitions(partitions)
+}
+
+fn brokers(broker: &Broker) -> Vec<MetadataResponseBroker> {
+    broker
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.broker_id))
+                .with_host(s(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(s))
+        })
+        .collect()
 }
 
 fn topic_error(name: Option<TopicName>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
@@ -72,22 +122,23 @@ pub(super) async fn handle(
     let mut topics = Vec::new();
     if all {
         topics = broker
-            .log()
-            .topics()
+            .placed_topics()
             .iter()
-            .map(|t| describe_topic(broker, t, version))
+            .map(|(n, p)| describe_placed(broker, n, p, version))
             .collect();
     } else {
         for rt in req.topics.unwrap_or_default() {
             let Some(name) = rt.name.clone() else {
-                match broker.log().topic_by_id(rt.topic_id) {
-                    Some(t) => topics.push(describe_topic(broker, &t, version)),
-                    None => topics.push(topic_error(None, rt.topic_id, code::UNKNOWN_TOPIC_ID)),
-                }
+                let found = broker
+                    .placed_by_id(rt.topic_id)
+                    .map(|(n, p)| describe_placed(broker, &n, &p, version));
+                topics.push(
+                    found.unwrap_or_else(|| topic_error(None, rt.topic_id, code::UNKNOWN_TOPIC_ID)),
+                );
                 continue;
             };
-            if let Some(t) = broker.log().topic(name.as_str()) {
-                topics.push(describe_topic(broker, &t, version));
+            if let Some(p) = broker.placed(name.as_str()) {
+                topics.push(describe_placed(broker, name.as_str(), &p, version));
                 continue;
             }
             if let Err(e) = floe_storage::topic_config::validate_topic_name(name.as_str()) {
@@ -114,8 +165,8 @@ pub(super) async fn handle(
             {
                 Ok(Some(t)) => topics.push(describe_topic(broker, &t, version)),
                 Ok(None) | Err(StorageError::TopicExists(_)) => {
-                    match broker.log().topic(name.as_str()) {
-                        Some(t) => topics.push(describe_topic(broker, &t, version)),
+                    match broker.placed(name.as_str()) {
+                        Some(p) => topics.push(describe_placed(broker, name.as_str(), &p, version)),
                         None => topics.push(topic_error(
                             Some(name),
                             uuid::Uuid::nil(),
@@ -131,10 +182,7 @@ pub(super) async fn handle(
         }
     }
     let resp = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.broker_id()))
-            .with_host(s(broker.advertised_host()))
-            .with_port(broker.advertised_port())])
+        .with_brokers(brokers(broker))
         .with_topics(
             topics
                 .into_iter()

@@ -35,6 +35,7 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod metadata;
+mod not_coordinator;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
@@ -58,6 +59,11 @@ pub async fn dispatch(
     peer: std::net::SocketAddr,
 ) -> Pending {
     let v = header.request_api_version;
+    if !broker.coordinates_groups() {
+        if let Some(r) = not_coordinator::answer(&request, v) {
+            return ready(r);
+        }
+    }
     match request {
         Request::FindCoordinator(r) => ready(Response::FindCoordinator(find_coordinator::handle(
             broker, r, v,

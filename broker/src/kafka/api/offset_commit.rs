@@ -47,14 +47,14 @@ pub(super) async fn handle(
     let mut to_store = Vec::new();
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let known = broker.log().topic(t.name.as_str());
+        let known = broker.placed(t.name.as_str());
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let error = if let Some(e) = group_error {
                 e
             } else if known
                 .as_ref()
-                .is_none_or(|k| k.partition(p.partition_index).is_none())
+                .is_none_or(|k| !(0..k.epochs.len() as i32).contains(&p.partition_index))
             {
                 code::UNKNOWN_TOPIC_OR_PARTITION
             } else if p

@@ -37,7 +37,11 @@ pub(super) fn handle(
                     .with_partition(p.partition)
                     .with_leader_epoch(-1)
                     .with_end_offset(-1);
-                let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                let Some(topic) = &topic else {
+                    return base
+                        .with_error_code(broker.not_led_here(t.topic.0.as_str(), p.partition));
+                };
+                let Some(part) = topic.partition(p.partition) else {
                     return base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);
                 };
                 let snap = part.snapshot();

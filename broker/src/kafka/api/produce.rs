@@ -200,6 +200,13 @@ async fn append(
     partition: i32,
     records: bytes::Bytes,
 ) -> Result<floe_storage::log::PendingAppend, StorageError> {
+    if broker.log().topic(topic).is_none()
+        && broker.not_led_here(topic, partition) == code::NOT_LEADER_OR_FOLLOWER
+    {
+        return Err(StorageError::Fenced(format!(
+            "{topic}-{partition} is led by another broker"
+        )));
+    }
     let (reject, coerce) = checks(broker, topic);
     if !reject && coerce.is_none() {
         return broker.log().append(topic, partition, records).await;

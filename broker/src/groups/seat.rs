@@ -1,0 +1,93 @@
+//! The seat of group coordination on this broker: the classic and KIP-848
+//! coordinators, loaded from the metadata store again each time this
+//! broker becomes the cluster's group coordinator (its placement row,
+//! `GROUP_COORDINATOR`, names it at a new epoch), so a coordinator that
+//! moves takes over every group as last saved: members, generations and
+//! assignments; committed offsets are read from the store on each request
+//! anyway.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use super::consumer::{ConsumerGroups, TopicCatalog};
+use super::saver::GroupSaver;
+use super::Coordinator;
+
+/// Both coordinators, and the placement epoch they were loaded at.
+pub struct Seat {
+    saver: Arc<GroupSaver>,
+    initial_delay: Duration,
+    classic: RwLock<Arc<Coordinator>>,
+    consumer: RwLock<Arc<ConsumerGroups>>,
+    /// The coordinator placement's epoch when the groups were last loaded
+    /// as its holder; `None` until then.
+    taken_at: Mutex<Option<i32>>,
+}
+
+impl Seat {
+    /// Loads every group, and expires KIP-848 members that stop
+    /// heartbeating.
+    pub async fn open(
+        saver: Arc<GroupSaver>,
+        initial_delay: Duration,
+        catalog: &TopicCatalog,
+    ) -> anyhow::Result<Arc<Seat>> {
+        let seat = Arc::new(Seat {
+            classic: RwLock::new(Coordinator::open(saver.clone(), initial_delay).await?),
+            consumer: RwLock::new(ConsumerGroups::open(saver.clone(), catalog).await?),
+            saver,
+            initial_delay,
+            taken_at: Mutex::new(None),
+        });
+        let expiring = Arc::downgrade(&seat);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                match expiring.upgrade() {
+                    Some(s) => s.consumer().expire(),
+                    None => return,
+                }
+            }
+        });
+        Ok(seat)
+    }
+
+    /// The classic protocol's coordinator.
+    pub fn classic(&self) -> Arc<Coordinator> {
+        self.classic
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The KIP-848 coordinator.
+    pub fn consumer(&self) -> Arc<ConsumerGroups> {
+        self.consumer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// This broker holds the coordinator placement at `epoch`: if it did
+    /// not hold it at that epoch already, the groups are loaded again from
+    /// the store (another broker coordinated them meanwhile).
+    pub async fn take(&self, epoch: i32, catalog: &TopicCatalog) -> anyhow::Result<()> {
+        if *self.taken_at.lock().unwrap_or_else(|e| e.into_inner()) == Some(epoch) {
+            return Ok(());
+        }
+        // Saves of this broker's earlier term land before the reload.
+        self.saver.flush().await;
+        let classic = Coordinator::open(self.saver.clone(), self.initial_delay).await?;
+        let consumer = ConsumerGroups::open(self.saver.clone(), catalog).await?;
+        *self.classic.write().unwrap_or_else(|e| e.into_inner()) = classic;
+        *self.consumer.write().unwrap_or_else(|e| e.into_inner()) = consumer;
+        *self.taken_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(epoch);
+        tracing::info!(epoch, "coordinating consumer groups");
+        Ok(())
+    }
+
+    /// This broker no longer holds the coordinator placement.
+    pub fn leave(&self) {
+        *self.taken_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
