@@ -251,3 +251,43 @@ def test_a_schema_registered_on_one_broker_validates_produce_on_another(floe_fac
     leader = 2
     err, errors, _ = produce_raw(brokers[leader], "checked", [bad])
     assert err == INVALID_RECORD and "quantity" in errors[0][1], errors
+
+
+def test_three_brokers_on_s3_keep_one_table_per_topic_readable_from_any_broker(s3, floe_factory, tmp_path,
+                                                                                 postgres):
+    """On a real S3-compatible server (s3rver): the table of a topic is
+    committed by its leader only, one snapshot stream, which PyIceberg reads
+    through any broker's catalog, before and after its leader dies."""
+    from pyiceberg.catalog.rest import RestCatalog
+
+    brokers = {
+        i: floe_factory(f"--metadata={postgres}", f"--broker-id={i}", "--object-store=s3://lake/floe",
+                        f"--broker-lease-ms={LEASE_MS}", "--flush-linger-ms=20", data_dir=tmp_path / f"broker{i}")
+        for i in (1, 2, 3)
+    }
+    bootstrap = ",".join(b.bootstrap for b in brokers.values())
+    create_topic(brokers[1].bootstrap, "pay", 2, {"floe.iceberg.commit.interval.ms": "500"})
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+
+    def produce(start, n):
+        for i in range(start, start + n):
+            p.produce("pay", key=str(i).encode(), value=f"v{i}".encode(), partition=i % 2)
+        assert p.flush(60) == 0
+
+    def rows(via):
+        cat = RestCatalog("floe", uri=via.http + "/iceberg",
+                          **{"s3.access-key-id": "S3RVER", "s3.secret-access-key": "S3RVER"})
+        t = cat.load_table("floe.pay")
+        return t.scan().to_arrow().num_rows, len(t.history())
+
+    produce(0, 500)
+    leader = wait_for("a leader", lambda: leaders(bootstrap, ["pay"]).get("pay"))
+    others = [b for i, b in brokers.items() if i != leader]
+    wait_for("the table through another broker", lambda: rows(others[0])[0] == 500)
+    brokers[leader].kill9()
+    produce(500, 500)
+    wait_for("the table after the failover", lambda: rows(others[1])[0] == 1000, timeout=60)
+    # One snapshot stream: both catalogs serve the same table.
+    assert rows(others[0]) == rows(others[1])
+    got = consume_all(",".join(b.bootstrap for b in others), "pay", 2, expected=1000)
+    assert sorted(int(m.key()) for msgs in got.values() for m in msgs) == list(range(1000))

@@ -96,7 +96,7 @@ async fn metrics(
     if !is_ours(&b, &ns) {
         return no_namespace(&ns);
     }
-    if b.log().topic(&table).is_none() {
+    if b.placed(&table).is_none() {
         return no_table(&table);
     }
     StatusCode::NO_CONTENT.into_response()
@@ -164,8 +164,7 @@ async fn tables(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> Respons
     if !is_ours(&b, &ns) {
         return no_namespace(&ns);
     }
-    let mut names: Vec<String> = b.log().topics().iter().map(|t| t.name.clone()).collect();
-    names.sort();
+    let names: Vec<String> = b.placed_topics().into_iter().map(|(n, _)| n).collect();
     let ids: Vec<Value> = names
         .iter()
         .map(|n| json!({ "namespace": [b.tables().namespace()], "name": n }))
@@ -183,12 +182,17 @@ async fn loaded(b: &Broker, name: &str) -> Result<floe_storage::table::LoadedTab
             e.to_string(),
         )
     };
-    let Some(topic) = b.log().topic(name) else {
+    if b.placed(name).is_none() {
         return Err(no_table(name));
-    };
+    }
     if let Some(t) = b.tables().load(name).await.map_err(internal)? {
         return Ok(t);
     }
+    // Only the topic's leader commits its table; elsewhere the table
+    // appears at the leader's first commit.
+    let Some(topic) = b.log().topic(name) else {
+        return Err(no_table(name));
+    };
     b.log().sync_table(&topic).await.map_err(internal)?;
     b.log()
         .tables()
@@ -237,7 +241,7 @@ async fn table_exists(
     State(b): State<Arc<Broker>>,
     Path((ns, table)): Path<(String, String)>,
 ) -> StatusCode {
-    if is_ours(&b, &ns) && b.log().topic(&table).is_some() {
+    if is_ours(&b, &ns) && b.placed(&table).is_some() {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::NOT_FOUND
