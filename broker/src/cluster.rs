@@ -154,6 +154,7 @@ impl Cluster {
 
     /// Reads the placement back and makes `log` follow it.
     async fn refresh(&self, log: &Arc<Log>) -> anyhow::Result<()> {
+        let read_at = std::time::Instant::now();
         let brokers = self.meta.live_brokers(now_ms()).await?;
         let leaders = self.meta.topic_leaders().await?;
         let records = self.meta.list_topics().await?;
@@ -161,7 +162,7 @@ impl Cluster {
             .iter()
             .find(|l| l.topic == GROUP_COORDINATOR)
             .map(|l| (l.leader_id, l.epochs.first().copied().unwrap_or(0)));
-        log.follow(&leaders, &records).await?;
+        log.follow(&leaders, &records, read_at).await?;
         let mut records: BTreeMap<String, TopicRecord> =
             records.into_iter().map(|r| (r.name.clone(), r)).collect();
         let topics = leaders

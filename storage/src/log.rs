@@ -283,6 +283,8 @@ pub struct TopicLog {
     wake: Notify,
     flushed: Notify,
     deleted: AtomicBool,
+    /// When this log loaded it (see [`Log::follow`]).
+    loaded: Instant,
     /// Another broker leads the topic now (or this one's epoch was
     /// fenced): nothing more is appended or flushed here.
     released: AtomicBool,
@@ -480,8 +482,9 @@ impl Log {
             .try_collect()
             .await?;
         *lock(&log.inherited_intake) = inherited;
+        let read_at = Instant::now();
         let (leaders, records) = (meta.topic_leaders().await?, meta.list_topics().await?);
-        log.follow(&leaders, &records).await?;
+        log.follow(&leaders, &records, read_at).await?;
         info!(topics = read_lock(&log.topics).len(), "log opened");
         tokio::spawn(run_maintenance(Arc::downgrade(&log)));
         tokio::spawn(run_table_committer(Arc::downgrade(&log)));
@@ -532,6 +535,7 @@ impl Log {
             wake: Notify::new(),
             flushed: Notify::new(),
             deleted: AtomicBool::new(false),
+            loaded: Instant::now(),
             released: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             table_lag: TableLag::default(),

@@ -70,11 +70,12 @@ fn live(broker_id: i32) -> BrokerRecord {
 }
 
 async fn follow(log: &Arc<Log>, meta: &Arc<dyn MetadataStore>) {
+    let read_at = std::time::Instant::now();
     let (leaders, records) = (
         meta.topic_leaders().await.unwrap(),
         meta.list_topics().await.unwrap(),
     );
-    log.follow(&leaders, &records).await.unwrap();
+    log.follow(&leaders, &records, read_at).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,11 +67,14 @@ impl Log {
     /// Makes this log lead what `leaders` (the store's placement) names
     /// this broker for and nothing else, and brings the topics it keeps up
     /// to date with `records` (configs) and `leaders` (partition counts);
-    /// reloads the cluster-wide broker configs too.
+    /// reloads the cluster-wide broker configs too. `read_at` is when the
+    /// store was read (before both queries): a topic this log loaded since
+    /// (created here a moment ago) is newer than what was read, and kept.
     pub async fn follow(
         self: &Arc<Self>,
         leaders: &[TopicLeader],
         records: &[TopicRecord],
+        read_at: Instant,
     ) -> Result<Followed> {
         let me = self.cfg.broker_id;
         let mine: HashMap<&str, &TopicLeader> = leaders
@@ -81,7 +84,8 @@ impl Log {
             .collect();
         let mut followed = Followed::default();
         for t in self.topics_held() {
-            if t.closed() || !mine.contains_key(t.name.as_str()) {
+            let unplaced = !mine.contains_key(t.name.as_str()) && t.loaded < read_at;
+            if t.closed() || unplaced {
                 self.release(&t.name);
                 followed.released.push(t.name.clone());
             }
