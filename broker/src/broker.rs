@@ -162,12 +162,12 @@ impl Broker {
     }
 
     /// Every topic of the cluster with its placement, by name.
-    pub fn placed_topics(&self) -> Vec<(String, PlacedTopic)> {
+    pub fn placed_topics(&self) -> BTreeMap<String, PlacedTopic> {
         let mut all: BTreeMap<String, PlacedTopic> = self.cluster.topics().into_iter().collect();
         for t in self.log.topics() {
             all.insert(t.name.clone(), self.placed_here(&t));
         }
-        all.into_iter().collect()
+        all
     }
 
     /// A topic's effective configuration, wherever it is led.
@@ -183,10 +183,7 @@ impl Broker {
 
     /// The catalog of the topics that exist now, in the whole cluster.
     pub fn catalog(&self) -> TopicCatalog {
-        self.placed_topics()
-            .into_iter()
-            .map(|(name, t)| (name, (t.id, t.epochs.len() as i32)))
-            .collect()
+        crate::cluster::catalog(&self.placed_topics())
     }
 
     fn placed_here(&self, t: &TopicLog) -> PlacedTopic {

@@ -15,6 +15,7 @@
 //! changed it ([`Registry::follow`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -53,8 +54,6 @@ pub struct PlacedTopic {
 struct View {
     brokers: Vec<BrokerRecord>,
     topics: BTreeMap<String, PlacedTopic>,
-    /// The group coordinator's broker and placement epoch.
-    coordinator: Option<(i32, i32)>,
 }
 
 /// The cluster view, refreshed by the placement round.
@@ -62,6 +61,10 @@ pub struct Cluster {
     meta: Arc<dyn MetadataStore>,
     broker_id: i32,
     view: RwLock<Arc<View>>,
+    /// The broker coordinating consumer groups (-1 until placed): an
+    /// atomic, as every request asks; set here only once the seat has
+    /// loaded the groups.
+    coordinator: AtomicI32,
     seat: Arc<Seat>,
     registry: Arc<Registry>,
 }
@@ -80,6 +83,7 @@ impl Cluster {
             meta,
             broker_id: log.broker_id(),
             view: RwLock::new(Arc::new(View::default())),
+            coordinator: AtomicI32::new(-1),
             seat,
             registry,
         });
@@ -104,17 +108,7 @@ impl Cluster {
 
     /// The broker coordinating every consumer group, once placed.
     pub fn group_coordinator(&self) -> Option<i32> {
-        self.view().coordinator.map(|(id, _)| id)
-    }
-
-    /// The topics' ids and partition counts, as the KIP-848 assignor
-    /// needs them.
-    pub fn catalog(&self) -> TopicCatalog {
-        self.view()
-            .topics
-            .iter()
-            .map(|(name, t)| (name.clone(), (t.id, t.epochs.len() as i32)))
-            .collect()
+        Some(self.coordinator.load(Ordering::Relaxed)).filter(|&id| id >= 0)
     }
 
     /// A topic's placement, by name.
@@ -181,17 +175,16 @@ impl Cluster {
                 ))
             })
             .collect();
-        *self.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(View {
-            brokers,
-            topics,
-            coordinator,
-        });
+        let view = Arc::new(View { brokers, topics });
+        *self.view.write().unwrap_or_else(|e| e.into_inner()) = view.clone();
         match coordinator {
             Some((id, epoch)) if id == self.broker_id => {
-                self.seat.take(epoch, &self.catalog()).await?
+                self.seat.take(epoch, &catalog(&view.topics)).await?
             }
             _ => self.seat.leave(),
         }
+        let holder = coordinator.map_or(-1, |(id, _)| id);
+        self.coordinator.store(holder, Ordering::Relaxed);
         Ok(())
     }
 
@@ -202,6 +195,15 @@ impl Cluster {
             warn!(error = %e, "could not read the cluster's placement");
         }
     }
+}
+
+/// The topics' ids and partition counts, as the KIP-848 assignor needs
+/// them.
+pub fn catalog(topics: &BTreeMap<String, PlacedTopic>) -> TopicCatalog {
+    topics
+        .iter()
+        .map(|(name, t)| (name.clone(), (t.id, t.epochs.len() as i32)))
+        .collect()
 }
 
 /// The placement round (see the module documentation).

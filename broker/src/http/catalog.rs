@@ -164,7 +164,7 @@ async fn tables(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> Respons
     if !is_ours(&b, &ns) {
         return no_namespace(&ns);
     }
-    let names: Vec<String> = b.placed_topics().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = b.placed_topics().into_keys().collect();
     let ids: Vec<Value> = names
         .iter()
         .map(|n| json!({ "namespace": [b.tables().namespace()], "name": n }))

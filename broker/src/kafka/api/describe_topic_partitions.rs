@@ -25,11 +25,7 @@ pub(super) fn handle(
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let mut names: Vec<String> = if req.topics.is_empty() {
-        broker
-            .placed_topics()
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect()
+        broker.placed_topics().into_keys().collect()
     } else {
         req.topics.iter().map(|t| t.name.to_string()).collect()
     };

@@ -200,13 +200,26 @@ async fn append(
     partition: i32,
     records: bytes::Bytes,
 ) -> Result<floe_storage::log::PendingAppend, StorageError> {
-    if broker.log().topic(topic).is_none()
-        && broker.not_led_here(topic, partition) == code::NOT_LEADER_OR_FOLLOWER
-    {
-        return Err(StorageError::Fenced(format!(
-            "{topic}-{partition} is led by another broker"
-        )));
+    match append_here(broker, topic, partition, records).await {
+        // Not here: another broker may lead it.
+        Err(StorageError::UnknownTopic(_))
+            if broker.not_led_here(topic, partition) == code::NOT_LEADER_OR_FOLLOWER =>
+        {
+            Err(StorageError::Fenced(format!(
+                "{topic}-{partition} is led by another broker"
+            )))
+        }
+        result => result,
     }
+}
+
+/// [`append`] to a topic this broker leads.
+async fn append_here(
+    broker: &Arc<Broker>,
+    topic: &str,
+    partition: i32,
+    records: bytes::Bytes,
+) -> Result<floe_storage::log::PendingAppend, StorageError> {
     let (reject, coerce) = checks(broker, topic);
     if !reject && coerce.is_none() {
         return broker.log().append(topic, partition, records).await;
