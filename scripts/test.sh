@@ -36,6 +36,10 @@ if [ ! -x tests/.s3rver/node_modules/.bin/s3rver ]; then
 fi
 export FLOE_S3RVER="$(pwd)/tests/.s3rver/node_modules/.bin/s3rver"
 
+# Garage, the S3 store the cluster tests run on (built from crates.io
+# once, kept outside the clone).
+scripts/garage.sh install >/dev/null
+
 # Python clients in a virtual environment.
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv

@@ -15,6 +15,7 @@
 //! text instead.
 
 mod cost;
+mod metadata;
 mod schemas;
 
 use std::path::Path;
@@ -70,6 +71,18 @@ pub(crate) struct Args {
     /// Seconds of each cost run.
     #[arg(long, default_value_t = 20)]
     cost_secs: u64,
+    /// Run the metadata-store benchmark instead (`metadata.rs`).
+    #[arg(long)]
+    metadata: bool,
+    /// PostgreSQL URL for the metadata-store benchmark (SQLite only without).
+    #[arg(long)]
+    metadata_postgres: Option<String>,
+    /// Concurrent writers of each metadata-store run.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    metadata_clients: Vec<usize>,
+    /// Seconds of each metadata-store run.
+    #[arg(long, default_value_t = 5)]
+    metadata_secs: u64,
     /// Extra arguments for `floe serve` (e.g. --broker-arg=--flush-linger-ms=20).
     #[arg(long = "broker-arg", allow_hyphen_values = true)]
     broker_args: Vec<String>,
@@ -389,6 +402,12 @@ fn main() -> anyhow::Result<()> {
     }
     if args.cost {
         return cost::run(&args);
+    }
+    if args.metadata {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(metadata::run(&args));
     }
     let mut payloads = Payloads::new(&args.payload, args.record_bytes)?;
     let mut value = Vec::with_capacity(args.record_bytes + 16);

@@ -399,13 +399,11 @@ impl Broker {
         // Before any listener starts: every flush of a schema topic writes
         // typed columns.
         log.layouts().set_source(registry.clone());
-        // Loaded again, with the topics, where this broker coordinates.
+        // The groups are loaded where this broker coordinates them.
         let seat = Seat::open(
             group_saver.clone(),
             Duration::from_millis(args.group_initial_rebalance_delay_ms),
-            &Default::default(),
-        )
-        .await?;
+        );
         let cluster = Cluster::start(
             meta.clone(),
             log.clone(),

@@ -216,6 +216,8 @@ async fn run(cluster: Weak<Cluster>, log: Weak<Log>, membership: Weak<Membership
             return;
         };
         if !membership.is_live() {
+            // It cannot know it still coordinates the groups.
+            cluster.seat.leave();
             continue;
         }
         if let Err(e) = cluster.balance().await {

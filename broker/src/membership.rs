@@ -125,6 +125,18 @@ impl Membership {
             && (self.epoch.elapsed().as_nanos() as u64) < self.live_until.load(Ordering::Relaxed)
     }
 
+    /// Resolves once the lease has lapsed (or the id was lost); renewals
+    /// meanwhile push it back.
+    pub async fn lapsed(&self) {
+        loop {
+            let left = self.time_left();
+            if left.is_zero() || self.lost.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::time::sleep(left).await;
+        }
+    }
+
     /// How long the lease is surely live from now.
     fn time_left(&self) -> Duration {
         Duration::from_nanos(self.live_until.load(Ordering::Relaxed))

@@ -192,6 +192,35 @@ def s3(tmp_path, monkeypatch):
         proc.wait()
 
 
+GARAGE_KEY_ID = "GK0000000000000000000f10e0"
+GARAGE_SECRET = "0f10e" * 12 + "0f10"
+
+
+@pytest.fixture
+def garage(monkeypatch):
+    """Garage, an S3-compatible store people run in production (built by
+    scripts/garage.sh install, which scripts/test.sh runs), single-node
+    with a bucket `lake`, and the AWS environment pointing at it. Yields
+    the endpoint; the PyIceberg properties are `garage_catalog_props`."""
+    started = subprocess.run([str(REPO / "scripts" / "garage.sh"), "start", "lake"], capture_output=True,
+                             text=True, timeout=60)
+    if started.returncode != 0:
+        pytest.fail("could not start Garage (scripts/garage.sh install builds it): " + started.stderr)
+    endpoint, directory = started.stdout.split()
+    try:
+        for k, v in {"AWS_ACCESS_KEY_ID": GARAGE_KEY_ID, "AWS_SECRET_ACCESS_KEY": GARAGE_SECRET,
+                     "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}.items():
+            monkeypatch.setenv(k, v)
+        yield endpoint
+    finally:
+        subprocess.run([str(REPO / "scripts" / "garage.sh"), "stop", directory])
+
+
+def garage_catalog_props():
+    """PyIceberg's S3 settings for the `garage` fixture's store."""
+    return {"s3.access-key-id": GARAGE_KEY_ID, "s3.secret-access-key": GARAGE_SECRET}
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL server's superuser URL: the one scripts/test.sh started
@@ -208,6 +237,22 @@ def postgres_server():
         yield url
     finally:
         subprocess.run([str(REPO / "scripts" / "postgres.sh"), "stop", directory])
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own, to crash and resume
+    (scripts/postgres.sh crash|resume); yields (URL of a database, its
+    directory)."""
+    script = str(REPO / "scripts" / "postgres.sh")
+    started = subprocess.run([script, "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail("could not start PostgreSQL: " + started.stderr)
+    url, directory = started.stdout.split()
+    try:
+        yield url, directory
+    finally:
+        subprocess.run([script, "stop", directory])
 
 
 @pytest.fixture

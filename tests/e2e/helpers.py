@@ -25,6 +25,9 @@ def consume_all(bootstrap, topic, partitions, expected=None, timeout=60, start=0
         "enable.auto.commit": False,
         "enable.partition.eof": True,
         "fetch.wait.max.ms": 100,
+        # An offset the broker calls out of range is an error here, never a
+        # silent jump to the end.
+        "auto.offset.reset": "error",
     })
     try:
         c.assign([TopicPartition(topic, p, start) for p in range(partitions)])

@@ -12,37 +12,9 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer, TopicPartition as KafkaPartition
 
-from conftest import psql
+from cluster import LEASE_MS, leaders, start_cluster, wait_for
+from conftest import garage_catalog_props, psql
 from helpers import consume_all, create_topic
-
-LEASE_MS = 3000
-
-
-def start_cluster(floe_factory, tmp_path, postgres, ids=(1, 2, 3)):
-    objects = tmp_path / "objects"
-    return {
-        i: floe_factory(f"--metadata={postgres}", f"--broker-id={i}", f"--object-store={objects}",
-                        f"--broker-lease-ms={LEASE_MS}", data_dir=tmp_path / f"broker{i}")
-        for i in ids
-    }
-
-
-def leaders(bootstrap, topics):
-    """{topic: leader id} as Metadata from `bootstrap` says."""
-    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
-    return {t: md.topics[t].partitions[0].leader for t in topics if t in md.topics}
-
-
-def wait_for(what, check, timeout=30):
-    deadline = time.time() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
 
 def test_topics_spread_over_live_brokers_and_move_within_the_bound_when_one_dies(floe_factory, tmp_path, postgres):
     brokers = start_cluster(floe_factory, tmp_path, postgres)
@@ -253,9 +225,9 @@ def test_a_schema_registered_on_one_broker_validates_produce_on_another(floe_fac
     assert err == INVALID_RECORD and "quantity" in errors[0][1], errors
 
 
-def test_three_brokers_on_s3_keep_one_table_per_topic_readable_from_any_broker(s3, floe_factory, tmp_path,
+def test_three_brokers_on_s3_keep_one_table_per_topic_readable_from_any_broker(garage, floe_factory, tmp_path,
                                                                                  postgres):
-    """On a real S3-compatible server (s3rver): the table of a topic is
+    """On a real S3-compatible store (Garage): the table of a topic is
     committed by its leader only, one snapshot stream, which PyIceberg reads
     through any broker's catalog, before and after its leader dies."""
     from pyiceberg.catalog.rest import RestCatalog
@@ -276,8 +248,7 @@ def test_three_brokers_on_s3_keep_one_table_per_topic_readable_from_any_broker(s
         assert p.flush(60) == 0
 
     def rows(via):
-        cat = RestCatalog("floe", uri=via.http + "/iceberg",
-                          **{"s3.access-key-id": "S3RVER", "s3.secret-access-key": "S3RVER"})
+        cat = RestCatalog("floe", uri=via.http + "/iceberg", **garage_catalog_props())
         try:
             t = cat.load_table("floe.pay")
         except NoSuchTableError:

@@ -207,7 +207,7 @@ def read_exact(s, n):
     return buf
 
 
-def produce_raw(floe, topic, values):
+def produce_raw(floe, topic, values, timeout=10):
     """One Produce v8 request with one batch; returns (error code, record
     errors [(index, message)], error message)."""
     b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=-1,
@@ -216,7 +216,7 @@ def produce_raw(floe, topic, values):
     for i, v in enumerate(values):
         b.append(i, timestamp=ts + i, key=None, value=v, headers=[])
     host, port = floe.bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
         s.sendall(produce_v8(topic, bytes(b.build()), 5))
         (size,) = struct.unpack(">i", read_exact(s, 4))
         r = read_exact(s, size)

@@ -276,6 +276,14 @@ pub struct ConsumerGroups {
 }
 
 impl ConsumerGroups {
+    /// No groups: the seat's while this broker does not coordinate.
+    pub fn idle(saver: Arc<GroupSaver>) -> Arc<Self> {
+        Arc::new(ConsumerGroups {
+            groups: Mutex::new(HashMap::new()),
+            saver,
+        })
+    }
+
     /// Loads the saved groups, resolving subscriptions against the topics
     /// that exist now.
     pub async fn open(

@@ -449,6 +449,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Coordinator {
+    /// A coordinator of no groups: the seat's while this broker does not
+    /// coordinate (a coordinator holding groups it does not own would
+    /// expire their members and save that over the owner's state).
+    pub fn idle(saver: Arc<GroupSaver>, initial_delay: Duration) -> Arc<Self> {
+        Arc::new(Coordinator {
+            groups: Mutex::new(HashMap::new()),
+            saver,
+            initial_delay,
+        })
+    }
+
     /// Loads saved groups and starts the session-expiry timer.
     pub async fn open(
         saver: Arc<GroupSaver>,

@@ -74,6 +74,12 @@ impl GroupSaver {
         self.meta.delete_group(group_id).await
     }
 
+    /// Drops every save not written yet (this broker stopped coordinating:
+    /// its view of the groups is no longer the one to keep).
+    pub fn discard_pending(&self) {
+        lock(&self.pending).clear();
+    }
+
     /// Writes everything queued (at shutdown).
     pub async fn flush(&self) {
         let _writing = self.writing.lock().await;

@@ -25,16 +25,12 @@ pub struct Seat {
 }
 
 impl Seat {
-    /// Loads every group, and expires KIP-848 members that stop
-    /// heartbeating.
-    pub async fn open(
-        saver: Arc<GroupSaver>,
-        initial_delay: Duration,
-        catalog: &TopicCatalog,
-    ) -> anyhow::Result<Arc<Seat>> {
+    /// An empty seat (the groups are loaded when this broker takes it),
+    /// expiring KIP-848 members that stop heartbeating while it holds them.
+    pub fn open(saver: Arc<GroupSaver>, initial_delay: Duration) -> Arc<Seat> {
         let seat = Arc::new(Seat {
-            classic: RwLock::new(Coordinator::open(saver.clone(), initial_delay).await?),
-            consumer: RwLock::new(ConsumerGroups::open(saver.clone(), catalog).await?),
+            classic: RwLock::new(Coordinator::idle(saver.clone(), initial_delay)),
+            consumer: RwLock::new(ConsumerGroups::idle(saver.clone())),
             saver,
             initial_delay,
             taken_at: Mutex::new(None),
@@ -49,7 +45,7 @@ impl Seat {
                 }
             }
         });
-        Ok(seat)
+        seat
     }
 
     /// The classic protocol's coordinator.
@@ -86,8 +82,25 @@ impl Seat {
         Ok(())
     }
 
-    /// This broker no longer holds the coordinator placement.
+    /// This broker no longer holds the coordinator placement (or cannot
+    /// know it does: its lease lapsed): the groups it held are dropped, with
+    /// their timers and any save not written yet, so that nothing of this
+    /// term overwrites what the new holder saves.
     pub fn leave(&self) {
-        *self.taken_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if self
+            .taken_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_none()
+        {
+            return;
+        }
+        *self.classic.write().unwrap_or_else(|e| e.into_inner()) =
+            Coordinator::idle(self.saver.clone(), self.initial_delay);
+        *self.consumer.write().unwrap_or_else(|e| e.into_inner()) =
+            ConsumerGroups::idle(self.saver.clone());
+        self.saver.discard_pending();
+        tracing::info!("no longer coordinating consumer groups");
     }
 }

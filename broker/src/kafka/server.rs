@@ -68,13 +68,37 @@ pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>, admission: 
     }
 }
 
+/// A connection, closed when this broker's lease lapses: it may no longer
+/// lead what it serves, and its view of the cluster may be stale, so its
+/// clients are sent away as from a broker that died (a client that keeps a
+/// connection asks that broker for metadata again and again). While the
+/// lease is lapsed, connections are closed as soon as they open.
 async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, permit: Permit) {
+    let membership = broker.membership().clone();
+    tokio::select! {
+        () = conversation(stream, peer, broker, permit) => {}
+        () = membership.lapsed() => {
+            debug!(%peer, "closing the connection: this broker's lease lapsed");
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn conversation(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, permit: Permit) {
     debug!(%peer, "connection opened");
     let limits = permit.limits().clone();
     let _gauge = broker.metrics().connection();
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(async move {
+    let mut writer = AbortOnDrop(tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
             match pending.await {
                 Ok(Some(bytes)) => {
@@ -90,7 +114,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, pe
             }
         }
         let _ = wr.shutdown().await;
-    });
+    }));
     let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     let in_flight_bytes = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES));
     loop {
@@ -188,7 +212,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, pe
         }
     }
     drop(tx);
-    let _ = writer.await;
+    let _ = (&mut writer.0).await;
     drop(permit);
     debug!(%peer, "connection closed");
 }

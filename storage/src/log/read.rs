@@ -4,6 +4,9 @@
 use super::shared_groups::{Decoded, Plan};
 use super::*;
 
+/// How long one read keeps adding segments once it has some records.
+const READ_BUDGET: Duration = Duration::from_millis(300);
+
 impl Log {
     /// Reads from `offset`, at most about `max_bytes` (at least one batch).
     ///
@@ -117,7 +120,14 @@ impl Log {
             size: 0,
         };
         let mut next = offset;
-        while next < high_watermark && (out.bytes.is_empty() || out.size < max_bytes) {
+        let started = Instant::now();
+        // Each segment is a read from the store: a partition in many small
+        // segments (chunks of frequent flushes not yet moved into the
+        // topic's files) answers with what it has after READ_BUDGET rather
+        // than after the client gave up on the fetch; the read-ahead goes on.
+        while next < high_watermark
+            && (out.bytes.is_empty() || (out.size < max_bytes && started.elapsed() < READ_BUDGET))
+        {
             let seg = {
                 let segs = read_lock(&part.segments);
                 segs.range(..=next)

@@ -51,6 +51,11 @@ pub(super) fn handle(
     let (mut error, mut message) = verdict(req.key_type);
     let coordinator = broker.cluster().group_coordinator().and_then(|id| {
         if id == broker.broker_id() {
+            // With its lease lapsed this broker may be coordinating no
+            // longer (its view is stale): clients ask again, elsewhere.
+            if !broker.membership().is_live() {
+                return None;
+            }
             return Some((
                 id,
                 broker.advertised_host().to_string(),

@@ -32,7 +32,9 @@ pub(super) fn describe_topic(broker: &Broker, t: &TopicLog, version: i16) -> Met
 
 /// A topic as placed (see [`Broker::placed`]); one the cluster view names
 /// this broker for but the log does not hold (it is being taken over, or
-/// was just fenced) has no leader yet.
+/// was just fenced) has no leader yet, nor has one this broker leads while
+/// its lease has lapsed (its view may be stale: the topic may have moved,
+/// and clients should ask another broker).
 fn describe_placed(
     broker: &Broker,
     name: &str,
@@ -40,7 +42,8 @@ fn describe_placed(
     version: i16,
 ) -> MetadataResponseTopic {
     let leader = BrokerId(placed.leader_id);
-    let leaderless = placed.leader_id == broker.broker_id() && broker.log().topic(name).is_none();
+    let leaderless = placed.leader_id == broker.broker_id()
+        && (broker.log().topic(name).is_none() || !broker.membership().is_live());
     let partitions = placed
         .epochs
         .iter()
