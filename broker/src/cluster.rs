@@ -9,7 +9,11 @@
 //! log leads what the store names it for and lets go of the rest
 //! ([`Log::follow`]), and Metadata answers from this view. A broker that
 //! died is out of the placement once its lease lapses, so its topics move
-//! within the lease plus one round. The group coordinator is placed the
+//! within the lease plus one round. A broker balances only once its own
+//! lease has been live for a lease period ([`Membership::settled`]): after
+//! an outage of the store every lease lapsed at once, and the first broker
+//! back must not move the topics of the others before they renew. The
+//! group coordinator is placed the
 //! same way; the broker it lands on loads the groups ([`Seat::take`]).
 //! The round also loads the schema registry again when another broker
 //! changed it ([`Registry::follow`]).
@@ -220,8 +224,12 @@ async fn run(cluster: Weak<Cluster>, log: Weak<Log>, membership: Weak<Membership
             cluster.seat.leave();
             continue;
         }
-        if let Err(e) = cluster.balance().await {
-            warn!(error = %e, "could not balance topic leadership");
+        // Until every other broker had a lease period to renew since this
+        // one did, their lapsed leases may be the same outage as ours.
+        if membership.settled() {
+            if let Err(e) = cluster.balance().await {
+                warn!(error = %e, "could not balance topic leadership");
+            }
         }
         if let Err(e) = cluster.refresh(&log).await {
             warn!(error = %e, "could not read the cluster's placement");

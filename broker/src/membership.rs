@@ -40,6 +40,9 @@ pub struct Membership {
     /// Nanoseconds after `epoch` until which the lease is surely live: the
     /// moment the last successful renewal was *sent*, plus the lease.
     live_until: AtomicU64,
+    /// Nanoseconds after `epoch` when the lease last became live (at
+    /// registration, or renewed after it had lapsed).
+    live_since: AtomicU64,
     /// The id was taken by another incarnation: never live again.
     lost: AtomicBool,
 }
@@ -113,6 +116,7 @@ impl Membership {
             lease,
             epoch,
             live_until: AtomicU64::new((sent + lease).as_nanos() as u64),
+            live_since: AtomicU64::new(sent.as_nanos() as u64),
             lost: AtomicBool::new(false),
         });
         tokio::spawn(renew(Arc::downgrade(&membership)));
@@ -123,6 +127,16 @@ impl Membership {
     pub fn is_live(&self) -> bool {
         !self.lost.load(Ordering::Relaxed)
             && (self.epoch.elapsed().as_nanos() as u64) < self.live_until.load(Ordering::Relaxed)
+    }
+
+    /// Whether the lease has been live for a whole lease period: long
+    /// enough for every other live broker to have renewed since. After an
+    /// outage of the metadata store every lease lapsed together; a broker
+    /// that has just renewed its own must not take the others' brokers for
+    /// dead before they had their chance (`cluster.rs` balances only then).
+    pub fn settled(&self) -> bool {
+        let since = Duration::from_nanos(self.live_since.load(Ordering::Relaxed));
+        self.is_live() && self.epoch.elapsed().saturating_sub(since) >= self.lease
     }
 
     /// Resolves once the lease has lapsed (or the id was lost); renewals
@@ -169,6 +183,8 @@ impl Membership {
             Ok(true) => {
                 if !self.is_live() && !self.lost.load(Ordering::Relaxed) {
                     info!("the broker lease is renewed again: serving");
+                    self.live_since
+                        .store(sent.as_nanos() as u64, Ordering::Relaxed);
                 }
                 self.live_until
                     .store((sent + self.lease).as_nanos() as u64, Ordering::Relaxed);
@@ -180,6 +196,10 @@ impl Membership {
                 record.lease_expires_ms = expires;
                 match self.meta.register_broker(&record, None, now_ms()).await {
                     Ok(None) => {
+                        if !self.is_live() {
+                            self.live_since
+                                .store(sent.as_nanos() as u64, Ordering::Relaxed);
+                        }
                         self.live_until
                             .store((sent + self.lease).as_nanos() as u64, Ordering::Relaxed);
                     }
