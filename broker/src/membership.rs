@@ -132,7 +132,7 @@ impl Membership {
     /// Whether the lease has been live for a whole lease period: long
     /// enough for every other live broker to have renewed since. After an
     /// outage of the metadata store every lease lapsed together; a broker
-    /// that has just renewed its own must not take the others' brokers for
+    /// that has just renewed its own must not take the other brokers for
     /// dead before they had their chance (`cluster.rs` balances only then).
     pub fn settled(&self) -> bool {
         let since = Duration::from_nanos(self.live_since.load(Ordering::Relaxed));
