@@ -16,7 +16,9 @@
 //! group coordinator is placed the
 //! same way; the broker it lands on loads the groups ([`Seat::take`]).
 //! The round also loads the schema registry again when another broker
-//! changed it ([`Registry::follow`]).
+//! changed it ([`Registry::follow`]). Where the store announces changes
+//! (PostgreSQL's NOTIFY), a change of the registry or of the topics made
+//! on another broker is taken in at once, without waiting for the round.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use floe_storage::log::{now_ms, Log};
 use floe_storage::meta::placement::GROUP_COORDINATOR;
-use floe_storage::meta::{BrokerRecord, MetadataStore, TopicRecord};
+use floe_storage::meta::{BrokerRecord, ChangeCounts, CoordinatorTerm, MetadataStore, TopicRecord};
 use tracing::{info, warn};
 
 use crate::groups::consumer::TopicCatalog;
@@ -98,6 +100,14 @@ impl Cluster {
             Arc::downgrade(&log),
             Arc::downgrade(&membership),
         ));
+        if let Some(changes) = cluster.meta.changes() {
+            tokio::spawn(take_in_changes(
+                Arc::downgrade(&cluster),
+                Arc::downgrade(&log),
+                Arc::downgrade(&membership),
+                changes,
+            ));
+        }
         Ok(cluster)
     }
 
@@ -182,8 +192,9 @@ impl Cluster {
         let view = Arc::new(View { brokers, topics });
         *self.view.write().unwrap_or_else(|e| e.into_inner()) = view.clone();
         match coordinator {
-            Some((id, epoch)) if id == self.broker_id => {
-                self.seat.take(epoch, &catalog(&view.topics)).await?
+            Some((broker_id, epoch)) if broker_id == self.broker_id => {
+                let term = CoordinatorTerm { broker_id, epoch };
+                self.seat.take(term, &catalog(&view.topics)).await?
             }
             _ => self.seat.leave(),
         }
@@ -237,5 +248,32 @@ async fn run(cluster: Weak<Cluster>, log: Weak<Log>, membership: Weak<Membership
         if let Err(e) = cluster.registry.follow().await {
             warn!(error = %e, "could not read the schema registry's changes");
         }
+    }
+}
+
+/// Takes in the changes other brokers announce (see the module
+/// documentation): the registry loaded again, the placement read back.
+async fn take_in_changes(
+    cluster: Weak<Cluster>,
+    log: Weak<Log>,
+    membership: Weak<Membership>,
+    mut changes: tokio::sync::watch::Receiver<ChangeCounts>,
+) {
+    let mut seen = *changes.borrow_and_update();
+    while changes.changed().await.is_ok() {
+        let now = *changes.borrow_and_update();
+        let (Some(cluster), Some(log), Some(membership)) =
+            (cluster.upgrade(), log.upgrade(), membership.upgrade())
+        else {
+            return;
+        };
+        if now.registry != seen.registry {
+            cluster.registry.catch_up().await;
+        }
+        // As in the round: a broker whose lease lapsed reads nothing back.
+        if now.topics != seen.topics && membership.is_live() {
+            cluster.refresh_now(&log).await;
+        }
+        seen = now;
     }
 }

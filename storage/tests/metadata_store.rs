@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use floe_storage::error::{BackendError, StorageError};
+use floe_storage::meta::placement::GROUP_COORDINATOR;
 use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::{
-    BrokerRecord, FileReplacement, FlushCommit, MetadataStore, ProducerStateRecord, SegmentRecord,
-    TopicRecord,
+    BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord, CoordinatorTerm, FileReplacement,
+    FlushCommit, GroupRecord, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord,
 };
 use servers::{postgres, postgres_database, sqlite};
 
@@ -303,6 +304,106 @@ async fn commit_is_fenced_by_leader_epoch(store: Arc<SqlStore>) {
     assert!(s.list_topics().await.unwrap().is_empty());
 }
 
+/// The coordinator placement as the store holds it.
+async fn coordinator_term(s: &SqlStore) -> CoordinatorTerm {
+    let l = s.topic_leaders().await.unwrap();
+    let l = l.iter().find(|l| l.topic == GROUP_COORDINATOR).unwrap();
+    CoordinatorTerm {
+        broker_id: l.leader_id,
+        epoch: l.epochs[0],
+    }
+}
+
+fn offset(topic: &str, offset: i64) -> CommittedOffset {
+    CommittedOffset {
+        topic: topic.into(),
+        partition: 0,
+        offset,
+        leader_epoch: -1,
+        metadata: None,
+        commit_time_ms: 1,
+    }
+}
+
+async fn group_writes_are_refused_once_the_coordinator_moved_on(s: Arc<SqlStore>) {
+    let broker = |id: i32, expires: i64| BrokerRecord {
+        broker_id: id,
+        incarnation: format!("i{id}"),
+        host: "h".into(),
+        port: 9000 + id,
+        rack: None,
+        lease_expires_ms: expires,
+    };
+    s.register_broker(&broker(1, 1_000), None, 0).await.unwrap();
+    s.balance_leadership(0, 1).await.unwrap();
+    let first = coordinator_term(&s).await;
+    assert_eq!(first.broker_id, 1);
+    s.commit_offsets(first, "g", &[offset("t", 10)])
+        .await
+        .unwrap();
+    // Broker 1's lease lapses; broker 2 takes the seat at a new epoch.
+    s.register_broker(&broker(2, 10_000), None, 500)
+        .await
+        .unwrap();
+    s.balance_leadership(2_000, 1).await.unwrap();
+    let second = coordinator_term(&s).await;
+    assert_eq!(second.broker_id, 2);
+    assert!(second.epoch > first.epoch);
+    s.commit_offsets(second, "g", &[offset("t", 20)])
+        .await
+        .unwrap();
+    // Every write of the first term is refused and changes nothing.
+    let fenced = |r: floe_storage::Result<()>| matches!(r, Err(StorageError::Fenced(_)));
+    assert!(fenced(
+        s.commit_offsets(first, "g", &[offset("t", 15)]).await
+    ));
+    assert!(fenced(
+        s.delete_offsets(first, "g", &[("t".into(), 0)]).await
+    ));
+    assert!(fenced(s.delete_group(first, "g").await));
+    let classic = GroupRecord {
+        group_id: "g".into(),
+        protocol_type: Some("consumer".into()),
+        protocol_name: None,
+        generation_id: 7,
+        leader_id: None,
+        state: "Empty".into(),
+        members: vec![],
+    };
+    assert!(fenced(s.save_group(first, &classic, 3_000).await));
+    let kip848 = ConsumerProtocolGroupRecord {
+        group_id: "h".into(),
+        group_epoch: 3,
+        ..Default::default()
+    };
+    assert!(fenced(
+        s.save_consumer_protocol_group(first, &kip848, 3_000).await
+    ));
+    // So is a term with the right epoch but another broker.
+    let impostor = CoordinatorTerm {
+        broker_id: 1,
+        epoch: second.epoch,
+    };
+    assert!(fenced(
+        s.commit_offsets(impostor, "g", &[offset("t", 15)]).await
+    ));
+    assert_eq!(
+        s.fetch_offsets("g").await.unwrap(),
+        vec![offset("t", 20)],
+        "the second term's commit stands"
+    );
+    assert!(s.load_groups().await.unwrap().is_empty());
+    assert!(s.load_consumer_protocol_groups().await.unwrap().is_empty());
+    // The holder's writes go through.
+    s.save_group(second, &classic, 3_000).await.unwrap();
+    s.save_consumer_protocol_group(second, &kip848, 3_000)
+        .await
+        .unwrap();
+    assert_eq!(s.load_groups().await.unwrap().len(), 1);
+    s.delete_group(second, "g").await.unwrap();
+    assert!(s.fetch_offsets("g").await.unwrap().is_empty());
+}
+
 /// Each behaviour test, once on each database.
 macro_rules! on_both_databases {
     ($($test:ident),* $(,)?) => {
@@ -330,6 +431,7 @@ on_both_databases!(
     a_batch_of_flushes_commits_in_a_few_statements_or_not_at_all,
     intake_objects_with_chunks_are_found_in_one_query,
     commit_is_fenced_by_leader_epoch,
+    group_writes_are_refused_once_the_coordinator_moved_on,
 );
 
 /// Options that give up quickly, for the startup-error tests.

@@ -12,7 +12,7 @@ from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer, TopicPartition as KafkaPartition
 
-from cluster import LEASE_MS, leaders, start_cluster, wait_for
+from cluster import LEASE_MS, leaders, settled_leaders, start_cluster, wait_for
 from conftest import garage_catalog_props, psql
 from helpers import consume_all, create_topic
 
@@ -215,19 +215,19 @@ def test_a_schema_registered_on_one_broker_validates_produce_on_another(floe_fac
     brokers = start_cluster(floe_factory, tmp_path, postgres, ids=(1, 2))
     bootstrap = ",".join(b.bootstrap for b in brokers.values())
     create_topic(brokers[1].bootstrap, "checked", 1, {"floe.validate.mode": "reject"})
-    # Registered on broker 1; the placement may move the topic to broker 2
-    # (the group coordinator counts as load): the produce goes to whichever
-    # leads it, and at least once that is broker 2.
-    _, M = setup_order_schema(brokers[1], "checked")
+    leader_id = settled_leaders(bootstrap, ["checked"])["checked"]
+    leader, other = brokers[leader_id], brokers[3 - leader_id]
+    # The leader has no schema for the topic: it refuses everything.
+    err, errors, _ = produce_raw(leader, "checked", [b"\x00\x00\x00\x00\x01\x00\x08\x01"])
+    assert err == INVALID_RECORD and "no schema" in errors[0][1], errors
+    # Registered on the other broker, the schema validates the very next
+    # produce on the leader (announced, or looked up on the miss).
+    _, M = setup_order_schema(other, "checked")
     ctx = SerializationContext("checked", MessageField.VALUE)
-    good = serializer(brokers[1], M)(good_order(M), ctx)
-    bad = serializer(brokers[1], M)(good_order(M, quantity=0), ctx)
-    psql(postgres, "UPDATE partitions SET leader_id = 2, leader_epoch = leader_epoch + 1 WHERE topic = 'checked'")
-    # Broker 2 takes the schema in within its next placement round.
-    wait_for("the schema on broker 2", lambda: produce_raw(brokers[2], "checked", [good]) == (0, [], None),
-             timeout=10)
-    leader = 2
-    err, errors, _ = produce_raw(brokers[leader], "checked", [bad])
+    good = serializer(other, M)(good_order(M), ctx)
+    bad = serializer(other, M)(good_order(M, quantity=0), ctx)
+    assert produce_raw(leader, "checked", [good]) == (0, [], None)
+    err, errors, _ = produce_raw(leader, "checked", [bad])
     assert err == INVALID_RECORD and "quantity" in errors[0][1], errors
 
 

@@ -398,9 +398,14 @@ def test_a_grant_changed_on_one_broker_applies_to_a_fetch_on_another(floe_factor
     # TOPIC_AUTHORIZATION_FAILED: not granted (once the leader has taken in
     # the schema registered on another broker: within a placement round).
     wait_for("the schema on the leader", lambda: support_reads() == ([], [29]), timeout=10)
-    granted_at = time.time()
+    # A grant applies to the very next fetch on the leader (announced, or
+    # looked up when the claim misses).
     assert http(granting[0], "PUT", "/floe/grants/anonymous", {"purposes": ["support"]})[0] == 200
-    wait_for("the grant on the leader", lambda: len(support_reads()[0]) == 1, timeout=10)
-    print(f"granted on broker {granting[0]} applied on the leader within {time.time() - granted_at:.1f} s")
+    values, errors = support_reads()
+    assert len(values) == 1 and errors == [], errors
+    # A revocation is no miss: it arrives by the store's announcement
+    # (milliseconds), or at the latest with the next placement round.
+    revoked_at = time.time()
     assert http(granting[1], "PUT", "/floe/grants/anonymous", {"purposes": []})[0] == 200
     wait_for("the revocation on the leader", lambda: support_reads() == ([], [29]), timeout=10)
+    print(f"revoked on another broker: refused on the leader within {time.time() - revoked_at:.2f} s")

@@ -707,6 +707,7 @@ fn compute_target(g: &ConsumerGroup, catalog: &TopicCatalog) -> HashMap<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::groups::saver::seated;
     use floe_storage::meta::sql::SqlStore;
 
     fn hb(member: &str, epoch: i32, owned: Option<TopicAssignment>) -> Heartbeat {
@@ -732,7 +733,7 @@ mod tests {
     }
 
     async fn coordinator(meta: Arc<SqlStore>, catalog: &TopicCatalog) -> Arc<ConsumerGroups> {
-        ConsumerGroups::open(GroupSaver::start(meta), catalog)
+        ConsumerGroups::open(seated(meta).await, catalog)
             .await
             .unwrap()
     }

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use floe_storage::error::StorageError;
 use floe_storage::meta::{GroupMemberRecord, GroupRecord};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
@@ -902,6 +903,7 @@ impl Coordinator {
         }
         match self.saver.delete(group_id).await {
             Ok(()) => code::NONE,
+            Err(StorageError::Fenced(_)) => code::NOT_COORDINATOR,
             Err(e) => {
                 warn!(group = group_id, error = %e, "could not delete group");
                 code::KAFKA_STORAGE_ERROR

@@ -4,10 +4,13 @@
 //! `GROUP_COORDINATOR`, names it at a new epoch), so a coordinator that
 //! moves takes over every group as last saved: members, generations and
 //! assignments; committed offsets are read from the store on each request
-//! anyway.
+//! anyway. The seat's writes are made in its term ([`GroupSaver::hold`]),
+//! so the store refuses them once the placement moved on.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+use floe_storage::meta::CoordinatorTerm;
 
 use super::consumer::{ConsumerGroups, TopicCatalog};
 use super::saver::GroupSaver;
@@ -19,9 +22,8 @@ pub struct Seat {
     initial_delay: Duration,
     classic: RwLock<Arc<Coordinator>>,
     consumer: RwLock<Arc<ConsumerGroups>>,
-    /// The coordinator placement's epoch when the groups were last loaded
-    /// as its holder; `None` until then.
-    taken_at: Mutex<Option<i32>>,
+    /// The term the groups were last loaded in; `None` until then.
+    taken_at: Mutex<Option<CoordinatorTerm>>,
 }
 
 impl Seat {
@@ -64,21 +66,23 @@ impl Seat {
             .clone()
     }
 
-    /// This broker holds the coordinator placement at `epoch`: if it did
-    /// not hold it at that epoch already, the groups are loaded again from
+    /// This broker holds the coordinator placement in `term`: if it did
+    /// not hold it in that term already, the groups are loaded again from
     /// the store (another broker coordinated them meanwhile).
-    pub async fn take(&self, epoch: i32, catalog: &TopicCatalog) -> anyhow::Result<()> {
-        if *self.taken_at.lock().unwrap_or_else(|e| e.into_inner()) == Some(epoch) {
+    pub async fn take(&self, term: CoordinatorTerm, catalog: &TopicCatalog) -> anyhow::Result<()> {
+        if *self.taken_at.lock().unwrap_or_else(|e| e.into_inner()) == Some(term) {
             return Ok(());
         }
-        // Saves of this broker's earlier term land before the reload.
+        // Saves of this broker's earlier term land before the reload (or
+        // are refused, if another broker held the seat meanwhile).
         self.saver.flush().await;
+        self.saver.hold(Some(term));
         let classic = Coordinator::open(self.saver.clone(), self.initial_delay).await?;
         let consumer = ConsumerGroups::open(self.saver.clone(), catalog).await?;
         *self.classic.write().unwrap_or_else(|e| e.into_inner()) = classic;
         *self.consumer.write().unwrap_or_else(|e| e.into_inner()) = consumer;
-        *self.taken_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(epoch);
-        tracing::info!(epoch, "coordinating consumer groups");
+        *self.taken_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(term);
+        tracing::info!(epoch = term.epoch, "coordinating consumer groups");
         Ok(())
     }
 
@@ -100,6 +104,7 @@ impl Seat {
             Coordinator::idle(self.saver.clone(), self.initial_delay);
         *self.consumer.write().unwrap_or_else(|e| e.into_inner()) =
             ConsumerGroups::idle(self.saver.clone());
+        self.saver.hold(None);
         self.saver.discard_pending();
         tracing::info!("no longer coordinating consumer groups");
     }

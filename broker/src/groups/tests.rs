@@ -12,7 +12,7 @@ use super::*;
 
 async fn coordinator() -> Arc<Coordinator> {
     let meta = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
-    Coordinator::open(GroupSaver::start(meta), Duration::ZERO)
+    Coordinator::open(saver::seated(meta).await, Duration::ZERO)
         .await
         .unwrap()
 }

@@ -194,19 +194,35 @@ impl Registry {
     }
 
     /// Takes in what other brokers changed: loads the registry again if
-    /// the store's change token moved since it was loaded. Called every
-    /// placement round, so a schema or grant changed on one broker applies
-    /// on every other within about a second.
-    pub async fn follow(&self) -> anyhow::Result<()> {
+    /// the store's change token moved since it was loaded, and says
+    /// whether it did. Called every placement round, so a schema or grant
+    /// changed on one broker applies on every other within about a second,
+    /// and on a miss (a produce refused for want of a schema, a purpose
+    /// claimed without a grant), so what another broker has just added
+    /// applies to the very request that needs it.
+    pub async fn follow(&self) -> anyhow::Result<bool> {
         let token = self.meta.registry_change().await?;
         if *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) == token {
-            return Ok(());
+            return Ok(false);
         }
         let _writing = self.writing.lock().await;
         let state = Self::load(self.meta.as_ref()).await?;
         *write(&self.state) = state;
         *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = token;
-        Ok(())
+        Ok(true)
+    }
+
+    /// [`Registry::follow`] now (on a miss, or told of a change): true when
+    /// the registry changed; false too when the store could not be read
+    /// (a miss stands, as it would have without a second look).
+    pub async fn catch_up(&self) -> bool {
+        match self.follow().await {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the schema registry's changes");
+                false
+            }
+        }
     }
 
     /// The registry as the store holds it.

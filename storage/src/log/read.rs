@@ -7,6 +7,45 @@ use super::*;
 /// How long one read keeps adding segments once it has some records.
 const READ_BUDGET: Duration = Duration::from_millis(300);
 
+/// Segments one read asks the store for at once.
+const SEGMENTS_AT_ONCE: usize = 4;
+
+/// Segments one read plans at most before it looks at what it got.
+const WINDOW: usize = 16;
+
+/// The segments a read from `next` needs next, in order: the one holding
+/// `next`, then those that follow it without a gap, below the high
+/// watermark the read answers with, while their stored size stays within
+/// `max_bytes` (at most [`WINDOW`]). Empty when no segment holds `next`.
+fn plan_window(
+    segs: &BTreeMap<i64, SegmentRecord>,
+    next: i64,
+    high_watermark: i64,
+    max_bytes: usize,
+) -> Vec<SegmentRecord> {
+    let Some((_, first)) = segs
+        .range(..=next)
+        .next_back()
+        .filter(|(_, s)| s.last_offset >= next)
+    else {
+        return Vec::new();
+    };
+    let mut window = vec![first.clone()];
+    let mut size = first.size_bytes.max(0) as usize;
+    for (_, s) in segs.range(first.last_offset + 1..) {
+        let contiguous = window
+            .last()
+            .is_some_and(|l| s.base_offset == l.last_offset + 1);
+        size += s.size_bytes.max(0) as usize;
+        let full = size > max_bytes || window.len() == WINDOW;
+        if !contiguous || full || s.base_offset >= high_watermark {
+            break;
+        }
+        window.push(s.clone());
+    }
+    window
+}
+
 impl Log {
     /// Reads from `offset`, at most about `max_bytes` (at least one batch).
     ///
@@ -123,19 +162,22 @@ impl Log {
         let started = Instant::now();
         // Each segment is a read from the store: a partition in many small
         // segments (chunks of frequent flushes not yet moved into the
-        // topic's files) answers with what it has after READ_BUDGET rather
-        // than after the client gave up on the fetch; the read-ahead goes on.
-        while next < high_watermark
+        // topic's files) is read SEGMENTS_AT_ONCE segments at a time, and
+        // answers with what it has after READ_BUDGET rather than after the
+        // client gave up on the fetch; the read-ahead goes on.
+        'window: while next < high_watermark
             && (out.bytes.is_empty() || (out.size < max_bytes && started.elapsed() < READ_BUDGET))
         {
-            let seg = {
+            let window = {
                 let segs = read_lock(&part.segments);
-                segs.range(..=next)
-                    .next_back()
-                    .filter(|(_, s)| s.last_offset >= next)
-                    .map(|(_, s)| s.clone())
+                plan_window(
+                    &segs,
+                    next,
+                    high_watermark,
+                    max_bytes.saturating_sub(out.size),
+                )
             };
-            let missing = |detail: String| {
+            let missing = |next: i64, detail: String| {
                 let start = lock(&part.state).log_start_offset;
                 if next < start {
                     // Retention or DeleteRecords moved the log start
@@ -155,35 +197,55 @@ impl Log {
                 error!(error = %e, "a read found a hole in the log");
                 e
             };
-            let Some(seg) = seg else {
-                return Err(missing("no segment holds it".into()));
-            };
-            let remaining = max_bytes.saturating_sub(out.size);
-            let first_one = out.bytes.is_empty();
-            let rebuilt = match self
-                .read_segment(&seg, next, remaining, first_one, leader_epoch)
-                .await
-            {
-                Err(StorageError::Corrupt(detail)) => {
-                    return Err(missing(format!("{}: {detail}", seg.path)))
+            if window.is_empty() {
+                return Err(missing(next, "no segment holds it".into()));
+            }
+            // The first segment is read from `next` with what is left of
+            // max_bytes; the others whole, each within max_bytes too, and
+            // taken below only while they fit.
+            let (first_one, remaining) = (out.bytes.is_empty(), max_bytes.saturating_sub(out.size));
+            let start = next;
+            let mut launch = window.iter().enumerate().map(move |(i, seg)| match i {
+                0 => self.read_segment(seg, start, remaining, first_one, leader_epoch),
+                _ => self.read_segment(seg, seg.base_offset, remaining, false, leader_epoch),
+            });
+            let mut reads = futures::stream::FuturesOrdered::new();
+            reads.extend(launch.by_ref().take(SEGMENTS_AT_ONCE));
+            for seg in &window {
+                let Some(read) = reads.next().await else {
+                    break;
+                };
+                reads.extend(launch.next());
+                let rebuilt = match read {
+                    Err(StorageError::Corrupt(detail)) => {
+                        return Err(missing(next, format!("{}: {detail}", seg.path)))
+                    }
+                    r => r?,
+                };
+                let fits = out.size + rebuilt.size <= max_bytes;
+                if !out.bytes.is_empty() && (rebuilt.first_offset.is_none() || !fits) {
+                    // The next record does not fit in what is left.
+                    break 'window;
                 }
-                r => r?,
-            };
-            if rebuilt.first_offset.is_none() && !first_one {
-                // The next record does not fit in what is left.
-                break;
+                if rebuilt.first_offset != Some(next) {
+                    return Err(missing(
+                        next,
+                        format!(
+                            "segment [{}, {}] of {} starts its rows at {:?}",
+                            seg.base_offset, seg.last_offset, seg.path, rebuilt.first_offset
+                        ),
+                    ));
+                }
+                out.first_offset.get_or_insert(next);
+                out.size += rebuilt.size;
+                out.bytes.extend(rebuilt.bytes);
+                next = rebuilt.next_offset;
+                out.next_offset = next;
+                if next <= seg.last_offset {
+                    // Stopped inside the segment: max_bytes is reached.
+                    break 'window;
+                }
             }
-            if rebuilt.first_offset != Some(next) {
-                return Err(missing(format!(
-                    "segment [{}, {}] of {} starts its rows at {:?}",
-                    seg.base_offset, seg.last_offset, seg.path, rebuilt.first_offset
-                )));
-            }
-            out.first_offset.get_or_insert(next);
-            out.size += rebuilt.size;
-            out.bytes.extend(rebuilt.bytes);
-            next = rebuilt.next_offset;
-            out.next_offset = next;
         }
         Ok(out)
     }
@@ -483,5 +545,56 @@ impl Log {
             }
         }
         Ok((-1, -1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(base: i64, last: i64, size: i64) -> (i64, SegmentRecord) {
+        let s = SegmentRecord {
+            topic: "t".into(),
+            partition: 0,
+            base_offset: base,
+            last_offset: last,
+            record_count: last - base + 1,
+            path: format!("f{base}"),
+            file_size: size,
+            row_group: 0,
+            first_row: 0,
+            min_timestamp: 0,
+            max_timestamp: 0,
+            size_bytes: size,
+            append_time_ms: 0,
+        };
+        (base, s)
+    }
+
+    fn bases(w: &[SegmentRecord]) -> Vec<i64> {
+        w.iter().map(|s| s.base_offset).collect()
+    }
+
+    #[test]
+    fn a_window_follows_contiguous_segments_within_the_size_and_the_high_watermark() {
+        let segs: BTreeMap<i64, SegmentRecord> = [
+            seg(0, 9, 100),
+            seg(10, 19, 100),
+            seg(20, 29, 100),
+            // A gap: 30..39 is nowhere.
+            seg(40, 49, 100),
+        ]
+        .into();
+        assert_eq!(bases(&plan_window(&segs, 5, 100, 1_000)), [0, 10, 20]);
+        assert_eq!(bases(&plan_window(&segs, 5, 100, 250)), [0, 10]);
+        assert_eq!(
+            bases(&plan_window(&segs, 5, 100, 10)),
+            [0],
+            "at least the first"
+        );
+        assert_eq!(bases(&plan_window(&segs, 12, 20, 1_000)), [10]);
+        assert!(plan_window(&segs, 35, 100, 1_000).is_empty());
+        let many: BTreeMap<i64, SegmentRecord> = (0..40).map(|i| seg(i, i, 1)).collect();
+        assert_eq!(plan_window(&many, 0, 40, 1_000).len(), WINDOW);
     }
 }

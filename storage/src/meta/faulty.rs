@@ -221,8 +221,13 @@ impl MetadataStore for FaultyMetadata {
         self.inner.release_table_files(topic, cutoff_ms).await
     }
 
-    async fn save_group(&self, group: &GroupRecord, now_ms: i64) -> Result<()> {
-        self.inner.save_group(group, now_ms).await
+    async fn save_group(
+        &self,
+        term: CoordinatorTerm,
+        group: &GroupRecord,
+        now_ms: i64,
+    ) -> Result<()> {
+        self.inner.save_group(term, group, now_ms).await
     }
 
     async fn load_groups(&self) -> Result<Vec<GroupRecord>> {
@@ -231,14 +236,21 @@ impl MetadataStore for FaultyMetadata {
 
     async fn save_consumer_protocol_group(
         &self,
+        term: CoordinatorTerm,
         group: &ConsumerProtocolGroupRecord,
         now_ms: i64,
     ) -> Result<()> {
-        self.inner.save_consumer_protocol_group(group, now_ms).await
+        self.inner
+            .save_consumer_protocol_group(term, group, now_ms)
+            .await
     }
 
     async fn load_consumer_protocol_groups(&self) -> Result<Vec<ConsumerProtocolGroupRecord>> {
         self.inner.load_consumer_protocol_groups().await
+    }
+
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<ChangeCounts>> {
+        self.inner.changes()
     }
 
     async fn load_registry(&self) -> Result<RegistryRecord> {
@@ -281,20 +293,30 @@ impl MetadataStore for FaultyMetadata {
         self.inner.set_grants(principal, purposes).await
     }
 
-    async fn delete_group(&self, group_id: &str) -> Result<()> {
-        self.inner.delete_group(group_id).await
+    async fn delete_group(&self, term: CoordinatorTerm, group_id: &str) -> Result<()> {
+        self.inner.delete_group(term, group_id).await
     }
 
-    async fn commit_offsets(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()> {
-        self.inner.commit_offsets(group_id, offsets).await
+    async fn commit_offsets(
+        &self,
+        term: CoordinatorTerm,
+        group_id: &str,
+        offsets: &[CommittedOffset],
+    ) -> Result<()> {
+        self.inner.commit_offsets(term, group_id, offsets).await
     }
 
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
         self.inner.fetch_offsets(group_id).await
     }
 
-    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
-        self.inner.delete_offsets(group_id, partitions).await
+    async fn delete_offsets(
+        &self,
+        term: CoordinatorTerm,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        self.inner.delete_offsets(term, group_id, partitions).await
     }
 
     async fn groups_with_offsets(&self) -> Result<Vec<String>> {

@@ -11,10 +11,12 @@ use std::collections::{BTreeMap, HashSet};
 use async_trait::async_trait;
 
 use crate::error::Result;
+pub use notify::{ChangeCounts, Changed};
 pub use placement::{LeaderMove, TopicLeader};
 
 pub mod ddl;
 pub mod faulty;
+mod notify;
 pub mod placement;
 pub mod postgres;
 pub mod runs;
@@ -136,6 +138,20 @@ pub struct FlushCommit {
     pub producers: Vec<ProducerStateRecord>,
     /// Commit time.
     pub now_ms: i64,
+}
+
+/// The term of a broker as the cluster's group coordinator: the
+/// coordinator placement ([`placement::GROUP_COORDINATOR`]) names it at
+/// this epoch. Every write of group state carries the term it was decided
+/// in and is refused ([`crate::error::StorageError::Fenced`]) once the
+/// placement names another broker or a later epoch, so a coordinator that
+/// lost its seat cannot overwrite what its successor saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoordinatorTerm {
+    /// The coordinating broker.
+    pub broker_id: i32,
+    /// The placement's epoch.
+    pub epoch: i32,
 }
 
 /// A committed offset of a consumer group.
@@ -537,21 +553,35 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// remaining snapshot refers to them) and returns them for deletion.
     async fn release_table_files(&self, topic: &str, cutoff_ms: i64) -> Result<Vec<String>>;
 
-    /// Stores (replaces) a group and its members.
-    async fn save_group(&self, group: &GroupRecord, now_ms: i64) -> Result<()>;
+    /// Stores (replaces) a group and its members, in `term`.
+    async fn save_group(
+        &self,
+        term: CoordinatorTerm,
+        group: &GroupRecord,
+        now_ms: i64,
+    ) -> Result<()>;
 
     /// Every stored group.
     async fn load_groups(&self) -> Result<Vec<GroupRecord>>;
 
-    /// Stores (replaces) a consumer-protocol group and its members.
+    /// Stores (replaces) a consumer-protocol group and its members, in
+    /// `term`.
     async fn save_consumer_protocol_group(
         &self,
+        term: CoordinatorTerm,
         group: &ConsumerProtocolGroupRecord,
         now_ms: i64,
     ) -> Result<()>;
 
     /// Every stored consumer-protocol group.
     async fn load_consumer_protocol_groups(&self) -> Result<Vec<ConsumerProtocolGroupRecord>>;
+
+    /// Changes other brokers made, as they announce them (PostgreSQL's
+    /// NOTIFY): the counts move with each; `None` where the store has no
+    /// such announcements (SQLite, used by one broker alone).
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<ChangeCounts>> {
+        None
+    }
 
     /// The whole schema registry.
     async fn load_registry(&self) -> Result<RegistryRecord>;
@@ -589,17 +619,28 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Replaces the purposes a principal may state.
     async fn set_grants(&self, principal: &str, purposes: &[String]) -> Result<()>;
 
-    /// Deletes a group of either protocol, with its members and offsets.
-    async fn delete_group(&self, group_id: &str) -> Result<()>;
+    /// Deletes a group of either protocol, with its members and offsets,
+    /// in `term`.
+    async fn delete_group(&self, term: CoordinatorTerm, group_id: &str) -> Result<()>;
 
-    /// Commits offsets of a group, in one transaction.
-    async fn commit_offsets(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()>;
+    /// Commits offsets of a group, in one transaction, in `term`.
+    async fn commit_offsets(
+        &self,
+        term: CoordinatorTerm,
+        group_id: &str,
+        offsets: &[CommittedOffset],
+    ) -> Result<()>;
 
     /// Committed offsets of a group.
     async fn fetch_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
 
-    /// Deletes some committed offsets of a group.
-    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()>;
+    /// Deletes some committed offsets of a group, in `term`.
+    async fn delete_offsets(
+        &self,
+        term: CoordinatorTerm,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()>;
 
     /// Ids of groups that have committed offsets.
     async fn groups_with_offsets(&self) -> Result<Vec<String>>;

@@ -71,7 +71,7 @@ impl SqlStore {
             StorageError::Backend(BackendError::Metadata(e)) => target.explain(e),
             other => other,
         })?;
-        Ok(SqlStore::new(pool, Dialect::Postgres))
+        Ok(SqlStore::new(pool, Dialect::Postgres).listening(url))
     }
 }
 

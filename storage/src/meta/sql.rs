@@ -15,13 +15,14 @@ use async_trait::async_trait;
 use sqlx::{AnyPool, Connection, Row};
 
 use super::ddl::Dialect;
+use super::notify::{self, ChangeCounts, Changed};
 use super::statement::Statement;
 use super::{
     placement, runs, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord,
-    ConsumerProtocolMemberRecord, FileRecord, FileReplacement, FlushCommit, GroupMemberRecord,
-    GroupRecord, LeaderMove, MetadataStore, PartitionRecord, ProducerStateRecord, RegistryRecord,
-    SchemaRecord, SegmentRecord, SubjectVersionRecord, TableCommitRecord, TablePending,
-    TopicLeader, TopicRecord,
+    ConsumerProtocolMemberRecord, CoordinatorTerm, FileRecord, FileReplacement, FlushCommit,
+    GroupMemberRecord, GroupRecord, LeaderMove, MetadataStore, PartitionRecord,
+    ProducerStateRecord, RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord,
+    TableCommitRecord, TablePending, TopicLeader, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -34,6 +35,8 @@ const BROKER_CONFIG: &str = "broker.config.";
 pub struct SqlStore {
     pool: AnyPool,
     dialect: Dialect,
+    /// Other brokers' changes as notified (PostgreSQL only).
+    changes: Option<tokio::sync::watch::Receiver<ChangeCounts>>,
 }
 
 /// What a transaction locks for the statements after its first read to
@@ -55,7 +58,46 @@ enum Lock<'a> {
 impl SqlStore {
     /// A store on an open pool whose DDL is applied.
     pub(super) fn new(pool: AnyPool, dialect: Dialect) -> Self {
-        SqlStore { pool, dialect }
+        SqlStore {
+            pool,
+            dialect,
+            changes: None,
+        }
+    }
+
+    /// Listens for other brokers' changes on the database at `url`.
+    pub(super) fn listening(mut self, url: &str) -> Self {
+        self.changes = Some(notify::listen(url.to_string()));
+        self
+    }
+
+    /// Tells the other brokers, when `tx` commits, that `what` changed (a
+    /// no-op on SQLite, which one broker uses alone).
+    async fn notify(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>, what: Changed) -> Result<()> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(());
+        }
+        // Called in FROM and not selected: `Any` cannot decode `void`.
+        sqlx::query("SELECT 1 AS one FROM pg_notify($1, $2)")
+            .bind(notify::CHANNEL)
+            .bind(what.payload())
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a change of the registry (see `registry_change`) and tells the
+    /// other brokers.
+    async fn registry_changed(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO cluster (name, value) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = $2",
+        )
+        .bind(REGISTRY_CHANGE)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .execute(&mut **tx)
+        .await?;
+        self.notify(tx, Changed::Registry).await
     }
 
     /// The pool (tests close it).
@@ -82,6 +124,42 @@ impl SqlStore {
             .await?;
         Ok(())
     }
+
+    /// Begins a write of group state in `term`: refused unless the
+    /// coordinator placement still names the term's broker at its epoch.
+    /// On PostgreSQL the placement row stays share-locked until the write
+    /// ends, so a move of the coordinator waits for the write to commit,
+    /// and a write that began after the move sees it and is refused.
+    async fn begin_in_term(
+        &self,
+        term: CoordinatorTerm,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.pool.begin().await?;
+        let lock = match self.dialect {
+            Dialect::Postgres => " FOR SHARE",
+            _ => "",
+        };
+        let held = sqlx::query(&format!(
+            "SELECT leader_id, leader_epoch FROM partitions
+             WHERE topic = $1 AND partition_id = 0{lock}"
+        ))
+        .bind(placement::GROUP_COORDINATOR)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| {
+            (
+                r.get::<i32, _>("leader_id"),
+                r.get::<i32, _>("leader_epoch"),
+            )
+        });
+        if held != Some((term.broker_id, term.epoch)) {
+            return Err(StorageError::Fenced(format!(
+                "group coordinator {} at epoch {}",
+                term.broker_id, term.epoch
+            )));
+        }
+        Ok(tx)
+    }
 }
 
 /// A `broker_registrations` row.
@@ -96,22 +174,8 @@ fn broker_record(r: &sqlx::any::AnyRow) -> BrokerRecord {
     }
 }
 
-/// The log start of each partition of a topic.
 /// The `cluster` row whose value changes with the registry.
 const REGISTRY_CHANGE: &str = "registry.change";
-
-/// Marks a change of the registry (see `registry_change`).
-async fn registry_changed(conn: &mut sqlx::AnyConnection) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO cluster (name, value) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET value = $2",
-    )
-    .bind(REGISTRY_CHANGE)
-    .bind(uuid::Uuid::new_v4().to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
 
 /// The leader of a topic's first partition.
 async fn topic_leader(conn: &mut sqlx::AnyConnection, topic: &str) -> Result<Option<i32>> {
@@ -559,6 +623,10 @@ fn decode_recent(s: &str) -> Result<Vec<(i32, i32, i64)>> {
 
 #[async_trait]
 impl MetadataStore for SqlStore {
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<ChangeCounts>> {
+        self.changes.clone()
+    }
+
     async fn cluster_id(&self) -> Result<String> {
         let fresh = uuid::Uuid::new_v4().simple().to_string();
         sqlx::query("INSERT INTO cluster (name, value) VALUES ('cluster_id', $1) ON CONFLICT (name) DO NOTHING")
@@ -745,6 +813,7 @@ impl MetadataStore for SqlStore {
         }
         insert_configs(&mut tx, &topic.name, &topic.configs).await?;
         insert_partitions(&mut tx, &topic.name, 0..partitions, leader_id).await?;
+        self.notify(&mut tx, Changed::Topics).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -782,6 +851,7 @@ impl MetadataStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        self.notify(&mut tx, Changed::Topics).await?;
         tx.commit().await?;
         Ok(paths)
     }
@@ -803,6 +873,7 @@ impl MetadataStore for SqlStore {
             )));
         }
         insert_partitions(&mut tx, topic, current as i32..new_count, leader_id).await?;
+        self.notify(&mut tx, Changed::Topics).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -818,6 +889,7 @@ impl MetadataStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         insert_configs(&mut tx, topic, configs).await?;
+        self.notify(&mut tx, Changed::Topics).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1367,8 +1439,8 @@ impl MetadataStore for SqlStore {
         Ok(rows.iter().map(|r| r.get("path")).collect())
     }
 
-    async fn save_group(&self, g: &GroupRecord, now_ms: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    async fn save_group(&self, term: CoordinatorTerm, g: &GroupRecord, now_ms: i64) -> Result<()> {
+        let mut tx = self.begin_in_term(term).await?;
         sqlx::query(
             "INSERT INTO consumer_groups (group_id, protocol_type, protocol_name, generation_id, leader_id, state, updated_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -1454,10 +1526,11 @@ impl MetadataStore for SqlStore {
 
     async fn save_consumer_protocol_group(
         &self,
+        term: CoordinatorTerm,
         g: &ConsumerProtocolGroupRecord,
         now_ms: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_in_term(term).await?;
         sqlx::query(
             "INSERT INTO consumer_protocol_groups (group_id, group_epoch, assignment_epoch, assignor, updated_ms)
              VALUES ($1, $2, $3, $4, $5)
@@ -1677,7 +1750,7 @@ impl MetadataStore for SqlStore {
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        registry_changed(&mut tx).await?;
+        self.registry_changed(&mut tx).await?;
         let version = match live {
             Some(v) => v,
             None => {
@@ -1712,7 +1785,7 @@ impl MetadataStore for SqlStore {
             .bind(version)
             .execute(&mut *tx)
             .await?;
-        registry_changed(&mut tx).await?;
+        self.registry_changed(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1730,7 +1803,7 @@ impl MetadataStore for SqlStore {
         }
         .execute(&mut *tx)
         .await?;
-        registry_changed(&mut tx).await?;
+        self.registry_changed(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1748,7 +1821,7 @@ impl MetadataStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        registry_changed(&mut tx).await?;
+        self.registry_changed(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1762,8 +1835,8 @@ impl MetadataStore for SqlStore {
         )
     }
 
-    async fn delete_group(&self, group_id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    async fn delete_group(&self, term: CoordinatorTerm, group_id: &str) -> Result<()> {
+        let mut tx = self.begin_in_term(term).await?;
         for table in [
             "consumer_groups",
             "group_members",
@@ -1781,8 +1854,13 @@ impl MetadataStore for SqlStore {
         Ok(())
     }
 
-    async fn commit_offsets(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    async fn commit_offsets(
+        &self,
+        term: CoordinatorTerm,
+        group_id: &str,
+        offsets: &[CommittedOffset],
+    ) -> Result<()> {
+        let mut tx = self.begin_in_term(term).await?;
         for o in offsets {
             sqlx::query(
                 "INSERT INTO group_offsets (group_id, topic, partition_id, committed_offset, leader_epoch, metadata, commit_time_ms)
@@ -1824,8 +1902,13 @@ impl MetadataStore for SqlStore {
             .collect())
     }
 
-    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+    async fn delete_offsets(
+        &self,
+        term: CoordinatorTerm,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let mut tx = self.begin_in_term(term).await?;
         for (topic, partition) in partitions {
             sqlx::query("DELETE FROM group_offsets WHERE group_id = $1 AND topic = $2 AND partition_id = $3")
                 .bind(group_id)

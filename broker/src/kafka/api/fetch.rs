@@ -42,9 +42,10 @@ pub(super) fn handle(
         let purpose = floe_schema::policy::purpose_from_client_id(&client_id).map(str::to_string);
         // A purpose the principal may not claim gets no data from schema
         // topics, rather than silently more than it asked for.
-        let claim_refused = purpose
-            .as_deref()
-            .is_some_and(|p| !broker.registry().may_claim(crate::registry::ANONYMOUS, p));
+        let claim_refused = match purpose.as_deref() {
+            None => false,
+            Some(p) => !may_claim(&broker, p).await,
+        };
         let reader = Reader {
             purpose,
             claim_refused,
@@ -63,6 +64,15 @@ pub(super) fn handle(
             }
         }
     })
+}
+
+/// True when a fetch may claim `purpose`; a claim not granted here is
+/// looked up again in the store (it may have been granted on another broker
+/// a moment ago).
+async fn may_claim(broker: &Broker, purpose: &str) -> bool {
+    let registry = broker.registry();
+    let granted = || registry.may_claim(crate::registry::ANONYMOUS, purpose);
+    granted() || (registry.catch_up().await && granted())
 }
 
 /// The response, its records counted in the metrics.

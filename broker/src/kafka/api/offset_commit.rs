@@ -7,6 +7,7 @@ use floe_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use floe_protocol::kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use floe_storage::error::StorageError;
 use floe_storage::log::now_ms;
 use floe_storage::meta::CommittedOffset;
 use tracing::warn;
@@ -91,12 +92,24 @@ pub(super) async fn handle(
         );
     }
     if !to_store.is_empty() {
-        if let Err(e) = broker.meta().commit_offsets(&req.group_id, &to_store).await {
-            warn!(group = %req.group_id.as_str(), error = %e, "offset commit failed");
+        let stored = broker
+            .group_saver()
+            .commit_offsets(&req.group_id, &to_store)
+            .await;
+        if let Err(e) = stored {
+            // A coordinator whose term ended sends the client to the new
+            // one; a store that failed is worth a retry here.
+            let error = match e {
+                StorageError::Fenced(_) => code::NOT_COORDINATOR,
+                e => {
+                    warn!(group = %req.group_id.as_str(), error = %e, "offset commit failed");
+                    code::KAFKA_STORAGE_ERROR
+                }
+            };
             for t in &mut topics {
                 for p in &mut t.partitions {
                     if p.error_code == code::NONE {
-                        p.error_code = code::KAFKA_STORAGE_ERROR;
+                        p.error_code = error;
                     }
                 }
             }

@@ -6,6 +6,7 @@ use floe_protocol::kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use floe_protocol::kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use floe_storage::error::StorageError;
 
 use crate::kafka::errors::code;
 use crate::Broker;
@@ -45,8 +46,18 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
                 .with_partitions(parts),
         );
     }
-    if let Err(_e) = broker.meta().delete_offsets(&req.group_id, &delete).await {
-        return OffsetDeleteResponse::default().with_error_code(code::KAFKA_STORAGE_ERROR);
+    match broker
+        .group_saver()
+        .delete_offsets(&req.group_id, &delete)
+        .await
+    {
+        Ok(()) => {}
+        Err(StorageError::Fenced(_)) => {
+            return OffsetDeleteResponse::default().with_error_code(code::NOT_COORDINATOR)
+        }
+        Err(_) => {
+            return OffsetDeleteResponse::default().with_error_code(code::KAFKA_STORAGE_ERROR)
+        }
     }
     OffsetDeleteResponse::default().with_topics(topics)
 }

@@ -224,13 +224,32 @@ async fn append_here(
     if !reject && coerce.is_none() {
         return broker.log().append(topic, partition, records).await;
     }
+    match append_checked(broker, topic, partition, records.clone(), reject, &coerce).await {
+        // A refusal may come of a schema registered on another broker a
+        // moment ago: checked once more if the registry changed.
+        Err(StorageError::InvalidRecords(_)) if broker.registry().catch_up().await => {
+            append_checked(broker, topic, partition, records, reject, &coerce).await
+        }
+        done => done,
+    }
+}
+
+/// [`append_here`] with the checks.
+async fn append_checked(
+    broker: &Arc<Broker>,
+    topic: &str,
+    partition: i32,
+    records: bytes::Bytes,
+    reject: bool,
+    coerce: &Option<Option<String>>,
+) -> Result<floe_storage::log::PendingAppend, StorageError> {
     let registry = broker.registry();
     // Subjects and schemas are looked up once per request, not per record.
     let mut values = registry.subject_check(format!("{topic}-value"));
     let mut keys = registry.subject_check(format!("{topic}-key"));
     let mut check = |r: &mut floe_protocol::records::Record| -> Result<bool, String> {
         let mut changed = false;
-        if let (Some(message), Some(value)) = (&coerce, &mut r.value) {
+        if let (Some(message), Some(value)) = (coerce, &mut r.value) {
             // A protobuf message never starts with byte 0 (field number 0
             // does not exist), so a value that does carries the prefix.
             if value.first() != Some(&0) {
