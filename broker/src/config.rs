@@ -33,6 +33,24 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: String,
 
+    /// How the Kafka listener authenticates clients: PLAINTEXT (nobody is
+    /// asked; every client is the `anonymous` principal) or SASL_PLAINTEXT
+    /// (SASL with the mechanisms of --sasl-mechanisms, against the users'
+    /// SCRAM credentials in the metadata store).
+    #[arg(long, env = "FLOE_KAFKA_SECURITY_PROTOCOL", default_value = "PLAINTEXT",
+        value_parser = ["PLAINTEXT", "SASL_PLAINTEXT"])]
+    pub kafka_security_protocol: String,
+
+    /// SASL mechanisms the Kafka listener offers, comma-separated, of
+    /// SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN (PLAIN sends the password
+    /// itself: offer it only where the network is trusted).
+    #[arg(
+        long,
+        env = "FLOE_SASL_MECHANISMS",
+        default_value = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+    )]
+    pub sasl_mechanisms: String,
+
     /// host:port that clients are told to connect to (Metadata responses).
     /// Defaults to the Kafka listener's bound address.
     #[arg(long, env = "FLOE_ADVERTISED_LISTENER")]

@@ -25,5 +25,6 @@ pub mod kafka;
 pub mod membership;
 pub mod metrics;
 pub mod registry;
+pub mod sasl;
 
 pub use broker::Broker;

@@ -7,8 +7,10 @@ use anyhow::Context;
 use clap::Parser;
 use floe_broker::config::{Cli, Command, ServeArgs};
 use floe_broker::http::listener::LimitedListener;
+use floe_broker::kafka::authentication::ListenerAuth;
 use floe_broker::kafka::connections::{raise_file_limit, Admission, ConnectionLimits};
 use floe_broker::kafka::server;
+use floe_broker::sasl::SaslMechanism;
 use floe_broker::{http, Broker};
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
@@ -55,7 +57,31 @@ fn split_host_port(s: &str) -> anyhow::Result<(String, i32)> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
+/// How the Kafka listener authenticates, from the flags.
+fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
+    if args.kafka_security_protocol == "PLAINTEXT" {
+        return Ok(ListenerAuth::None);
+    }
+    let mechanisms = args
+        .sasl_mechanisms
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            SaslMechanism::by_name(m).with_context(|| {
+                format!("--sasl-mechanisms: {m} is not one of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        !mechanisms.is_empty(),
+        "--sasl-mechanisms names no mechanism"
+    );
+    Ok(ListenerAuth::Sasl(mechanisms.into()))
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let auth = listener_auth(&args)?;
     let kafka = TcpListener::bind(&args.kafka_listen)
         .await
         .with_context(|| format!("binding the Kafka listener on {}", args.kafka_listen))?;
@@ -79,6 +105,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         kafka,
         broker.clone(),
         Admission::new(kafka_limits),
+        auth,
     ));
     tokio::select! {
         r = kafka_task => r.context("Kafka listener failed")?,

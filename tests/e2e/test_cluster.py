@@ -3,8 +3,11 @@ the live brokers, spread evenly, and move to the others when a broker dies;
 clients follow the leaders through Metadata and NOT_LEADER_OR_FOLLOWER, and
 nothing acknowledged is lost or doubled."""
 
+import socket
+import struct
 import threading
 import time
+import uuid
 from collections import Counter
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -272,3 +275,64 @@ def test_three_brokers_on_s3_keep_one_table_per_topic_readable_from_any_broker(g
     assert rows(others[0]) == rows(others[1])
     got = consume_all(",".join(b.bootstrap for b in others), "pay", 2, expected=1000)
     assert sorted(int(m.key()) for msgs in got.values() for m in msgs) == list(range(1000))
+
+
+def _roundtrip(floe, request, response_class, version):
+    """One request to `floe` with kafka-python's protocol classes; the
+    decoded response."""
+    from test_schemas import read_exact
+
+    request.with_header(correlation_id=7, client_id="hints")
+    host, port = floe.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request.encode(version=version, header=True, framed=True))
+        (size,) = struct.unpack(">i", read_exact(s, 4))
+        return response_class.decode(read_exact(s, size), version=version, header=True)
+
+
+def test_a_broker_that_does_not_lead_names_the_leader_in_its_refusal(floe_factory, tmp_path, postgres):
+    """KIP-951: a produce (v10+) or fetch (v16+) sent to a broker that does
+    not lead the partition is refused with NOT_LEADER_OR_FOLLOWER naming the
+    current leader, its epoch and its endpoint."""
+    from kafka.protocol.consumer import FetchRequest, FetchResponse
+    from kafka.protocol.producer import ProduceRequest, ProduceResponse
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    brokers = start_cluster(floe_factory, tmp_path, postgres, ids=(1, 2))
+    bootstrap = ",".join(b.bootstrap for b in brokers.values())
+    create_topic(brokers[1].bootstrap, "hinted", 1)
+    leader_id = settled_leaders(bootstrap, ["hinted"])["hinted"]
+    leader, other = brokers[leader_id], brokers[3 - leader_id]
+    epoch = int(psql(postgres, "SELECT leader_epoch FROM partitions WHERE topic = 'hinted' AND partition_id = 0"))
+    topic_id = uuid.UUID(psql(postgres, "SELECT topic_id FROM topics WHERE name = 'hinted'"))
+    leader_port = int(leader.bootstrap.rsplit(":", 1)[1])
+
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=-1,
+                                  producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    b.append(0, timestamp=int(time.time() * 1000), key=None, value=b"v", headers=[])
+    produce = ProduceRequest(acks=-1, timeout_ms=5000, topic_data=[ProduceRequest.TopicProduceData(
+        name="hinted", partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(
+            index=0, records=bytes(b.build()))])])
+    r = _roundtrip(other, produce, ProduceResponse, 11)
+    p = r.responses[0].partition_responses[0]
+    assert p.error_code == 6, p
+    assert (p.current_leader.leader_id, p.current_leader.leader_epoch) == (leader_id, epoch)
+    assert [(e.node_id, e.port) for e in r.node_endpoints] == [(leader_id, leader_port)]
+    # The leader itself takes it, with no hint.
+    r = _roundtrip(leader, produce, ProduceResponse, 11)
+    p = r.responses[0].partition_responses[0]
+    assert p.error_code == 0 and p.current_leader is None and not r.node_endpoints, r
+
+    fetch = FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                         session_id=0, session_epoch=-1, topics=[FetchRequest.FetchTopic(
+                             topic_id=topic_id, partitions=[FetchRequest.FetchTopic.FetchPartition(
+                                 partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+                                 log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                         forgotten_topics_data=[], rack_id="")
+    r = _roundtrip(other, fetch, FetchResponse, 16)
+    p = r.responses[0].partitions[0]
+    assert p.error_code == 6, p
+    assert (p.current_leader.leader_id, p.current_leader.leader_epoch) == (leader_id, epoch)
+    assert [(e.node_id, e.port) for e in r.node_endpoints] == [(leader_id, leader_port)]
+    r = _roundtrip(leader, fetch, FetchResponse, 16)
+    assert r.responses[0].partitions[0].error_code == 0 and not r.node_endpoints, r

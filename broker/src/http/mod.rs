@@ -1,10 +1,12 @@
 //! The HTTP front door: the router (health, admin, `/metrics`, a body
 //! limit) served through [`listener`], merging the schema registry REST API
-//! ([`registry`]) and the Iceberg REST catalog ([`catalog`]).
+//! ([`registry`]), the Iceberg REST catalog ([`catalog`]) and the SASL
+//! users ([`users`]).
 
 pub mod catalog;
 pub mod listener;
 pub mod registry;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ pub fn router(broker: Arc<Broker>, max_body_bytes: usize) -> Router {
         .route("/admin/faults", get(faults).put(set_faults))
         .merge(crate::http::registry::routes())
         .merge(crate::http::catalog::routes())
+        .merge(crate::http::users::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(broker)
 }

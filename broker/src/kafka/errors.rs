@@ -92,6 +92,18 @@ pub mod code {
     pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
     /// UNKNOWN_TOPIC_ID.
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    /// UNSUPPORTED_SASL_MECHANISM.
+    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+    /// ILLEGAL_SASL_STATE.
+    pub const ILLEGAL_SASL_STATE: i16 = 34;
+    /// SASL_AUTHENTICATION_FAILED.
+    pub const SASL_AUTHENTICATION_FAILED: i16 = 58;
+    /// RESOURCE_NOT_FOUND.
+    pub const RESOURCE_NOT_FOUND: i16 = 91;
+    /// DUPLICATE_RESOURCE.
+    pub const DUPLICATE_RESOURCE: i16 = 92;
+    /// UNACCEPTABLE_CREDENTIAL.
+    pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
 }
 
 /// The Kafka error code for a storage error.

@@ -1,9 +1,11 @@
 //! The Kafka front door: the listener and its connections
 //! ([`server`], under [`connections`]' limits), one handler per Kafka API
 //! ([`api`]), the one place storage errors become Kafka error codes
-//! ([`errors`]), and what a principal may do ([`authorized_operations`]).
+//! ([`errors`]), who a connection is ([`authentication`]), and what a
+//! principal may do ([`authorized_operations`]).
 
 pub mod api;
+pub mod authentication;
 pub mod authorized_operations;
 pub mod connections;
 pub mod errors;

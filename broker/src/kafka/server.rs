@@ -21,6 +21,7 @@ use tokio::time::{timeout, timeout_at};
 use tracing::{debug, info, warn};
 
 use crate::kafka::api;
+use crate::kafka::authentication::{Gate, ListenerAuth, Verdict};
 use crate::kafka::connections::{Admission, ConnectionLimits, Permit, RateLimit};
 use crate::Broker;
 
@@ -44,7 +45,12 @@ const READ_BUFFER: usize = 16 * 1024;
 /// Accepts connections for ever. A failed accept (out of file descriptors,
 /// a connection reset before it was accepted) is logged and retried: the
 /// broker keeps serving the connections it has.
-pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>, admission: Arc<Admission>) {
+pub async fn serve_kafka(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    admission: Arc<Admission>,
+    auth: ListenerAuth,
+) {
     let accept_failed = RateLimit::default();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -64,7 +70,7 @@ pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>, admission: 
         };
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
-        tokio::spawn(connection(stream, peer, broker, permit));
+        tokio::spawn(connection(stream, peer, broker, permit, Gate::new(&auth)));
     }
 }
 
@@ -73,10 +79,16 @@ pub async fn serve_kafka(listener: TcpListener, broker: Arc<Broker>, admission: 
 /// clients are sent away as from a broker that died (a client that keeps a
 /// connection asks that broker for metadata again and again). While the
 /// lease is lapsed, connections are closed as soon as they open.
-async fn connection(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, permit: Permit) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    permit: Permit,
+    gate: Gate,
+) {
     let membership = broker.membership().clone();
     tokio::select! {
-        () = conversation(stream, peer, broker, permit) => {}
+        () = conversation(stream, peer, broker, permit, gate) => {}
         () = membership.lapsed() => {
             debug!(%peer, "closing the connection: this broker's lease lapsed");
         }
@@ -92,7 +104,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn conversation(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, permit: Permit) {
+async fn conversation(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    permit: Permit,
+    mut gate: Gate,
+) {
     debug!(%peer, "connection opened");
     let limits = permit.limits().clone();
     let _gauge = broker.metrics().connection();
@@ -190,8 +208,26 @@ async fn conversation(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, 
                 let version = header.request_api_version;
                 let correlation_id = header.correlation_id;
                 let api_key = header.request_api_key;
+                let (answer, close) = match gate.admit(&request, broker.meta().as_ref()).await {
+                    Verdict::Dispatch => (None, false),
+                    Verdict::Answer(r) => (Some(r), false),
+                    Verdict::AnswerAndClose(r) => (Some(r), true),
+                    Verdict::Close => {
+                        info!(%peer, api_key, "closing a connection that sent a request before authenticating");
+                        break;
+                    }
+                };
+                if let Some(response) = answer {
+                    drop(budget);
+                    let bytes = encode_response(correlation_id, version, &response).ok();
+                    if tx.send(tokio::spawn(async move { bytes })).await.is_err() || close {
+                        break;
+                    }
+                    continue;
+                }
                 let started = std::time::Instant::now();
-                let pending = api::dispatch(&broker, &header, *request, peer).await;
+                let pending =
+                    api::dispatch(&broker, &header, *request, peer, gate.principal()).await;
                 let metrics = broker.metrics().clone();
                 tokio::spawn(async move {
                     let response = pending.await;

@@ -35,6 +35,7 @@ pub const DDL: &[(&str, &str)] = &[
         "090-typed-columns.sql",
         include_str!("../../ddl/090-typed-columns.sql"),
     ),
+    ("100-users.sql", include_str!("../../ddl/100-users.sql")),
 ];
 
 /// Which database a store runs on.

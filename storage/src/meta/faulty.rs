@@ -322,4 +322,16 @@ impl MetadataStore for FaultyMetadata {
     async fn groups_with_offsets(&self) -> Result<Vec<String>> {
         self.inner.groups_with_offsets().await
     }
+
+    async fn scram_credentials(&self, user: Option<&str>) -> Result<Vec<ScramCredentialRecord>> {
+        self.inner.scram_credentials(user).await
+    }
+
+    async fn alter_scram_credentials(
+        &self,
+        upserts: &[ScramCredentialRecord],
+        deletions: &[(String, String)],
+    ) -> Result<()> {
+        self.inner.alter_scram_credentials(upserts, deletions).await
+    }
 }

@@ -154,6 +154,23 @@ pub struct CoordinatorTerm {
     pub epoch: i32,
 }
 
+/// A user's SCRAM credential for one mechanism.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialRecord {
+    /// The user.
+    pub user: String,
+    /// "SCRAM-SHA-256" or "SCRAM-SHA-512".
+    pub mechanism: String,
+    /// The salt.
+    pub salt: Vec<u8>,
+    /// The iteration count.
+    pub iterations: i32,
+    /// H(ClientKey).
+    pub stored_key: Vec<u8>,
+    /// HMAC(SaltedPassword, "Server Key").
+    pub server_key: Vec<u8>,
+}
+
 /// A committed offset of a consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
@@ -644,4 +661,15 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Ids of groups that have committed offsets.
     async fn groups_with_offsets(&self) -> Result<Vec<String>>;
+
+    /// The SCRAM credentials of one user, or of every user.
+    async fn scram_credentials(&self, user: Option<&str>) -> Result<Vec<ScramCredentialRecord>>;
+
+    /// Stores (replaces) and deletes SCRAM credentials, (user, mechanism)
+    /// for the deletions, in one transaction.
+    async fn alter_scram_credentials(
+        &self,
+        upserts: &[ScramCredentialRecord],
+        deletions: &[(String, String)],
+    ) -> Result<()>;
 }

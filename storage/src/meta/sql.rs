@@ -21,8 +21,8 @@ use super::{
     placement, runs, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord,
     ConsumerProtocolMemberRecord, CoordinatorTerm, FileRecord, FileReplacement, FlushCommit,
     GroupMemberRecord, GroupRecord, LeaderMove, MetadataStore, PartitionRecord,
-    ProducerStateRecord, RegistryRecord, SchemaRecord, SegmentRecord, SubjectVersionRecord,
-    TableCommitRecord, TablePending, TopicLeader, TopicRecord,
+    ProducerStateRecord, RegistryRecord, SchemaRecord, ScramCredentialRecord, SegmentRecord,
+    SubjectVersionRecord, TableCommitRecord, TablePending, TopicLeader, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -1926,5 +1926,59 @@ impl MetadataStore for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(|r| r.get("group_id")).collect())
+    }
+
+    async fn scram_credentials(&self, user: Option<&str>) -> Result<Vec<ScramCredentialRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM scram_credentials WHERE $1 IS NULL OR user_name = $1
+             ORDER BY user_name, mechanism",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ScramCredentialRecord {
+                user: r.get("user_name"),
+                mechanism: r.get("mechanism"),
+                salt: r.get("salt"),
+                iterations: r.get("iterations"),
+                stored_key: r.get("stored_key"),
+                server_key: r.get("server_key"),
+            })
+            .collect())
+    }
+
+    async fn alter_scram_credentials(
+        &self,
+        upserts: &[ScramCredentialRecord],
+        deletions: &[(String, String)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (user, mechanism) in deletions {
+            sqlx::query("DELETE FROM scram_credentials WHERE user_name = $1 AND mechanism = $2")
+                .bind(user)
+                .bind(mechanism)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for c in upserts {
+            sqlx::query(
+                "INSERT INTO scram_credentials (user_name, mechanism, salt, iterations, stored_key, server_key)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (user_name, mechanism) DO UPDATE SET salt = $3, iterations = $4,
+                     stored_key = $5, server_key = $6",
+            )
+            .bind(&c.user)
+            .bind(&c.mechanism)
+            .bind(&c.salt)
+            .bind(c.iterations)
+            .bind(&c.stored_key)
+            .bind(&c.server_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

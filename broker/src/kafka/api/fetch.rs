@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use floe_protocol::frame::Response;
 use floe_protocol::kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, PartitionData,
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use floe_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use floe_storage::log::{ReadResult, TopicLog};
@@ -22,6 +22,7 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use tracing::warn;
 
+use super::leader_hints::{node_endpoints, LeaderHints};
 use super::{check_leader_epoch, Pending};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
@@ -32,11 +33,15 @@ const READS_AT_ONCE: usize = 32;
 /// Fetch v13+ names topics by id only.
 const TOPIC_ID_VERSION: i16 = 13;
 
+/// Fetch v16 carries KIP-951 leader hints.
+const HINTS_VERSION: i16 = 16;
+
 pub(super) fn handle(
     broker: Arc<Broker>,
     req: FetchRequest,
     version: i16,
     client_id: String,
+    principal: String,
 ) -> Pending {
     Box::pin(async move {
         let purpose = floe_schema::policy::purpose_from_client_id(&client_id).map(str::to_string);
@@ -44,7 +49,7 @@ pub(super) fn handle(
         // topics, rather than silently more than it asked for.
         let claim_refused = match purpose.as_deref() {
             None => false,
-            Some(p) => !may_claim(&broker, p).await,
+            Some(p) => !may_claim(&broker, &principal, p).await,
         };
         let reader = Reader {
             purpose,
@@ -66,12 +71,12 @@ pub(super) fn handle(
     })
 }
 
-/// True when a fetch may claim `purpose`; a claim not granted here is
+/// True when `principal` may claim `purpose`; a claim not granted here is
 /// looked up again in the store (it may have been granted on another broker
 /// a moment ago).
-async fn may_claim(broker: &Broker, purpose: &str) -> bool {
+async fn may_claim(broker: &Broker, principal: &str, purpose: &str) -> bool {
     let registry = broker.registry();
-    let granted = || registry.may_claim(crate::registry::ANONYMOUS, purpose);
+    let granted = || registry.may_claim(principal, purpose);
     granted() || (registry.catch_up().await && granted())
 }
 
@@ -305,13 +310,42 @@ async fn collect(
                 .with_partitions(out),
         );
     }
-    (
-        FetchResponse::default()
-            .with_session_id(0)
-            .with_responses(responses),
-        total,
-        errors,
-    )
+    let mut response = FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses);
+    if version >= HINTS_VERSION && errors {
+        hint_leaders(broker, &mut response);
+    }
+    (response, total, errors)
+}
+
+/// Names the current leader of every partition refused with
+/// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH, and those leaders'
+/// endpoints (KIP-951).
+fn hint_leaders(broker: &Broker, response: &mut FetchResponse) {
+    let mut hints = LeaderHints::new(broker);
+    for t in &mut response.responses {
+        let name = match t.topic.0.is_empty() {
+            true => broker.placed_by_id(t.topic_id).map(|(n, _)| n),
+            false => Some(t.topic.0.to_string()),
+        };
+        let Some(name) = name else {
+            continue;
+        };
+        for p in &mut t.partitions {
+            if p.error_code != code::NOT_LEADER_OR_FOLLOWER
+                && p.error_code != code::FENCED_LEADER_EPOCH
+            {
+                continue;
+            }
+            if let Some((leader, epoch)) = hints.leader(&name, p.partition_index) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(leader.into())
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    response.node_endpoints = node_endpoints!(hints, NodeEndpoint);
 }
 
 fn concat(read: ReadResult) -> Bytes {

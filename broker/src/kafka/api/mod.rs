@@ -5,9 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 
 use floe_protocol::frame::{Request, Response};
-use floe_protocol::kafka_protocol::messages::RequestHeader;
+use floe_protocol::kafka_protocol::messages::{
+    RequestHeader, SaslAuthenticateResponse, SaslHandshakeResponse,
+};
 use floe_protocol::kafka_protocol::protocol::StrBytes;
 
+use crate::kafka::errors::code;
 use crate::Broker;
 
 mod alter_configs;
@@ -31,6 +34,7 @@ mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
+mod leader_hints;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
@@ -42,6 +46,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod user_scram_credentials;
 
 /// The rest of a request, run concurrently; None means "no response"
 /// (acks=0 produce).
@@ -57,6 +62,7 @@ pub async fn dispatch(
     header: &RequestHeader,
     request: Request,
     peer: std::net::SocketAddr,
+    principal: &str,
 ) -> Pending {
     let v = header.request_api_version;
     if !broker.coordinates_groups() {
@@ -108,7 +114,7 @@ pub async fn dispatch(
         Request::Produce(r) => produce::handle(broker, r, v).await,
         Request::Fetch(r) => {
             let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
-            fetch::handle(broker.clone(), r, v, client_id)
+            fetch::handle(broker.clone(), r, v, client_id, principal.to_string())
         }
         Request::ListOffsets(r) => {
             let b = broker.clone();
@@ -152,6 +158,19 @@ pub async fn dispatch(
         Request::DescribeLogDirs(r) => ready(Response::DescribeLogDirs(describe_log_dirs::handle(
             broker, r,
         ))),
+        Request::DescribeUserScramCredentials(r) => ready(Response::DescribeUserScramCredentials(
+            user_scram_credentials::describe(broker, r).await,
+        )),
+        Request::AlterUserScramCredentials(r) => ready(Response::AlterUserScramCredentials(
+            user_scram_credentials::alter(broker, r).await,
+        )),
+        // The connection's gate answers these ([`crate::kafka::authentication`]).
+        Request::SaslHandshake(_) => ready(Response::SaslHandshake(
+            SaslHandshakeResponse::default().with_error_code(code::ILLEGAL_SASL_STATE),
+        )),
+        Request::SaslAuthenticate(_) => ready(Response::SaslAuthenticate(
+            SaslAuthenticateResponse::default().with_error_code(code::ILLEGAL_SASL_STATE),
+        )),
     }
 }
 

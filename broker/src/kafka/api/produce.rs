@@ -4,16 +4,40 @@ use std::sync::Arc;
 
 use floe_protocol::frame::Response;
 use floe_protocol::kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use floe_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use floe_storage::log::PendingAppend;
 use floe_storage::StorageError;
 use tracing::debug;
 
+use super::leader_hints::{node_endpoints, LeaderHints};
 use super::{s, Pending};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
+
+/// Produce v10 carries KIP-951 leader hints.
+const HINTS_VERSION: i16 = 10;
+
+/// Names the current leader of every partition refused with
+/// NOT_LEADER_OR_FOLLOWER, and those leaders' endpoints (KIP-951).
+fn hint_leaders(broker: &Broker, response: &mut ProduceResponse) {
+    let mut hints = LeaderHints::new(broker);
+    for t in &mut response.responses {
+        for p in &mut t.partition_responses {
+            if p.error_code != code::NOT_LEADER_OR_FOLLOWER {
+                continue;
+            }
+            if let Some((leader, epoch)) = hints.leader(t.name.0.as_str(), p.index) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(leader.into())
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    response.node_endpoints = node_endpoints!(hints, NodeEndpoint);
+}
 
 enum Outcome {
     Appended(PendingAppend),
@@ -172,9 +196,11 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
         if acks == 0 {
             return None;
         }
-        Some(Response::Produce(
-            ProduceResponse::default().with_responses(responses),
-        ))
+        let mut response = ProduceResponse::default().with_responses(responses);
+        if version >= HINTS_VERSION {
+            hint_leaders(&broker, &mut response);
+        }
+        Some(Response::Produce(response))
     })
 }
 

@@ -1,0 +1,183 @@
+"""SASL on the Kafka listener (--kafka-security-protocol SASL_PLAINTEXT):
+SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN against the users' SCRAM
+credentials in the metadata store, with librdkafka (confluent-kafka) and
+kafka-python; users managed over REST and with Kafka's
+AlterUserScramCredentials; a purpose claim bound to the authenticated
+principal."""
+
+import socket
+import struct
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, ScramMechanism,
+                                   UserScramCredentialDeletion, UserScramCredentialUpsertion)
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError as KafkaPythonError
+
+from test_schemas import http
+
+SASL = ("--kafka-security-protocol", "SASL_PLAINTEXT")
+
+
+def sasl_conf(floe, mechanism, user, password):
+    return {"bootstrap.servers": floe.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password}
+
+
+def add_user(floe, name, password, **extra):
+    status, body = http(floe, "PUT", f"/floe/users/{name}", {"password": password, **extra})
+    assert status == 200, body
+    return body
+
+
+def create(floe, conf, topic):
+    a = AdminClient(conf)
+    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+
+
+def roundtrip_librdkafka(conf, topic, n=20):
+    p = Producer(conf)
+    for i in range(n):
+        p.produce(topic, f"v{i}".encode())
+    assert p.flush(30) == 0
+    c = Consumer({**conf, "group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < n and time.time() < deadline:
+        m = c.poll(1)
+        if m is not None and not m.error():
+            got.append(m.value())
+    c.close()
+    return got
+
+
+def librdkafka_login_error(conf):
+    """The error a librdkafka client gets when its login is refused."""
+    errors = []
+    p = Producer({**conf, "error_cb": errors.append})
+    deadline = time.time() + 20
+    while not errors and time.time() < deadline:
+        p.poll(0.2)
+    return errors[0] if errors else None
+
+
+def test_scram_and_plain_logins_with_librdkafka(floe_factory):
+    floe = floe_factory(*SASL)
+    add_user(floe, "alice", "alice-secret")
+    create(floe, sasl_conf(floe, "SCRAM-SHA-512", "alice", "alice-secret"), "t")
+    for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"):
+        got = roundtrip_librdkafka(sasl_conf(floe, mechanism, "alice", "alice-secret"), "t")
+        assert len(got) >= 20, (mechanism, got)
+    # A wrong password and an unknown user are refused with an
+    # authentication error, whatever the mechanism.
+    for mechanism in ("SCRAM-SHA-512", "PLAIN"):
+        for user, password in (("alice", "wrong"), ("mallory", "alice-secret")):
+            e = librdkafka_login_error(sasl_conf(floe, mechanism, user, password))
+            assert e is not None and e.code() == KafkaError._AUTHENTICATION, (mechanism, user, e)
+            assert "invalid user name or password" in e.str(), e.str()
+    # A mechanism the listener does not offer.
+    floe2 = floe_factory(*SASL, "--sasl-mechanisms", "SCRAM-SHA-256")
+    add_user(floe2, "alice", "alice-secret")
+    e = librdkafka_login_error(sasl_conf(floe2, "PLAIN", "alice", "alice-secret"))
+    assert e is not None and e.code() == KafkaError._AUTHENTICATION, e
+
+
+def test_kafka_python_logs_in_with_scram_and_plain(floe_factory):
+    floe = floe_factory(*SASL)
+    add_user(floe, "bob", "bob-secret")
+    create(floe, sasl_conf(floe, "SCRAM-SHA-256", "bob", "bob-secret"), "kp")
+    for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"):
+        auth = dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism,
+                    sasl_plain_username="bob", sasl_plain_password="bob-secret")
+        p = KafkaProducer(bootstrap_servers=floe.bootstrap, **auth)
+        p.send("kp", mechanism.encode()).get(timeout=30)
+        p.close()
+        c = KafkaConsumer("kp", bootstrap_servers=floe.bootstrap, auto_offset_reset="earliest",
+                          consumer_timeout_ms=10_000, **auth)
+        values = {m.value for m in c}
+        c.close()
+        assert mechanism.encode() in values, values
+    with pytest.raises(KafkaPythonError):
+        KafkaProducer(bootstrap_servers=floe.bootstrap, security_protocol="SASL_PLAINTEXT",
+                      sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="bob",
+                      sasl_plain_password="wrong", max_block_ms=5000).send("kp", b"x").get(10)
+
+
+def test_a_request_before_authenticating_closes_the_connection(floe_factory):
+    floe = floe_factory(*SASL)
+    host, port = floe.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        # Metadata v1, no topics: refused by closing, as Kafka does.
+        body = struct.pack(">hhih", 3, 1, 1, 1) + b"x" + struct.pack(">i", 0)
+        s.sendall(struct.pack(">i", len(body)) + body)
+        assert s.recv(4) == b""
+
+
+def test_users_managed_with_kafkas_admin_api_log_in(floe_factory):
+    floe = floe_factory(*SASL)
+    add_user(floe, "admin", "admin-secret")
+    conf = sasl_conf(floe, "SCRAM-SHA-512", "admin", "admin-secret")
+    a = AdminClient(conf)
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096)
+    futures = a.alter_user_scram_credentials([UserScramCredentialUpsertion("carol", info, b"carol-pw")])
+    futures["carol"].result(30)
+    described = a.describe_user_scram_credentials(["carol"])["carol"].result(30)
+    assert [(i.mechanism, i.iterations) for i in described.scram_credential_infos] == \
+        [(ScramMechanism.SCRAM_SHA_256, 4096)]
+    # An unknown user: RESOURCE_NOT_FOUND.
+    with pytest.raises(KafkaException) as e:
+        a.describe_user_scram_credentials(["nobody"])["nobody"].result(30)
+    assert e.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+    create(floe, sasl_conf(floe, "SCRAM-SHA-256", "carol", "carol-pw"), "c")
+    # Too few iterations: UNACCEPTABLE_CREDENTIAL; nothing stored.
+    weak = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 1000)
+    with pytest.raises(KafkaException) as e:
+        a.alter_user_scram_credentials([UserScramCredentialUpsertion("dave", weak, b"pw")])["dave"].result(30)
+    assert e.value.args[0].code() == KafkaError.UNACCEPTABLE_CREDENTIAL
+    assert http(floe, "GET", "/floe/users/dave")[0] == 404
+    # Deleted, carol can no longer log in.
+    a.alter_user_scram_credentials(
+        [UserScramCredentialDeletion("carol", ScramMechanism.SCRAM_SHA_256)])["carol"].result(30)
+    e = librdkafka_login_error(sasl_conf(floe, "SCRAM-SHA-256", "carol", "carol-pw"))
+    assert e is not None and e.code() == KafkaError._AUTHENTICATION, e
+    status, users = http(floe, "GET", "/floe/users")
+    assert [u["name"] for u in users] == ["admin"]
+
+
+def test_a_purpose_is_claimed_by_the_authenticated_principal_not_by_anonymous(floe_factory):
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    from test_schemas import good_order, serializer, setup_order_schema
+
+    floe = floe_factory(*SASL)
+    add_user(floe, "support-app", "pw1")
+    add_user(floe, "other-app", "pw2")
+    support = sasl_conf(floe, "SCRAM-SHA-512", "support-app", "pw1")
+    other = sasl_conf(floe, "SCRAM-SHA-512", "other-app", "pw2")
+    create(floe, support, "orders")
+    _, M = setup_order_schema(floe, "orders")
+    p = Producer(support)
+    p.produce("orders", serializer(floe, M)(good_order(M), SerializationContext("orders", MessageField.VALUE)))
+    assert p.flush(30) == 0
+    # Granted to support-app only (and not to anonymous).
+    assert http(floe, "PUT", "/floe/grants/support-app", {"purposes": ["support"]})[0] == 200
+
+    def claim(conf):
+        c = Consumer({**conf, "group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                      "client.id": "app;purpose=support"})
+        c.subscribe(["orders"])
+        deadline = time.time() + 20
+        try:
+            while time.time() < deadline:
+                m = c.poll(1)
+                if m is None:
+                    continue
+                return m.error().code() if m.error() else "records"
+        finally:
+            c.close()
+
+    assert claim(support) == "records"
+    assert claim(other) == KafkaError.TOPIC_AUTHORIZATION_FAILED
