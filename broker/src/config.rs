@@ -33,13 +33,23 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: String,
 
-    /// How the Kafka listener authenticates clients: PLAINTEXT (nobody is
-    /// asked; every client is the `anonymous` principal) or SASL_PLAINTEXT
-    /// (SASL with the mechanisms of --sasl-mechanisms, against the users'
-    /// SCRAM credentials in the metadata store).
+    /// The Kafka listener's security protocol, as Kafka names them:
+    /// PLAINTEXT (nobody is asked; every client is the `anonymous`
+    /// principal), SSL (TLS with --tls-cert and --tls-key), SASL_PLAINTEXT
+    /// (SASL logins with the mechanisms of --sasl-mechanisms, against the
+    /// users' SCRAM credentials in the metadata store) or SASL_SSL (both).
     #[arg(long, env = "FLOE_KAFKA_SECURITY_PROTOCOL", default_value = "PLAINTEXT",
-        value_parser = ["PLAINTEXT", "SASL_PLAINTEXT"])]
+        value_parser = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"])]
     pub kafka_security_protocol: String,
+
+    /// The Kafka listener's TLS certificate chain (PEM), for SSL and
+    /// SASL_SSL; read again when it changes.
+    #[arg(long, env = "FLOE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "FLOE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 
     /// SASL mechanisms the Kafka listener offers, comma-separated, of
     /// SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN (PLAIN sends the password

@@ -9,10 +9,11 @@ use floe_broker::config::{Cli, Command, ServeArgs};
 use floe_broker::http::listener::LimitedListener;
 use floe_broker::kafka::authentication::ListenerAuth;
 use floe_broker::kafka::connections::{raise_file_limit, Admission, ConnectionLimits};
-use floe_broker::kafka::server;
+use floe_broker::kafka::{server, tls};
 use floe_broker::sasl::SaslMechanism;
 use floe_broker::{http, Broker};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 /// A request frame may make the decoder reserve a buffer sized by a count
@@ -59,7 +60,7 @@ fn split_host_port(s: &str) -> anyhow::Result<(String, i32)> {
 
 /// How the Kafka listener authenticates, from the flags.
 fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
-    if args.kafka_security_protocol == "PLAINTEXT" {
+    if !args.kafka_security_protocol.starts_with("SASL_") {
         return Ok(ListenerAuth::None);
     }
     let mechanisms = args
@@ -80,8 +81,26 @@ fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
     Ok(ListenerAuth::Sasl(mechanisms.into()))
 }
 
+/// The Kafka listener's TLS, from the flags: none unless the protocol is
+/// SSL or SASL_SSL, which need both files.
+fn listener_tls(args: &ServeArgs) -> anyhow::Result<Option<TlsAcceptor>> {
+    let wanted = args.kafka_security_protocol.ends_with("SSL");
+    match (wanted, &args.tls_cert, &args.tls_key) {
+        (true, Some(cert), Some(key)) => Ok(Some(tls::acceptor(cert, key)?)),
+        (true, _, _) => anyhow::bail!(
+            "--kafka-security-protocol {} needs --tls-cert and --tls-key",
+            args.kafka_security_protocol
+        ),
+        (false, None, None) => Ok(None),
+        (false, _, _) => anyhow::bail!(
+            "--tls-cert and --tls-key are for --kafka-security-protocol SSL or SASL_SSL"
+        ),
+    }
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = listener_auth(&args)?;
+    let tls = listener_tls(&args)?;
     let kafka = TcpListener::bind(&args.kafka_listen)
         .await
         .with_context(|| format!("binding the Kafka listener on {}", args.kafka_listen))?;
@@ -106,6 +125,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broker.clone(),
         Admission::new(kafka_limits),
         auth,
+        tls,
     ));
     tokio::select! {
         r = kafka_task => r.context("Kafka listener failed")?,

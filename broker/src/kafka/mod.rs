@@ -1,8 +1,8 @@
 //! The Kafka front door: the listener and its connections
 //! ([`server`], under [`connections`]' limits), one handler per Kafka API
 //! ([`api`]), the one place storage errors become Kafka error codes
-//! ([`errors`]), who a connection is ([`authentication`]), and what a
-//! principal may do ([`authorized_operations`]).
+//! ([`errors`]), TLS ([`tls`]), who a connection is ([`authentication`]),
+//! and what a principal may do ([`authorized_operations`]).
 
 pub mod api;
 pub mod authentication;
@@ -10,3 +10,4 @@ pub mod authorized_operations;
 pub mod connections;
 pub mod errors;
 pub mod server;
+pub mod tls;

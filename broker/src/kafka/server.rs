@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use floe_protocol::frame::{encode_response, parse_frame, unsupported_response, ParsedFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, timeout_at};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::kafka::api;
@@ -50,6 +51,7 @@ pub async fn serve_kafka(
     broker: Arc<Broker>,
     admission: Arc<Admission>,
     auth: ListenerAuth,
+    tls: Option<TlsAcceptor>,
 ) {
     let accept_failed = RateLimit::default();
     loop {
@@ -70,7 +72,8 @@ pub async fn serve_kafka(
         };
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
-        tokio::spawn(connection(stream, peer, broker, permit, Gate::new(&auth)));
+        let gate = Gate::new(&auth);
+        tokio::spawn(connection(stream, peer, broker, permit, gate, tls.clone()));
     }
 }
 
@@ -85,10 +88,27 @@ async fn connection(
     broker: Arc<Broker>,
     permit: Permit,
     gate: Gate,
+    tls: Option<TlsAcceptor>,
 ) {
     let membership = broker.membership().clone();
+    let talk = async move {
+        let Some(acceptor) = tls else {
+            let (rd, wr) = stream.into_split();
+            return conversation(rd, wr, peer, broker, permit, gate).await;
+        };
+        // The handshake must finish as a request must arrive: in time.
+        let limit = permit.limits().request_arrival;
+        match timeout(limit, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let (rd, wr) = tokio::io::split(tls);
+                conversation(rd, wr, peer, broker, permit, gate).await
+            }
+            Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => debug!(%peer, "TLS handshake did not finish in time"),
+        }
+    };
     tokio::select! {
-        () = conversation(stream, peer, broker, permit, gate) => {}
+        () = talk => {}
         () = membership.lapsed() => {
             debug!(%peer, "closing the connection: this broker's lease lapsed");
         }
@@ -104,17 +124,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn conversation(
-    stream: TcpStream,
+async fn conversation<R, W>(
+    rd: R,
+    mut wr: W,
     peer: SocketAddr,
     broker: Arc<Broker>,
     permit: Permit,
     mut gate: Gate,
-) {
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     debug!(%peer, "connection opened");
     let limits = permit.limits().clone();
     let _gauge = broker.metrics().connection();
-    let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<JoinHandle<Option<Bytes>>>(MAX_IN_FLIGHT);
     let mut writer = AbortOnDrop(tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {

@@ -1,0 +1,118 @@
+"""TLS on the Kafka listener (--kafka-security-protocol SSL and SASL_SSL,
+rustls): librdkafka and kafka-python connect through it with the CA that
+signed the broker's certificate, refuse a broker their CA did not sign, and
+a certificate replaced on disk applies to new connections without a
+restart."""
+
+import hashlib
+import socket
+import ssl
+import subprocess
+import time
+
+from confluent_kafka import KafkaError, Producer
+from kafka import KafkaConsumer, KafkaProducer
+
+from test_sasl import add_user, create, librdkafka_login_error, roundtrip_librdkafka
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_certs(directory, name):
+    """A CA and a server certificate it signs for 127.0.0.1 / localhost:
+    (ca.pem, server.pem, server.key) under directory/name."""
+    d = directory / name
+    d.mkdir(parents=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", f"/CN=floe test CA {name}", cwd=d)
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
+    return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+def served_certificate(floe, ca):
+    """The SHA-256 of the certificate a new TLS connection is shown."""
+    host, port = floe.bootstrap.rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
+
+
+def tls_floe(floe_factory, protocol, cert, key):
+    return floe_factory("--kafka-security-protocol", protocol, "--tls-cert", str(cert), "--tls-key", str(key))
+
+
+def test_sasl_ssl_with_librdkafka_and_kafka_python(floe_factory, tmp_path):
+    ca, cert, key = make_certs(tmp_path, "a")
+    other_ca, _, _ = make_certs(tmp_path, "b")
+    floe = tls_floe(floe_factory, "SASL_SSL", cert, key)
+    add_user(floe, "alice", "alice-secret")
+    conf = {"bootstrap.servers": floe.bootstrap, "security.protocol": "SASL_SSL", "ssl.ca.location": str(ca),
+            "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "alice-secret"}
+    create(floe, conf, "secure")
+    assert len(roundtrip_librdkafka(conf, "secure")) >= 20
+    assert len(roundtrip_librdkafka({**conf, "sasl.mechanism": "PLAIN"}, "secure")) >= 20
+    # A wrong password over TLS: the login is refused.
+    e = librdkafka_login_error({**conf, "sasl.password": "wrong"})
+    assert e is not None and e.code() == KafkaError._AUTHENTICATION, e
+    # A client that does not trust the broker's CA refuses it.
+    e = librdkafka_login_error({**conf, "ssl.ca.location": str(other_ca)})
+    assert e is not None and e.code() in (KafkaError._SSL, KafkaError._TRANSPORT), e
+    # kafka-python over TLS with SCRAM-SHA-256.
+    auth = dict(security_protocol="SASL_SSL", ssl_cafile=str(ca), sasl_mechanism="SCRAM-SHA-256",
+                sasl_plain_username="alice", sasl_plain_password="alice-secret")
+    p = KafkaProducer(bootstrap_servers=floe.bootstrap, **auth)
+    p.send("secure", b"from kafka-python").get(timeout=30)
+    p.close()
+    c = KafkaConsumer("secure", bootstrap_servers=floe.bootstrap, auto_offset_reset="earliest",
+                      consumer_timeout_ms=10_000, **auth)
+    values = {m.value for m in c}
+    c.close()
+    assert b"from kafka-python" in values
+
+
+def test_ssl_refuses_plaintext_and_takes_a_renewed_certificate_without_a_restart(floe_factory, tmp_path):
+    ca, cert, key = make_certs(tmp_path, "first")
+    floe = tls_floe(floe_factory, "SSL", cert, key)
+    conf = {"bootstrap.servers": floe.bootstrap, "security.protocol": "SSL", "ssl.ca.location": str(ca)}
+    create(floe, conf, "t")
+    assert len(roundtrip_librdkafka(conf, "t")) >= 20
+    # A plaintext client gets no Kafka answer.
+    e = librdkafka_login_error({"bootstrap.servers": floe.bootstrap})
+    assert e is not None, "a plaintext client was served on an SSL listener"
+    before = served_certificate(floe, ca)
+    # The certificate is renewed on disk (by another CA, to tell them apart).
+    new_ca, new_cert, new_key = make_certs(tmp_path, "second")
+    cert.write_bytes(new_cert.read_bytes())
+    key.write_bytes(new_key.read_bytes())
+    deadline = time.time() + 20
+    after = None
+    while time.time() < deadline:
+        try:
+            after = served_certificate(floe, new_ca)
+            break
+        except ssl.SSLError:
+            time.sleep(0.5)
+    assert after is not None and after != before, "the renewed certificate was not served"
+    assert len(roundtrip_librdkafka({**conf, "ssl.ca.location": str(new_ca)}, "t")) >= 20
+
+
+def test_ssl_without_its_files_is_refused_at_startup(tmp_path):
+    from conftest import floe_binary
+
+    done = subprocess.run([floe_binary(), "serve", "--data-dir", str(tmp_path / "d"), "--kafka-listen",
+                           "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--kafka-security-protocol", "SSL"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "needs --tls-cert and --tls-key" in done.stderr, done.stderr
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    done = subprocess.run([floe_binary(), "serve", "--data-dir", str(tmp_path / "d"), "--kafka-listen",
+                           "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--kafka-security-protocol", "SSL",
+                           "--tls-cert", str(tmp_path / "bad.pem"), "--tls-key", str(tmp_path / "bad.pem")],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "bad.pem" in done.stderr, done.stderr
