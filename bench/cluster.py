@@ -11,7 +11,9 @@ clients: this measures what several brokers cost (placement rounds,
 leases, routing, one metadata store shared), not how they scale.
 
 Run with bench/cluster.sh (it builds floe, the Python environment, a
-PostgreSQL server and, with --s3, Garage)."""
+PostgreSQL server and, with --s3, Garage). FLOE_BENCH_BROKERS=3 runs one
+configuration only; FLOE_BENCH_KEEP=1 keeps each run's directory with the
+brokers' logs (b1.log, ...)."""
 
 import argparse
 import multiprocessing
@@ -40,7 +42,8 @@ def start_broker(binary, broker_id, args, root):
     for line in proc.stderr:
         m = READY.search(line)
         if m:
-            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            log = open(root / f"b{broker_id}.log", "w")
+            threading.Thread(target=lambda: [log.write(x) for x in proc.stderr], daemon=True).start()
             return proc, m.group(1)
     raise RuntimeError(f"broker {broker_id} did not start")
 
@@ -107,16 +110,17 @@ def run_once(a, brokers_n, pg_url):
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for f in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics]).values():
             f.result(30)
-        # The placement spreads the topics (a move per second).
-        deadline = time.time() + 30
+        # The placement spreads the topics (a move per second per broker):
+        # measured once it has settled (no leader changed for 3 s).
+        deadline, last, since = time.time() + 60, None, time.time()
         while time.time() < deadline:
             md = admin.list_topics(timeout=10)
-            led = {md.topics[t].partitions[0].leader for t in topics if t in md.topics}
-            if len(led) == min(brokers_n, a.topics) and all(
-                    p.leader >= 0 for t in topics for p in md.topics[t].partitions.values()):
+            now = {t: md.topics[t].partitions[0].leader for t in topics if t in md.topics}
+            if now != last or len(now) < len(topics) or -1 in now.values():
+                last, since = now, time.time()
+            elif time.time() - since >= 3:
                 break
-            time.sleep(0.5)
-        time.sleep(2)
+            time.sleep(0.2)
         out = multiprocessing.Queue()
         per = a.records // a.producers
         workers = [multiprocessing.Process(target=produce, args=(bootstrap, topics, per, a.record_bytes, w, out))
@@ -140,7 +144,8 @@ def run_once(a, brokers_n, pg_url):
         for p in procs:
             p.kill()
             p.wait()
-        subprocess.run(["rm", "-rf", str(root)])
+        if not os.environ.get("FLOE_BENCH_KEEP"):
+            subprocess.run(["rm", "-rf", str(root)])
 
 
 def main():
@@ -157,7 +162,7 @@ def main():
     print(f"cluster throughput: {os.cpu_count()} cores, {a.records} records x {a.record_bytes} B (unique random), "
           f"{a.topics} topics x {PARTITIONS} partitions, {a.producers} producers, "
           f"{'Garage' if a.s3 else 'local-directory'} object store, PostgreSQL metadata")
-    for n in (1, 3):
+    for n in [int(x) for x in os.environ.get("FLOE_BENCH_BROKERS", "1,3").split(",")]:
         rows = [run_once(a, n, a.postgres) for _ in range(a.runs)]
         for name, col in (("produce", 0), ("fetch", 1)):
             vals = [r[col] for r in rows]

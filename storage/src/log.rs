@@ -369,6 +369,11 @@ pub struct Log {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     topics: RwLock<HashMap<String, Arc<TopicLog>>>,
+    /// Held by whatever puts a topic in `topics` (its creation here, a
+    /// claim of its leadership), from the store's decision to the insert:
+    /// a claim that raced a creation would bump the epoch under the
+    /// created topic, whose every flush would then be fenced.
+    placing: tokio::sync::Mutex<()>,
     commits: watch::Sender<u64>,
     footers: Mutex<FooterCache>,
     /// Produce buffers of every topic (see [`MemoryBudget::buffers`]).
@@ -462,6 +467,7 @@ impl Log {
             store,
             prefix,
             topics: RwLock::new(HashMap::new()),
+            placing: tokio::sync::Mutex::new(()),
             commits: watch::channel(0).0,
             footers: Mutex::new(FooterCache::new(cfg.memory.footers)),
             buffers: Gauge::new(cfg.memory.buffers),
@@ -648,6 +654,7 @@ impl Log {
             configs,
             created_ms: now_ms(),
         };
+        let _placing = self.placing.lock().await;
         self.meta
             .create_topic(&record, partitions, self.cfg.broker_id)
             .await?;

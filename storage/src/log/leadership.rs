@@ -31,6 +31,12 @@ impl Log {
     /// Starts leading `record`'s topic if the store names this broker its
     /// leader; false if it does not.
     pub async fn lead(self: &Arc<Self>, record: &TopicRecord) -> Result<bool> {
+        let _placing = self.placing.lock().await;
+        // Created here (or led) since the caller looked: already held, at
+        // the epoch its creation or claim gave it.
+        if self.topic(&record.name).is_some() {
+            return Ok(true);
+        }
         let Some(partitions) = self
             .meta
             .claim_topic(&record.name, self.cfg.broker_id)
