@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # librdkafka used by the Rust tests and the benchmark; its build wants
 # curl headers: libcurl4-openssl-dev), protobuf-compiler
 # (protoc, for crates that compile .proto files), postgresql (the
-# metadata store of several brokers; a throwaway server runs the tests).
+# metadata store of several brokers; a throwaway server runs the tests),
+# openssl (the TLS tests make their certificates with it).
 missing=()
-for pkg in kcat cmake pkg-config protobuf-compiler libcurl4-openssl-dev python3-venv postgresql; do
+for pkg in kcat cmake pkg-config protobuf-compiler libcurl4-openssl-dev python3-venv postgresql openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
