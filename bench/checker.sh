@@ -8,7 +8,7 @@
 #   bench/checker.sh --cycles 30 --ops kill9,term,store-errors,store-stalls,heal
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p floe-broker
+cargo build --release --workspace --all-targets
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

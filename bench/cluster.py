@@ -44,14 +44,15 @@ def start_broker(binary, broker_id, args, root):
         if m:
             log = open(root / f"b{broker_id}.log", "w")
             threading.Thread(target=lambda: [log.write(x) for x in proc.stderr], daemon=True).start()
-            return proc, m.group(1)
+            return proc, m.group(1), m.group(2)
     raise RuntimeError(f"broker {broker_id} did not start")
 
 
-def produce(bootstrap, topics, records, size, worker, out):
+def produce(conf, topics, records, size, worker, out):
     """One producer process: `records` records, each value unique (the
-    worker, a counter, then random bytes)."""
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+    worker, a counter, then random bytes). `conf`: the client's connection
+    settings (bootstrap.servers, security)."""
+    p = Producer({**conf, "enable.idempotence": True, "linger.ms": 5,
                   "batch.size": 1_000_000, "queue.buffering.max.kbytes": 262_144, "compression.type": "none"})
     noise = os.urandom(size * 1024)
     errors = [0]
@@ -76,8 +77,8 @@ def produce(bootstrap, topics, records, size, worker, out):
     out.put((start, time.time(), errors[0]))
 
 
-def consume(bootstrap, topics, expected, out):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-" + uuid.uuid4().hex,
+def consume(conf, topics, expected, out):
+    c = Consumer({**conf, "group.id": "bench-" + uuid.uuid4().hex,
                   "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
     c.assign([TopicPartition(t, p, 0) for t in topics for p in range(PARTITIONS)])
     start, got, size = time.time(), 0, 0
@@ -91,6 +92,42 @@ def consume(bootstrap, topics, expected, out):
     c.close()
 
 
+def measure(conf, topics, a):
+    """Produces a.records records with a.producers processes, then reads
+    them all back with one consumer; (produce MB/s, fetch MB/s, delivery
+    errors, every record read)."""
+    out = multiprocessing.Queue()
+    per = a.records // a.producers
+    workers = [multiprocessing.Process(target=produce, args=(conf, topics, per, a.record_bytes, w, out))
+               for w in range(a.producers)]
+    for w in workers:
+        w.start()
+    results = [out.get(timeout=600) for _ in workers]
+    for w in workers:
+        w.join()
+    errors = sum(r[2] for r in results)
+    produce_s = max(r[1] for r in results) - min(r[0] for r in results)
+    total = per * a.producers
+    produce_mb = total * a.record_bytes / produce_s / 1e6
+    reader = multiprocessing.Process(target=consume, args=(conf, topics, total, out))
+    reader.start()
+    start, end, got, size = out.get(timeout=600)
+    reader.join()
+    fetch_mb = size / (end - start) / 1e6
+    return produce_mb, fetch_mb, errors, got == total
+
+
+def report(label, rows):
+    """Prints the median and the runs of each figure."""
+    for name, col in (("produce", 0), ("fetch", 1)):
+        vals = [r[col] for r in rows]
+        print(f"{label} {name:<7} MB/s: median {statistics.median(vals):6.1f}  "
+              f"runs {', '.join(f'{v:.1f}' for v in vals)}")
+    bad = [r for r in rows if r[2] or not r[3]]
+    if bad:
+        print(f"  {len(bad)} run(s) with delivery errors or records missing: {bad}")
+
+
 def run_once(a, brokers_n, pg_url):
     db = "floe_bench_" + uuid.uuid4().hex[:8]
     subprocess.run(["psql", pg_url, "-XAtqc", f"CREATE DATABASE {db}"], check=True)
@@ -102,7 +139,7 @@ def run_once(a, brokers_n, pg_url):
     try:
         listeners = []
         for i in range(1, brokers_n + 1):
-            proc, listen = start_broker(a.floe, i, args, root)
+            proc, listen, _ = start_broker(a.floe, i, args, root)
             procs.append(proc)
             listeners.append(listen)
         bootstrap = ",".join(listeners)
@@ -121,25 +158,7 @@ def run_once(a, brokers_n, pg_url):
             elif time.time() - since >= 3:
                 break
             time.sleep(0.2)
-        out = multiprocessing.Queue()
-        per = a.records // a.producers
-        workers = [multiprocessing.Process(target=produce, args=(bootstrap, topics, per, a.record_bytes, w, out))
-                   for w in range(a.producers)]
-        for w in workers:
-            w.start()
-        results = [out.get(timeout=600) for _ in workers]
-        for w in workers:
-            w.join()
-        errors = sum(r[2] for r in results)
-        produce_s = max(r[1] for r in results) - min(r[0] for r in results)
-        total = per * a.producers
-        produce_mb = total * a.record_bytes / produce_s / 1e6
-        reader = multiprocessing.Process(target=consume, args=(bootstrap, topics, total, out))
-        reader.start()
-        start, end, got, size = out.get(timeout=600)
-        reader.join()
-        fetch_mb = size / (end - start) / 1e6
-        return produce_mb, fetch_mb, errors, got == total
+        return measure({"bootstrap.servers": bootstrap}, topics, a)
     finally:
         for p in procs:
             p.kill()
@@ -164,13 +183,7 @@ def main():
           f"{'Garage' if a.s3 else 'local-directory'} object store, PostgreSQL metadata")
     for n in [int(x) for x in os.environ.get("FLOE_BENCH_BROKERS", "1,3").split(",")]:
         rows = [run_once(a, n, a.postgres) for _ in range(a.runs)]
-        for name, col in (("produce", 0), ("fetch", 1)):
-            vals = [r[col] for r in rows]
-            print(f"{n} broker{'s' if n > 1 else ' '} {name:<7} MB/s: median {statistics.median(vals):6.1f}  "
-                  f"runs {', '.join(f'{v:.1f}' for v in vals)}")
-        bad = [r for r in rows if r[2] or not r[3]]
-        if bad:
-            print(f"  {len(bad)} run(s) with delivery errors or records missing: {bad}")
+        report(f"{n} broker{'s' if n > 1 else ' '}", rows)
 
 
 if __name__ == "__main__":

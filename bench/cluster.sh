@@ -5,7 +5,7 @@
 # `bench/cluster.sh --records 100000 --runs 5`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p floe-broker
+cargo build --release --workspace --all-targets
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

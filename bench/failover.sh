@@ -5,7 +5,7 @@
 # once. Arguments go to bench/failover.py, e.g. `bench/failover.sh --kills 5`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p floe-broker
+cargo build --release --workspace --all-targets
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi

@@ -4,7 +4,7 @@
 # to floe-bench, e.g. `bench/metadata.sh --metadata-clients 1,8,32`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p floe-bench
+cargo build --release --workspace --all-targets
 target="${CARGO_TARGET_DIR:-target}"
 read -r url dir < <(scripts/postgres.sh start)
 trap 'scripts/postgres.sh stop "$dir"' EXIT

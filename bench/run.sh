@@ -3,6 +3,6 @@
 # (see `--help`), e.g. `bench/run.sh --records 200000 --payload text`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p floe-broker -p floe-bench
+cargo build --release --workspace --all-targets
 target="${CARGO_TARGET_DIR:-target}"
 exec "$target/release/floe-bench" "$@"

@@ -4,7 +4,7 @@
 # Arguments go to bench/tables.py, e.g. `bench/tables.sh --gb 5`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p floe-broker
+cargo build --release --workspace --all-targets
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
