@@ -51,6 +51,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
+    /// CA certificates (PEM) that sign the clients' certificates: with it,
+    /// SSL and SASL_SSL require a client certificate (mTLS), whose subject
+    /// (`CN=alice,O=corp`) is the principal on SSL.
+    #[arg(long, env = "FLOE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// SASL mechanisms the Kafka listener offers, comma-separated, of
     /// SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN (PLAIN sends the password
     /// itself: offer it only where the network is trusted).

@@ -85,8 +85,16 @@ fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
 /// SSL or SASL_SSL, which need both files.
 fn listener_tls(args: &ServeArgs) -> anyhow::Result<Option<TlsAcceptor>> {
     let wanted = args.kafka_security_protocol.ends_with("SSL");
+    anyhow::ensure!(
+        wanted || args.tls_client_ca.is_none(),
+        "--tls-client-ca is for --kafka-security-protocol SSL or SASL_SSL"
+    );
     match (wanted, &args.tls_cert, &args.tls_key) {
-        (true, Some(cert), Some(key)) => Ok(Some(tls::acceptor(cert, key)?)),
+        (true, Some(cert), Some(key)) => Ok(Some(tls::acceptor(
+            cert,
+            key,
+            args.tls_client_ca.as_deref(),
+        )?)),
         (true, _, _) => anyhow::bail!(
             "--kafka-security-protocol {} needs --tls-cert and --tls-key",
             args.kafka_security_protocol

@@ -116,3 +116,69 @@ def test_ssl_without_its_files_is_refused_at_startup(tmp_path):
                            "--tls-cert", str(tmp_path / "bad.pem"), "--tls-key", str(tmp_path / "bad.pem")],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode != 0 and "bad.pem" in done.stderr, done.stderr
+
+
+def client_certificate(ca_dir, name, subject):
+    """A client certificate signed by the CA of ca_dir: (cert, key)."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=ca_dir)
+    # X.509 v3 with its usage: webpki refuses v1 certificates.
+    (ca_dir / "client.ext").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", "client.ext", cwd=ca_dir)
+    return ca_dir / f"{name}.pem", ca_dir / f"{name}.key"
+
+
+def test_mtls_requires_a_trusted_client_certificate_whose_subject_is_the_principal(floe_factory, tmp_path):
+    import uuid
+
+    from confluent_kafka import Consumer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    from test_schemas import good_order, http, serializer, setup_order_schema
+
+    ca, cert, key = make_certs(tmp_path, "a")
+    make_certs(tmp_path, "b")
+    alice = client_certificate(tmp_path / "a", "alice", "/O=floe/CN=alice")
+    bob = client_certificate(tmp_path / "a", "bob", "/O=floe/CN=bob")
+    mallory = client_certificate(tmp_path / "b", "mallory", "/O=floe/CN=alice")
+    floe = floe_factory("--kafka-security-protocol", "SSL", "--tls-cert", str(cert), "--tls-key", str(key),
+                        "--tls-client-ca", str(ca))
+
+    def conf(pair):
+        return {"bootstrap.servers": floe.bootstrap, "security.protocol": "SSL", "ssl.ca.location": str(ca),
+                "ssl.certificate.location": str(pair[0]), "ssl.key.location": str(pair[1])}
+
+    create(floe, conf(alice), "orders")
+    # No client certificate, or one another CA signed: refused in the handshake.
+    no_cert = {"bootstrap.servers": floe.bootstrap, "security.protocol": "SSL", "ssl.ca.location": str(ca)}
+    for c in (no_cert, conf(mallory)):
+        e = librdkafka_login_error(c)
+        assert e is not None and e.code() in (KafkaError._SSL, KafkaError._TRANSPORT), e
+    # The subject is the principal: a purpose granted to alice's subject.
+    _, M = setup_order_schema(floe, "orders")
+    p = Producer(conf(alice))
+    p.produce("orders", serializer(floe, M)(good_order(M), SerializationContext("orders", MessageField.VALUE)))
+    assert p.flush(30) == 0
+    assert http(floe, "PUT", "/floe/grants/CN=alice,O=floe", {"purposes": ["support"]})[0] == 200
+
+    def claim(c):
+        consumer = Consumer({**c, "group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                             "client.id": "app;purpose=support"})
+        consumer.subscribe(["orders"])
+        deadline = time.time() + 20
+        try:
+            while time.time() < deadline:
+                m = consumer.poll(1)
+                if m is not None:
+                    return m.error().code() if m.error() else "records"
+        finally:
+            consumer.close()
+
+    assert claim(conf(alice)) == "records"
+    assert claim(conf(bob)) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # kafka-python with a client certificate.
+    kp = KafkaConsumer("orders", bootstrap_servers=floe.bootstrap, security_protocol="SSL", ssl_cafile=str(ca),
+                       ssl_certfile=str(bob[0]), ssl_keyfile=str(bob[1]), auto_offset_reset="earliest",
+                       consumer_timeout_ms=10_000)
+    assert len(list(kp)) == 1
+    kp.close()

@@ -1,5 +1,6 @@
 //! A connection's authentication. On a PLAINTEXT listener every
-//! connection is the `anonymous` principal. On a SASL listener nothing but
+//! connection is the `anonymous` principal; on an SSL listener that
+//! requires client certificates, the certificate's subject. On a SASL listener nothing but
 //! ApiVersions, SaslHandshake and SaslAuthenticate passes until the client
 //! has authenticated (Kafka closes a connection that sends anything else
 //! first, and so does floe); the principal is then the user's name.
@@ -42,6 +43,8 @@ pub enum Verdict {
 /// One connection's authentication.
 pub struct Gate {
     sasl: Option<Session>,
+    /// The subject of the client's certificate (mTLS).
+    certificate: Option<String>,
 }
 
 impl Gate {
@@ -52,14 +55,22 @@ impl Gate {
                 ListenerAuth::None => None,
                 ListenerAuth::Sasl(offered) => Some(Session::new(offered.clone())),
             },
+            certificate: None,
         }
+    }
+
+    /// The client presented a certificate whose subject is `subject`: the
+    /// principal where no SASL login names one (with SASL_SSL the login
+    /// decides, as in Kafka).
+    pub fn certified(&mut self, subject: String) {
+        self.certificate = Some(subject);
     }
 
     /// Who the connection is: `anonymous` on a listener without
     /// authentication, the user once authenticated.
     pub fn principal(&self) -> &str {
         match &self.sasl {
-            None => ANONYMOUS,
+            None => self.certificate.as_deref().unwrap_or(ANONYMOUS),
             Some(s) => s.principal().unwrap_or(ANONYMOUS),
         }
     }

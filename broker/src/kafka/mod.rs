@@ -7,6 +7,7 @@
 pub mod api;
 pub mod authentication;
 pub mod authorized_operations;
+pub mod certificate_principal;
 pub mod connections;
 pub mod errors;
 pub mod server;

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::kafka::api;
 use crate::kafka::authentication::{Gate, ListenerAuth, Verdict};
+use crate::kafka::certificate_principal::subject_of;
 use crate::kafka::connections::{Admission, ConnectionLimits, Permit, RateLimit};
 use crate::Broker;
 
@@ -100,6 +101,11 @@ async fn connection(
         let limit = permit.limits().request_arrival;
         match timeout(limit, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
+                let mut gate = gate;
+                let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+                if let Some(subject) = certificate.and_then(|c| subject_of(c)) {
+                    gate.certified(subject);
+                }
                 let (rd, wr) = tokio::io::split(tls);
                 conversation(rd, wr, peer, broker, permit, gate).await
             }

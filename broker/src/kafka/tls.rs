@@ -1,7 +1,8 @@
 //! TLS for the Kafka listener (rustls): the server's certificate chain and
 //! key from PEM files, read again when either file changes, so a renewed
 //! certificate applies to new connections without a restart (open ones
-//! keep theirs).
+//! keep theirs); optionally, client certificates required and checked
+//! against a CA bundle (mTLS; the bundle is read at startup).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
@@ -108,8 +109,11 @@ impl Reloading {
 }
 
 /// An acceptor serving the chain in `cert` with the key in `key` (PEM),
-/// watching both for changes while it lives.
-pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+/// watching both for changes while it lives. With `client_ca` (PEM, one or
+/// more CA certificates), every client must present a certificate one of
+/// them signed (mTLS); its subject becomes the connection's principal
+/// ([`super::certificate_principal`]).
+pub fn acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow::Result<TlsAcceptor> {
     let resolver = Arc::new(Reloading {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
@@ -125,12 +129,36 @@ pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
             }
         }
     });
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
-    .with_no_client_auth()
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let config = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca)
+                .with_context(|| format!("reading the client CA {}", ca.display()))?
+            {
+                let c = c.with_context(|| format!("reading the client CA {}", ca.display()))?;
+                roots.add(c).with_context(|| {
+                    format!("{} holds an unusable CA certificate", ca.display())
+                })?;
+            }
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "{} holds no CA certificate",
+                ca.display()
+            );
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .context("the client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    }
     .with_cert_resolver(resolver);
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
