@@ -65,6 +65,22 @@ def librdkafka_login_error(conf):
     return errors[0] if errors else None
 
 
+def purpose_claim(conf, topic):
+    """What a consumer claiming the `support` purpose gets first from
+    `topic`: "records", or the error code it is refused with."""
+    c = Consumer({**conf, "group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                  "client.id": "app;purpose=support"})
+    c.subscribe([topic])
+    deadline = time.time() + 20
+    try:
+        while time.time() < deadline:
+            m = c.poll(1)
+            if m is not None:
+                return m.error().code() if m.error() else "records"
+    finally:
+        c.close()
+
+
 def test_scram_and_plain_logins_with_librdkafka(floe_factory):
     floe = floe_factory(*SASL)
     add_user(floe, "alice", "alice-secret")
@@ -165,19 +181,5 @@ def test_a_purpose_is_claimed_by_the_authenticated_principal_not_by_anonymous(fl
     # Granted to support-app only (and not to anonymous).
     assert http(floe, "PUT", "/floe/grants/support-app", {"purposes": ["support"]})[0] == 200
 
-    def claim(conf):
-        c = Consumer({**conf, "group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-                      "client.id": "app;purpose=support"})
-        c.subscribe(["orders"])
-        deadline = time.time() + 20
-        try:
-            while time.time() < deadline:
-                m = c.poll(1)
-                if m is None:
-                    continue
-                return m.error().code() if m.error() else "records"
-        finally:
-            c.close()
-
-    assert claim(support) == "records"
-    assert claim(other) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert purpose_claim(support, "orders") == "records"
+    assert purpose_claim(other, "orders") == KafkaError.TOPIC_AUTHORIZATION_FAILED

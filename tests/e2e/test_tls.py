@@ -13,7 +13,7 @@ import time
 from confluent_kafka import KafkaError, Producer
 from kafka import KafkaConsumer, KafkaProducer
 
-from test_sasl import add_user, create, librdkafka_login_error, roundtrip_librdkafka
+from test_sasl import add_user, create, librdkafka_login_error, purpose_claim, roundtrip_librdkafka
 
 
 def openssl(*args, cwd):
@@ -130,9 +130,6 @@ def client_certificate(ca_dir, name, subject):
 
 
 def test_mtls_requires_a_trusted_client_certificate_whose_subject_is_the_principal(floe_factory, tmp_path):
-    import uuid
-
-    from confluent_kafka import Consumer
     from confluent_kafka.serialization import MessageField, SerializationContext
     from test_schemas import good_order, http, serializer, setup_order_schema
 
@@ -161,21 +158,8 @@ def test_mtls_requires_a_trusted_client_certificate_whose_subject_is_the_princip
     assert p.flush(30) == 0
     assert http(floe, "PUT", "/floe/grants/CN=alice,O=floe", {"purposes": ["support"]})[0] == 200
 
-    def claim(c):
-        consumer = Consumer({**c, "group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-                             "client.id": "app;purpose=support"})
-        consumer.subscribe(["orders"])
-        deadline = time.time() + 20
-        try:
-            while time.time() < deadline:
-                m = consumer.poll(1)
-                if m is not None:
-                    return m.error().code() if m.error() else "records"
-        finally:
-            consumer.close()
-
-    assert claim(conf(alice)) == "records"
-    assert claim(conf(bob)) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert purpose_claim(conf(alice), "orders") == "records"
+    assert purpose_claim(conf(bob), "orders") == KafkaError.TOPIC_AUTHORIZATION_FAILED
     # kafka-python with a client certificate.
     kp = KafkaConsumer("orders", bootstrap_servers=floe.bootstrap, security_protocol="SSL", ssl_cafile=str(ca),
                        ssl_certfile=str(bob[0]), ssl_keyfile=str(bob[1]), auto_offset_reset="earliest",
