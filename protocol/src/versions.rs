@@ -56,9 +56,10 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
-    // v0 sends SASL tokens outside Kafka's framing; v1 wraps them in
-    // SaslAuthenticate.
-    api(ApiKey::SaslHandshake, 1, 1),
+    // After v0 the SASL tokens come bare (outside Kafka's framing); after
+    // v1 in SaslAuthenticate. librdkafka takes a broker without v0 for
+    // one without SASL at all.
+    api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
@@ -103,6 +104,7 @@ mod tests {
         assert!(is_supported(ApiKey::Produce, 11));
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(!is_supported(ApiKey::Produce, 12));
-        assert!(!is_supported(ApiKey::SaslHandshake, 0));
+        assert!(is_supported(ApiKey::SaslHandshake, 0));
+        assert!(!is_supported(ApiKey::SaslHandshake, 2));
     }
 }

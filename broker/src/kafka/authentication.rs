@@ -80,9 +80,16 @@ impl Gate {
     }
 
     /// Decides about one request, answering the SASL ones.
-    pub async fn admit(&mut self, request: &Request, meta: &dyn MetadataStore) -> Verdict {
+    pub async fn admit(
+        &mut self,
+        request: &Request,
+        version: i16,
+        meta: &dyn MetadataStore,
+    ) -> Verdict {
         match request {
-            Request::SaslHandshake(r) => Verdict::Answer(self.handshake(r.mechanism.as_str())),
+            Request::SaslHandshake(r) => {
+                Verdict::Answer(self.handshake(r.mechanism.as_str(), version == 0))
+            }
             Request::SaslAuthenticate(r) => self.authenticate(r, meta).await,
             Request::ApiVersions(_) => Verdict::Dispatch,
             _ if self.authenticated() => Verdict::Dispatch,
@@ -90,13 +97,39 @@ impl Gate {
         }
     }
 
-    fn handshake(&mut self, mechanism: &str) -> Response {
+    /// True when the next frame from the client is a bare SASL token (the
+    /// exchange after a SaslHandshake v0), not a Kafka request.
+    pub fn awaits_bare_token(&self) -> bool {
+        self.sasl.as_ref().is_some_and(Session::awaits_bare_token)
+    }
+
+    /// A bare SASL token: the bytes to send back bare (empty at the end
+    /// of a PLAIN login), or `None` when the login is refused and the
+    /// connection is to be closed (v0 has no way to say why).
+    pub async fn bare_token(&mut self, token: &[u8], meta: &dyn MetadataStore) -> Option<Vec<u8>> {
+        let session = self.sasl.as_mut()?;
+        match session.authenticate(token, meta).await {
+            Step::Answer(bytes) => {
+                if let Some(user) = session.principal() {
+                    info!(principal = user, "authenticated");
+                }
+                Some(bytes)
+            }
+            Step::Refused(e) => {
+                info!(error = %e, "authentication refused");
+                None
+            }
+            Step::OutOfTurn => None,
+        }
+    }
+
+    fn handshake(&mut self, mechanism: &str, bare: bool) -> Response {
         let Some(session) = &mut self.sasl else {
             return Response::SaslHandshake(
                 SaslHandshakeResponse::default().with_error_code(code::UNSUPPORTED_SASL_MECHANISM),
             );
         };
-        let error = match session.handshake(mechanism) {
+        let error = match session.handshake(mechanism, bare) {
             Handshake::Accepted => code::NONE,
             Handshake::Unsupported => code::UNSUPPORTED_SASL_MECHANISM,
             Handshake::OutOfTurn => code::ILLEGAL_SASL_STATE,

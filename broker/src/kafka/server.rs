@@ -218,6 +218,23 @@ async fn conversation<R, W>(
             Ok(Err(_)) => break,
             Ok(Ok(frame)) => Bytes::from(frame),
         };
+        // After a SaslHandshake v0 the login's tokens come bare, as do the
+        // answers: a size and the bytes.
+        if gate.awaits_bare_token() {
+            drop(budget);
+            let Some(answer) = gate.bare_token(&frame, broker.meta().as_ref()).await else {
+                info!(%peer, "closing a connection whose login was refused");
+                break;
+            };
+            let mut bytes = Vec::with_capacity(4 + answer.len());
+            bytes.extend_from_slice(&(answer.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&answer);
+            let bytes = Some(Bytes::from(bytes));
+            if tx.send(tokio::spawn(async move { bytes })).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let handle = match parse_frame(frame) {
             Err(e) => {
                 warn!(%peer, error = %e, "malformed request; closing the connection");
@@ -237,7 +254,8 @@ async fn conversation<R, W>(
                 let version = header.request_api_version;
                 let correlation_id = header.correlation_id;
                 let api_key = header.request_api_key;
-                let (answer, close) = match gate.admit(&request, broker.meta().as_ref()).await {
+                let admitted = gate.admit(&request, version, broker.meta().as_ref()).await;
+                let (answer, close) = match admitted {
                     Verdict::Dispatch => (None, false),
                     Verdict::Answer(r) => (Some(r), false),
                     Verdict::AnswerAndClose(r) => (Some(r), true),

@@ -80,6 +80,9 @@ enum State {
 pub struct Session {
     offered: Arc<[SaslMechanism]>,
     state: State,
+    /// The handshake was SaslHandshake v0: the tokens that follow come
+    /// bare (a size and the bytes), not in SaslAuthenticate requests.
+    bare: bool,
 }
 
 /// What a SaslHandshake gets.
@@ -112,6 +115,7 @@ impl Session {
         Session {
             offered,
             state: State::Start,
+            bare: false,
         }
     }
 
@@ -128,21 +132,28 @@ impl Session {
         }
     }
 
-    /// SaslHandshake.
-    pub fn handshake(&mut self, mechanism: &str) -> Handshake {
+    /// SaslHandshake; `bare` for its v0, after which the tokens come bare.
+    pub fn handshake(&mut self, mechanism: &str, bare: bool) -> Handshake {
         if !matches!(self.state, State::Start) {
             return Handshake::OutOfTurn;
         }
         match SaslMechanism::by_name(mechanism).filter(|m| self.offered.contains(m)) {
             Some(m) => {
                 self.state = State::Chosen(m);
+                self.bare = bare;
                 Handshake::Accepted
             }
             None => Handshake::Unsupported,
         }
     }
 
-    /// SaslAuthenticate with the client's token.
+    /// True when the next bytes from the client are a bare token (after a
+    /// SaslHandshake v0, until the login ends).
+    pub fn awaits_bare_token(&self) -> bool {
+        self.bare && matches!(self.state, State::Chosen(_) | State::Scram(_))
+    }
+
+    /// SaslAuthenticate with the client's token (or a bare token).
     pub async fn authenticate(&mut self, token: &[u8], meta: &dyn MetadataStore) -> Step {
         let state = std::mem::replace(&mut self.state, State::Failed);
         let step = match state {
