@@ -216,6 +216,8 @@ pub struct Exchange {
     pub user: String,
     client_first_bare: String,
     server_first: String,
+    /// The client's nonce, and the whole nonce (the client's and ours).
+    client_nonce: String,
     nonce: String,
 }
 
@@ -228,6 +230,7 @@ impl Exchange {
         server_nonce: &str,
     ) -> (Exchange, String) {
         let nonce = format!("{}{server_nonce}", first.nonce);
+        let client_nonce = first.nonce;
         let server_first = format!(
             "r={nonce},s={},i={}",
             B64.encode(&credential.salt),
@@ -238,6 +241,7 @@ impl Exchange {
             user: first.user,
             client_first_bare: first.bare,
             server_first: server_first.clone(),
+            client_nonce,
             nonce,
         };
         (exchange, server_first)
@@ -263,7 +267,12 @@ impl Exchange {
         if channel != Some("biws") && channel != Some("eSws") {
             return Err(SaslError::malformed("unexpected channel binding"));
         }
-        if nonce != Some(self.nonce.as_str()) {
+        // librdkafka before 2.6.1 sends the client's nonce once more in
+        // front of the whole one (its PR #4895); Kafka accepts that form
+        // since 3.8.1, and so does floe: the proof covers the message as
+        // sent either way.
+        let doubled = format!("{}{}", self.client_nonce, self.nonce);
+        if nonce != Some(self.nonce.as_str()) && nonce != Some(doubled.as_str()) {
             return Err(SaslError::failed("the nonce does not match"));
         }
         let proof = B64
@@ -314,6 +323,42 @@ mod tests {
         assert!(exchange.finish(wrong.as_bytes()).is_err());
         assert!(credential.admits("pencil"));
         assert!(!credential.admits("pencil2"));
+        // A nonce that is not the exchange's is refused.
+        let other = client_final.replace("r=rOpr", "r=xOpr");
+        assert!(exchange.finish(other.as_bytes()).is_err());
+    }
+
+    /// librdkafka before 2.6.1 repeats its nonce in front of the whole one;
+    /// its proof, made over the message as it sends it, is accepted.
+    #[test]
+    fn the_old_librdkafka_nonce_is_accepted_with_a_proof_over_it() {
+        let m = Mechanism::Sha256;
+        let salt = b"salt-of-alice";
+        let credential = Credential::from_password(m, "secret", salt, 4096);
+        let (exchange, _) = Exchange::start(
+            client_first(b"n,,n=alice,r=abc").unwrap(),
+            credential,
+            "XYZ",
+        );
+        let salted = m.salted_password(b"secret", salt, 4096);
+        let client_key = m.hmac(&salted, b"Client Key");
+        let stored = m.hash(&client_key);
+        for nonce in ["abcXYZ", "abcabcXYZ"] {
+            let without_proof = format!("c=biws,r={nonce}");
+            let auth = format!(
+                "n=alice,r=abc,r=abcXYZ,s={},i=4096,{without_proof}",
+                B64.encode(salt)
+            );
+            let signature = m.hmac(&stored, auth.as_bytes());
+            let proof: Vec<u8> = client_key
+                .iter()
+                .zip(&signature)
+                .map(|(k, s)| k ^ s)
+                .collect();
+            let message = format!("{without_proof},p={}", B64.encode(proof));
+            assert!(exchange.finish(message.as_bytes()).is_ok(), "{nonce}");
+        }
+        assert!(exchange.finish(b"c=biws,r=abcabcabcXYZ,p=AAAA").is_err());
     }
 
     #[test]
