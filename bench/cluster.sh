@@ -4,13 +4,7 @@
 # Garage with --s3. Arguments go to bench/cluster.py, e.g.
 # `bench/cluster.sh --records 100000 --runs 5`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release --workspace --all-targets
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
-.venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
-target="${CARGO_TARGET_DIR:-target}"
+source "$(dirname "$0")/lib.sh"
 read -r url dir < <(scripts/postgres.sh start)
 cleanup="scripts/postgres.sh stop $dir"
 if [[ " $* " == *" --s3 "* ]]; then
@@ -22,4 +16,4 @@ if [[ " $* " == *" --s3 "* ]]; then
         AWS_SECRET_ACCESS_KEY=0f10e0f10e0f10e0f10e0f10e0f10e0f10e0f10e0f10e0f10e0f10e0f10e0f10
 fi
 trap "$cleanup" EXIT
-.venv/bin/python bench/cluster.py --floe "$(cd "$target" && pwd)/release/floe" --postgres "$url" "$@"
+.venv/bin/python bench/cluster.py --floe "$FLOE" --postgres "$url" "$@"

@@ -4,13 +4,7 @@
 # resumes (p50/p99/max) and checks every acknowledged record is read back
 # once. Arguments go to bench/failover.py, e.g. `bench/failover.sh --kills 5`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release --workspace --all-targets
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
-.venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
-target="${CARGO_TARGET_DIR:-target}"
+source "$(dirname "$0")/lib.sh"
 read -r url dir < <(scripts/postgres.sh start)
 trap 'scripts/postgres.sh stop "$dir"' EXIT
-.venv/bin/python bench/failover.py --floe "$(cd "$target" && pwd)/release/floe" --postgres "$url" "$@"
+.venv/bin/python bench/failover.py --floe "$FLOE" --postgres "$url" "$@"
