@@ -43,6 +43,8 @@ pub struct Broker {
     seat: Arc<Seat>,
     /// The schema registry and grants.
     registry: Arc<crate::registry::Registry>,
+    /// The ACLs.
+    authorizer: Arc<crate::acl::Authorizer>,
     /// True when topics that do not set `floe.validate.mode` validate.
     validates: bool,
     /// Background writer of group state.
@@ -239,6 +241,11 @@ impl Broker {
         self.membership.is_live() && self.cluster.group_coordinator() == Some(self.broker_id)
     }
 
+    /// The ACLs, as this broker enforces them.
+    pub fn authorizer(&self) -> &Arc<crate::acl::Authorizer> {
+        &self.authorizer
+    }
+
     /// The schema registry and grants.
     pub fn registry(&self) -> &Arc<crate::registry::Registry> {
         &self.registry
@@ -393,6 +400,26 @@ impl Broker {
         )
         .await?;
         let registry = crate::registry::Registry::open(meta.clone()).await?;
+        if let Some(spec) = &args.initial_user {
+            let Some((user, password)) = spec
+                .split_once(':')
+                .filter(|(u, p)| !u.is_empty() && !p.is_empty())
+            else {
+                bail!("--initial-user takes name:password");
+            };
+            if crate::sasl::ensure_user(meta.as_ref(), user, password).await? {
+                info!(user, "initial user created");
+            }
+        }
+        let authorizer = crate::acl::Authorizer::open(
+            meta.clone(),
+            crate::acl::AuthorizerConfig::new(
+                args.acls,
+                &args.super_users,
+                args.allow_everyone_if_no_acl_found,
+            )?,
+        )
+        .await?;
         let group_saver = crate::groups::saver::GroupSaver::start(meta.clone());
         let log_dir = format!("{}{}", objects.root_uri, objects.prefix);
         let log = Log::open(cfg, meta.clone(), objects.store, objects.prefix).await?;
@@ -421,6 +448,7 @@ impl Broker {
             seat,
             group_saver,
             registry,
+            authorizer,
             validates: args.validate_mode == "reject",
             broker_id: args.broker_id,
             advertised_host: advertised.0,

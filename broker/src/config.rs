@@ -67,6 +67,42 @@ pub struct ServeArgs {
     )]
     pub sasl_mechanisms: String,
 
+    /// How the HTTP API authenticates its callers: `none` (everyone is
+    /// `anonymous`), or `basic` (HTTP basic authentication against the
+    /// users' SCRAM credentials; every route but /health asks for it).
+    #[arg(long, env = "FLOE_HTTP_AUTHENTICATION", default_value = "none",
+        value_parser = ["none", "basic"])]
+    pub http_authentication: String,
+
+    /// A user created at startup unless it exists, as `name:password`
+    /// (both SCRAM mechanisms): the first administrator of a broker whose
+    /// logins are required everywhere (Kafka's `kafka-storage format
+    /// --add-scram`). Pass it in the environment rather than on the
+    /// command line, where other local users can read it.
+    #[arg(long, env = "FLOE_INITIAL_USER", hide_env_values = true)]
+    pub initial_user: Option<String>,
+
+    /// Enforce ACLs (Kafka's `authorizer.class.name`): every request is
+    /// checked against the access control lists in the metadata store,
+    /// managed with CreateAcls / DescribeAcls / DeleteAcls. Without it
+    /// every principal may do everything and the ACL APIs answer
+    /// SECURITY_DISABLED.
+    #[arg(long, env = "FLOE_ACLS", action = ArgAction::Set, default_value_t = false,
+        num_args = 0..=1, default_missing_value = "true")]
+    pub acls: bool,
+
+    /// Principals allowed everything whatever the ACLs say, Kafka's
+    /// `super.users` (`User:admin;User:CN=ops,O=corp`).
+    #[arg(long, env = "FLOE_SUPER_USERS", default_value = "")]
+    pub super_users: String,
+
+    /// Kafka's `allow.everyone.if.no.acl.found`: with --acls, a resource
+    /// that no ACL names is open to every principal (by default it is
+    /// closed to all but the super users, as in Kafka).
+    #[arg(long, env = "FLOE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", action = ArgAction::Set,
+        default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_everyone_if_no_acl_found: bool,
+
     /// host:port that clients are told to connect to (Metadata responses).
     /// Defaults to the Kafka listener's bound address.
     #[arg(long, env = "FLOE_ADVERTISED_LISTENER")]

@@ -16,6 +16,8 @@
 //! Storage errors become Kafka error codes in one place:
 //! [`kafka::errors`].
 
+pub mod acl;
+pub mod audit;
 pub mod broker;
 pub mod cluster;
 pub mod config;

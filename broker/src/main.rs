@@ -125,8 +125,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let broker = Broker::open(&args, advertised).await?;
     // The test harness and scripts wait for this line.
     info!(kafka = %kafka_addr, http = %http_addr, data_dir = %args.data_dir.display(), "floe is ready");
-    let app = http::router(broker.clone(), args.http_max_body_bytes);
+    let app = http::router(
+        broker.clone(),
+        args.http_max_body_bytes,
+        http::HttpLogin::named(&args.http_authentication),
+    );
     let http_listener = LimitedListener::new(http_listener, Admission::new(http_limits));
+    let app = app.into_make_service_with_connect_info::<http::listener::Peer>();
     let http_task = tokio::spawn(async move { axum::serve(http_listener, app).await });
     let kafka_task = tokio::spawn(server::serve_kafka(
         kafka,

@@ -138,6 +138,9 @@ requests! {
     SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse;
     DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
     AlterUserScramCredentials => AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
+    CreateAcls => CreateAclsRequest, CreateAclsResponse;
+    DescribeAcls => DescribeAclsRequest, DescribeAclsResponse;
+    DeleteAcls => DeleteAclsRequest, DeleteAclsResponse;
 }
 
 /// Parses one frame payload (without its size prefix).

@@ -14,8 +14,9 @@ use floe_storage::meta::placement::GROUP_COORDINATOR;
 use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::{
-    BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord, CoordinatorTerm, FileReplacement,
-    FlushCommit, GroupRecord, MetadataStore, ProducerStateRecord, SegmentRecord, TopicRecord,
+    AclRecord, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord, CoordinatorTerm,
+    FileReplacement, FlushCommit, GroupRecord, MetadataStore, ProducerStateRecord, SegmentRecord,
+    TopicRecord,
 };
 use servers::{postgres, postgres_database, sqlite};
 
@@ -404,6 +405,54 @@ async fn group_writes_are_refused_once_the_coordinator_moved_on(s: Arc<SqlStore>
     assert!(s.fetch_offsets("g").await.unwrap().is_empty());
 }
 
+fn acl(name: &str, operation: i8, permission: i8) -> AclRecord {
+    AclRecord {
+        resource_type: 2,
+        resource_name: name.into(),
+        pattern_type: 3,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation,
+        permission,
+    }
+}
+
+async fn acls_are_added_and_removed_exactly_and_each_change_moves_the_token(s: Arc<SqlStore>) {
+    assert_eq!(s.acls().await.unwrap(), (vec![], None));
+    let read = acl("orders", 3, 3);
+    let deny = acl("orders", 4, 2);
+    s.alter_acls(&[read.clone(), deny.clone()], &[])
+        .await
+        .unwrap();
+    let sorted = |mut acls: Vec<AclRecord>| {
+        acls.sort();
+        acls
+    };
+    let (acls, first) = s.acls().await.unwrap();
+    assert_eq!(sorted(acls), sorted(vec![deny.clone(), read.clone()]));
+    assert!(first.is_some());
+    assert_eq!(s.acls_change().await.unwrap(), first);
+    // Adding one again keeps one row; removing one that is absent is no error.
+    s.alter_acls(std::slice::from_ref(&read), &[acl("other", 3, 3)])
+        .await
+        .unwrap();
+    let (acls, second) = s.acls().await.unwrap();
+    assert_eq!(acls.len(), 2);
+    assert_ne!(second, first);
+    // A removal matches every column: the same entry for another host stays.
+    let elsewhere = AclRecord {
+        host: "10.0.0.1".into(),
+        ..read.clone()
+    };
+    s.alter_acls(std::slice::from_ref(&elsewhere), &[read])
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(s.acls().await.unwrap().0),
+        sorted(vec![deny, elsewhere])
+    );
+}
+
 /// Each behaviour test, once on each database.
 macro_rules! on_both_databases {
     ($($test:ident),* $(,)?) => {
@@ -432,6 +481,7 @@ on_both_databases!(
     intake_objects_with_chunks_are_found_in_one_query,
     commit_is_fenced_by_leader_epoch,
     group_writes_are_refused_once_the_coordinator_moved_on,
+    acls_are_added_and_removed_exactly_and_each_change_moves_the_token,
 );
 
 /// Options that give up quickly, for the startup-error tests.

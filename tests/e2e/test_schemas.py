@@ -65,10 +65,16 @@ message Order {
 ARGS = ("--group-initial-rebalance-delay-ms", "0")
 
 
-def http(floe, method, path, body=None):
+def http(floe, method, path, body=None, auth=None):
+    """(status, JSON body) of one request; `auth` is (user, password) for
+    HTTP basic authentication."""
+    headers = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
     req = urllib.request.Request(floe.http + path, method=method,
                                  data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+                                 headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read() or b"null")

@@ -64,6 +64,19 @@ impl axum::serve::Listener for LimitedListener {
     }
 }
 
+/// The client's address, as handlers and middleware see it
+/// (`ConnectInfo<Peer>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// A connection that fails its reads and writes once no byte has moved for
 /// the idle time; it holds its admission place until dropped.
 pub struct IdleClosing {

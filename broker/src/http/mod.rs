@@ -1,8 +1,11 @@
 //! The HTTP front door: the router (health, admin, `/metrics`, a body
 //! limit) served through [`listener`], merging the schema registry REST API
 //! ([`registry`]), the Iceberg REST catalog ([`catalog`]) and the SASL
-//! users ([`users`]).
+//! users ([`users`]); every change made through it is audited
+//! ([`audit`]).
 
+mod audit;
+pub mod authentication;
 pub mod catalog;
 pub mod listener;
 pub mod registry;
@@ -17,9 +20,15 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::Broker;
+pub use authentication::HttpLogin;
 
-/// The router. Request bodies over `max_body_bytes` get 413.
-pub fn router(broker: Arc<Broker>, max_body_bytes: usize) -> Router {
+/// The router. Request bodies over `max_body_bytes` get 413; callers
+/// authenticate as `login` says.
+pub fn router(broker: Arc<Broker>, max_body_bytes: usize, login: HttpLogin) -> Router {
+    let guard = axum::middleware::from_fn_with_state(
+        (broker.clone(), login),
+        authentication::authenticated,
+    );
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -33,6 +42,8 @@ pub fn router(broker: Arc<Broker>, max_body_bytes: usize) -> Router {
         .merge(crate::http::catalog::routes())
         .merge(crate::http::users::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(guard)
+        .layer(axum::middleware::from_fn(audit::audited))
         .with_state(broker)
 }
 

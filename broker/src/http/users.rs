@@ -16,12 +16,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tracing::info;
 
-use crate::sasl::record_of;
-use crate::sasl::scram::{Credential, Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
+use crate::sasl::scram::{Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
+use crate::sasl::DEFAULT_ITERATIONS;
 use crate::Broker;
-
-/// Iterations when the request names none.
-const DEFAULT_ITERATIONS: i32 = 8192;
 
 type Reply = Result<Json<Value>, (StatusCode, Json<Value>)>;
 
@@ -105,14 +102,7 @@ async fn set(
     if mechanisms.is_empty() {
         return Err(bad("\"mechanisms\" names none".into()));
     }
-    let records: Vec<_> = mechanisms
-        .iter()
-        .map(|&m| {
-            let salt = uuid::Uuid::new_v4();
-            let c = Credential::from_password(m, password, salt.as_bytes(), iterations);
-            record_of(&name, &c)
-        })
-        .collect();
+    let records = crate::sasl::records_for(&name, password, &mechanisms, iterations);
     b.meta()
         .alter_scram_credentials(&records, &[])
         .await

@@ -90,6 +90,12 @@ pub mod code {
     pub const INVALID_RECORD: i16 = 87;
     /// TOPIC_AUTHORIZATION_FAILED.
     pub const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    /// GROUP_AUTHORIZATION_FAILED.
+    pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+    /// CLUSTER_AUTHORIZATION_FAILED.
+    pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    /// SECURITY_DISABLED: ACL requests to a broker without an authorizer.
+    pub const SECURITY_DISABLED: i16 = 54;
     /// UNKNOWN_TOPIC_ID.
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     /// UNSUPPORTED_SASL_MECHANISM.

@@ -198,9 +198,21 @@ async fn plain(token: &[u8], meta: &dyn MetadataStore) -> Result<String, SaslErr
     if !authzid.is_empty() && authzid != user {
         return Err(SaslError::failed("a user may not act as another"));
     }
+    check_password(meta, user, password).await?;
+    Ok(user.to_string())
+}
+
+/// Checks `password` against the user's stored SCRAM credentials (PLAIN
+/// logins, HTTP basic authentication); an unknown user and a wrong
+/// password are refused alike.
+pub async fn check_password(
+    meta: &dyn MetadataStore,
+    user: &str,
+    password: &str,
+) -> Result<(), SaslError> {
     let credentials = credentials(meta, user).await?;
     match credentials.iter().find(|c| c.admits(password)) {
-        Some(_) => Ok(user.to_string()),
+        Some(_) => Ok(()),
         None => Err(SaslError::bad_credentials()),
     }
 }
@@ -235,6 +247,44 @@ async fn credentials(meta: &dyn MetadataStore, user: &str) -> Result<Vec<Credent
     })?;
     Ok(records.iter().filter_map(credential_of).collect())
 }
+
+/// The stored credentials of `user` for `password`, one per mechanism,
+/// each with a salt of its own.
+pub fn records_for(
+    user: &str,
+    password: &str,
+    mechanisms: &[Mechanism],
+    iterations: i32,
+) -> Vec<ScramCredentialRecord> {
+    mechanisms
+        .iter()
+        .map(|&m| {
+            let salt = uuid::Uuid::new_v4();
+            let c = Credential::from_password(m, password, salt.as_bytes(), iterations);
+            record_of(user, &c)
+        })
+        .collect()
+}
+
+/// Stores `user` with `password` (both SCRAM mechanisms, the default
+/// iterations) unless it already has credentials: the first administrator
+/// of a broker whose HTTP API and Kafka listener ask for logins.
+pub async fn ensure_user(
+    meta: &dyn MetadataStore,
+    user: &str,
+    password: &str,
+) -> Result<bool, floe_storage::StorageError> {
+    if !meta.scram_credentials(Some(user)).await?.is_empty() {
+        return Ok(false);
+    }
+    let all = [Mechanism::Sha512, Mechanism::Sha256];
+    let records = records_for(user, password, &all, DEFAULT_ITERATIONS);
+    meta.alter_scram_credentials(&records, &[]).await?;
+    Ok(true)
+}
+
+/// The iterations a credential is stored with unless told otherwise.
+pub const DEFAULT_ITERATIONS: i32 = 8192;
 
 /// A stored credential, if its mechanism is known.
 pub fn credential_of(r: &ScramCredentialRecord) -> Option<Credential> {

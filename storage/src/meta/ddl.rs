@@ -36,6 +36,7 @@ pub const DDL: &[(&str, &str)] = &[
         include_str!("../../ddl/090-typed-columns.sql"),
     ),
     ("100-users.sql", include_str!("../../ddl/100-users.sql")),
+    ("110-acls.sql", include_str!("../../ddl/110-acls.sql")),
 ];
 
 /// Which database a store runs on.

@@ -334,4 +334,16 @@ impl MetadataStore for FaultyMetadata {
     ) -> Result<()> {
         self.inner.alter_scram_credentials(upserts, deletions).await
     }
+
+    async fn acls(&self) -> Result<(Vec<AclRecord>, Option<String>)> {
+        self.inner.acls().await
+    }
+
+    async fn acls_change(&self) -> Result<Option<String>> {
+        self.inner.acls_change().await
+    }
+
+    async fn alter_acls(&self, added: &[AclRecord], removed: &[AclRecord]) -> Result<()> {
+        self.inner.alter_acls(added, removed).await
+    }
 }

@@ -171,6 +171,26 @@ pub struct ScramCredentialRecord {
     pub server_key: Vec<u8>,
 }
 
+/// One access control entry, in Kafka's codes (the broker's `acl` module
+/// gives them meaning; the store only keeps them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AclRecord {
+    /// Kafka's resource type code (topic 2, group 3, cluster 4, ...).
+    pub resource_type: i8,
+    /// The resource's name, or the prefix, or `*`.
+    pub resource_name: String,
+    /// Kafka's pattern type code (literal 3, prefixed 4).
+    pub pattern_type: i8,
+    /// `User:alice`, `User:*`.
+    pub principal: String,
+    /// The client's address, or `*`.
+    pub host: String,
+    /// Kafka's operation code.
+    pub operation: i8,
+    /// Kafka's permission code (deny 2, allow 3).
+    pub permission: i8,
+}
+
 /// A committed offset of a consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
@@ -672,4 +692,15 @@ pub trait MetadataStore: Send + Sync + 'static {
         upserts: &[ScramCredentialRecord],
         deletions: &[(String, String)],
     ) -> Result<()>;
+
+    /// Every access control entry, and the change token they were read at
+    /// (it moves with every change of them; None before the first).
+    async fn acls(&self) -> Result<(Vec<AclRecord>, Option<String>)>;
+
+    /// The ACLs' change token alone (cheap; see [`MetadataStore::acls`]).
+    async fn acls_change(&self) -> Result<Option<String>>;
+
+    /// Adds entries (those already present stay as they are) and removes
+    /// entries (those absent are ignored), in one transaction.
+    async fn alter_acls(&self, added: &[AclRecord], removed: &[AclRecord]) -> Result<()>;
 }

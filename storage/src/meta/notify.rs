@@ -21,6 +21,8 @@ pub enum Changed {
     Registry,
     /// Topics: created, deleted, partitions added, configs changed.
     Topics,
+    /// Access control lists.
+    Acls,
 }
 
 impl Changed {
@@ -29,6 +31,7 @@ impl Changed {
         match self {
             Changed::Registry => "registry",
             Changed::Topics => "topics",
+            Changed::Acls => "acls",
         }
     }
 }
@@ -42,6 +45,8 @@ pub struct ChangeCounts {
     pub registry: u64,
     /// Changes of the topics.
     pub topics: u64,
+    /// Changes of the access control lists.
+    pub acls: u64,
 }
 
 /// Listens on the database at `url` in the background; the receiver sees
@@ -62,6 +67,7 @@ pub(super) fn listen(url: String) -> watch::Receiver<ChangeCounts> {
                         tx.send_modify(|c| {
                             c.registry += 1;
                             c.topics += 1;
+                            c.acls += 1;
                         });
                         listener.insert(l)
                     }
@@ -77,6 +83,7 @@ pub(super) fn listen(url: String) -> watch::Receiver<ChangeCounts> {
                     Ok(Some(n)) => tx.send_modify(|c| match n.payload() {
                         "registry" => c.registry += 1,
                         "topics" => c.topics += 1,
+                        "acls" => c.acls += 1,
                         _ => {}
                     }),
                     // The connection was lost: connect again.

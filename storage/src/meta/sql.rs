@@ -18,7 +18,7 @@ use super::ddl::Dialect;
 use super::notify::{self, ChangeCounts, Changed};
 use super::statement::Statement;
 use super::{
-    placement, runs, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord,
+    placement, runs, AclRecord, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord,
     ConsumerProtocolMemberRecord, CoordinatorTerm, FileRecord, FileReplacement, FlushCommit,
     GroupMemberRecord, GroupRecord, LeaderMove, MetadataStore, PartitionRecord,
     ProducerStateRecord, RegistryRecord, SchemaRecord, ScramCredentialRecord, SegmentRecord,
@@ -89,15 +89,37 @@ impl SqlStore {
     /// Marks a change of the registry (see `registry_change`) and tells the
     /// other brokers.
     async fn registry_changed(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        self.mark_change(tx, REGISTRY_CHANGE, Changed::Registry)
+            .await
+    }
+
+    /// Marks a change of `what` in the `cluster` row `token` (a new
+    /// random value) and tells the other brokers.
+    async fn mark_change(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        token: &str,
+        what: Changed,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO cluster (name, value) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET value = $2",
         )
-        .bind(REGISTRY_CHANGE)
+        .bind(token)
         .bind(uuid::Uuid::new_v4().to_string())
         .execute(&mut **tx)
         .await?;
-        self.notify(tx, Changed::Registry).await
+        self.notify(tx, what).await
+    }
+
+    /// The value of the `cluster` row `token`.
+    async fn change_token(&self, token: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM cluster WHERE name = $1")
+                .bind(token)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The pool (tests close it).
@@ -176,6 +198,24 @@ fn broker_record(r: &sqlx::any::AnyRow) -> BrokerRecord {
 
 /// The `cluster` row whose value changes with the registry.
 const REGISTRY_CHANGE: &str = "registry.change";
+
+/// `query` with an ACL's seven columns bound to $1..$7.
+fn bind_acl<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    a: &'q AclRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(i32::from(a.resource_type))
+        .bind(&a.resource_name)
+        .bind(i32::from(a.pattern_type))
+        .bind(&a.principal)
+        .bind(&a.host)
+        .bind(i32::from(a.operation))
+        .bind(i32::from(a.permission))
+}
+
+/// The `cluster` row whose value changes with every change of the ACLs.
+const ACLS_CHANGE: &str = "acls.change";
 
 /// The leader of a topic's first partition.
 async fn topic_leader(conn: &mut sqlx::AnyConnection, topic: &str) -> Result<Option<i32>> {
@@ -1827,12 +1867,7 @@ impl MetadataStore for SqlStore {
     }
 
     async fn registry_change(&self) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM cluster WHERE name = $1")
-                .bind(REGISTRY_CHANGE)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        self.change_token(REGISTRY_CHANGE).await
     }
 
     async fn delete_group(&self, term: CoordinatorTerm, group_id: &str) -> Result<()> {
@@ -1978,6 +2013,71 @@ impl MetadataStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn acls(&self) -> Result<(Vec<AclRecord>, Option<String>)> {
+        let mut tx = self.pool.begin().await?;
+        let token: Option<String> = sqlx::query_scalar("SELECT value FROM cluster WHERE name = $1")
+            .bind(ACLS_CHANGE)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM acls ORDER BY resource_type, resource_name, pattern_type, principal,
+                 host, operation, permission",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let code = |r: &sqlx::any::AnyRow, c: &str| r.get::<i32, _>(c) as i8;
+        let acls = rows
+            .iter()
+            .map(|r| AclRecord {
+                resource_type: code(r, "resource_type"),
+                resource_name: r.get("resource_name"),
+                pattern_type: code(r, "pattern_type"),
+                principal: r.get("principal"),
+                host: r.get("host"),
+                operation: code(r, "operation"),
+                permission: code(r, "permission"),
+            })
+            .collect();
+        Ok((acls, token))
+    }
+
+    async fn acls_change(&self) -> Result<Option<String>> {
+        self.change_token(ACLS_CHANGE).await
+    }
+
+    async fn alter_acls(&self, added: &[AclRecord], removed: &[AclRecord]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for a in removed {
+            bind_acl(
+                sqlx::query(
+                    "DELETE FROM acls WHERE resource_type = $1 AND resource_name = $2
+                     AND pattern_type = $3 AND principal = $4 AND host = $5 AND operation = $6
+                     AND permission = $7",
+                ),
+                a,
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        for a in added {
+            bind_acl(
+                sqlx::query(
+                    "INSERT INTO acls (resource_type, resource_name, pattern_type, principal,
+                         host, operation, permission) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT DO NOTHING",
+                ),
+                a,
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.mark_change(&mut tx, ACLS_CHANGE, Changed::Acls)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -8,17 +8,28 @@ use floe_protocol::kafka_protocol::messages::alter_configs_response::AlterConfig
 use floe_protocol::kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::broker_configs;
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{config_refusal, RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::s;
+use crate::acl::{Access, Operation};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
-pub(super) async fn handle(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: AlterConfigsRequest,
+    access: &Access,
+) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        let name = r.resource_name.as_str();
+        if let Some(error) = config_refusal(access, r.resource_type, name, Operation::AlterConfigs)
+        {
+            responses.push(base.with_error_code(error));
+            continue;
+        }
         // AlterConfigs replaces the resource's whole set.
         let configs: BTreeMap<String, String> = r
             .configs

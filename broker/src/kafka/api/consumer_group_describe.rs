@@ -35,12 +35,17 @@ fn assignment(broker: &Broker, a: &TopicAssignment) -> Assignment {
 pub(super) fn handle(
     broker: &Arc<Broker>,
     req: ConsumerGroupDescribeRequest,
+    access: &crate::acl::Access,
 ) -> ConsumerGroupDescribeResponse {
+    use crate::acl::{Operation, Resource};
     let groups = req
         .group_ids
         .into_iter()
         .map(|id| {
             let d = DescribedGroup::default().with_group_id(id.clone());
+            if !access.allows(Resource::Group(&id), Operation::Describe) {
+                return d.with_error_code(code::GROUP_AUTHORIZATION_FAILED);
+            }
             let Some(g) = broker.consumer_groups().get(&id) else {
                 return d
                     .with_error_code(code::GROUP_ID_NOT_FOUND)

@@ -10,6 +10,7 @@ use floe_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsR
 use floe_storage::topic_config::{TopicConfig, TOPIC_CONFIGS};
 
 use super::s;
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
@@ -38,6 +39,7 @@ pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: CreateTopicsRequest,
     version: i16,
+    access: &Access,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
@@ -50,6 +52,13 @@ pub(super) async fn handle(
             t.num_partitions
         };
         let base = CreatableTopicResult::default().with_name(t.name.clone());
+        if !access.may_create_topic(&name) {
+            results.push(
+                base.with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+                    .with_error_message(Some(s("Authorization failed."))),
+            );
+            continue;
+        }
         // Durability comes from object storage, so any replication factor is
         // accepted and reported as requested; 0 and below -1 are invalid.
         if t.replication_factor == 0 || t.replication_factor < -1 {
@@ -82,6 +91,11 @@ pub(super) async fn handle(
                             t.replication_factor
                         })
                         .with_configs(Some(effective_configs(&cfg)));
+                    if !access.sees(Resource::Topic(&name), Operation::DescribeConfigs) {
+                        r = r
+                            .with_configs(None)
+                            .with_topic_config_error_code(code::TOPIC_AUTHORIZATION_FAILED);
+                    }
                 }
                 if let (Some(topic), true) = (created, version >= 7) {
                     r = r.with_topic_id(topic.id);

@@ -7,25 +7,30 @@ use floe_protocol::kafka_protocol::messages::delete_records_response::{
 };
 use floe_protocol::kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
 pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: DeleteRecordsRequest,
+    access: &Access,
 ) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let topic = broker.log().topic(t.name.as_str());
+        let allowed = access.allows(Resource::Topic(t.name.as_str()), Operation::Delete);
+        let topic = broker.log().topic(t.name.as_str()).filter(|_| allowed);
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
             let Some(topic) = &topic else {
-                parts.push(
-                    r.with_error_code(broker.not_led_here(t.name.as_str(), p.partition_index)),
-                );
+                parts.push(r.with_error_code(if allowed {
+                    broker.not_led_here(t.name.as_str(), p.partition_index)
+                } else {
+                    code::TOPIC_AUTHORIZATION_FAILED
+                }));
                 continue;
             };
             match broker

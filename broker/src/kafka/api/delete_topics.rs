@@ -8,6 +8,7 @@ use floe_protocol::kafka_protocol::messages::{
 };
 
 use super::s;
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
@@ -15,6 +16,7 @@ pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: DeleteTopicsRequest,
     version: i16,
+    access: &Access,
 ) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         req.topics
@@ -36,6 +38,18 @@ pub(super) async fn handle(
         let base = DeletableTopicResult::default()
             .with_name(name.clone())
             .with_topic_id(id);
+        // As Kafka: whether a topic exists is not said to a principal that
+        // may not describe it; one that may must also be allowed DELETE.
+        let named = name.as_ref().map(|n| n.to_string());
+        let named = named.or_else(|| topic.as_ref().map(|(n, _)| n.clone()));
+        let refused = named.as_deref().is_some_and(|n| {
+            !access.allows(Resource::Topic(n), Operation::Describe)
+                || (topic.is_some() && !access.allows(Resource::Topic(n), Operation::Delete))
+        });
+        if refused {
+            responses.push(base.with_error_code(code::TOPIC_AUTHORIZATION_FAILED));
+            continue;
+        }
         let Some((topic_name, topic)) = topic else {
             let c = if name.is_some() {
                 code::UNKNOWN_TOPIC_OR_PARTITION

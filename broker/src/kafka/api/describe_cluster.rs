@@ -8,20 +8,29 @@ use floe_protocol::kafka_protocol::messages::{
 };
 
 use super::s;
-use crate::kafka::authorized_operations::{self as ops, if_asked};
+use crate::acl::{Access, Operation, Resource};
+use crate::kafka::authorized_operations::if_asked;
+use crate::kafka::errors::code;
 use crate::Broker;
 
 pub(super) fn handle(
     broker: &Arc<Broker>,
     req: DescribeClusterRequest,
     version: i16,
+    access: &Access,
 ) -> DescribeClusterResponse {
+    if !access.allows(Resource::Cluster, Operation::Describe) {
+        return DescribeClusterResponse::default()
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED)
+            .with_cluster_authorized_operations(crate::kafka::authorized_operations::NOT_ASKED);
+    }
     let r = DescribeClusterResponse::default()
         .with_cluster_id(s(broker.cluster_id()))
         .with_controller_id(BrokerId(broker.broker_id()))
         .with_cluster_authorized_operations(if_asked(
             req.include_cluster_authorized_operations,
-            ops::cluster(),
+            access,
+            Resource::Cluster,
         ))
         .with_brokers(
             broker

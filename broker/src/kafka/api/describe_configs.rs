@@ -10,6 +10,7 @@ use floe_protocol::kafka_protocol::messages::{DescribeConfigsRequest, DescribeCo
 use floe_storage::topic_config::{config_def, ConfigType, BROKER_TOPIC_DEFAULTS, TOPIC_CONFIGS};
 
 use super::s;
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::code;
 use crate::Broker;
 
@@ -111,10 +112,31 @@ pub(super) fn read_only_broker_configs(b: &Broker) -> Vec<String> {
         .collect()
 }
 
+/// The error a principal that may not do `op` to the configs of a
+/// resource gets (Kafka checks a topic's configs on the topic and a
+/// broker's on the cluster), or None when it may.
+pub(super) fn config_refusal(
+    access: &Access,
+    resource_type: i8,
+    name: &str,
+    op: Operation,
+) -> Option<i16> {
+    match resource_type {
+        RESOURCE_TOPIC if !access.allows(Resource::Topic(name), op) => {
+            Some(code::TOPIC_AUTHORIZATION_FAILED)
+        }
+        RESOURCE_BROKER if !access.allows(Resource::Cluster, op) => {
+            Some(code::CLUSTER_AUTHORIZATION_FAILED)
+        }
+        _ => None,
+    }
+}
+
 pub(super) fn handle(
     broker: &Arc<Broker>,
     req: DescribeConfigsRequest,
     version: i16,
+    access: &Access,
 ) -> DescribeConfigsResponse {
     let mut results = Vec::with_capacity(req.resources.len());
     for r in req.resources {
@@ -122,6 +144,12 @@ pub(super) fn handle(
         let base = DescribeConfigsResult::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        if let Some(error) =
+            config_refusal(access, r.resource_type, &name, Operation::DescribeConfigs)
+        {
+            results.push(base.with_error_code(error));
+            continue;
+        }
         let entries: Vec<Entry> = match r.resource_type {
             RESOURCE_TOPIC => {
                 let Some(cfg) = broker.topic_config(&name) else {

@@ -8,23 +8,32 @@ use floe_protocol::kafka_protocol::messages::describe_groups_response::{
 use floe_protocol::kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::s;
-use crate::kafka::authorized_operations::{self as ops, if_asked};
+use crate::acl::{Access, Operation, Resource};
+use crate::kafka::authorized_operations::if_asked;
+use crate::kafka::errors::code;
 use crate::Broker;
 
 pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: DescribeGroupsRequest,
     version: i16,
+    access: &Access,
 ) -> DescribeGroupsResponse {
     let mut out = Vec::with_capacity(req.groups.len());
-    let operations = if_asked(
-        version >= 3 && req.include_authorized_operations,
-        ops::group(),
-    );
+    let asked = version >= 3 && req.include_authorized_operations;
     for id in req.groups {
+        let group = Resource::Group(&id);
+        if !access.allows(group, Operation::Describe) {
+            out.push(
+                DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(code::GROUP_AUTHORIZATION_FAILED),
+            );
+            continue;
+        }
         let d = DescribedGroup::default()
             .with_group_id(id.clone())
-            .with_authorized_operations(operations);
+            .with_authorized_operations(if_asked(asked, access, group));
         let described = match broker.groups().describe(&id) {
             Some(g) => d
                 .with_group_state(s(g.state.name()))

@@ -18,7 +18,18 @@ use crate::Broker;
 /// Kafka's value for a volume size it cannot tell.
 const UNKNOWN_BYTES: i64 = -1;
 
-pub(super) fn handle(broker: &Arc<Broker>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+/// A principal without DESCRIBE on the cluster gets
+/// CLUSTER_AUTHORIZATION_FAILED, as in Kafka.
+pub(super) fn handle(
+    broker: &Arc<Broker>,
+    req: DescribeLogDirsRequest,
+    access: &crate::acl::Access,
+) -> DescribeLogDirsResponse {
+    use crate::acl::{Operation, Resource};
+    if !access.allows(Resource::Cluster, Operation::Describe) {
+        return DescribeLogDirsResponse::default()
+            .with_error_code(crate::kafka::errors::code::CLUSTER_AUTHORIZATION_FAILED);
+    }
     let log = broker.log();
     // None asks for every partition of every topic; a topic or partition
     // this broker does not have is left out, as Kafka does.

@@ -12,7 +12,8 @@ use floe_protocol::kafka_protocol::messages::{
 };
 
 use super::s;
-use crate::kafka::authorized_operations as ops;
+use crate::acl::{Access, Operation, Resource};
+use crate::kafka::authorized_operations::if_asked;
 use crate::kafka::errors::code;
 use crate::Broker;
 
@@ -23,9 +24,13 @@ const MAX_PARTITIONS: usize = 2000;
 pub(super) fn handle(
     broker: &Arc<Broker>,
     req: DescribeTopicPartitionsRequest,
+    access: &Access,
 ) -> DescribeTopicPartitionsResponse {
+    let describable = |name: &str| access.sees(Resource::Topic(name), Operation::Describe);
     let mut names: Vec<String> = if req.topics.is_empty() {
-        broker.placed_topics().into_keys().collect()
+        let mut all: Vec<String> = broker.placed_topics().into_keys().collect();
+        all.retain(|n| describable(n));
+        all
     } else {
         req.topics.iter().map(|t| t.name.to_string()).collect()
     };
@@ -54,6 +59,10 @@ pub(super) fn handle(
         if room == 0 {
             next_cursor = Some(cursor(name, 0));
             break;
+        }
+        if !access.allows(Resource::Topic(name), Operation::Describe) {
+            topics.push(topic_error(name, code::TOPIC_AUTHORIZATION_FAILED));
+            continue;
         }
         let Some(t) = broker.placed(name) else {
             topics.push(topic_error(name, code::UNKNOWN_TOPIC_OR_PARTITION));
@@ -89,7 +98,7 @@ pub(super) fn handle(
                 .with_name(Some(TopicName(s(name.clone()))))
                 .with_topic_id(t.id)
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(ops::topic()),
+                .with_topic_authorized_operations(if_asked(true, access, Resource::Topic(name))),
         );
         if next_cursor.is_some() {
             break;

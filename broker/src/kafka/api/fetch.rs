@@ -24,6 +24,7 @@ use tracing::warn;
 
 use super::leader_hints::{node_endpoints, LeaderHints};
 use super::{check_leader_epoch, Pending};
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
@@ -42,6 +43,7 @@ pub(super) fn handle(
     version: i16,
     client_id: String,
     principal: String,
+    access: Access,
 ) -> Pending {
     Box::pin(async move {
         let purpose = floe_schema::policy::purpose_from_client_id(&client_id).map(str::to_string);
@@ -54,6 +56,7 @@ pub(super) fn handle(
         let reader = Reader {
             purpose,
             claim_refused,
+            access,
         };
         let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let mut commits = broker.log().commit_notifications();
@@ -119,6 +122,9 @@ enum Slot {
 struct Reader {
     purpose: Option<String>,
     claim_refused: bool,
+    /// The ACLs: a topic it may not READ is refused with
+    /// TOPIC_AUTHORIZATION_FAILED.
+    access: Access,
 }
 
 async fn collect(
@@ -150,6 +156,16 @@ async fn collect(
         } else {
             broker.log().topic(ft.topic.0.as_str())
         };
+        let name = match &topic {
+            Some(t) => Some(t.name.clone()),
+            None if version >= TOPIC_ID_VERSION => {
+                broker.cluster().topic_by_id(ft.topic_id).map(|(n, _)| n)
+            }
+            None => Some(ft.topic.0.to_string()),
+        };
+        let readable = name
+            .as_deref()
+            .is_none_or(|n| reader.access.allows(Resource::Topic(n), Operation::Read));
         let mut parts = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
             let pd = PartitionData::default()
@@ -157,16 +173,18 @@ async fn collect(
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1));
+            if !readable {
+                errors = true;
+                parts.push(Slot::Done(
+                    pd.with_error_code(code::TOPIC_AUTHORIZATION_FAILED),
+                ));
+                continue;
+            }
             let Some(topic) = &topic else {
                 errors = true;
-                let elsewhere = if version >= TOPIC_ID_VERSION {
-                    broker.cluster().topic_by_id(ft.topic_id).map(|(n, _)| n)
-                } else {
-                    Some(ft.topic.0.to_string())
-                };
-                let c = match elsewhere {
+                let c = match &name {
                     Some(name)
-                        if broker.not_led_here(&name, fp.partition)
+                        if broker.not_led_here(name, fp.partition)
                             != code::UNKNOWN_TOPIC_OR_PARTITION =>
                     {
                         code::NOT_LEADER_OR_FOLLOWER

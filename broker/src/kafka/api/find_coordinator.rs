@@ -18,6 +18,7 @@ use floe_protocol::kafka_protocol::messages::{
 };
 
 use super::s;
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::code;
 use crate::Broker;
 
@@ -47,7 +48,12 @@ pub(super) fn handle(
     broker: &Arc<Broker>,
     req: FindCoordinatorRequest,
     version: i16,
+    access: &Access,
 ) -> FindCoordinatorResponse {
+    // A group the principal may not describe is not located for it.
+    let denied = |key: &str| {
+        req.key_type == GROUP && !access.allows(Resource::Group(key), Operation::Describe)
+    };
     let (mut error, mut message) = verdict(req.key_type);
     let coordinator = broker.cluster().group_coordinator().and_then(|id| {
         if id == broker.broker_id() {
@@ -85,10 +91,14 @@ pub(super) fn handle(
             .coordinator_keys
             .iter()
             .map(|k| {
-                let c = Coordinator::default()
-                    .with_key(k.clone())
-                    .with_error_code(error)
-                    .with_error_message(message.clone());
+                let c = Coordinator::default().with_key(k.clone());
+                if denied(k) {
+                    return c
+                        .with_error_code(code::GROUP_AUTHORIZATION_FAILED)
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1);
+                }
+                let c = c.with_error_code(error).with_error_message(message.clone());
                 if error == code::NONE {
                     c.with_node_id(node).with_host(host.clone()).with_port(port)
                 } else {
@@ -97,6 +107,12 @@ pub(super) fn handle(
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    if denied(&req.key) {
+        return FindCoordinatorResponse::default()
+            .with_error_code(code::GROUP_AUTHORIZATION_FAILED)
+            .with_node_id(BrokerId(-1))
+            .with_port(-1);
     }
     let r = FindCoordinatorResponse::default().with_error_code(error);
     let r = if version >= 1 {

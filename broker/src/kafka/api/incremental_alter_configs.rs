@@ -11,8 +11,9 @@ use floe_storage::topic_config::{config_def, ConfigType};
 use floe_storage::StorageError;
 
 use super::broker_configs;
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{config_refusal, RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::s;
+use crate::acl::{Access, Operation};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
@@ -24,12 +25,19 @@ const SUBTRACT: i8 = 3;
 pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: IncrementalAlterConfigsRequest,
+    access: &Access,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        let name = r.resource_name.as_str();
+        if let Some(error) = config_refusal(access, r.resource_type, name, Operation::AlterConfigs)
+        {
+            responses.push(base.with_error_code(error));
+            continue;
+        }
         if r.resource_type == RESOURCE_BROKER {
             let mut configs = broker.log().broker_configs();
             let mut refused = None;

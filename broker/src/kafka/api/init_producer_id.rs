@@ -9,12 +9,14 @@ use floe_protocol::kafka_protocol::messages::{
 use floe_storage::log::now_ms;
 use tracing::warn;
 
+use crate::acl::{Access, Operation, Resource, ResourceType};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
 pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: InitProducerIdRequest,
+    access: &Access,
 ) -> InitProducerIdResponse {
     let fail = |c: i16| {
         InitProducerIdResponse::default()
@@ -24,6 +26,19 @@ pub(super) async fn handle(
     };
     if req.transactional_id.is_some() {
         return fail(code::UNSUPPORTED_VERSION);
+    }
+    // As Kafka: an idempotent producer needs IDEMPOTENT_WRITE on the
+    // cluster or WRITE on some topic.
+    let may = access.sees(Resource::Cluster, Operation::IdempotentWrite)
+        || access.allows_some(ResourceType::Topic, Operation::Write);
+    if !may {
+        crate::audit::denied(
+            access.principal(),
+            "",
+            "Cluster:kafka-cluster",
+            "IdempotentWrite",
+        );
+        return fail(code::CLUSTER_AUTHORIZATION_FAILED);
     }
     let meta = broker.meta();
     let now = now_ms();

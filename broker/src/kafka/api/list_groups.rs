@@ -13,7 +13,12 @@ pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: ListGroupsRequest,
     version: i16,
+    access: &crate::acl::Access,
 ) -> ListGroupsResponse {
+    use crate::acl::{Operation, Resource};
+    // As Kafka: DESCRIBE on the cluster lists every group; otherwise the
+    // groups the principal may describe.
+    let everything = access.sees(Resource::Cluster, Operation::Describe);
     let mut groups: Vec<(String, String, String)> = broker
         .groups()
         .describe_all()
@@ -35,6 +40,7 @@ pub(super) async fn handle(
         }
         Err(_) => return ListGroupsResponse::default().with_error_code(code::KAFKA_STORAGE_ERROR),
     }
+    groups.retain(|(id, _, _)| everything || access.sees(Resource::Group(id), Operation::Describe));
     groups.sort();
     let filter: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let listed = groups

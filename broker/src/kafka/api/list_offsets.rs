@@ -8,6 +8,7 @@ use floe_protocol::kafka_protocol::messages::list_offsets_response::{
 use floe_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::check_leader_epoch;
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
@@ -15,10 +16,12 @@ pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: ListOffsetsRequest,
     version: i16,
+    access: &Access,
 ) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let topic = broker.log().topic(t.name.0.as_str());
+        let described = access.allows(Resource::Topic(t.name.0.as_str()), Operation::Describe);
+        let topic = broker.log().topic(t.name.0.as_str()).filter(|_| described);
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let base = ListOffsetsPartitionResponse::default()
@@ -27,9 +30,11 @@ pub(super) async fn handle(
                 .with_offset(-1)
                 .with_leader_epoch(-1);
             let Some(topic) = &topic else {
-                parts.push(
-                    base.with_error_code(broker.not_led_here(t.name.0.as_str(), p.partition_index)),
-                );
+                parts.push(base.with_error_code(if described {
+                    broker.not_led_here(t.name.0.as_str(), p.partition_index)
+                } else {
+                    code::TOPIC_AUTHORIZATION_FAILED
+                }));
                 continue;
             };
             let Some(partition) = topic.partition(p.partition_index) else {

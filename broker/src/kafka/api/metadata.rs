@@ -15,8 +15,9 @@ use floe_storage::StorageError;
 use tracing::warn;
 
 use super::s;
+use crate::acl::{Access, Operation, Resource};
 use crate::cluster::PlacedTopic;
-use crate::kafka::authorized_operations::{self as ops, if_asked};
+use crate::kafka::authorized_operations::if_asked;
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
@@ -104,42 +105,57 @@ fn topic_error(name: Option<TopicName>, id: uuid::Uuid, code: i16) -> MetadataRe
         .with_error_code(code)
 }
 
+/// Topics the principal may not describe are left out of a listing and
+/// answered TOPIC_AUTHORIZATION_FAILED when named, whether they exist or
+/// not; one that does not exist is auto-created only for a principal that
+/// may create it (else TOPIC_AUTHORIZATION_FAILED too), as in Kafka.
 pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: MetadataRequest,
     version: i16,
+    access: &Access,
 ) -> MetadataResponse {
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
     let auto_create = broker.auto_create_topics() && (version < 4 || req.allow_auto_topic_creation);
-    let topic_operations = if_asked(
-        version >= 8 && req.include_topic_authorized_operations,
-        ops::topic(),
-    );
+    let topic_operations_asked = version >= 8 && req.include_topic_authorized_operations;
     let cluster_operations = if_asked(
         (8..=10).contains(&version) && req.include_cluster_authorized_operations,
-        ops::cluster(),
+        access,
+        Resource::Cluster,
     );
+    let describable = |name: &str| access.sees(Resource::Topic(name), Operation::Describe);
     let mut topics = Vec::new();
     if all {
         topics = broker
             .placed_topics()
             .iter()
+            .filter(|(n, _)| describable(n))
             .map(|(n, p)| describe_placed(broker, n, p, version))
             .collect();
     } else {
         for rt in req.topics.unwrap_or_default() {
             let Some(name) = rt.name.clone() else {
-                let found = broker
-                    .placed_by_id(rt.topic_id)
-                    .map(|(n, p)| describe_placed(broker, &n, &p, version));
-                topics.push(
-                    found.unwrap_or_else(|| topic_error(None, rt.topic_id, code::UNKNOWN_TOPIC_ID)),
-                );
+                let found = broker.placed_by_id(rt.topic_id);
+                topics.push(match found {
+                    Some((n, _)) if !access.allows(Resource::Topic(&n), Operation::Describe) => {
+                        topic_error(None, rt.topic_id, code::TOPIC_AUTHORIZATION_FAILED)
+                    }
+                    Some((n, p)) => describe_placed(broker, &n, &p, version),
+                    None => topic_error(None, rt.topic_id, code::UNKNOWN_TOPIC_ID),
+                });
                 continue;
             };
+            if !access.allows(Resource::Topic(name.as_str()), Operation::Describe) {
+                topics.push(topic_error(
+                    Some(name),
+                    uuid::Uuid::nil(),
+                    code::TOPIC_AUTHORIZATION_FAILED,
+                ));
+                continue;
+            }
             if let Some(p) = broker.placed(name.as_str()) {
                 topics.push(describe_placed(broker, name.as_str(), &p, version));
                 continue;
@@ -153,6 +169,14 @@ pub(super) async fn handle(
                     Some(name),
                     uuid::Uuid::nil(),
                     code::UNKNOWN_TOPIC_OR_PARTITION,
+                ));
+                continue;
+            }
+            if !access.may_create_topic(name.as_str()) {
+                topics.push(topic_error(
+                    Some(name),
+                    uuid::Uuid::nil(),
+                    code::TOPIC_AUTHORIZATION_FAILED,
                 ));
                 continue;
             }
@@ -190,11 +214,13 @@ pub(super) async fn handle(
             topics
                 .into_iter()
                 .map(|t| {
-                    if t.error_code == code::NONE {
-                        t.with_topic_authorized_operations(topic_operations)
-                    } else {
-                        t
-                    }
+                    let operations = match (&t.name, t.error_code) {
+                        (Some(name), code::NONE) => {
+                            if_asked(topic_operations_asked, access, Resource::Topic(name))
+                        }
+                        _ => return t,
+                    };
+                    t.with_topic_authorized_operations(operations)
                 })
                 .collect(),
         )

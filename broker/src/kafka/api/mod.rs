@@ -13,6 +13,7 @@ use floe_protocol::kafka_protocol::protocol::StrBytes;
 use crate::kafka::errors::code;
 use crate::Broker;
 
+mod acls;
 mod alter_configs;
 mod api_versions;
 mod broker_configs;
@@ -30,6 +31,7 @@ mod describe_log_dirs;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
+mod group_error;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
@@ -39,7 +41,6 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod metadata;
-mod not_coordinator;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
@@ -65,14 +66,21 @@ pub async fn dispatch(
     principal: &str,
 ) -> Pending {
     let v = header.request_api_version;
-    if !broker.coordinates_groups() {
-        if let Some(r) = not_coordinator::answer(&request, v) {
+    let access = broker.authorizer().access(principal, peer.ip());
+    if let Some(error) = group_error::refusal(&request, &access) {
+        if let Some(r) = group_error::answer(&request, v, error) {
             return ready(r);
         }
     }
+    if !broker.coordinates_groups() {
+        if let Some(r) = group_error::answer(&request, v, code::NOT_COORDINATOR) {
+            return ready(r);
+        }
+    }
+    let access = &access;
     match request {
         Request::FindCoordinator(r) => ready(Response::FindCoordinator(find_coordinator::handle(
-            broker, r, v,
+            broker, r, v, access,
         ))),
         Request::JoinGroup(r) => {
             let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
@@ -87,83 +95,104 @@ pub async fn dispatch(
             ))
         }
         Request::ConsumerGroupDescribe(r) => ready(Response::ConsumerGroupDescribe(
-            consumer_group_describe::handle(broker, r),
+            consumer_group_describe::handle(broker, r, access),
         )),
         Request::Heartbeat(r) => ready(Response::Heartbeat(heartbeat::handle(broker, r))),
         Request::LeaveGroup(r) => ready(Response::LeaveGroup(leave_group::handle(broker, r, v))),
         Request::OffsetCommit(r) => ready(Response::OffsetCommit(
-            offset_commit::handle(broker, r, v).await,
+            offset_commit::handle(broker, r, v, access).await,
         )),
         Request::OffsetFetch(r) => ready(Response::OffsetFetch(
-            offset_fetch::handle(broker, r, v).await,
+            offset_fetch::handle(broker, r, v, access).await,
         )),
         Request::ListGroups(r) => ready(Response::ListGroups(
-            list_groups::handle(broker, r, v).await,
+            list_groups::handle(broker, r, v, access).await,
         )),
         Request::DescribeGroups(r) => ready(Response::DescribeGroups(
-            describe_groups::handle(broker, r, v).await,
+            describe_groups::handle(broker, r, v, access).await,
         )),
         Request::DeleteGroups(r) => ready(Response::DeleteGroups(
-            delete_groups::handle(broker, r).await,
+            delete_groups::handle(broker, r, access).await,
         )),
         Request::OffsetDelete(r) => ready(Response::OffsetDelete(
-            offset_delete::handle(broker, r).await,
+            offset_delete::handle(broker, r, access).await,
         )),
         Request::ApiVersions(r) => ready(Response::ApiVersions(api_versions::handle(r, v))),
-        Request::Metadata(r) => ready(Response::Metadata(metadata::handle(broker, r, v).await)),
-        Request::Produce(r) => produce::handle(broker, r, v).await,
+        Request::Metadata(r) => ready(Response::Metadata(
+            metadata::handle(broker, r, v, access).await,
+        )),
+        Request::Produce(r) => produce::handle(broker, r, v, access).await,
         Request::Fetch(r) => {
             let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
-            fetch::handle(broker.clone(), r, v, client_id, principal.to_string())
-        }
-        Request::ListOffsets(r) => {
-            let b = broker.clone();
-            Box::pin(
-                async move { Some(Response::ListOffsets(list_offsets::handle(&b, r, v).await)) },
+            let access = access.clone();
+            fetch::handle(
+                broker.clone(),
+                r,
+                v,
+                client_id,
+                principal.to_string(),
+                access,
             )
         }
+        Request::ListOffsets(r) => {
+            let (b, access) = (broker.clone(), access.clone());
+            Box::pin(async move {
+                Some(Response::ListOffsets(
+                    list_offsets::handle(&b, r, v, &access).await,
+                ))
+            })
+        }
         Request::OffsetForLeaderEpoch(r) => ready(Response::OffsetForLeaderEpoch(
-            offset_for_leader_epoch::handle(broker, r),
+            offset_for_leader_epoch::handle(broker, r, access),
         )),
         Request::CreateTopics(r) => ready(Response::CreateTopics(
-            create_topics::handle(broker, r, v).await,
+            create_topics::handle(broker, r, v, access).await,
         )),
         Request::DeleteTopics(r) => ready(Response::DeleteTopics(
-            delete_topics::handle(broker, r, v).await,
+            delete_topics::handle(broker, r, v, access).await,
         )),
         Request::CreatePartitions(r) => ready(Response::CreatePartitions(
-            create_partitions::handle(broker, r).await,
+            create_partitions::handle(broker, r, access).await,
         )),
         Request::DeleteRecords(r) => ready(Response::DeleteRecords(
-            delete_records::handle(broker, r).await,
+            delete_records::handle(broker, r, access).await,
         )),
         Request::InitProducerId(r) => ready(Response::InitProducerId(
-            init_producer_id::handle(broker, r).await,
+            init_producer_id::handle(broker, r, access).await,
         )),
         Request::DescribeConfigs(r) => ready(Response::DescribeConfigs(describe_configs::handle(
-            broker, r, v,
+            broker, r, v, access,
         ))),
         Request::AlterConfigs(r) => ready(Response::AlterConfigs(
-            alter_configs::handle(broker, r).await,
+            alter_configs::handle(broker, r, access).await,
         )),
         Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
-            incremental_alter_configs::handle(broker, r).await,
+            incremental_alter_configs::handle(broker, r, access).await,
         )),
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(describe_cluster::handle(
-            broker, r, v,
+            broker, r, v, access,
         ))),
         Request::DescribeTopicPartitions(r) => ready(Response::DescribeTopicPartitions(
-            describe_topic_partitions::handle(broker, r),
+            describe_topic_partitions::handle(broker, r, access),
         )),
         Request::DescribeLogDirs(r) => ready(Response::DescribeLogDirs(describe_log_dirs::handle(
-            broker, r,
+            broker, r, access,
         ))),
         Request::DescribeUserScramCredentials(r) => ready(Response::DescribeUserScramCredentials(
-            user_scram_credentials::describe(broker, r).await,
+            user_scram_credentials::describe(broker, r, access).await,
         )),
         Request::AlterUserScramCredentials(r) => ready(Response::AlterUserScramCredentials(
-            user_scram_credentials::alter(broker, r).await,
+            user_scram_credentials::alter(broker, r, access).await,
         )),
+        Request::CreateAcls(r) => {
+            ready(Response::CreateAcls(acls::create(broker, r, access).await))
+        }
+        Request::DescribeAcls(r) => ready(Response::DescribeAcls(
+            acls::describe(broker, r, access).await,
+        )),
+        Request::DeleteAcls(r) => {
+            ready(Response::DeleteAcls(acls::delete(broker, r, access).await))
+        }
         // The connection's gate answers these ([`crate::kafka::authentication`]).
         Request::SaslHandshake(_) => ready(Response::SaslHandshake(
             SaslHandshakeResponse::default().with_error_code(code::ILLEGAL_SASL_STATE),

@@ -12,6 +12,7 @@ use floe_storage::log::now_ms;
 use floe_storage::meta::CommittedOffset;
 use tracing::warn;
 
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::code;
 use crate::Broker;
 
@@ -22,6 +23,7 @@ pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: OffsetCommitRequest,
     version: i16,
+    access: &Access,
 ) -> OffsetCommitResponse {
     let generation = if version >= 1 {
         req.generation_id_or_member_epoch
@@ -49,10 +51,14 @@ pub(super) async fn handle(
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let known = broker.placed(t.name.as_str());
+        // The group's READ is checked before dispatch; each topic's here.
+        let readable = access.allows(Resource::Topic(t.name.as_str()), Operation::Read);
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let error = if let Some(e) = group_error {
                 e
+            } else if !readable {
+                code::TOPIC_AUTHORIZATION_FAILED
             } else if known
                 .as_ref()
                 .is_none_or(|k| !(0..k.epochs.len() as i32).contains(&p.partition_index))

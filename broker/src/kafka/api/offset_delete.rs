@@ -11,7 +11,12 @@ use floe_storage::error::StorageError;
 use crate::kafka::errors::code;
 use crate::Broker;
 
-pub(super) async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: OffsetDeleteRequest,
+    access: &crate::acl::Access,
+) -> OffsetDeleteResponse {
+    use crate::acl::{Operation, Resource};
     let known = super::group_known(broker, &req.group_id).await;
     if !known {
         return OffsetDeleteResponse::default().with_error_code(code::GROUP_ID_NOT_FOUND);
@@ -25,11 +30,15 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
             || broker
                 .consumer_groups()
                 .subscribed_to(&req.group_id, t.name.as_str());
+        // The group's DELETE is checked before dispatch; each topic's READ here.
+        let readable = access.allows(Resource::Topic(t.name.as_str()), Operation::Read);
         let parts = t
             .partitions
             .iter()
             .map(|p| {
-                let e = if subscribed {
+                let e = if !readable {
+                    code::TOPIC_AUTHORIZATION_FAILED
+                } else if subscribed {
                     code::GROUP_SUBSCRIBED_TO_TOPIC
                 } else {
                     delete.push((t.name.to_string(), p.partition_index));

@@ -14,17 +14,25 @@ use floe_protocol::kafka_protocol::messages::{
 use floe_storage::meta::CommittedOffset;
 
 use super::s;
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::code;
 use crate::Broker;
 
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
-/// (topic, [(partition, offset, epoch, metadata)]) for a group, or an error.
+/// A topic's committed offsets, and the error of each of its partitions.
+type TopicOffsets = (String, i16, Vec<CommittedOffset>);
+
+/// The committed offsets of a group, or an error. Topics the principal may
+/// not describe are left out of "all", and answered
+/// TOPIC_AUTHORIZATION_FAILED when named (as Kafka).
 async fn lookup(
     broker: &Broker,
     group: &str,
     wanted: Wanted,
-) -> Result<Vec<(String, Vec<CommittedOffset>)>, i16> {
+    access: &Access,
+) -> Result<Vec<TopicOffsets>, i16> {
+    let describable = |t: &str| access.sees(Resource::Topic(t), Operation::Describe);
     let stored = broker
         .meta()
         .fetch_offsets(group)
@@ -35,11 +43,23 @@ async fn lookup(
         by_topic.entry(o.topic.clone()).or_default().push(o);
     }
     Ok(match wanted {
-        None => by_topic.into_iter().collect(),
+        None => by_topic
+            .into_iter()
+            .filter(|(t, _)| describable(t))
+            .map(|(t, o)| (t, code::NONE, o))
+            .collect(),
         Some(list) => {
             list.into_iter()
                 .map(|(topic, parts)| {
-                    let have = by_topic.get(&topic).cloned().unwrap_or_default();
+                    let error = if access.allows(Resource::Topic(&topic), Operation::Describe) {
+                        code::NONE
+                    } else {
+                        code::TOPIC_AUTHORIZATION_FAILED
+                    };
+                    let have = match error {
+                        code::NONE => by_topic.get(&topic).cloned().unwrap_or_default(),
+                        _ => Vec::new(),
+                    };
                     let offsets = parts
                         .into_iter()
                         .map(|p| {
@@ -55,7 +75,7 @@ async fn lookup(
                             )
                         })
                         .collect();
-                    (topic, offsets)
+                    (topic, error, offsets)
                 })
                 .collect()
         }
@@ -66,6 +86,7 @@ pub(super) async fn handle(
     broker: &Arc<Broker>,
     req: OffsetFetchRequest,
     version: i16,
+    access: &Access,
 ) -> OffsetFetchResponse {
     if version >= 8 {
         let mut groups = Vec::with_capacity(req.groups.len());
@@ -76,12 +97,16 @@ pub(super) async fn handle(
                     .collect()
             });
             let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match lookup(broker, &g.group_id, wanted).await {
+            if !access.allows(Resource::Group(&g.group_id), Operation::Describe) {
+                groups.push(out.with_error_code(code::GROUP_AUTHORIZATION_FAILED));
+                continue;
+            }
+            groups.push(match lookup(broker, &g.group_id, wanted, access).await {
                 Err(e) => out.with_error_code(e),
                 Ok(topics) => out.with_topics(
                     topics
                         .into_iter()
-                        .map(|(name, offsets)| {
+                        .map(|(name, error, offsets)| {
                             OffsetFetchResponseTopics::default()
                                 .with_name(TopicName(s(name)))
                                 .with_partitions(
@@ -89,6 +114,7 @@ pub(super) async fn handle(
                                         .into_iter()
                                         .map(|o| {
                                             OffsetFetchResponsePartitions::default()
+                                                .with_error_code(error)
                                                 .with_partition_index(o.partition)
                                                 .with_committed_offset(o.offset)
                                                 .with_committed_leader_epoch(o.leader_epoch)
@@ -109,7 +135,7 @@ pub(super) async fn handle(
             .collect()
     });
     let group: &GroupId = &req.group_id;
-    match lookup(broker, group, wanted).await {
+    match lookup(broker, group, wanted, access).await {
         Err(e) => {
             let r = OffsetFetchResponse::default();
             if version >= 2 {
@@ -121,7 +147,7 @@ pub(super) async fn handle(
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
                 .into_iter()
-                .map(|(name, offsets)| {
+                .map(|(name, error, offsets)| {
                     OffsetFetchResponseTopic::default()
                         .with_name(TopicName(s(name)))
                         .with_partitions(
@@ -129,6 +155,7 @@ pub(super) async fn handle(
                                 .into_iter()
                                 .map(|o| {
                                     let p = OffsetFetchResponsePartition::default()
+                                        .with_error_code(error)
                                         .with_partition_index(o.partition)
                                         .with_committed_offset(o.offset)
                                         .with_metadata(o.metadata.map(s));

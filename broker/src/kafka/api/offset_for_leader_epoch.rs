@@ -19,16 +19,19 @@ use floe_protocol::kafka_protocol::messages::{
 };
 
 use super::check_leader_epoch;
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::code;
 use crate::Broker;
 
 pub(super) fn handle(
     broker: &Arc<Broker>,
     req: OffsetForLeaderEpochRequest,
+    access: &Access,
 ) -> OffsetForLeaderEpochResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
-        let topic = broker.log().topic(t.topic.0.as_str());
+        let described = access.allows(Resource::Topic(t.topic.0.as_str()), Operation::Describe);
+        let topic = broker.log().topic(t.topic.0.as_str()).filter(|_| described);
         let partitions = t
             .partitions
             .into_iter()
@@ -38,8 +41,11 @@ pub(super) fn handle(
                     .with_leader_epoch(-1)
                     .with_end_offset(-1);
                 let Some(topic) = &topic else {
-                    return base
-                        .with_error_code(broker.not_led_here(t.topic.0.as_str(), p.partition));
+                    return base.with_error_code(if described {
+                        broker.not_led_here(t.topic.0.as_str(), p.partition)
+                    } else {
+                        code::TOPIC_AUTHORIZATION_FAILED
+                    });
                 };
                 let Some(part) = topic.partition(p.partition) else {
                     return base.with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION);

@@ -14,6 +14,7 @@ use tracing::debug;
 
 use super::leader_hints::{node_endpoints, LeaderHints};
 use super::{s, Pending};
+use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
 
@@ -42,6 +43,8 @@ fn hint_leaders(broker: &Broker, response: &mut ProduceResponse) {
 enum Outcome {
     Appended(PendingAppend),
     Failed(StorageError),
+    /// The principal may not write to the topic.
+    Denied,
 }
 
 impl Outcome {
@@ -86,7 +89,14 @@ fn failure(index: i32, e: &StorageError, version: i16) -> PartitionProduceRespon
     p
 }
 
-pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Pending {
+/// A principal without WRITE on a topic has each of its partitions
+/// refused with TOPIC_AUTHORIZATION_FAILED, as in Kafka.
+pub(super) async fn handle(
+    broker: &Arc<Broker>,
+    req: ProduceRequest,
+    version: i16,
+    access: &Access,
+) -> Pending {
     // Partitions are appended one after another, except that the
     // partitions of topics that validate run as tasks of their own, so
     // their records are checked on every core. All appends finish before
@@ -98,6 +108,7 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
     let live = broker.membership().is_live();
     for td in req.topic_data {
         let name = td.name.0.to_string();
+        let writable = access.allows(Resource::Topic(&name), Operation::Write);
         let parallel = td.partition_data.len() > 1 && {
             let (reject, coerce) = checks(broker, &name);
             reject || coerce.is_some()
@@ -105,7 +116,9 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
         let mut parts = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
             let batches = pd.records.clone().unwrap_or_default();
-            let pending = if !live {
+            let pending = if !writable {
+                Appending::Done(Outcome::Denied)
+            } else if !live {
                 Appending::Done(Outcome::Failed(StorageError::Fenced(format!(
                     "{name}-{}: this broker's lease lapsed",
                     pd.index
@@ -155,6 +168,10 @@ pub(super) async fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i
             let mut out = Vec::with_capacity(parts.len());
             for (index, outcome, batches) in parts {
                 let resp = match outcome {
+                    Outcome::Denied => PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+                        .with_base_offset(-1),
                     Outcome::Failed(e) => {
                         debug!(topic = %name.0.as_str(), partition = index, error = %e, "produce refused");
                         failure(index, &e, version)

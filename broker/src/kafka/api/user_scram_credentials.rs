@@ -16,6 +16,8 @@ use floe_protocol::kafka_protocol::messages::{
 use tracing::{info, warn};
 
 use super::s;
+use crate::acl::{Access, Operation, Resource};
+use crate::audit;
 use crate::kafka::errors::code;
 use crate::sasl::scram::{Credential, Mechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 use crate::Broker;
@@ -23,7 +25,12 @@ use crate::Broker;
 pub(super) async fn describe(
     broker: &Arc<Broker>,
     req: DescribeUserScramCredentialsRequest,
+    access: &Access,
 ) -> DescribeUserScramCredentialsResponse {
+    if !access.allows(Resource::Cluster, Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(code::CLUSTER_AUTHORIZATION_FAILED);
+    }
     let stored = match broker.meta().scram_credentials(None).await {
         Ok(s) => s,
         Err(e) => {
@@ -71,7 +78,20 @@ pub(super) async fn describe(
 pub(super) async fn alter(
     broker: &Arc<Broker>,
     req: AlterUserScramCredentialsRequest,
+    access: &Access,
 ) -> AlterUserScramCredentialsResponse {
+    if !access.allows(Resource::Cluster, Operation::Alter) {
+        let users = req
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(req.upsertions.iter().map(|u| u.name.to_string()));
+        let denied = Some((
+            code::CLUSTER_AUTHORIZATION_FAILED,
+            "Authorization failed.".into(),
+        ));
+        return answer(users, &BTreeMap::new(), denied);
+    }
     // Kafka's rules: a user named twice for one mechanism in a request is
     // refused as a whole for that user; iterations within [4096, 16384].
     let mut named: BTreeMap<(String, i8), usize> = BTreeMap::new();
@@ -192,9 +212,13 @@ pub(super) async fn alter(
     }
     for c in &upserts {
         info!(user = %c.user, mechanism = %c.mechanism, "SCRAM credential stored");
+        let user = format!("User:{} {}", c.user, c.mechanism);
+        audit::changed(access.principal(), &user, "alter credential", "ok");
     }
     for (user, m) in &deletions {
         info!(user = %user, mechanism = %m, "SCRAM credential deleted");
+        let user = format!("User:{user} {m}");
+        audit::changed(access.principal(), &user, "delete credential", "ok");
     }
     answer(users, &errors, None)
 }
