@@ -58,8 +58,9 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<PathBuf>,
 
     /// SASL mechanisms the Kafka listener offers, comma-separated, of
-    /// SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN (PLAIN sends the password
-    /// itself: offer it only where the network is trusted).
+    /// SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (PLAIN sends the password
+    /// itself: offer it only where the network is trusted) and
+    /// OAUTHBEARER (offered anyway when --oauth-jwks is set).
     #[arg(
         long,
         env = "FLOE_SASL_MECHANISMS",
@@ -102,6 +103,31 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", action = ArgAction::Set,
         default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub allow_everyone_if_no_acl_found: bool,
+
+    /// A JWKS file (RFC 7517) of the keys that sign OAUTHBEARER tokens
+    /// (RS256/384/512, ES256/384); read again when it changes. With it the
+    /// Kafka listener offers OAUTHBEARER.
+    #[arg(long, env = "FLOE_OAUTH_JWKS")]
+    pub oauth_jwks: Option<PathBuf>,
+
+    /// The `iss` an OAUTHBEARER token must carry, if set.
+    #[arg(long, env = "FLOE_OAUTH_ISSUER")]
+    pub oauth_issuer: Option<String>,
+
+    /// The audience (`aud`) an OAUTHBEARER token must include, if set.
+    #[arg(long, env = "FLOE_OAUTH_AUDIENCE")]
+    pub oauth_audience: Option<String>,
+
+    /// The token claim naming the principal (Kafka's
+    /// `sasl.oauthbearer.sub.claim.name`).
+    #[arg(long, env = "FLOE_OAUTH_PRINCIPAL_CLAIM", default_value = "sub")]
+    pub oauth_principal_claim: String,
+
+    /// Kafka's `connections.max.reauth.ms`: a SASL login lasts at most
+    /// this long before the client must authenticate again (KIP-368), or
+    /// its connection is closed; 0 for no bound but a token's expiry.
+    #[arg(long, env = "FLOE_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
+    pub connections_max_reauth_ms: u64,
 
     /// host:port that clients are told to connect to (Metadata responses).
     /// Defaults to the Kafka listener's bound address.

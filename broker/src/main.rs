@@ -7,7 +7,10 @@ use anyhow::Context;
 use clap::Parser;
 use floe_broker::config::{Cli, Command, ServeArgs};
 use floe_broker::http::listener::LimitedListener;
-use floe_broker::kafka::authentication::ListenerAuth;
+use std::sync::Arc;
+
+use floe_broker::jwt::{JwtConfig, JwtVerifier};
+use floe_broker::kafka::authentication::{ListenerAuth, SaslSettings};
 use floe_broker::kafka::connections::{raise_file_limit, Admission, ConnectionLimits};
 use floe_broker::kafka::{server, tls};
 use floe_broker::sasl::SaslMechanism;
@@ -63,22 +66,43 @@ fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
     if !args.kafka_security_protocol.starts_with("SASL_") {
         return Ok(ListenerAuth::None);
     }
-    let mechanisms = args
+    let mut mechanisms = args
         .sasl_mechanisms
         .split(',')
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .map(|m| {
             SaslMechanism::by_name(m).with_context(|| {
-                format!("--sasl-mechanisms: {m} is not one of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN")
+                format!("--sasl-mechanisms: {m} is not one of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN, OAUTHBEARER")
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let jwt = match &args.oauth_jwks {
+        None => None,
+        Some(path) => Some(Arc::new(JwtVerifier::open(JwtConfig {
+            jwks: path.clone(),
+            issuer: args.oauth_issuer.clone(),
+            audience: args.oauth_audience.clone(),
+            principal_claim: args.oauth_principal_claim.clone(),
+        })?)),
+    };
+    if jwt.is_some() && !mechanisms.contains(&SaslMechanism::OAuthBearer) {
+        mechanisms.push(SaslMechanism::OAuthBearer);
+    }
+    anyhow::ensure!(
+        jwt.is_some() || !mechanisms.contains(&SaslMechanism::OAuthBearer),
+        "OAUTHBEARER needs --oauth-jwks, the keys its tokens are signed with"
+    );
     anyhow::ensure!(
         !mechanisms.is_empty(),
         "--sasl-mechanisms names no mechanism"
     );
-    Ok(ListenerAuth::Sasl(mechanisms.into()))
+    Ok(ListenerAuth::Sasl(SaslSettings {
+        offered: mechanisms.into(),
+        jwt,
+        max_reauth: (args.connections_max_reauth_ms > 0)
+            .then(|| Duration::from_millis(args.connections_max_reauth_ms)),
+    }))
 }
 
 /// The Kafka listener's TLS, from the flags: none unless the protocol is

@@ -3,9 +3,14 @@
 //! requires client certificates, the certificate's subject. On a SASL listener nothing but
 //! ApiVersions, SaslHandshake and SaslAuthenticate passes until the client
 //! has authenticated (Kafka closes a connection that sends anything else
-//! first, and so does floe); the principal is then the user's name.
+//! first, and so does floe); the principal is then the user's name (or
+//! an OAUTHBEARER token's subject). A session may be bounded
+//! (KIP-368: a token's expiry, `--connections-max-reauth-ms`): its
+//! lifetime is told in SaslAuthenticate, the client authenticates again
+//! before it ends, and a request after its end closes the connection.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use floe_protocol::frame::{Request, Response};
 use floe_protocol::kafka_protocol::messages::{
@@ -14,18 +19,32 @@ use floe_protocol::kafka_protocol::messages::{
 use floe_storage::meta::MetadataStore;
 use tracing::info;
 
+use crate::jwt::{now_seconds, JwtVerifier};
 use crate::kafka::api::s;
 use crate::kafka::errors::code;
 use crate::registry::ANONYMOUS;
 use crate::sasl::{Handshake, SaslMechanism, Session, Step};
 
 /// How a listener authenticates its connections.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum ListenerAuth {
     /// Not at all: every connection is `anonymous`.
     None,
-    /// With SASL, offering these mechanisms.
-    Sasl(Arc<[SaslMechanism]>),
+    /// With SASL.
+    Sasl(SaslSettings),
+}
+
+/// A SASL listener's settings.
+#[derive(Clone)]
+pub struct SaslSettings {
+    /// The mechanisms offered.
+    pub offered: Arc<[SaslMechanism]>,
+    /// OAUTHBEARER's token checker.
+    pub jwt: Option<Arc<JwtVerifier>>,
+    /// Kafka's `connections.max.reauth.ms`: the longest a login lasts
+    /// before the client must authenticate again (None: for ever, unless
+    /// its token expires).
+    pub max_reauth: Option<Duration>,
 }
 
 /// What becomes of one request.
@@ -43,6 +62,10 @@ pub enum Verdict {
 /// One connection's authentication.
 pub struct Gate {
     sasl: Option<Session>,
+    /// The longest a login lasts.
+    max_reauth: Option<Duration>,
+    /// When the current login ends (KIP-368).
+    session_end: Option<Instant>,
     /// The subject of the client's certificate (mTLS).
     certificate: Option<String>,
 }
@@ -50,11 +73,17 @@ pub struct Gate {
 impl Gate {
     /// The gate of a connection to a listener that authenticates as `auth`.
     pub fn new(auth: &ListenerAuth) -> Gate {
+        let (sasl, max_reauth) = match auth {
+            ListenerAuth::None => (None, None),
+            ListenerAuth::Sasl(s) => (
+                Some(Session::new(s.offered.clone(), s.jwt.clone())),
+                s.max_reauth,
+            ),
+        };
         Gate {
-            sasl: match auth {
-                ListenerAuth::None => None,
-                ListenerAuth::Sasl(offered) => Some(Session::new(offered.clone())),
-            },
+            sasl,
+            max_reauth,
+            session_end: None,
             certificate: None,
         }
     }
@@ -90,8 +119,15 @@ impl Gate {
             Request::SaslHandshake(r) => {
                 Verdict::Answer(self.handshake(r.mechanism.as_str(), version == 0))
             }
-            Request::SaslAuthenticate(r) => self.authenticate(r, meta).await,
+            Request::SaslAuthenticate(r) => self.authenticate(r, version, meta).await,
             Request::ApiVersions(_) => Verdict::Dispatch,
+            _ if self.session_end.is_some_and(|end| Instant::now() >= end) => {
+                info!(
+                    principal = self.principal(),
+                    "session expired without re-authentication: connection closed"
+                );
+                Verdict::Close
+            }
             _ if self.authenticated() => Verdict::Dispatch,
             _ => Verdict::Close,
         }
@@ -141,9 +177,23 @@ impl Gate {
         )
     }
 
+    /// How long the login just completed lasts: until its token expires
+    /// or `max_reauth` passes, whichever comes first (None: unbounded).
+    fn lifetime(&self) -> Option<Duration> {
+        let token = self.sasl.as_ref().and_then(Session::expires_at).map(|exp| {
+            let left = (exp - now_seconds()).max(0) as u64;
+            Duration::from_secs(left)
+        });
+        match (token, self.max_reauth) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     async fn authenticate(
         &mut self,
         r: &SaslAuthenticateRequest,
+        version: i16,
         meta: &dyn MetadataStore,
     ) -> Verdict {
         let refuse = |error: i16, message: String| {
@@ -161,12 +211,19 @@ impl Gate {
         };
         match session.authenticate(&r.auth_bytes, meta).await {
             Step::Answer(bytes) => {
+                let mut response =
+                    SaslAuthenticateResponse::default().with_auth_bytes(bytes.into());
                 if let Some(user) = session.principal() {
                     info!(principal = user, "authenticated");
+                    // v0 cannot say a lifetime: its logins are not bounded.
+                    let lifetime = self.lifetime().filter(|_| version >= 1);
+                    self.session_end = lifetime.map(|l| Instant::now() + l);
+                    if let Some(l) = lifetime {
+                        response.session_lifetime_ms =
+                            l.as_millis().clamp(1, i64::MAX as u128) as i64;
+                    }
                 }
-                Verdict::Answer(Response::SaslAuthenticate(
-                    SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()),
-                ))
+                Verdict::Answer(Response::SaslAuthenticate(response))
             }
             Step::Refused(e) => {
                 info!(error = %e, "authentication refused");

@@ -1,17 +1,23 @@
 //! SASL authentication of a Kafka connection: PLAIN and SCRAM-SHA-256/512
 //! against the users' SCRAM credentials in the metadata store (so every
-//! broker of a cluster knows the same users), one [`Session`] per
-//! connection.
+//! broker of a cluster knows the same users), and OAUTHBEARER with JWTs
+//! signed by trusted keys ([`crate::jwt`]); one [`Session`] per
+//! connection, which may authenticate again (KIP-368) as the same
+//! principal.
 //!
-//! `scram.rs` holds the SCRAM exchange and credentials; this file the
-//! session's states and the credentials' storage form.
+//! `scram.rs` holds the SCRAM exchange and credentials, `oauthbearer.rs`
+//! RFC 7628's message; this file the session's states and the
+//! credentials' storage form.
 
+pub mod oauthbearer;
 pub mod scram;
 
 use std::sync::Arc;
 
 use floe_storage::meta::{MetadataStore, ScramCredentialRecord};
 use scram::{Credential, Exchange, Mechanism};
+
+use crate::jwt::JwtVerifier;
 
 /// Why authentication failed, said to the client (Kafka's
 /// SASL_AUTHENTICATION_FAILED carries the message).
@@ -42,6 +48,8 @@ pub enum SaslMechanism {
     Plain,
     /// SCRAM-SHA-256 or SCRAM-SHA-512.
     Scram(Mechanism),
+    /// OAUTHBEARER: a JWT signed by a trusted key.
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -50,6 +58,7 @@ impl SaslMechanism {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::Scram(m) => m.name(),
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -57,6 +66,7 @@ impl SaslMechanism {
     pub fn by_name(name: &str) -> Option<SaslMechanism> {
         match name {
             "PLAIN" => Some(SaslMechanism::Plain),
+            "OAUTHBEARER" => Some(SaslMechanism::OAuthBearer),
             other => Mechanism::by_name(other).map(SaslMechanism::Scram),
         }
     }
@@ -70,8 +80,9 @@ enum State {
     Chosen(SaslMechanism),
     /// SCRAM's server-first message was sent.
     Scram(Box<Exchange>),
-    /// Authenticated as this principal.
-    Done(String),
+    /// Authenticated as this principal; a token's expiry (seconds since
+    /// the epoch) bounds the session.
+    Done(String, Option<i64>),
     /// Failed: the connection is closed.
     Failed,
 }
@@ -79,7 +90,12 @@ enum State {
 /// The authentication of one connection.
 pub struct Session {
     offered: Arc<[SaslMechanism]>,
+    /// OAUTHBEARER's token checker, where it is offered.
+    jwt: Option<Arc<JwtVerifier>>,
     state: State,
+    /// The principal being authenticated again (KIP-368): the new login
+    /// must name it.
+    again: Option<String>,
     /// The handshake was SaslHandshake v0: the tokens that follow come
     /// bare (a size and the bytes), not in SaslAuthenticate requests.
     bare: bool,
@@ -111,10 +127,12 @@ pub enum Step {
 
 impl Session {
     /// A session offering `offered`.
-    pub fn new(offered: Arc<[SaslMechanism]>) -> Session {
+    pub fn new(offered: Arc<[SaslMechanism]>, jwt: Option<Arc<JwtVerifier>>) -> Session {
         Session {
             offered,
+            jwt,
             state: State::Start,
+            again: None,
             bare: false,
         }
     }
@@ -127,15 +145,28 @@ impl Session {
     /// The authenticated principal, once there is one.
     pub fn principal(&self) -> Option<&str> {
         match &self.state {
-            State::Done(p) => Some(p),
+            State::Done(p, _) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// When the credential of the session expires (a token's `exp`, in
+    /// seconds since the epoch), if it does.
+    pub fn expires_at(&self) -> Option<i64> {
+        match &self.state {
+            State::Done(_, expires) => *expires,
             _ => None,
         }
     }
 
     /// SaslHandshake; `bare` for its v0, after which the tokens come bare.
+    /// Once authenticated, a SaslHandshake (v1) starts authenticating
+    /// again (KIP-368).
     pub fn handshake(&mut self, mechanism: &str, bare: bool) -> Handshake {
-        if !matches!(self.state, State::Start) {
-            return Handshake::OutOfTurn;
+        match &self.state {
+            State::Start => {}
+            State::Done(p, _) if !bare => self.again = Some(p.clone()),
+            _ => return Handshake::OutOfTurn,
         }
         match SaslMechanism::by_name(mechanism).filter(|m| self.offered.contains(m)) {
             Some(m) => {
@@ -158,9 +189,15 @@ impl Session {
         let state = std::mem::replace(&mut self.state, State::Failed);
         let step = match state {
             State::Chosen(SaslMechanism::Plain) => plain(token, meta).await.map(|user| {
-                self.state = State::Done(user);
+                self.state = State::Done(user, None);
                 Vec::new()
             }),
+            State::Chosen(SaslMechanism::OAuthBearer) => {
+                oauthbearer::authenticate(token, self.jwt.as_deref()).map(|v| {
+                    self.state = State::Done(v.principal, Some(v.expires_at));
+                    Vec::new()
+                })
+            }
             State::Chosen(SaslMechanism::Scram(m)) => {
                 scram_first(m, token, meta).await.map(|(exchange, answer)| {
                     self.state = State::Scram(Box::new(exchange));
@@ -168,7 +205,7 @@ impl Session {
                 })
             }
             State::Scram(exchange) => exchange.finish(token).map(|answer| {
-                self.state = State::Done(exchange.user.clone());
+                self.state = State::Done(exchange.user.clone(), None);
                 answer.into_bytes()
             }),
             other => {
@@ -176,7 +213,14 @@ impl Session {
                 return Step::OutOfTurn;
             }
         };
+        let again = self.again.take();
         match step {
+            Ok(_) if again.is_some() && again.as_deref() != self.principal() => {
+                self.state = State::Failed;
+                Step::Refused(SaslError::failed(
+                    "a re-authentication may not change the principal",
+                ))
+            }
             Ok(answer) => Step::Answer(answer),
             Err(e) => Step::Refused(e),
         }

@@ -1,0 +1,176 @@
+"""OAUTHBEARER on the Kafka listener (--oauth-jwks): JWTs signed by keys of
+a JWKS file, with librdkafka (confluent-kafka's oauth_cb) and kafka-python
+(a token provider); expired, untrusted and wrongly addressed tokens
+refused; and KIP-368: a login's lifetime is told to the client, clients
+authenticate again before it ends (as the same principal only), and a
+connection that does not is closed."""
+
+import json
+import socket
+import struct
+import time
+import uuid
+import warnings
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer
+from kafka import KafkaProducer
+from kafka.net.sasl.oauth import AbstractTokenProvider
+
+from test_sasl import SASL, _read_frame, _request, add_user, librdkafka_login_error, sasl_conf
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from authlib.jose import JsonWebKey, jwt
+
+ISSUER = "https://idp.test"
+
+
+class Keys:
+    """An RSA and an EC key, the JWKS file of their public halves, and a
+    third key nobody trusts."""
+
+    def __init__(self, tmp_path):
+        self.rsa = JsonWebKey.generate_key("RSA", 2048, is_private=True, options={"kid": "rsa-1"})
+        self.ec = JsonWebKey.generate_key("EC", "P-256", is_private=True, options={"kid": "ec-1"})
+        self.stranger = JsonWebKey.generate_key("RSA", 2048, is_private=True,
+                                                options={"kid": "rsa-1"})
+        self.path = tmp_path / "jwks.json"
+        self.path.write_text(json.dumps({"keys": [self.rsa.as_dict(is_private=False),
+                                                  self.ec.as_dict(is_private=False)]}))
+
+    def token(self, sub="alice", lifetime=300, aud="floe", key=None, alg="RS256"):
+        key = key or (self.ec if alg == "ES256" else self.rsa)
+        now = int(time.time())
+        claims = {"sub": sub, "iss": ISSUER, "aud": aud, "iat": now, "exp": now + lifetime}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return jwt.encode({"alg": alg, "kid": key.as_dict()["kid"]}, claims, key).decode()
+
+
+def oauth_conf(floe, token_fn):
+    return {"bootstrap.servers": floe.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "OAUTHBEARER",
+            "oauth_cb": lambda _config: (token_fn(), time.time() + 300)}
+
+
+def start(floe_factory, keys, *extra):
+    return floe_factory(*SASL, "--oauth-jwks", str(keys.path), "--oauth-issuer", ISSUER,
+                        "--oauth-audience", "floe", *extra)
+
+
+def test_oauthbearer_with_librdkafka_and_kafka_python(floe_factory, tmp_path):
+    keys = Keys(tmp_path)
+    floe = start(floe_factory, keys)
+    conf = oauth_conf(floe, lambda: keys.token())
+    p = Producer(conf)
+    for i in range(5):
+        p.produce("tokens", f"v{i}".encode())
+    assert p.flush(30) == 0
+    c = Consumer({**conf, "group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest"})
+    c.subscribe(["tokens"])
+    got, deadline = [], time.time() + 30
+    while len(got) < 5 and time.time() < deadline:
+        m = c.poll(1)
+        if m is not None and not m.error():
+            got.append(m.value())
+    c.close()
+    assert got == [f"v{i}".encode() for i in range(5)]
+    assert floe.log_contains('principal="alice"')
+
+    # Refused: expired, signed by a key not in the JWKS, for another
+    # audience; each an authentication error.
+    for bad in (lambda: keys.token(lifetime=-120), lambda: keys.token(key=keys.stranger),
+                lambda: keys.token(aud="elsewhere")):
+        e = librdkafka_login_error(oauth_conf(floe, bad))
+        assert e is not None and e.code() == KafkaError._AUTHENTICATION, e
+
+    # kafka-python, with an ES256 token.
+    class Provider(AbstractTokenProvider):
+        def token(self):
+            return keys.token(sub="bob", alg="ES256")
+
+    kp = KafkaProducer(bootstrap_servers=floe.bootstrap, security_protocol="SASL_PLAINTEXT",
+                       sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=Provider())
+    kp.send("tokens", b"from kafka-python").get(timeout=30)
+    kp.close()
+    assert floe.log_contains('principal="bob"')
+
+    # SCRAM and PLAIN stay offered beside it.
+    add_user(floe, "carol", "carol-secret")
+    p = Producer(sasl_conf(floe, "SCRAM-SHA-512", "carol", "carol-secret"))
+    p.produce("tokens", b"scram")
+    assert p.flush(30) == 0
+
+
+def authenticate(s, token, correlation):
+    """SaslHandshake v1 + SaslAuthenticate v1 with OAUTHBEARER: (error
+    code, session lifetime ms)."""
+    _request(s, 17, 1, struct.pack(">h", 11) + b"OAUTHBEARER", correlation=correlation)
+    r = _read_frame(s)
+    assert struct.unpack(">h", r[4:6])[0] == 0, r
+    message = b"n,,\x01auth=Bearer " + token.encode() + b"\x01\x01"
+    _request(s, 36, 1, struct.pack(">i", len(message)) + message, correlation=correlation + 1)
+    r = _read_frame(s)[4:]
+    (error,) = struct.unpack(">h", r[:2])
+    (mlen,) = struct.unpack(">h", r[2:4])
+    rest = r[4 + max(mlen, 0):]
+    (blen,) = struct.unpack(">i", rest[:4])
+    (lifetime,) = struct.unpack(">q", rest[4 + blen:12 + blen])
+    return error, lifetime
+
+
+def metadata_answered(s, correlation):
+    _request(s, 3, 1, struct.pack(">i", 0), correlation=correlation)
+    try:
+        return struct.unpack(">i", _read_frame(s)[:4])[0] == correlation
+    except (ConnectionError, struct.error, AssertionError, OSError):
+        return False
+
+
+def test_a_login_lasts_its_lifetime_unless_renewed_as_the_same_principal(floe_factory, tmp_path):
+    keys = Keys(tmp_path)
+    floe = start(floe_factory, keys, "--connections-max-reauth-ms", "2500")
+    host, port = floe.bootstrap.rsplit(":", 1)
+
+    # The lifetime is the shorter of the token's and the broker's bound.
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        error, lifetime = authenticate(s, keys.token(lifetime=3600), 1)
+        assert error == 0 and 2000 < lifetime <= 2500, lifetime
+        assert metadata_answered(s, 3)
+        time.sleep(lifetime / 1000 + 0.3)
+        # Not renewed: the next request closes the connection.
+        assert not metadata_answered(s, 4)
+
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        assert authenticate(s, keys.token(), 1)[0] == 0
+        time.sleep(1.5)
+        # Renewed before the end, as the same principal: served on.
+        assert authenticate(s, keys.token(), 3) == (0, pytest.approx(2500, abs=100))
+        time.sleep(1.5)
+        assert metadata_answered(s, 5)
+        # Renewing as someone else is refused, and the connection closed.
+        error, _ = authenticate(s, keys.token(sub="mallory"), 6)
+        assert error == 58  # SASL_AUTHENTICATION_FAILED
+        assert not metadata_answered(s, 8)
+
+    # librdkafka renews on its own (KIP-368): a producer that runs past
+    # several lifetimes keeps delivering, over one login after another.
+    add_user(floe, "alice", "alice-secret")
+    p = Producer({**sasl_conf(floe, "SCRAM-SHA-512", "alice", "alice-secret"),
+                  "message.timeout.ms": 10_000})
+    errors = []
+    before = floe.log_text().count('principal="alice"')
+    deadline = time.time() + 7
+    n = 0
+    while time.time() < deadline:
+        p.produce("renewed", f"{n}".encode(),
+                  on_delivery=lambda err, _m: err and errors.append(err))
+        p.poll(0.1)
+        n += 1
+    assert p.flush(30) == 0
+    assert errors == [], errors
+    # Two connections (bootstrap, broker), each logged in and renewed at
+    # least once in 7 s of 2.5 s lifetimes.
+    logins = floe.log_text().count('principal="alice"') - before
+    assert logins >= 4, logins
