@@ -13,6 +13,7 @@ Run with bench/security.sh (it builds floe and the Python environment);
 needs `openssl` for the throwaway certificates."""
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -44,10 +45,13 @@ def certificates(d):
     return d / "ca.pem", d / "server.pem", d / "server.key"
 
 
-def add_user(http, name):
+def add_user(http, name, auth=None):
     body = json.dumps({"password": f"{name}-secret"}).encode()
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
     req = urllib.request.Request(f"http://{http}/floe/users/{name}", data=body, method="PUT",
-                                 headers={"Content-Type": "application/json"})
+                                 headers=headers)
     urllib.request.urlopen(req, timeout=10).read()
 
 
@@ -88,16 +92,16 @@ def run_once(a, mode):
             ca, cert, key = certificates(root)
             args = ["--kafka-security-protocol", "SASL_SSL", "--tls-cert", str(cert), "--tls-key", str(key)]
         if mode == "acls":
-            args += ["--acls", "--super-users", "User:admin"]
+            args += ["--acls", "--super-users", "User:admin", "--http-authentication", "required",
+                     "--initial-user", "admin:admin-secret"]
         proc, bootstrap, http = start_broker(a.floe, 0, args, root)
         conf = {"bootstrap.servers": bootstrap}
         if mode != "plain":
-            add_user(http, "bench")
+            add_user(http, "bench", auth="admin:admin-secret" if mode == "acls" else None)
             conf.update({"security.protocol": "SASL_SSL", "ssl.ca.location": str(ca),
                          "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "bench",
                          "sasl.password": "bench-secret"})
         if mode == "acls":
-            add_user(http, "admin")
             admin = AdminClient({**conf, "sasl.username": "admin", "sasl.password": "admin-secret"})
             took = grant_bench(admin, filler_acls(a.acls))
             print(f"  created {a.acls + 4} ACLs in {took:.1f} s")

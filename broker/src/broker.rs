@@ -45,6 +45,8 @@ pub struct Broker {
     registry: Arc<crate::registry::Registry>,
     /// The ACLs.
     authorizer: Arc<crate::acl::Authorizer>,
+    /// The access tokens floe issues over HTTP.
+    tokens: crate::tokens::TokenIssuer,
     /// True when topics that do not set `floe.validate.mode` validate.
     validates: bool,
     /// Background writer of group state.
@@ -246,6 +248,11 @@ impl Broker {
         &self.authorizer
     }
 
+    /// The access tokens this cluster issues.
+    pub fn tokens(&self) -> &crate::tokens::TokenIssuer {
+        &self.tokens
+    }
+
     /// The schema registry and grants.
     pub fn registry(&self) -> &Arc<crate::registry::Registry> {
         &self.registry
@@ -420,6 +427,7 @@ impl Broker {
             )?,
         )
         .await?;
+        let tokens = crate::tokens::TokenIssuer::open(meta.as_ref()).await?;
         let group_saver = crate::groups::saver::GroupSaver::start(meta.clone());
         let log_dir = format!("{}{}", objects.root_uri, objects.prefix);
         let log = Log::open(cfg, meta.clone(), objects.store, objects.prefix).await?;
@@ -449,6 +457,7 @@ impl Broker {
             group_saver,
             registry,
             authorizer,
+            tokens,
             validates: args.validate_mode == "reject",
             broker_id: args.broker_id,
             advertised_host: advertised.0,

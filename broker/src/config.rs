@@ -69,10 +69,12 @@ pub struct ServeArgs {
     pub sasl_mechanisms: String,
 
     /// How the HTTP API authenticates its callers: `none` (everyone is
-    /// `anonymous`), or `basic` (HTTP basic authentication against the
-    /// users' SCRAM credentials; every route but /health asks for it).
+    /// `anonymous`), or `required`: every route but /health and the token
+    /// endpoint asks for HTTP basic credentials (a user's password) or a
+    /// bearer token (issued at /iceberg/v1/oauth/tokens, or a JWT signed
+    /// by a key of --oauth-jwks).
     #[arg(long, env = "FLOE_HTTP_AUTHENTICATION", default_value = "none",
-        value_parser = ["none", "basic"])]
+        value_parser = ["none", "required"])]
     pub http_authentication: String,
 
     /// A user created at startup unless it exists, as `name:password`

@@ -29,5 +29,6 @@ pub mod membership;
 pub mod metrics;
 pub mod registry;
 pub mod sasl;
+pub mod tokens;
 
 pub use broker::Broker;

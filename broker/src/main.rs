@@ -61,6 +61,19 @@ fn split_host_port(s: &str) -> anyhow::Result<(String, i32)> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
+/// The checker of identity-provider tokens, with --oauth-jwks.
+fn jwt_verifier(args: &ServeArgs) -> anyhow::Result<Option<Arc<JwtVerifier>>> {
+    let Some(path) = &args.oauth_jwks else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(JwtVerifier::open(JwtConfig {
+        jwks: path.clone(),
+        issuer: args.oauth_issuer.clone(),
+        audience: args.oauth_audience.clone(),
+        principal_claim: args.oauth_principal_claim.clone(),
+    })?)))
+}
+
 /// How the Kafka listener authenticates, from the flags.
 fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
     if !args.kafka_security_protocol.starts_with("SASL_") {
@@ -77,15 +90,7 @@ fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let jwt = match &args.oauth_jwks {
-        None => None,
-        Some(path) => Some(Arc::new(JwtVerifier::open(JwtConfig {
-            jwks: path.clone(),
-            issuer: args.oauth_issuer.clone(),
-            audience: args.oauth_audience.clone(),
-            principal_claim: args.oauth_principal_claim.clone(),
-        })?)),
-    };
+    let jwt = jwt_verifier(args)?;
     if jwt.is_some() && !mechanisms.contains(&SaslMechanism::OAuthBearer) {
         mechanisms.push(SaslMechanism::OAuthBearer);
     }
@@ -152,7 +157,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = http::router(
         broker.clone(),
         args.http_max_body_bytes,
-        http::HttpLogin::named(&args.http_authentication),
+        match args.http_authentication.as_str() {
+            "required" => http::HttpLogin::Required(jwt_verifier(&args)?),
+            _ => http::HttpLogin::None,
+        },
     );
     let http_listener = LimitedListener::new(http_listener, Admission::new(http_limits));
     let app = app.into_make_service_with_connect_info::<http::listener::Peer>();

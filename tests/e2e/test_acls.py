@@ -23,7 +23,7 @@ from kafka.errors import ClusterAuthorizationFailedError, TopicAuthorizationFail
 from test_sasl import SASL, sasl_conf
 from test_schemas import http
 
-ACLS = (*SASL, "--acls", "--super-users", "User:admin", "--http-authentication", "basic",
+ACLS = (*SASL, "--acls", "--super-users", "User:admin", "--http-authentication", "required",
         "--initial-user", "admin:admin-secret")
 ADMIN = ("admin", "admin-secret")
 

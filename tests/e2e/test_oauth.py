@@ -174,3 +174,62 @@ def test_a_login_lasts_its_lifetime_unless_renewed_as_the_same_principal(floe_fa
     # least once in 7 s of 2.5 s lifetimes.
     logins = floe.log_text().count('principal="alice"') - before
     assert logins >= 4, logins
+
+
+def test_pyiceberg_authenticates_to_the_catalog_with_oauth2_client_credentials(floe_factory, tmp_path):
+    """The HTTP API with --http-authentication required: PyIceberg gets a
+    token at the catalog's /v1/oauth/tokens with credential=user:secret
+    and reads a table with it; an identity provider's JWT is taken as a
+    bearer token too; without credentials, or with wrong ones, nothing."""
+    from pyiceberg.catalog.rest import RestCatalog
+    from pyiceberg.exceptions import OAuthError, UnauthorizedError
+
+    from helpers import create_topic
+    from test_schemas import http
+
+    keys = Keys(tmp_path)
+    floe = floe_factory("--http-authentication", "required", "--initial-user", "admin:admin-secret",
+                        "--oauth-jwks", str(keys.path), "--oauth-issuer", ISSUER,
+                        "--oauth-audience", "floe")
+    create_topic(floe.bootstrap, "lake", partitions=1,
+                 config={"floe.iceberg.commit.interval.ms": "300"})
+    p = Producer({"bootstrap.servers": floe.bootstrap})
+    for i in range(10):
+        p.produce("lake", f"row-{i}".encode())
+    assert p.flush(30) == 0
+
+    uri = floe.http + "/iceberg"
+    cat = RestCatalog("floe", uri=uri, credential="admin:admin-secret")
+    deadline = time.time() + 30
+    while ("floe", "lake") not in cat.list_tables("floe"):
+        assert time.time() < deadline, "the table was not committed"
+        time.sleep(0.2)
+    rows = 0
+    while rows < 10 and time.time() < deadline:
+        rows = cat.load_table("floe.lake").scan().to_arrow().num_rows
+        time.sleep(0.2)
+    assert rows == 10
+
+    with pytest.raises(UnauthorizedError):
+        RestCatalog("floe", uri=uri).list_namespaces()
+    with pytest.raises(OAuthError):
+        RestCatalog("floe", uri=uri, credential="admin:wrong")
+    # The token endpoint speaks OAuth2's errors.
+    status, body = http(floe, "POST", "/iceberg/v1/oauth/tokens")
+    assert status in (400, 415, 422), body
+
+    # A bearer JWT from the identity provider, on any route.
+    def bearer(token):
+        import urllib.request
+        req = urllib.request.Request(floe.http + "/iceberg/v1/namespaces",
+                                     headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert bearer(keys.token(sub="admin")) == 200
+    assert bearer(keys.token(sub="admin", lifetime=-120)) == 401
+    assert bearer(keys.token(sub="admin", key=keys.stranger)) == 401
+    assert http(floe, "GET", "/health")[0] == 200

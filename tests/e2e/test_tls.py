@@ -166,3 +166,34 @@ def test_mtls_requires_a_trusted_client_certificate_whose_subject_is_the_princip
                        consumer_timeout_ms=10_000)
     assert len(list(kp)) == 1
     kp.close()
+
+
+def test_a_fetch_larger_than_the_socket_buffer_arrives_whole_over_tls(floe_factory, tmp_path):
+    """A response bigger than the socket takes at once is flushed whole:
+    none of it waits in the TLS session for a later response (the client
+    would time out waiting for the tail)."""
+    import os
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    ca, cert, key = make_certs(tmp_path, "big")
+    floe = tls_floe(floe_factory, "SSL", cert, key)
+    conf = {"bootstrap.servers": floe.bootstrap, "security.protocol": "SSL",
+            "ssl.ca.location": str(ca)}
+    p = Producer({**conf, "linger.ms": 50, "batch.size": 1_000_000})
+    for _ in range(1500):
+        p.produce("big", os.urandom(16_384), partition=0)
+    assert p.flush(60) == 0
+    c = Consumer({**conf, "group.id": f"g-{uuid.uuid4()}", "fetch.max.bytes": 52_428_800,
+                  "max.partition.fetch.bytes": 52_428_800, "socket.timeout.ms": 10_000,
+                  "fetch.wait.max.ms": 100})
+    c.assign([TopicPartition("big", 0, 0)])
+    got, deadline = 0, time.time() + 30
+    while got < 1500 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None:
+            assert not m.error(), m.error()
+            got += 1
+    c.close()
+    assert got == 1500

@@ -1,16 +1,18 @@
 //! Who calls the HTTP API, and whether the ACLs let them. With
-//! `--http-authentication basic` every route but `/health` asks for HTTP
-//! basic credentials, checked against the users' SCRAM credentials (the
-//! users of the Kafka listener); with `--acls` a reading request (GET,
-//! HEAD) needs DESCRIBE on the cluster and a changing one ALTER on it (a
-//! super user may do both), as Kafka guards its own admin APIs. The
+//! `--http-authentication required` every route but `/health` and the
+//! token endpoint asks for credentials: HTTP basic (a user of the Kafka
+//! listener, checked against the SCRAM credentials), or a bearer token
+//! (one floe issued at the token endpoint, [`super::oauth`], or a JWT
+//! signed by a key of `--oauth-jwks`). With `--acls` a reading request
+//! (GET, HEAD) needs DESCRIBE on the cluster and a changing one ALTER on
+//! it (a super user may do both), as Kafka guards its own admin APIs. The
 //! caller's principal rides on the request and on its response
 //! ([`Caller`]), for the handlers and the audit log.
 
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,26 +21,18 @@ use serde_json::json;
 
 use super::listener::Peer;
 use crate::acl::{Access, Operation, Resource};
+use crate::jwt::{now_seconds, JwtVerifier};
 use crate::registry::ANONYMOUS;
 use crate::Broker;
 
 /// How the HTTP API authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum HttpLogin {
     /// Not at all: every caller is `anonymous`.
     None,
-    /// HTTP basic, against the SCRAM users.
-    Basic,
-}
-
-impl HttpLogin {
-    /// The mode `--http-authentication` names.
-    pub fn named(name: &str) -> HttpLogin {
-        match name {
-            "basic" => HttpLogin::Basic,
-            _ => HttpLogin::None,
-        }
-    }
+    /// Credentials required: basic, or a bearer token of floe's or one
+    /// this verifier accepts (an identity provider's).
+    Required(Option<Arc<JwtVerifier>>),
 }
 
 /// The authenticated caller of a request.
@@ -47,7 +41,7 @@ pub struct Caller(pub Access);
 
 /// The routes open to everyone.
 fn open(path: &str) -> bool {
-    path == "/health"
+    path == "/health" || path == "/iceberg/v1/oauth/tokens"
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {
@@ -62,23 +56,53 @@ fn refused(status: StatusCode, message: &str) -> Response {
     response
 }
 
+/// The scheme and credentials of the `Authorization` header.
+fn authorization(headers: &HeaderMap) -> Option<(&str, &str)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    Some((scheme, rest.trim()))
+}
+
 /// The user and password of a basic `Authorization` header.
-fn basic(request: &Request) -> Option<(String, String)> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
+pub(super) fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let (scheme, encoded) = authorization(headers)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(encoded)
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_string(), password.to_string()))
+}
+
+/// Who the credentials of a request name, or why they are refused.
+async fn principal_of(
+    broker: &Broker,
+    headers: &HeaderMap,
+    jwt: Option<&JwtVerifier>,
+) -> Result<String, &'static str> {
+    match authorization(headers) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let now = now_seconds();
+            if let Some(p) = broker.tokens().verify(token, now) {
+                return Ok(p);
+            }
+            match jwt.map(|j| j.verify(token, now)) {
+                Some(Ok(v)) => Ok(v.principal),
+                _ => Err("invalid or expired token"),
+            }
+        }
+        Some(_) => {
+            let (user, password) = basic(headers).ok_or("authentication required")?;
+            crate::sasl::check_password(broker.meta().as_ref(), &user, &password)
+                .await
+                .map_err(|_| "invalid user name or password")?;
+            Ok(user)
+        }
+        None => Err("authentication required"),
+    }
 }
 
 /// The middleware.
@@ -95,18 +119,16 @@ pub async fn authenticated(
         .get::<ConnectInfo<Peer>>()
         .map(|c| c.0 .0.ip())
         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let principal = match login {
+    let principal = match &login {
         HttpLogin::None => ANONYMOUS.to_string(),
-        HttpLogin::Basic => {
-            let Some((user, password)) = basic(&request) else {
-                return refused(StatusCode::UNAUTHORIZED, "authentication required");
-            };
-            let checked = crate::sasl::check_password(broker.meta().as_ref(), &user, &password);
-            if checked.await.is_err() {
-                tracing::info!(user, "HTTP authentication refused");
-                return refused(StatusCode::UNAUTHORIZED, "invalid user name or password");
+        HttpLogin::Required(jwt) => {
+            match principal_of(&broker, request.headers(), jwt.as_deref()).await {
+                Ok(p) => p,
+                Err(why) => {
+                    tracing::info!(why, "HTTP authentication refused");
+                    return refused(StatusCode::UNAUTHORIZED, why);
+                }
             }
-            user
         }
     };
     let access = broker.authorizer().access(&principal, ip);

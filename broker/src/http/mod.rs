@@ -8,6 +8,7 @@ mod audit;
 pub mod authentication;
 pub mod catalog;
 pub mod listener;
+mod oauth;
 pub mod registry;
 pub mod users;
 
@@ -41,6 +42,7 @@ pub fn router(broker: Arc<Broker>, max_body_bytes: usize, login: HttpLogin) -> R
         .merge(crate::http::registry::routes())
         .merge(crate::http::catalog::routes())
         .merge(crate::http::users::routes())
+        .merge(oauth::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(guard)
         .layer(axum::middleware::from_fn(audit::audited))

@@ -149,7 +149,17 @@ async fn conversation<R, W>(
         while let Some(pending) = rx.recv().await {
             match pending.await {
                 Ok(Some(bytes)) => {
-                    if wr.write_all(&bytes).await.is_err() {
+                    // A TLS stream takes the bytes into its session and
+                    // writes what the socket accepts now; the rest goes
+                    // out only on a flush (or the next write). Without one,
+                    // the tail of a large response waited for the next
+                    // response (which may never come: the client waits for
+                    // this one) and the client timed out. On TCP a no-op.
+                    let sent = async {
+                        wr.write_all(&bytes).await?;
+                        wr.flush().await
+                    };
+                    if sent.await.is_err() {
                         break;
                     }
                 }

@@ -335,6 +335,10 @@ impl MetadataStore for FaultyMetadata {
         self.inner.alter_scram_credentials(upserts, deletions).await
     }
 
+    async fn cluster_value_or_insert(&self, name: &str, fresh: &str) -> Result<String> {
+        self.inner.cluster_value_or_insert(name, fresh).await
+    }
+
     async fn acls(&self) -> Result<(Vec<AclRecord>, Option<String>)> {
         self.inner.acls().await
     }

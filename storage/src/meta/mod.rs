@@ -693,6 +693,10 @@ pub trait MetadataStore: Send + Sync + 'static {
         deletions: &[(String, String)],
     ) -> Result<()>;
 
+    /// The cluster-wide value `name` (a secret every broker shares, say):
+    /// stored as `fresh` if it has none yet; the stored value either way.
+    async fn cluster_value_or_insert(&self, name: &str, fresh: &str) -> Result<String>;
+
     /// Every access control entry, and the change token they were read at
     /// (it moves with every change of them; None before the first).
     async fn acls(&self) -> Result<(Vec<AclRecord>, Option<String>)>;

@@ -2017,6 +2017,22 @@ impl MetadataStore for SqlStore {
         Ok(())
     }
 
+    async fn cluster_value_or_insert(&self, name: &str, fresh: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO cluster (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(fresh)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM cluster WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn acls(&self) -> Result<(Vec<AclRecord>, Option<String>)> {
         let mut tx = self.pool.begin().await?;
         let token: Option<String> = sqlx::query_scalar("SELECT value FROM cluster WHERE name = $1")
