@@ -294,3 +294,51 @@ def test_brokers_of_a_cluster_enforce_the_same_acls_at_once(floe_factory, tmp_pa
     wait_for("broker 1 to drop the ACL",
              lambda: visible_topics(on(conf["alice"], 1)) == set(), timeout=2)
     assert time.time() - started < 4
+
+
+CUSTOMER = """syntax = "proto3";
+package acltest;
+import "floe/policy/v1/policy.proto";
+message Customer {
+  string id = 1;
+  string email = 2 [(floe.policy.v1.field) = {classification: "PII", purposes: ["support"]}];
+}
+"""
+
+
+def test_a_table_loads_only_for_a_principal_that_may_see_every_column(floe_factory):
+    """With --acls the catalog lists the tables of topics a principal may
+    describe, and loads one only for a principal that may read the topic
+    and holds a grant for every restricted field of its schemas."""
+    from pyiceberg.catalog.rest import RestCatalog
+    from pyiceberg.exceptions import ForbiddenError
+
+    floe = floe_factory(*ACLS)
+    conf = users(floe)
+    admin = AdminClient(conf["admin"])
+    for t in ("customers", "clicks"):
+        admin.create_topics([NewTopic(t, 1, 1)])[t].result(30)
+    status, body = http(floe, "POST", "/subjects/customers-value/versions", {
+        "schemaType": "PROTOBUF", "schema": CUSTOMER,
+        "references": [{"name": "floe/policy/v1/policy.proto",
+                        "subject": "floe/policy/v1/policy.proto", "version": 1}]}, auth=ADMIN)
+    assert status == 200, body
+    create_acls(admin, [
+        allow(ResourceType.BROKER, "kafka-cluster", "User:alice", AclOperation.DESCRIBE),
+        allow(ResourceType.TOPIC, "customers", "User:alice", AclOperation.READ),
+        allow(ResourceType.TOPIC, "clicks", "User:alice", AclOperation.READ),
+    ])
+    uri = floe.http + "/iceberg"
+    alice = RestCatalog("floe", uri=uri, credential="alice:alice-secret")
+    assert {t[1] for t in alice.list_tables("floe")} == {"customers", "clicks"}
+    assert alice.load_table("floe.clicks") is not None
+    # customers holds an email only the `support` purpose may see.
+    with pytest.raises(ForbiddenError) as refused:
+        alice.load_table("floe.customers")
+    assert "email" in str(refused.value) and "support" in str(refused.value)
+    status, body = http(floe, "PUT", "/floe/grants/alice", {"purposes": ["support"]}, auth=ADMIN)
+    assert status == 200, body
+    assert alice.load_table("floe.customers") is not None
+    # Bob may describe nothing here: the HTTP API itself refuses him.
+    with pytest.raises(ForbiddenError):
+        RestCatalog("floe", uri=uri, credential="bob:bob-secret").list_tables("floe")

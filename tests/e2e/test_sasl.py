@@ -238,3 +238,41 @@ def test_sasl_handshake_v0_takes_bare_tokens_and_kcat_logs_in(floe_factory):
     consumed = subprocess.run(["kcat", "-b", floe.bootstrap, *auth, "-C", "-t", "kc", "-o", "beginning", "-e"],
                               capture_output=True, timeout=60)
     assert consumed.stdout.split() == [b"one", b"two", b"one", b"two"], consumed.stderr
+
+
+def test_no_restricted_value_reaches_a_principal_without_its_grant(floe_factory):
+    """The 10 000-order leak test with authenticated principals: each
+    consumer states a purpose in client.id, and what it gets depends on the
+    grants of the user it logged in as, never on what it claims."""
+    from test_schemas import consume_values, leaks, produce_random_orders
+
+    floe = floe_factory(*SASL)
+    for user in ("writer", "support-app", "billing-app", "intruder"):
+        add_user(floe, user, f"{user}-secret")
+    for user, purposes in (("support-app", ["support"]), ("billing-app", ["billing"])):
+        assert http(floe, "PUT", f"/floe/grants/{user}", {"purposes": purposes})[0] == 200
+    as_user = lambda u: {k: v for k, v in sasl_conf(floe, "SCRAM-SHA-256", u, f"{u}-secret").items()
+                         if k != "bootstrap.servers"}
+    topic = "leak"
+    create(floe, {**as_user("writer"), "bootstrap.servers": floe.bootstrap}, topic)
+    n = 10_000
+    secrets, M = produce_random_orders(floe, topic, n, conf=as_user("writer"))
+    cases = [
+        ("support-app", "support", {"email", "street"}),
+        ("billing-app", "billing", {"cents"}),
+        ("intruder", None, set()),
+        ("support-app", None, set()),
+    ]
+    for user, purpose, may_see in cases:
+        cid = f"fz;purpose={purpose}" if purpose else "fz"
+        values, errors = consume_values(floe, topic, n, cid, f"g-{user}-{purpose}",
+                                        conf=as_user(user))
+        assert len(values) == n, (user, purpose, len(values), errors)
+        assert leaks(values, topic, may_see, secrets, M) == 0, (user, purpose)
+    # Claiming a purpose the user does not hold gets nothing at all.
+    for user, purpose in (("intruder", "support"), ("billing-app", "support"),
+                          ("support-app", "billing")):
+        values, errors = consume_values(floe, topic, n, f"fz;purpose={purpose}",
+                                        f"g-{user}-{purpose}", conf=as_user(user))
+        assert values == [], (user, purpose, len(values))
+        assert errors and errors[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, errors

@@ -264,6 +264,11 @@ impl Access {
         &self.principal
     }
 
+    /// True when it may do everything: a super user, or no authorizer.
+    pub fn is_superuser(&self) -> bool {
+        self.superuser
+    }
+
     /// May it do `op` on `resource`? A refusal is written to the audit log.
     pub fn allows(&self, resource: Resource<'_>, op: Operation) -> bool {
         let allowed = self.sees(resource, op);

@@ -30,7 +30,7 @@ pub async fn audited(request: Request, next: Next) -> Response {
     let principal = response
         .extensions()
         .get::<Caller>()
-        .map_or(ANONYMOUS_PRINCIPAL, |c| c.0.principal())
+        .map_or(ANONYMOUS_PRINCIPAL, |c| c.access.principal())
         .to_string();
     let status = response.status();
     let outcome = if status.is_success() {

@@ -37,15 +37,32 @@ pub enum HttpLogin {
 
 /// The authenticated caller of a request.
 #[derive(Clone)]
-pub struct Caller(pub Access);
+pub struct Caller {
+    /// Its checks against the ACLs.
+    pub access: Access,
+    /// Its principal as floe names it (`alice`, `anonymous`): grants are
+    /// kept under this name.
+    pub name: String,
+}
 
 /// The routes open to everyone.
 fn open(path: &str) -> bool {
     path == "/health" || path == "/iceberg/v1/oauth/tokens"
 }
 
+/// A refusal in the error models of both APIs behind the gate: the
+/// schema registry's (`error_code`, `message`) and the Iceberg REST
+/// catalog's (`error`).
 fn refused(status: StatusCode, message: &str) -> Response {
-    let body = Json(json!({ "error_code": status.as_u16(), "message": message }));
+    let kind = match status {
+        StatusCode::UNAUTHORIZED => "NotAuthorizedException",
+        _ => "ForbiddenException",
+    };
+    let body = Json(json!({
+        "error_code": status.as_u16(),
+        "message": message,
+        "error": { "message": message, "type": kind, "code": status.as_u16() },
+    }));
     let mut response = (status, body).into_response();
     if status == StatusCode::UNAUTHORIZED {
         let challenge = header::HeaderValue::from_static("Basic realm=\"floe\", charset=\"UTF-8\"");
@@ -136,7 +153,10 @@ pub async fn authenticated(
         Method::GET | Method::HEAD | Method::OPTIONS => Operation::Describe,
         _ => Operation::Alter,
     };
-    let caller = Caller(access.clone());
+    let caller = Caller {
+        access: access.clone(),
+        name: principal,
+    };
     let mut response = if access.allows(Resource::Cluster, op) {
         request.extensions_mut().insert(caller.clone());
         next.run(request).await

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +18,8 @@ use floe_storage::table::{SnapshotOffsets, Tables};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::authentication::Caller;
+use super::table_access;
 use crate::Broker;
 
 /// Catalog and lookup routes.
@@ -160,11 +162,16 @@ async fn namespace_exists(State(b): State<Arc<Broker>>, Path(ns): Path<String>) 
     }
 }
 
-async fn tables(State(b): State<Arc<Broker>>, Path(ns): Path<String>) -> Response {
+async fn tables(
+    State(b): State<Arc<Broker>>,
+    Extension(caller): Extension<Caller>,
+    Path(ns): Path<String>,
+) -> Response {
     if !is_ours(&b, &ns) {
         return no_namespace(&ns);
     }
-    let names: Vec<String> = b.placed_topics().into_keys().collect();
+    let mut names: Vec<String> = b.placed_topics().into_keys().collect();
+    names.retain(|n| table_access::listed(&caller, n));
     let ids: Vec<Value> = names
         .iter()
         .map(|n| json!({ "namespace": [b.tables().namespace()], "name": n }))
@@ -204,10 +211,16 @@ async fn loaded(b: &Broker, name: &str) -> Result<floe_storage::table::LoadedTab
 
 async fn load_table(
     State(b): State<Arc<Broker>>,
+    Extension(caller): Extension<Caller>,
     Path((ns, table)): Path<(String, String)>,
 ) -> Response {
     if !is_ours(&b, &ns) {
         return no_namespace(&ns);
+    }
+    if b.placed(&table).is_some() {
+        if let Some(why) = table_access::refusal(&b, &caller, &table) {
+            return error(StatusCode::FORBIDDEN, "ForbiddenException", why);
+        }
     }
     let t = match loaded(&b, &table).await {
         Ok(t) => t,

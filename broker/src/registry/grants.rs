@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use floe_schema::policy::FieldPolicy;
+
 use super::{read, store_error, write, Registry, RegistryError};
 
 impl Registry {
@@ -28,6 +30,24 @@ impl Registry {
             .grants
             .insert(principal.to_string(), purposes.into_iter().collect());
         Ok(())
+    }
+
+    /// The restricted fields of every version of `subject`, deleted ones
+    /// too (their rows stay in the topic's table), with their message's
+    /// full name.
+    pub fn restricted_fields(&self, subject: &str) -> Vec<(String, FieldPolicy)> {
+        let ids: Vec<i32> = read(&self.state)
+            .versions(subject, true)
+            .iter()
+            .map(|v| v.schema_id)
+            .collect();
+        let mut out = Vec::new();
+        for compiled in ids.into_iter().filter_map(|id| self.compiled(id).ok()) {
+            for (message, fields) in compiled.policies.all() {
+                out.extend(fields.iter().map(|f| (message.clone(), f.clone())));
+            }
+        }
+        out
     }
 
     /// True when `principal` may state `purpose`.
