@@ -68,6 +68,12 @@ pub struct ServeArgs {
     )]
     pub sasl_mechanisms: String,
 
+    /// Serve the HTTP API over TLS (HTTPS) with the certificate and key of
+    /// --tls-cert and --tls-key (read again when they change).
+    #[arg(long, env = "FLOE_HTTP_TLS", action = ArgAction::Set, default_value_t = false,
+        num_args = 0..=1, default_missing_value = "true")]
+    pub http_tls: bool,
+
     /// How the HTTP API authenticates its callers: `none` (everyone is
     /// `anonymous`), or `required`: every route but /health and the token
     /// endpoint asks for HTTP basic credentials (a user's password) or a

@@ -138,6 +138,11 @@ fn listener_tls(args: &ServeArgs) -> anyhow::Result<Option<TlsAcceptor>> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = listener_auth(&args)?;
     let tls = listener_tls(&args)?;
+    let http_tls = match (args.http_tls, &args.tls_cert, &args.tls_key) {
+        (false, _, _) => None,
+        (true, Some(cert), Some(key)) => Some(tls::acceptor(cert, key, None)?),
+        (true, _, _) => anyhow::bail!("--http-tls needs --tls-cert and --tls-key"),
+    };
     let kafka = TcpListener::bind(&args.kafka_listen)
         .await
         .with_context(|| format!("binding the Kafka listener on {}", args.kafka_listen))?;
@@ -162,7 +167,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ => http::HttpLogin::None,
         },
     );
-    let http_listener = LimitedListener::new(http_listener, Admission::new(http_limits));
+    let http_listener = LimitedListener::new(http_listener, Admission::new(http_limits), http_tls);
     let app = app.into_make_service_with_connect_info::<http::listener::Peer>();
     let http_task = tokio::spawn(async move { axum::serve(http_listener, app).await });
     let kafka_task = tokio::spawn(server::serve_kafka(

@@ -197,3 +197,26 @@ def test_a_fetch_larger_than_the_socket_buffer_arrives_whole_over_tls(floe_facto
             got += 1
     c.close()
     assert got == 1500
+
+
+def test_the_http_api_over_tls(floe_factory, tmp_path):
+    """--http-tls: the HTTP API answers HTTPS with the listener's
+    certificate, and nothing over plain HTTP."""
+    import http.client
+    import json
+    import urllib.request
+
+    ca, cert, key = make_certs(tmp_path, "http")
+    floe = floe_factory("--kafka-security-protocol", "SSL", "--tls-cert", str(cert),
+                        "--tls-key", str(key), "--http-tls")
+    https = floe.http.replace("http://", "https://")
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(https + "/health", context=ctx, timeout=10) as r:
+        assert r.status == 200 and json.loads(r.read())["status"] == "ok"
+    with urllib.request.urlopen(https + "/subjects", context=ctx, timeout=10) as r:
+        assert r.status == 200
+    try:
+        urllib.request.urlopen(floe.http + "/health", timeout=5)
+        raise AssertionError("plain HTTP was answered")
+    except (urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException):
+        pass

@@ -12,10 +12,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::{sleep, Instant, Sleep};
 use tracing::warn;
 
+use tokio_rustls::TlsAcceptor;
+
+use super::stream::HttpStream;
 use crate::kafka::connections::{Admission, Permit, RateLimit};
 
 /// A listener admitting connections under limits.
@@ -23,15 +26,22 @@ pub struct LimitedListener {
     inner: TcpListener,
     admission: Arc<Admission>,
     accept_failed: RateLimit,
+    /// HTTPS, with `--http-tls`.
+    tls: Option<TlsAcceptor>,
 }
 
 impl LimitedListener {
-    /// Wraps `inner`.
-    pub fn new(inner: TcpListener, admission: Arc<Admission>) -> LimitedListener {
+    /// Wraps `inner`; its connections speak TLS with `tls`.
+    pub fn new(
+        inner: TcpListener,
+        admission: Arc<Admission>,
+        tls: Option<TlsAcceptor>,
+    ) -> LimitedListener {
         LimitedListener {
             inner,
             admission,
             accept_failed: RateLimit::default(),
+            tls,
         }
     }
 }
@@ -46,6 +56,7 @@ impl axum::serve::Listener for LimitedListener {
                 Ok((stream, peer)) => {
                     if let Some(permit) = self.admission.admit(peer.ip()) {
                         let idle = self.admission.limits().idle;
+                        let stream = HttpStream::new(stream, self.tls.as_ref());
                         return (IdleClosing::new(stream, permit, idle), peer);
                     }
                 }
@@ -80,14 +91,14 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limi
 /// A connection that fails its reads and writes once no byte has moved for
 /// the idle time; it holds its admission place until dropped.
 pub struct IdleClosing {
-    stream: TcpStream,
+    stream: HttpStream,
     _permit: Permit,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
 }
 
 impl IdleClosing {
-    fn new(stream: TcpStream, permit: Permit, idle: Duration) -> IdleClosing {
+    fn new(stream: HttpStream, permit: Permit, idle: Duration) -> IdleClosing {
         IdleClosing {
             stream,
             _permit: permit,
@@ -167,19 +178,5 @@ impl AsyncWrite for IdleClosing {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.after_write(cx, written)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
     }
 }
