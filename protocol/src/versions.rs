@@ -63,10 +63,12 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::SaslAuthenticate, 0, 2),
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
-    // v0 has literal patterns only; v1 adds prefixed ones (KIP-290).
-    api(ApiKey::CreateAcls, 0, 3),
-    api(ApiKey::DescribeAcls, 0, 3),
-    api(ApiKey::DeleteAcls, 0, 3),
+    // v1 adds prefixed patterns (KIP-290); Kafka 4 dropped v0, and so
+    // does kafka-protocol, so clients that still send it get
+    // UNSUPPORTED_VERSION like they would from Kafka 4.
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The served range for `key`, if floe serves it at all.
