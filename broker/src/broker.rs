@@ -10,7 +10,7 @@ use floe_storage::memory::MemoryBudget;
 use floe_storage::meta::faulty::FaultyMetadata;
 use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
-use floe_storage::meta::{BrokerRecord, MetadataStore};
+use floe_storage::meta::{BrokerRecord, ListenerAddress, MetadataStore};
 use floe_storage::metered::{MeteredStore, StoreMetrics};
 use floe_storage::object::open_object_store;
 use floe_storage::segment::SegmentFormat;
@@ -53,10 +53,8 @@ pub struct Broker {
     group_saver: Arc<crate::groups::saver::GroupSaver>,
     /// This broker's id.
     broker_id: i32,
-    /// Host clients connect to.
-    advertised_host: String,
-    /// Port clients connect to.
-    advertised_port: i32,
+    /// Where clients of each listener connect to this broker.
+    advertised: Vec<ListenerAddress>,
     /// This broker's rack (`broker.rack`), if it has one.
     rack: Option<String>,
     /// Kafka's cluster id.
@@ -114,6 +112,19 @@ fn without_password(url: &str) -> String {
     }
 }
 
+/// Where clients of one listener reach a live broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    /// The broker's id.
+    pub node_id: i32,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
+    /// Its rack, if it has one.
+    pub rack: Option<String>,
+}
+
 impl Broker {
     /// This broker's registration and lease.
     pub fn membership(&self) -> &Arc<Membership> {
@@ -135,17 +146,37 @@ impl Broker {
     pub fn live_brokers(&self) -> Vec<BrokerRecord> {
         let mut live = self.cluster.brokers();
         if !live.iter().any(|b| b.broker_id == self.broker_id) {
+            let first = &self.advertised[0];
             live.push(BrokerRecord {
                 broker_id: self.broker_id,
                 incarnation: String::new(),
-                host: self.advertised_host.clone(),
-                port: self.advertised_port,
+                host: first.host.clone(),
+                port: first.port,
                 rack: self.rack.clone(),
                 lease_expires_ms: 0,
+                listeners: self.advertised.clone(),
             });
             live.sort_by_key(|b| b.broker_id);
         }
         live
+    }
+
+    /// The live brokers, by id, with the address clients that came in
+    /// through `listener` are told for each; brokers without a listener of
+    /// that name are left out, as in Kafka.
+    pub fn addresses(&self, listener: &str) -> Vec<BrokerAddress> {
+        self.live_brokers()
+            .iter()
+            .filter_map(|b| {
+                let (host, port) = b.address(listener)?;
+                Some(BrokerAddress {
+                    node_id: b.broker_id,
+                    host: host.to_string(),
+                    port,
+                    rack: b.rack.clone(),
+                })
+            })
+            .collect()
     }
 
     /// A topic's placement: from the log if this broker leads it (its
@@ -273,16 +304,6 @@ impl Broker {
         self.broker_id
     }
 
-    /// Host clients connect to.
-    pub fn advertised_host(&self) -> &str {
-        &self.advertised_host
-    }
-
-    /// Port clients connect to.
-    pub fn advertised_port(&self) -> i32 {
-        self.advertised_port
-    }
-
     /// This broker's rack (`broker.rack`), if it has one.
     pub fn rack(&self) -> Option<&str> {
         self.rack.as_deref()
@@ -325,7 +346,11 @@ impl Broker {
 
     /// Opens stores and the log as `args` say. `advertised` is the Kafka
     /// address to tell clients.
-    pub async fn open(args: &ServeArgs, advertised: (String, i32)) -> anyhow::Result<Arc<Broker>> {
+    pub async fn open(
+        args: &ServeArgs,
+        advertised: Vec<ListenerAddress>,
+    ) -> anyhow::Result<Arc<Broker>> {
+        anyhow::ensure!(!advertised.is_empty(), "a broker needs a listener");
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
         let object_url = args
@@ -401,7 +426,7 @@ impl Broker {
         let membership = Membership::join(
             meta.clone(),
             args.broker_id,
-            (&advertised.0, advertised.1),
+            &advertised,
             args.broker_rack.clone(),
             Duration::from_millis(args.broker_lease_ms.max(100)),
         )
@@ -460,8 +485,7 @@ impl Broker {
             tokens,
             validates: args.validate_mode == "reject",
             broker_id: args.broker_id,
-            advertised_host: advertised.0,
-            advertised_port: advertised.1,
+            advertised,
             rack: args.broker_rack.clone(),
             cluster_id,
             auto_create_topics: args.auto_create_topics,

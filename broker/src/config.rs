@@ -51,11 +51,26 @@ pub struct ServeArgs {
     #[arg(long, env = "FLOE_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
-    /// CA certificates (PEM) that sign the clients' certificates: with it,
-    /// SSL and SASL_SSL require a client certificate (mTLS), whose subject
-    /// (`CN=alice,O=corp`) is the principal on SSL.
+    /// CA certificates (PEM) that sign the clients' certificates, read
+    /// again when the file changes: with it, SSL and SASL_SSL listeners
+    /// require a client certificate (mTLS), whose subject (`CN=alice,O=corp`,
+    /// or what --ssl-principal-mapping-rules makes of it) is the principal
+    /// on SSL; with --http-tls, an HTTPS client may present one, and is
+    /// then that principal unless its request carries credentials.
     #[arg(long, env = "FLOE_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Kafka's `ssl.principal.mapping.rules`: how a client certificate's
+    /// subject becomes the principal, `RULE:pattern/replacement/[LU]`
+    /// entries tried in order (the first matching the whole subject
+    /// applies) and `DEFAULT` (the subject unchanged); a certificate no
+    /// rule applies to is refused. `RULE:^CN=([^,]+),O=corp$/$1/L,DEFAULT`.
+    #[arg(
+        long,
+        env = "FLOE_SSL_PRINCIPAL_MAPPING_RULES",
+        default_value = "DEFAULT"
+    )]
+    pub ssl_principal_mapping_rules: String,
 
     /// SASL mechanisms the Kafka listener offers, comma-separated, of
     /// SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (PLAIN sends the password
@@ -112,11 +127,19 @@ pub struct ServeArgs {
         default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
     pub allow_everyone_if_no_acl_found: bool,
 
-    /// A JWKS file (RFC 7517) of the keys that sign OAUTHBEARER tokens
-    /// (RS256/384/512, ES256/384); read again when it changes. With it the
-    /// Kafka listener offers OAUTHBEARER.
+    /// The keys that sign OAUTHBEARER tokens and HTTP bearer JWTs
+    /// (RS256/384/512, ES256/384), a JWKS (RFC 7517): a file, read again
+    /// when it changes, or an identity provider's `jwks_uri` (`https://`),
+    /// fetched at startup, every --oauth-jwks-refresh-ms and soon after a
+    /// token names a key it does not hold. With it the Kafka listener
+    /// offers OAUTHBEARER.
     #[arg(long, env = "FLOE_OAUTH_JWKS")]
-    pub oauth_jwks: Option<PathBuf>,
+    pub oauth_jwks: Option<String>,
+
+    /// How often a JWKS URL is fetched again (Kafka's
+    /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`).
+    #[arg(long, env = "FLOE_OAUTH_JWKS_REFRESH_MS", default_value_t = 3_600_000)]
+    pub oauth_jwks_refresh_ms: u64,
 
     /// The `iss` an OAUTHBEARER token must carry, if set.
     #[arg(long, env = "FLOE_OAUTH_ISSUER")]
@@ -141,6 +164,39 @@ pub struct ServeArgs {
     /// Defaults to the Kafka listener's bound address.
     #[arg(long, env = "FLOE_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
+
+    /// Several Kafka listeners, as Kafka's `listeners`:
+    /// `PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9093,INTERNAL://10.0.0.5:9094`
+    /// (an empty host binds every interface). A listener named after a
+    /// security protocol uses it; other names take theirs from
+    /// --listener-security-protocol-map. Replaces --kafka-listen and
+    /// --kafka-security-protocol. Every SSL listener uses --tls-cert,
+    /// --tls-key and --tls-client-ca; every SASL one --sasl-mechanisms.
+    #[arg(long, env = "FLOE_LISTENERS",
+        conflicts_with_all = ["kafka_listen", "kafka_security_protocol"])]
+    pub listeners: Option<String>,
+
+    /// What clients of each listener are told to connect to, as Kafka's
+    /// `advertised.listeners` (`SASL_SSL://broker-1.example.com:9093,...`);
+    /// a listener not named here advertises its bound address.
+    #[arg(long, env = "FLOE_ADVERTISED_LISTENERS", requires = "listeners")]
+    pub advertised_listeners: Option<String>,
+
+    /// Security protocols of listeners not named after one, as Kafka's
+    /// `listener.security.protocol.map` (`INTERNAL:SASL_PLAINTEXT,EXTERNAL:SASL_SSL`).
+    #[arg(
+        long,
+        env = "FLOE_LISTENER_SECURITY_PROTOCOL_MAP",
+        requires = "listeners"
+    )]
+    pub listener_security_protocol_map: Option<String>,
+
+    /// The principal of every connection to a listener that does not
+    /// authenticate (PLAINTEXT, or SSL without a client certificate),
+    /// instead of `anonymous`: `INTERNAL=etl-service,...` (`User:` may be
+    /// omitted). ACLs and purpose grants apply to it as to a login.
+    #[arg(long, env = "FLOE_LISTENER_PRINCIPALS")]
+    pub listener_principals: Option<String>,
 
     /// Directory for local state: the default object store and the SQLite
     /// metadata store.

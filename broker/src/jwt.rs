@@ -1,25 +1,23 @@
-//! JSON Web Tokens signed by keys the operator trusts: a JWKS (RFC 7517)
-//! file, read again when it changes. floe verifies RS256/384/512 and
+//! JSON Web Tokens signed by keys the operator trusts (a JWKS,
+//! [`crate::jwks`]). floe verifies RS256/384/512 and
 //! ES256/384 signatures (ring), refuses `none` and the HMAC algorithms
 //! (a public key must never double as a shared secret), and checks the
 //! expiry (required), `nbf`, and the issuer and audience when configured.
 //! The principal is a claim of the token (`sub` by default), as Kafka's
 //! OAUTHBEARER validator takes it.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ring::signature::{self, UnparsedPublicKey};
 use serde_json::Value;
 
+use crate::jwks::{KeyKind, KeySet};
+
 /// How far a token's times may be off this machine's clock.
 const SKEW_SECONDS: i64 = 30;
-
-/// How often the key file's modification time is looked at.
-const RECHECK: Duration = Duration::from_secs(2);
 
 /// Why a token is refused (said to the client).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,8 +40,6 @@ pub struct Verified {
 /// The checks tokens must pass.
 #[derive(Debug, Clone)]
 pub struct JwtConfig {
-    /// The JWKS file.
-    pub jwks: PathBuf,
     /// `iss` must be this, when set.
     pub issuer: Option<String>,
     /// `aud` must be or contain this, when set.
@@ -52,119 +48,16 @@ pub struct JwtConfig {
     pub principal_claim: String,
 }
 
-/// One trusted public key.
-#[derive(Debug, Clone)]
-struct Key {
-    kid: Option<String>,
-    kind: KeyKind,
-}
-
-#[derive(Debug, Clone)]
-enum KeyKind {
-    /// Modulus and exponent, big-endian.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    /// An uncompressed point (0x04 || x || y) on P-256 or P-384.
-    Ec { p384: bool, point: Vec<u8> },
-}
-
-/// The keys of a JWKS document; keys of other types are skipped.
-fn parse_jwks(text: &str) -> Result<Vec<Key>, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let keys = doc
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or("no \"keys\" array")?;
-    let field = |k: &Value, name: &str| -> Result<Vec<u8>, String> {
-        let text = k
-            .get(name)
-            .and_then(Value::as_str)
-            .ok_or(format!("a key lacks \"{name}\""))?;
-        URL_SAFE_NO_PAD
-            .decode(text.trim_end_matches('='))
-            .map_err(|_| format!("\"{name}\" is not base64url"))
-    };
-    let mut out = Vec::new();
-    for k in keys {
-        let kid = k.get("kid").and_then(Value::as_str).map(String::from);
-        let kind = match (
-            k.get("kty").and_then(Value::as_str),
-            k.get("crv").and_then(Value::as_str),
-        ) {
-            (Some("RSA"), _) => KeyKind::Rsa {
-                n: field(k, "n")?,
-                e: field(k, "e")?,
-            },
-            (Some("EC"), Some(crv @ ("P-256" | "P-384"))) => {
-                let mut point = vec![4];
-                point.extend(field(k, "x")?);
-                point.extend(field(k, "y")?);
-                KeyKind::Ec {
-                    p384: crv == "P-384",
-                    point,
-                }
-            }
-            _ => continue,
-        };
-        out.push(Key { kid, kind });
-    }
-    if out.is_empty() {
-        return Err("no RSA or EC (P-256, P-384) key".into());
-    }
-    Ok(out)
-}
-
-/// The keys as last read, and when the file was looked at.
-struct Loaded {
-    keys: Arc<Vec<Key>>,
-    modified: Option<SystemTime>,
-    checked: Instant,
-}
-
 /// Verifies tokens against the configured keys.
 pub struct JwtVerifier {
     config: JwtConfig,
-    loaded: Mutex<Loaded>,
+    keys: Arc<KeySet>,
 }
 
 impl JwtVerifier {
-    /// Reads the key file; fails when it cannot be read or holds no key.
-    pub fn open(config: JwtConfig) -> anyhow::Result<JwtVerifier> {
-        let (keys, modified) = read_keys(&config.jwks)
-            .map_err(|e| anyhow::anyhow!("--oauth-jwks {}: {e}", config.jwks.display()))?;
-        Ok(JwtVerifier {
-            config,
-            loaded: Mutex::new(Loaded {
-                keys: Arc::new(keys),
-                modified,
-                checked: Instant::now(),
-            }),
-        })
-    }
-
-    /// The keys, read again if the file changed (a bad new file is logged
-    /// and the old keys kept).
-    fn keys(&self) -> Arc<Vec<Key>> {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if loaded.checked.elapsed() >= RECHECK {
-            loaded.checked = Instant::now();
-            let modified = std::fs::metadata(&self.config.jwks)
-                .and_then(|m| m.modified())
-                .ok();
-            if modified != loaded.modified {
-                match read_keys(&self.config.jwks) {
-                    Ok((keys, modified)) => {
-                        tracing::info!(path = %self.config.jwks.display(), "JWKS read again");
-                        loaded.keys = Arc::new(keys);
-                        loaded.modified = modified;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the changed JWKS file is not usable; keeping the keys read before");
-                        loaded.modified = modified;
-                    }
-                }
-            }
-        }
-        loaded.keys.clone()
+    /// A verifier of tokens signed by a key of `keys`.
+    pub fn new(config: JwtConfig, keys: Arc<KeySet>) -> JwtVerifier {
+        JwtVerifier { config, keys }
     }
 
     /// Verifies `token` at `now` (seconds since the epoch).
@@ -189,7 +82,7 @@ impl JwtVerifier {
         let alg = head.get("alg").and_then(Value::as_str).unwrap_or("");
         let kid = head.get("kid").and_then(Value::as_str);
         let signed = &token.as_bytes()[..header.len() + 1 + payload.len()];
-        let keys = self.keys();
+        let keys = self.keys.keys();
         let candidates = keys
             .iter()
             .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid);
@@ -214,6 +107,10 @@ impl JwtVerifier {
             }
         }
         if !any {
+            if kid.is_some() {
+                // Perhaps a key rotated in since the keys were read.
+                self.keys.unknown_key();
+            }
             return refuse(format!(
                 "no trusted key for algorithm `{alg}` and key id {kid:?}"
             ));
@@ -262,12 +159,6 @@ impl JwtVerifier {
             expires_at: exp,
         })
     }
-}
-
-fn read_keys(path: &std::path::Path) -> Result<(Vec<Key>, Option<SystemTime>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    Ok((parse_jwks(&text)?, modified))
 }
 
 /// A verification algorithm of ring.
@@ -330,13 +221,14 @@ mod tests {
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)}]});
         let path = dir.join("jwks.json");
         std::fs::write(&path, jwks.to_string()).unwrap();
-        let verifier = JwtVerifier::open(JwtConfig {
-            jwks: path,
-            issuer: Some("https://idp.example".into()),
-            audience: Some("floe".into()),
-            principal_claim: "sub".into(),
-        })
-        .unwrap();
+        let verifier = JwtVerifier::new(
+            JwtConfig {
+                issuer: Some("https://idp.example".into()),
+                audience: Some("floe".into()),
+                principal_claim: "sub".into(),
+            },
+            Arc::new(KeySet::file(&path).unwrap()),
+        );
         (pair, verifier)
     }
 

@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod config;
 pub mod groups;
 pub mod http;
+pub mod jwks;
 pub mod jwt;
 pub mod kafka;
 pub mod membership;

@@ -7,14 +7,21 @@ use anyhow::Context;
 use clap::Parser;
 use floe_broker::config::{Cli, Command, ServeArgs};
 use floe_broker::http::listener::LimitedListener;
+use floe_broker::http::stream::HttpTls;
 use std::sync::Arc;
 
+use floe_broker::jwks::{JwksSource, KeySet};
 use floe_broker::jwt::{JwtConfig, JwtVerifier};
 use floe_broker::kafka::authentication::{ListenerAuth, SaslSettings};
 use floe_broker::kafka::connections::{raise_file_limit, Admission, ConnectionLimits};
+use floe_broker::kafka::listeners::{self, ListenerFlags, ListenerSpec};
+use floe_broker::kafka::principal_mapping::PrincipalMapping;
+use floe_broker::kafka::server::KafkaListener;
 use floe_broker::kafka::{server, tls};
+use floe_broker::registry::ANONYMOUS;
 use floe_broker::sasl::SaslMechanism;
 use floe_broker::{http, Broker};
+use floe_storage::meta::ListenerAddress;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
@@ -53,30 +60,34 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn split_host_port(s: &str) -> anyhow::Result<(String, i32)> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .with_context(|| format!("{s} is not host:port"))?;
-    let port = port.parse().with_context(|| format!("bad port in {s}"))?;
-    Ok((host.trim_matches(['[', ']']).to_string(), port))
-}
-
 /// The checker of identity-provider tokens, with --oauth-jwks.
-fn jwt_verifier(args: &ServeArgs) -> anyhow::Result<Option<Arc<JwtVerifier>>> {
-    let Some(path) = &args.oauth_jwks else {
+async fn jwt_verifier(args: &ServeArgs) -> anyhow::Result<Option<Arc<JwtVerifier>>> {
+    let Some(source) = &args.oauth_jwks else {
         return Ok(None);
     };
-    Ok(Some(Arc::new(JwtVerifier::open(JwtConfig {
-        jwks: path.clone(),
-        issuer: args.oauth_issuer.clone(),
-        audience: args.oauth_audience.clone(),
-        principal_claim: args.oauth_principal_claim.clone(),
-    })?)))
+    let keys = KeySet::open(
+        &JwksSource::parse(source),
+        Duration::from_millis(args.oauth_jwks_refresh_ms),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("--oauth-jwks {source}: {e}"))?;
+    Ok(Some(Arc::new(JwtVerifier::new(
+        JwtConfig {
+            issuer: args.oauth_issuer.clone(),
+            audience: args.oauth_audience.clone(),
+            principal_claim: args.oauth_principal_claim.clone(),
+        },
+        keys,
+    ))))
 }
 
-/// How the Kafka listener authenticates, from the flags.
-fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
-    if !args.kafka_security_protocol.starts_with("SASL_") {
+/// How a Kafka listener authenticates, from the flags.
+fn listener_auth(
+    args: &ServeArgs,
+    spec: &ListenerSpec,
+    jwt: &Option<Arc<JwtVerifier>>,
+) -> anyhow::Result<ListenerAuth> {
+    if !spec.protocol.uses_sasl() {
         return Ok(ListenerAuth::None);
     }
     let mut mechanisms = args
@@ -90,7 +101,7 @@ fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let jwt = jwt_verifier(args)?;
+    let jwt = jwt.clone();
     if jwt.is_some() && !mechanisms.contains(&SaslMechanism::OAuthBearer) {
         mechanisms.push(SaslMechanism::OAuthBearer);
     }
@@ -110,75 +121,143 @@ fn listener_auth(args: &ServeArgs) -> anyhow::Result<ListenerAuth> {
     }))
 }
 
-/// The Kafka listener's TLS, from the flags: none unless the protocol is
-/// SSL or SASL_SSL, which need both files.
-fn listener_tls(args: &ServeArgs) -> anyhow::Result<Option<TlsAcceptor>> {
-    let wanted = args.kafka_security_protocol.ends_with("SSL");
+/// The TLS of the Kafka listeners that use it (SSL, SASL_SSL), from the
+/// flags: every such listener needs the certificate and key, and they are
+/// for nothing else (but --http-tls).
+fn listener_tls(args: &ServeArgs, specs: &[ListenerSpec]) -> anyhow::Result<Option<TlsAcceptor>> {
+    let wanted = specs.iter().any(|s| s.protocol.uses_tls());
     anyhow::ensure!(
-        wanted || args.tls_client_ca.is_none(),
-        "--tls-client-ca is for --kafka-security-protocol SSL or SASL_SSL"
+        wanted || args.http_tls || args.tls_client_ca.is_none(),
+        "--tls-client-ca is for SSL or SASL_SSL listeners and --http-tls"
     );
     match (wanted, &args.tls_cert, &args.tls_key) {
         (true, Some(cert), Some(key)) => Ok(Some(tls::acceptor(
             cert,
             key,
             args.tls_client_ca.as_deref(),
+            true,
         )?)),
-        (true, _, _) => anyhow::bail!(
-            "--kafka-security-protocol {} needs --tls-cert and --tls-key",
-            args.kafka_security_protocol
-        ),
+        (true, _, _) => {
+            let spec = specs
+                .iter()
+                .find(|s| s.protocol.uses_tls())
+                .expect("wanted");
+            anyhow::bail!(
+                "listener {} ({}) needs --tls-cert and --tls-key",
+                spec.name,
+                spec.protocol
+            )
+        }
+        (false, _, _) if args.http_tls => Ok(None),
         (false, None, None) => Ok(None),
-        (false, _, _) => anyhow::bail!(
-            "--tls-cert and --tls-key are for --kafka-security-protocol SSL or SASL_SSL"
-        ),
+        (false, _, _) => {
+            anyhow::bail!(
+                "--tls-cert and --tls-key are for SSL or SASL_SSL listeners and --http-tls"
+            )
+        }
     }
 }
 
+/// The Kafka listeners the flags describe, bound, each with what its
+/// connections need, and the addresses each advertises.
+async fn kafka_listeners(
+    args: &ServeArgs,
+    mapping: &Arc<PrincipalMapping>,
+    jwt: &Option<Arc<JwtVerifier>>,
+) -> anyhow::Result<(Vec<(TcpListener, KafkaListener)>, Vec<ListenerAddress>)> {
+    let specs = listeners::from_flags(&ListenerFlags {
+        listeners: args.listeners.as_deref(),
+        kafka_listen: &args.kafka_listen,
+        kafka_security_protocol: &args.kafka_security_protocol,
+        advertised_listeners: args.advertised_listeners.as_deref(),
+        advertised_listener: args.advertised_listener.as_deref(),
+        protocol_map: args.listener_security_protocol_map.as_deref(),
+        principals: args.listener_principals.as_deref(),
+    })
+    .map_err(anyhow::Error::msg)?;
+    let tls = listener_tls(args, &specs)?;
+    let mut bound = Vec::with_capacity(specs.len());
+    let mut advertised = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let socket = TcpListener::bind(&spec.bind).await.with_context(|| {
+            format!("binding the Kafka listener {} on {}", spec.name, spec.bind)
+        })?;
+        let local: SocketAddr = socket.local_addr()?;
+        let (host, port) = spec
+            .advertised
+            .clone()
+            .unwrap_or_else(|| (local.ip().to_string(), i32::from(local.port())));
+        info!(listener = %spec.name, protocol = %spec.protocol, bound = %local,
+            advertised = %format!("{host}:{port}"), "Kafka listener");
+        advertised.push(ListenerAddress {
+            name: spec.name.clone(),
+            host,
+            port,
+        });
+        let listener = KafkaListener {
+            name: spec.name.as_str().into(),
+            auth: listener_auth(args, spec, jwt)?,
+            tls: tls.clone().filter(|_| spec.protocol.uses_tls()),
+            unauthenticated: spec.principal.as_deref().unwrap_or(ANONYMOUS).into(),
+            principal_mapping: mapping.clone(),
+        };
+        bound.push((socket, listener));
+    }
+    Ok((bound, advertised))
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let auth = listener_auth(&args)?;
-    let tls = listener_tls(&args)?;
+    let mapping = Arc::new(
+        PrincipalMapping::parse(&args.ssl_principal_mapping_rules)
+            .map_err(|e| anyhow::anyhow!("--ssl-principal-mapping-rules: {e}"))?,
+    );
+    let jwt = jwt_verifier(&args).await?;
+    let (kafka, advertised) = kafka_listeners(&args, &mapping, &jwt).await?;
+    // HTTPS asks for a client certificate with --tls-client-ca, and takes
+    // a client without one (it has other logins).
     let http_tls = match (args.http_tls, &args.tls_cert, &args.tls_key) {
         (false, _, _) => None,
-        (true, Some(cert), Some(key)) => Some(tls::acceptor(cert, key, None)?),
+        (true, Some(cert), Some(key)) => Some(HttpTls {
+            acceptor: tls::acceptor(cert, key, args.tls_client_ca.as_deref(), false)?,
+            mapping: mapping.clone(),
+        }),
         (true, _, _) => anyhow::bail!("--http-tls needs --tls-cert and --tls-key"),
     };
-    let kafka = TcpListener::bind(&args.kafka_listen)
-        .await
-        .with_context(|| format!("binding the Kafka listener on {}", args.kafka_listen))?;
-    let kafka_addr: SocketAddr = kafka.local_addr()?;
+    let kafka_addr: SocketAddr = kafka[0].0.local_addr()?;
     let http_listener = TcpListener::bind(&args.http_listen)
         .await
         .with_context(|| format!("binding the HTTP listener on {}", args.http_listen))?;
     let http_addr = http_listener.local_addr()?;
-    let advertised = match &args.advertised_listener {
-        Some(a) => split_host_port(a)?,
-        None => (kafka_addr.ip().to_string(), kafka_addr.port() as i32),
-    };
     let (kafka_limits, http_limits) = connection_limits(&args);
     let broker = Broker::open(&args, advertised).await?;
-    // The test harness and scripts wait for this line.
+    // The test harness and scripts wait for this line (`kafka` is the
+    // first listener).
     info!(kafka = %kafka_addr, http = %http_addr, data_dir = %args.data_dir.display(), "floe is ready");
     let app = http::router(
         broker.clone(),
         args.http_max_body_bytes,
         match args.http_authentication.as_str() {
-            "required" => http::HttpLogin::Required(jwt_verifier(&args)?),
+            "required" => http::HttpLogin::Required(jwt),
             _ => http::HttpLogin::None,
         },
     );
     let http_listener = LimitedListener::new(http_listener, Admission::new(http_limits), http_tls);
     let app = app.into_make_service_with_connect_info::<http::listener::Peer>();
     let http_task = tokio::spawn(async move { axum::serve(http_listener, app).await });
-    let kafka_task = tokio::spawn(server::serve_kafka(
-        kafka,
-        broker.clone(),
-        Admission::new(kafka_limits),
-        auth,
-        tls,
-    ));
+    // One admission for every Kafka listener: --max-connections bounds
+    // them together.
+    let admission = Admission::new(kafka_limits);
+    let mut kafka_tasks = tokio::task::JoinSet::new();
+    for (socket, listener) in kafka {
+        kafka_tasks.spawn(server::serve_kafka(
+            socket,
+            broker.clone(),
+            admission.clone(),
+            listener,
+        ));
+    }
     tokio::select! {
-        r = kafka_task => r.context("Kafka listener failed")?,
+        r = kafka_tasks.join_next() => r.context("no Kafka listener")?.context("Kafka listener failed")?,
         r = http_task => r?.context("HTTP listener failed")?,
         _ = shutdown_signal() => info!("stopping; unacknowledged buffers are dropped, nothing acknowledged is lost"),
     }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use floe_storage::log::now_ms;
-use floe_storage::meta::{BrokerRecord, MetadataStore};
+use floe_storage::meta::{BrokerRecord, ListenerAddress, MetadataStore};
 use tracing::{error, info, warn};
 
 /// This broker's registration and whether its lease is live.
@@ -53,7 +53,7 @@ impl Membership {
     pub async fn join(
         meta: Arc<dyn MetadataStore>,
         broker_id: i32,
-        advertised: (&str, i32),
+        advertised: &[ListenerAddress],
         rack: Option<String>,
         lease: Duration,
     ) -> anyhow::Result<Arc<Membership>> {
@@ -61,10 +61,11 @@ impl Membership {
         let mut record = BrokerRecord {
             broker_id,
             incarnation: uuid::Uuid::new_v4().simple().to_string(),
-            host: advertised.0.to_string(),
-            port: advertised.1,
+            host: advertised[0].host.clone(),
+            port: advertised[0].port,
             rack,
             lease_expires_ms: 0,
+            listeners: advertised.to_vec(),
         };
         let mut replacing: Option<String> = None;
         let mut waited_for: Option<BrokerRecord> = None;

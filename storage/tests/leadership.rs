@@ -65,6 +65,7 @@ fn live(broker_id: i32) -> BrokerRecord {
         host: "127.0.0.1".into(),
         port: 9000 + broker_id,
         rack: None,
+        listeners: Vec::new(),
         lease_expires_ms: now_ms() + 3_600_000,
     }
 }

@@ -15,8 +15,8 @@ use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::{
     AclRecord, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord, CoordinatorTerm,
-    FileReplacement, FlushCommit, GroupRecord, MetadataStore, ProducerStateRecord, SegmentRecord,
-    TopicRecord,
+    FileReplacement, FlushCommit, GroupRecord, ListenerAddress, MetadataStore, ProducerStateRecord,
+    SegmentRecord, TopicRecord,
 };
 use servers::{postgres, postgres_database, sqlite};
 
@@ -333,6 +333,7 @@ async fn group_writes_are_refused_once_the_coordinator_moved_on(s: Arc<SqlStore>
         host: "h".into(),
         port: 9000 + id,
         rack: None,
+        listeners: Vec::new(),
         lease_expires_ms: expires,
     };
     s.register_broker(&broker(1, 1_000), None, 0).await.unwrap();
@@ -666,6 +667,15 @@ fn registration(incarnation: &str, port: i32, expires: i64) -> BrokerRecord {
         port,
         rack: Some("r1".into()),
         lease_expires_ms: expires,
+        listeners: ["PLAINTEXT", "SASL_SSL"]
+            .iter()
+            .zip([port, port + 100])
+            .map(|(name, port)| ListenerAddress {
+                name: name.to_string(),
+                host: format!("{incarnation}.example"),
+                port,
+            })
+            .collect(),
     }
 }
 
@@ -676,9 +686,13 @@ async fn a_broker_id_is_held_by_one_incarnation_while_its_lease_is_live(s: Arc<S
     // who holds the id.
     let b = registration("b", 9093, 2_000);
     assert_eq!(
-        s.register_broker(&b, None, 500).await.unwrap(),
-        Some(a.clone())
+        s.register_broker(&b, None, 500)
+            .await
+            .unwrap()
+            .map(|h| h.incarnation),
+        Some(a.incarnation.clone())
     );
+    assert_eq!(s.live_brokers(600).await.unwrap(), vec![a.clone()]);
     // The holder renews; its own re-registration is accepted.
     assert!(s.renew_broker_lease(1, "a", 1_500).await.unwrap());
     assert_eq!(
@@ -691,7 +705,15 @@ async fn a_broker_id_is_held_by_one_incarnation_while_its_lease_is_live(s: Arc<S
     // Named as dead, it is replaced at once; it can no longer renew.
     assert_eq!(s.register_broker(&b, Some("a"), 1_200).await.unwrap(), None);
     assert!(!s.renew_broker_lease(1, "a", 3_000).await.unwrap());
+    // With its listeners, not those of the run it replaced.
     assert_eq!(s.live_brokers(1_999).await.unwrap(), vec![b.clone()]);
+    assert_eq!(b.listeners[1].port, 9193);
+    assert_eq!(
+        b.address("SASL_SSL"),
+        Some(("b.example", 9193)),
+        "the address of a named listener"
+    );
+    assert_eq!(b.address("INTERNAL"), None);
     assert_eq!(
         s.live_brokers(2_001).await.unwrap(),
         vec![],

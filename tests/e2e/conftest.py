@@ -47,10 +47,12 @@ class Floe:
         return "http://" + self.http_addr
 
     def start(self, timeout=30):
+        # --listeners replaces --kafka-listen (and names fixed ports).
+        named = any(a.split("=", 1)[0] == "--listeners" for a in self.extra_args)
         args = [
             floe_binary(), "serve",
             "--data-dir", str(self.data_dir),
-            "--kafka-listen", self.kafka_addr,
+            *([] if named else ["--kafka-listen", self.kafka_addr]),
             "--http-listen", self.http_addr,
             *self.extra_args,
         ]
@@ -125,7 +127,9 @@ class Floe:
 def floe_refuses_to_start(data_dir, *args, timeout=60):
     """Runs `floe serve` expecting it to stop on its own, non-zero; returns
     what it said."""
-    done = subprocess.run([floe_binary(), "serve", "--data-dir", str(data_dir), "--kafka-listen", "127.0.0.1:0",
+    named = any(a.split("=", 1)[0] == "--listeners" for a in args)
+    listen = [] if named else ["--kafka-listen", "127.0.0.1:0"]
+    done = subprocess.run([floe_binary(), "serve", "--data-dir", str(data_dir), *listen,
                            "--http-listen", "127.0.0.1:0", *args], capture_output=True, text=True, timeout=timeout)
     assert done.returncode != 0, done.stderr
     return done.stderr

@@ -173,12 +173,15 @@ def test_acls_allow_deny_and_hide_with_librdkafka(floe_factory):
     assert produce_error(conf["alice"], "orders-eu") == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
     # HTTP basic authentication against the same users, and the cluster's
-    # ACLs on every route but /health: reading needs DESCRIBE, changing
-    # ALTER; a refusal changes nothing.
+    # ACLs on the routes that are not a topic's: reading needs DESCRIBE,
+    # changing ALTER; a refusal changes nothing. A listing shows what the
+    # principal may see.
     assert http(floe, "GET", "/health")[0] == 200
     assert http(floe, "GET", "/subjects")[0] == 401
     assert http(floe, "GET", "/subjects", auth=("alice", "wrong"))[0] == 401
-    assert http(floe, "GET", "/subjects", auth=("alice", "alice-secret"))[0] == 403
+    assert http(floe, "GET", "/config", auth=("alice", "alice-secret"))[0] == 403
+    status, body = http(floe, "GET", "/subjects", auth=("alice", "alice-secret"))
+    assert status == 200 and "floe/policy/v1/policy.proto" not in body, body
     assert http(floe, "PUT", "/floe/users/mallory", {"password": "x"},
                 auth=("alice", "alice-secret"))[0] == 403
     assert http(floe, "GET", "/floe/users/mallory", auth=ADMIN)[0] == 404
@@ -339,6 +342,47 @@ def test_a_table_loads_only_for_a_principal_that_may_see_every_column(floe_facto
     status, body = http(floe, "PUT", "/floe/grants/alice", {"purposes": ["support"]}, auth=ADMIN)
     assert status == 200, body
     assert alice.load_table("floe.customers") is not None
-    # Bob may describe nothing here: the HTTP API itself refuses him.
+    # Bob may describe nothing here: he is shown no table and loads none.
+    bob = RestCatalog("floe", uri=uri, credential="bob:bob-secret")
+    assert bob.list_tables("floe") == []
     with pytest.raises(ForbiddenError):
-        RestCatalog("floe", uri=uri, credential="bob:bob-secret").list_tables("floe")
+        bob.load_table("floe.clicks")
+
+
+PLAIN = 'syntax = "proto3";\npackage subjecttest;\nmessage %s { string id = 1; }\n'
+
+
+def test_schema_subjects_follow_the_acls_of_their_topics(floe_factory):
+    """Confluent's topic-based model: `<topic>-value` and `<topic>-key` are
+    governed by the topic's ACLs (DESCRIBE to read, ALTER to register),
+    other subjects by the cluster's; a schema by id is readable by who may
+    read a subject using it; the subject list shows what one may see."""
+    floe = floe_factory(*ACLS)
+    conf = users(floe)
+    admin = AdminClient(conf["admin"])
+    for t in ("orders", "payments"):
+        admin.create_topics([NewTopic(t, 1, 1)])[t].result(30)
+    create_acls(admin, [allow(ResourceType.TOPIC, "orders", "User:alice", op)
+                        for op in (AclOperation.DESCRIBE, AclOperation.ALTER)])
+    alice = ("alice", "alice-secret")
+
+    def register(subject, name, auth):
+        return http(floe, "POST", f"/subjects/{subject}/versions",
+                    {"schemaType": "PROTOBUF", "schema": PLAIN % name}, auth=auth)
+
+    status, body = register("orders-value", "Order", alice)
+    assert status == 200, body
+    orders_id = body["id"]
+    assert register("payments-value", "Payment", alice)[0] == 403
+    assert register("com.acme.Thing", "Thing", alice)[0] == 403
+    status, body = register("payments-value", "Payment", ADMIN)
+    assert status == 200, body
+    payments_id = body["id"]
+    assert http(floe, "GET", "/subjects", auth=alice) == (200, ["orders-value"])
+    assert http(floe, "GET", "/subjects/orders-value/versions", auth=alice)[0] == 200
+    assert http(floe, "GET", "/subjects/payments-value/versions", auth=alice)[0] == 403
+    assert http(floe, "GET", f"/schemas/ids/{orders_id}", auth=alice)[0] == 200
+    assert http(floe, "GET", f"/schemas/ids/{payments_id}", auth=alice)[0] == 403
+    assert http(floe, "GET", f"/schemas/ids/{orders_id}", auth=("bob", "bob-secret"))[0] == 403
+    assert http(floe, "DELETE", "/subjects/payments-value", auth=alice)[0] == 403
+    assert http(floe, "GET", "/subjects/payments-value/versions", auth=ADMIN) == (200, [1])

@@ -233,3 +233,83 @@ def test_pyiceberg_authenticates_to_the_catalog_with_oauth2_client_credentials(f
     assert bearer(keys.token(sub="admin", lifetime=-120)) == 401
     assert bearer(keys.token(sub="admin", key=keys.stranger)) == 401
     assert http(floe, "GET", "/health")[0] == 200
+
+
+class JwksServer:
+    """An HTTP server (Python's http.server) serving a JWKS document, as an
+    identity provider's jwks_uri does; counts the fetches."""
+
+    def __init__(self, document):
+        import http.server
+        import threading
+
+        self.document = document
+        self.fetches = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.fetches += 1
+                body = json.dumps(outer.document).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_keys_from_a_jwks_url_and_a_key_rotated_in(floe_factory, tmp_path):
+    """--oauth-jwks https://idp/jwks: fetched at startup; a token signed by a
+    key added later is taken once the URL has been fetched again (a token
+    naming an unknown key id asks for that, at most every 10 s)."""
+    from test_sasl import roundtrip_librdkafka
+
+    keys = Keys(tmp_path)
+    server = JwksServer({"keys": [keys.rsa.as_dict(is_private=False)]})
+    try:
+        floe = floe_factory(*SASL, "--oauth-jwks", server.url, "--oauth-issuer", ISSUER,
+                            "--oauth-audience", "floe")
+        assert server.fetches == 1
+        assert len(roundtrip_librdkafka(oauth_conf(floe, lambda: keys.token()), "jwks", n=5)) == 5
+        # The EC key is published now; floe has not fetched it yet.
+        server.document = {"keys": [keys.rsa.as_dict(is_private=False), keys.ec.as_dict(is_private=False)]}
+        rotated = oauth_conf(floe, lambda: keys.token(alg="ES256"))
+
+        def login_error(conf, wait=6):
+            errors = []
+            p = Producer({**conf, "error_cb": errors.append})
+            until = time.time() + wait
+            while not errors and time.time() < until:
+                p.poll(0.2)
+            return errors[0] if errors else None
+
+        deadline = time.time() + 40
+        while (e := login_error(rotated)) is not None:
+            assert time.time() < deadline, f"the rotated key was never fetched: {e}"
+            time.sleep(1)
+        assert len(roundtrip_librdkafka(rotated, "jwks", n=5)) >= 5
+        assert server.fetches >= 2
+        assert floe.log_contains("JWKS fetched again")
+        # A key nobody publishes stays untrusted.
+        e = librdkafka_login_error(oauth_conf(floe, lambda: keys.token(key=keys.stranger)))
+        assert e is not None and e.code() == KafkaError._AUTHENTICATION, e
+    finally:
+        server.close()
+
+
+def test_an_unreachable_jwks_url_stops_the_start(tmp_path):
+    from conftest import floe_refuses_to_start
+
+    said = floe_refuses_to_start(tmp_path / "d", *SASL, "--oauth-jwks", "http://127.0.0.1:9/jwks.json")
+    assert "--oauth-jwks http://127.0.0.1:9/jwks.json" in said, said

@@ -2,7 +2,8 @@
 rustls): librdkafka and kafka-python connect through it with the CA that
 signed the broker's certificate, refuse a broker their CA did not sign, and
 a certificate replaced on disk applies to new connections without a
-restart."""
+restart; mTLS, with the client CA bundle read again when it changes and
+Kafka's ssl.principal.mapping.rules naming the principal."""
 
 import hashlib
 import socket
@@ -10,7 +11,8 @@ import ssl
 import subprocess
 import time
 
-from confluent_kafka import KafkaError, Producer
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
 from kafka import KafkaConsumer, KafkaProducer
 
 from test_sasl import add_user, create, librdkafka_login_error, purpose_claim, roundtrip_librdkafka
@@ -220,3 +222,130 @@ def test_the_http_api_over_tls(floe_factory, tmp_path):
         raise AssertionError("plain HTTP was answered")
     except (urllib.error.URLError, ConnectionError, OSError, http.client.HTTPException):
         pass
+
+
+def test_a_client_ca_changed_on_disk_applies_to_new_connections(floe_factory, tmp_path):
+    ca, cert, key = make_certs(tmp_path, "a")
+    other_ca, _, _ = make_certs(tmp_path, "b")
+    alice = client_certificate(tmp_path / "a", "alice", "/CN=alice")
+    mallory = client_certificate(tmp_path / "b", "mallory", "/CN=mallory")
+    bundle = tmp_path / "client-ca.pem"
+    bundle.write_text(ca.read_text())
+    floe = floe_factory("--kafka-security-protocol", "SSL", "--tls-cert", str(cert), "--tls-key", str(key),
+                        "--tls-client-ca", str(bundle))
+
+    def conf(pair):
+        return {"bootstrap.servers": floe.bootstrap, "security.protocol": "SSL", "ssl.ca.location": str(ca),
+                "ssl.certificate.location": str(pair[0]), "ssl.key.location": str(pair[1])}
+
+    def refused(pair):
+        """True when a new connection with this certificate gets no answer."""
+        from confluent_kafka.admin import AdminClient
+        try:
+            AdminClient(conf(pair)).list_topics(timeout=5)
+            return False
+        except KafkaException:
+            return True
+
+    def eventually(check, what):
+        deadline = time.time() + 15
+        while not check():
+            assert time.time() < deadline, what
+            time.sleep(0.5)
+
+    assert refused(mallory) and not refused(alice)
+    # The second CA added to the bundle: trusted without a restart.
+    bundle.write_text(ca.read_text() + other_ca.read_text())
+    eventually(lambda: not refused(mallory), "a CA added to the bundle was not trusted")
+    # A bundle that does not read is logged and the one in force kept.
+    bundle.write_text("not a certificate")
+    assert floe.log_contains("client CA changed but cannot be used", within=10)
+    assert not refused(mallory)
+    # The first CA removed: its clients are refused from then on.
+    bundle.write_text(other_ca.read_text())
+    eventually(lambda: refused(alice), "a CA removed from the bundle was still trusted")
+    assert not refused(mallory)
+
+
+def test_principal_mapping_rules_name_the_principal_of_a_certificate(floe_factory, tmp_path):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    ca, cert, key = make_certs(tmp_path, "a")
+    alice = client_certificate(tmp_path / "a", "alice", "/O=floe/CN=Alice")
+    bob = client_certificate(tmp_path / "a", "bob", "/O=floe/CN=bob")
+    eve = client_certificate(tmp_path / "a", "eve", "/O=other/CN=eve")
+    floe = floe_factory("--kafka-security-protocol", "SSL", "--tls-cert", str(cert), "--tls-key", str(key),
+                        "--tls-client-ca", str(ca), "--ssl-principal-mapping-rules",
+                        "RULE:^CN=([^,]+),O=floe$/$1/L", "--acls", "--super-users", "User:alice")
+
+    def admin(pair):
+        return AdminClient({"bootstrap.servers": floe.bootstrap, "security.protocol": "SSL",
+                            "ssl.ca.location": str(ca), "ssl.certificate.location": str(pair[0]),
+                            "ssl.key.location": str(pair[1])})
+
+    def create_error(pair, topic):
+        a = admin(pair)  # must outlive the future
+        try:
+            a.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+        except KafkaException as e:
+            return e.args[0].code()
+        return None
+
+    # CN=Alice,O=floe is User:alice, a super user; CN=bob,O=floe is User:bob.
+    assert create_error(alice, "by-alice") is None
+    assert create_error(bob, "by-bob") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # A subject no rule applies to is refused, as Kafka refuses it.
+    with pytest.raises(KafkaException):
+        admin(eve).list_topics(timeout=5)
+    assert floe.log_contains("no --ssl-principal-mapping-rules rule applies")
+
+
+def test_bad_principal_mapping_rules_are_refused_at_startup(tmp_path):
+    from conftest import floe_refuses_to_start
+
+    said = floe_refuses_to_start(tmp_path / "d", "--ssl-principal-mapping-rules", "RULE:^CN=(.*$/$1/")
+    assert "--ssl-principal-mapping-rules" in said, said
+
+
+def test_a_client_certificate_names_the_caller_of_the_http_api(floe_factory, tmp_path):
+    """--http-tls with --tls-client-ca: a client certificate authenticates
+    an HTTPS caller (mapped by the same rules as on Kafka), a client without
+    one logs in as before, and one whose subject no rule maps is refused."""
+    import urllib.error
+    import urllib.request
+
+    ca, cert, key = make_certs(tmp_path, "a")
+    alice = client_certificate(tmp_path / "a", "alice", "/O=floe/CN=alice")
+    bob = client_certificate(tmp_path / "a", "bob", "/O=floe/CN=bob")
+    eve = client_certificate(tmp_path / "a", "eve", "/O=other/CN=eve")
+    floe = floe_factory("--tls-cert", str(cert), "--tls-key", str(key), "--http-tls", "--tls-client-ca", str(ca),
+                        "--ssl-principal-mapping-rules", "RULE:^CN=([^,]+),O=floe$/$1/",
+                        "--http-authentication", "required", "--acls", "--super-users", "User:alice",
+                        "--initial-user", "admin:admin-secret")
+    https = floe.http.replace("http://", "https://")
+
+    def status(pair, path="/config", headers=None):
+        ctx = ssl.create_default_context(cafile=str(ca))
+        if pair:
+            ctx.load_cert_chain(str(pair[0]), str(pair[1]))
+        try:
+            with urllib.request.urlopen(urllib.request.Request(https + path, headers=headers or {}),
+                                        context=ctx, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert status(alice) == 200, "User:alice, a super user"
+    assert status(bob) == 403, "User:bob holds no ACL"
+    assert status(None) == 401, "no certificate, no credentials"
+    assert status(eve) == 401, "no rule maps O=other"
+    # Credentials in the request win over the certificate.
+    import base64
+    basic = {"Authorization": "Basic " + base64.b64encode(b"admin:wrong").decode()}
+    assert status(alice, headers=basic) == 401
+    assert status(None, "/health") == 200
+    # A certificate another CA signed fails the handshake.
+    make_certs(tmp_path, "b")
+    mallory = client_certificate(tmp_path / "b", "mallory", "/O=floe/CN=alice")
+    with pytest.raises((ssl.SSLError, OSError, urllib.error.URLError)):
+        status(mallory)

@@ -174,6 +174,7 @@ pub(crate) async fn seated(meta: Arc<dyn MetadataStore>) -> Arc<GroupSaver> {
         host: "localhost".into(),
         port: 9092,
         rack: None,
+        listeners: Vec::new(),
         lease_expires_ms: i64::MAX,
     };
     meta.register_broker(&me, None, now_ms()).await.unwrap();

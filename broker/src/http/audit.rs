@@ -24,7 +24,7 @@ pub async fn audited(request: Request, next: Next) -> Response {
     let host = request
         .extensions()
         .get::<ConnectInfo<Peer>>()
-        .map(|c| c.0 .0.ip().to_string())
+        .map(|c| c.0.addr().ip().to_string())
         .unwrap_or_default();
     let response = next.run(request).await;
     let principal = response

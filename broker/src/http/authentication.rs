@@ -3,16 +3,18 @@
 //! token endpoint asks for credentials: HTTP basic (a user of the Kafka
 //! listener, checked against the SCRAM credentials), or a bearer token
 //! (one floe issued at the token endpoint, [`super::oauth`], or a JWT
-//! signed by a key of `--oauth-jwks`). With `--acls` a reading request
-//! (GET, HEAD) needs DESCRIBE on the cluster and a changing one ALTER on
-//! it (a super user may do both), as Kafka guards its own admin APIs. The
+//! signed by a key of `--oauth-jwks`), or, over HTTPS with a client CA,
+//! a client certificate. With `--acls` each route needs what
+//! [`super::route_access`] says: a subject its topic's ACLs, the rest the
+//! cluster's (DESCRIBE to read, ALTER to change, as Kafka guards its own
+//! admin APIs). The
 //! caller's principal rides on the request and on its response
 //! ([`Caller`]), for the handlers and the audit log.
 
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,7 +22,9 @@ use base64::Engine;
 use serde_json::json;
 
 use super::listener::Peer;
-use crate::acl::{Access, Operation, Resource};
+use super::route_access;
+use super::stream::Certified;
+use crate::acl::Access;
 use crate::jwt::{now_seconds, JwtVerifier};
 use crate::registry::ANONYMOUS;
 use crate::Broker;
@@ -131,14 +135,28 @@ pub async fn authenticated(
     if open(request.uri().path()) {
         return next.run(request).await;
     }
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<Peer>>()
-        .map(|c| c.0 .0.ip())
+    let peer = request.extensions().get::<ConnectInfo<Peer>>();
+    let ip = peer
+        .map(|c| c.0.addr().ip())
         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let principal = match &login {
-        HttpLogin::None => ANONYMOUS.to_string(),
-        HttpLogin::Required(jwt) => {
+    let certified = peer.and_then(|c| c.0.certified()).cloned();
+    let credentials = request.headers().contains_key(header::AUTHORIZATION);
+    let principal = match (&login, certified) {
+        // A client certificate (mTLS) names the caller, unless the request
+        // carries credentials of its own.
+        (_, Some(Certified::Principal(p))) if !credentials => p,
+        (_, Some(Certified::Unmapped(subject))) if !credentials => {
+            tracing::info!(
+                subject,
+                "HTTP client certificate refused: no --ssl-principal-mapping-rules rule applies"
+            );
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                "no principal mapping rule applies to the client certificate",
+            );
+        }
+        (HttpLogin::None, _) => ANONYMOUS.to_string(),
+        (HttpLogin::Required(jwt), _) => {
             match principal_of(&broker, request.headers(), jwt.as_deref()).await {
                 Ok(p) => p,
                 Err(why) => {
@@ -149,15 +167,12 @@ pub async fn authenticated(
         }
     };
     let access = broker.authorizer().access(&principal, ip);
-    let op = match *request.method() {
-        Method::GET | Method::HEAD | Method::OPTIONS => Operation::Describe,
-        _ => Operation::Alter,
-    };
+    let need = route_access::need(request.method(), request.uri().path());
     let caller = Caller {
         access: access.clone(),
         name: principal,
     };
-    let mut response = if access.allows(Resource::Cluster, op) {
+    let mut response = if route_access::allowed(&broker, &access, &need) {
         request.extensions_mut().insert(caller.clone());
         next.run(request).await
     } else {

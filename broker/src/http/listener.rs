@@ -16,9 +16,7 @@ use tokio::net::TcpListener;
 use tokio::time::{sleep, Instant, Sleep};
 use tracing::warn;
 
-use tokio_rustls::TlsAcceptor;
-
-use super::stream::HttpStream;
+use super::stream::{CertificateSlot, Certified, HttpStream, HttpTls};
 use crate::kafka::connections::{Admission, Permit, RateLimit};
 
 /// A listener admitting connections under limits.
@@ -27,7 +25,7 @@ pub struct LimitedListener {
     admission: Arc<Admission>,
     accept_failed: RateLimit,
     /// HTTPS, with `--http-tls`.
-    tls: Option<TlsAcceptor>,
+    tls: Option<HttpTls>,
 }
 
 impl LimitedListener {
@@ -35,7 +33,7 @@ impl LimitedListener {
     pub fn new(
         inner: TcpListener,
         admission: Arc<Admission>,
-        tls: Option<TlsAcceptor>,
+        tls: Option<HttpTls>,
     ) -> LimitedListener {
         LimitedListener {
             inner,
@@ -75,16 +73,34 @@ impl axum::serve::Listener for LimitedListener {
     }
 }
 
-/// The client's address, as handlers and middleware see it
-/// (`ConnectInfo<Peer>`).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
+/// The client's address and certificate, as handlers and middleware see
+/// them (`ConnectInfo<Peer>`).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    addr: SocketAddr,
+    certificate: CertificateSlot,
+}
+
+impl Peer {
+    /// The client's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Who the client's certificate says it is, if it presented one.
+    pub fn certified(&self) -> Option<&Certified> {
+        self.certificate.get()
+    }
+}
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
     for Peer
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Peer {
-        Peer(*stream.remote_addr())
+        Peer {
+            addr: *stream.remote_addr(),
+            certificate: stream.io().stream.certificate(),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod listener;
 mod oauth;
 pub mod registry;
+mod route_access;
 pub mod stream;
 mod table_access;
 pub mod users;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -16,6 +16,8 @@ use floe_schema::compat::Level;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use super::authentication::Caller;
+use super::route_access::sees_subject;
 use crate::registry::{RegistryError, SchemaRequest};
 use crate::Broker;
 
@@ -103,8 +105,18 @@ pub fn routes() -> Router<Arc<Broker>> {
         .route("/floe/topics/{topic}/policies", get(policies))
 }
 
-async fn subjects(State(b): State<Arc<Broker>>, Query(q): Params) -> Response {
-    ok(json!(b.registry().subjects(flag(&q, "deleted"))))
+/// The subjects the caller may see (with `--acls`: those of topics it
+/// may describe, and the others if it may describe the cluster).
+async fn subjects(
+    State(b): State<Arc<Broker>>,
+    caller: Option<Extension<Caller>>,
+    Query(q): Params,
+) -> Response {
+    let mut subjects = b.registry().subjects(flag(&q, "deleted"));
+    if let Some(Extension(caller)) = caller {
+        subjects.retain(|s| sees_subject(&caller.access, s));
+    }
+    ok(json!(subjects))
 }
 
 async fn versions(

@@ -1,5 +1,6 @@
 //! A connection's authentication. On a PLAINTEXT listener every
-//! connection is the `anonymous` principal; on an SSL listener that
+//! connection is the `anonymous` principal (or the one the listener is
+//! configured with, `--listener-principals`); on an SSL listener that
 //! requires client certificates, the certificate's subject. On a SASL listener nothing but
 //! ApiVersions, SaslHandshake and SaslAuthenticate passes until the client
 //! has authenticated (Kafka closes a connection that sends anything else
@@ -68,11 +69,15 @@ pub struct Gate {
     session_end: Option<Instant>,
     /// The subject of the client's certificate (mTLS).
     certificate: Option<String>,
+    /// The principal when nothing authenticates the connection.
+    unauthenticated: Arc<str>,
 }
 
 impl Gate {
-    /// The gate of a connection to a listener that authenticates as `auth`.
-    pub fn new(auth: &ListenerAuth) -> Gate {
+    /// The gate of a connection to a listener that authenticates as
+    /// `auth`, and whose unauthenticated connections are `unauthenticated`
+    /// (`anonymous`, unless the listener names another principal).
+    pub fn new(auth: &ListenerAuth, unauthenticated: Arc<str>) -> Gate {
         let (sasl, max_reauth) = match auth {
             ListenerAuth::None => (None, None),
             ListenerAuth::Sasl(s) => (
@@ -85,6 +90,7 @@ impl Gate {
             max_reauth,
             session_end: None,
             certificate: None,
+            unauthenticated,
         }
     }
 
@@ -99,7 +105,7 @@ impl Gate {
     /// authentication, the user once authenticated.
     pub fn principal(&self) -> &str {
         match &self.sasl {
-            None => self.certificate.as_deref().unwrap_or(ANONYMOUS),
+            None => self.certificate.as_deref().unwrap_or(&self.unauthenticated),
             Some(s) => s.principal().unwrap_or(ANONYMOUS),
         }
     }

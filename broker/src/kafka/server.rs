@@ -25,6 +25,7 @@ use crate::kafka::api;
 use crate::kafka::authentication::{Gate, ListenerAuth, Verdict};
 use crate::kafka::certificate_principal::subject_of;
 use crate::kafka::connections::{Admission, ConnectionLimits, Permit, RateLimit};
+use crate::kafka::principal_mapping::PrincipalMapping;
 use crate::Broker;
 
 /// Requests a connection may have in flight before its reader waits.
@@ -44,6 +45,22 @@ const MAX_IN_FLIGHT_BYTES: usize = 64 * 1024 * 1024;
 /// and a large frame is read straight into its own buffer.
 const READ_BUFFER: usize = 16 * 1024;
 
+/// One Kafka listener: its name (what its clients are told addresses
+/// for), how it authenticates, and its TLS.
+#[derive(Clone)]
+pub struct KafkaListener {
+    /// The listener's name (`PLAINTEXT`, `INTERNAL`, ...).
+    pub name: Arc<str>,
+    /// How it authenticates connections.
+    pub auth: ListenerAuth,
+    /// Its TLS, for SSL and SASL_SSL.
+    pub tls: Option<TlsAcceptor>,
+    /// The principal of a connection nothing authenticates.
+    pub unauthenticated: Arc<str>,
+    /// How a client certificate's subject becomes the principal.
+    pub principal_mapping: Arc<PrincipalMapping>,
+}
+
 /// Accepts connections for ever. A failed accept (out of file descriptors,
 /// a connection reset before it was accepted) is logged and retried: the
 /// broker keeps serving the connections it has.
@@ -51,8 +68,7 @@ pub async fn serve_kafka(
     listener: TcpListener,
     broker: Arc<Broker>,
     admission: Arc<Admission>,
-    auth: ListenerAuth,
-    tls: Option<TlsAcceptor>,
+    kafka: KafkaListener,
 ) {
     let accept_failed = RateLimit::default();
     loop {
@@ -73,8 +89,15 @@ pub async fn serve_kafka(
         };
         let _ = stream.set_nodelay(true);
         let broker = broker.clone();
-        let gate = Gate::new(&auth);
-        tokio::spawn(connection(stream, peer, broker, permit, gate, tls.clone()));
+        let gate = Gate::new(&kafka.auth, kafka.unauthenticated.clone());
+        tokio::spawn(connection(
+            stream,
+            peer,
+            broker,
+            permit,
+            gate,
+            kafka.clone(),
+        ));
     }
 }
 
@@ -89,13 +112,15 @@ async fn connection(
     broker: Arc<Broker>,
     permit: Permit,
     gate: Gate,
-    tls: Option<TlsAcceptor>,
+    kafka: KafkaListener,
 ) {
     let membership = broker.membership().clone();
+    let listener = kafka.name;
+    let mapping = kafka.principal_mapping;
     let talk = async move {
-        let Some(acceptor) = tls else {
+        let Some(acceptor) = kafka.tls else {
             let (rd, wr) = stream.into_split();
-            return conversation(rd, wr, peer, broker, permit, gate).await;
+            return conversation(rd, wr, peer, broker, permit, gate, listener).await;
         };
         // The handshake must finish as a request must arrive: in time.
         let limit = permit.limits().request_arrival;
@@ -104,10 +129,14 @@ async fn connection(
                 let mut gate = gate;
                 let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
                 if let Some(subject) = certificate.and_then(|c| subject_of(c)) {
-                    gate.certified(subject);
+                    let Some(principal) = mapping.principal(&subject) else {
+                        info!(%peer, subject, "closing a connection whose certificate no --ssl-principal-mapping-rules rule applies to");
+                        return;
+                    };
+                    gate.certified(principal);
                 }
                 let (rd, wr) = tokio::io::split(tls);
-                conversation(rd, wr, peer, broker, permit, gate).await
+                conversation(rd, wr, peer, broker, permit, gate, listener).await
             }
             Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => debug!(%peer, "TLS handshake did not finish in time"),
@@ -137,6 +166,7 @@ async fn conversation<R, W>(
     broker: Arc<Broker>,
     permit: Permit,
     mut gate: Gate,
+    listener: Arc<str>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -283,8 +313,15 @@ async fn conversation<R, W>(
                     continue;
                 }
                 let started = std::time::Instant::now();
-                let pending =
-                    api::dispatch(&broker, &header, *request, peer, gate.principal()).await;
+                let pending = api::dispatch(
+                    &broker,
+                    &header,
+                    *request,
+                    peer,
+                    gate.principal(),
+                    &listener,
+                )
+                .await;
                 let metrics = broker.metrics().clone();
                 tokio::spawn(async move {
                     let response = pending.await;

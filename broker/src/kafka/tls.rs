@@ -2,7 +2,8 @@
 //! key from PEM files, read again when either file changes, so a renewed
 //! certificate applies to new connections without a restart (open ones
 //! keep theirs); optionally, client certificates required and checked
-//! against a CA bundle (mTLS; the bundle is read at startup).
+//! against a CA bundle (mTLS; [`super::client_ca`], read again when it
+//! changes too).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
@@ -15,6 +16,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
+
+use super::client_ca::ClientCa;
 
 /// How often the files are looked at for a change.
 const RELOAD_CHECK: Duration = Duration::from_secs(2);
@@ -110,16 +113,27 @@ impl Reloading {
 
 /// An acceptor serving the chain in `cert` with the key in `key` (PEM),
 /// watching both for changes while it lives. With `client_ca` (PEM, one or
-/// more CA certificates), every client must present a certificate one of
-/// them signed (mTLS); its subject becomes the connection's principal
+/// more CA certificates), a client certificate must be one of them signed
+/// (mTLS), and every client must present one if `certificate_required`;
+/// its subject becomes the connection's principal
 /// ([`super::certificate_principal`]).
-pub fn acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow::Result<TlsAcceptor> {
+pub fn acceptor(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+    certificate_required: bool,
+) -> anyhow::Result<TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let resolver = Arc::new(Reloading {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
         current: RwLock::new(load(cert, key)?),
     });
+    let client_ca = client_ca
+        .map(|ca| ClientCa::open(ca, provider.clone(), certificate_required).map(Arc::new))
+        .transpose()?;
     let watched: Weak<Reloading> = Arc::downgrade(&resolver);
+    let watched_ca: Option<Weak<ClientCa>> = client_ca.as_ref().map(Arc::downgrade);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RELOAD_CHECK).await;
@@ -127,37 +141,17 @@ pub fn acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow::Re
                 Some(r) => r.reload_if_changed(),
                 None => return,
             }
+            if let Some(ca) = watched_ca.as_ref().and_then(Weak::upgrade) {
+                ca.reload_if_changed();
+            }
         }
     });
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
     let config = match client_ca {
         None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca)
-                .with_context(|| format!("reading the client CA {}", ca.display()))?
-            {
-                let c = c.with_context(|| format!("reading the client CA {}", ca.display()))?;
-                roots.add(c).with_context(|| {
-                    format!("{} holds an unusable CA certificate", ca.display())
-                })?;
-            }
-            anyhow::ensure!(
-                !roots.is_empty(),
-                "{} holds no CA certificate",
-                ca.display()
-            );
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .context("the client certificate verifier")?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(ca) => builder.with_client_cert_verifier(ca),
     }
     .with_cert_resolver(resolver);
     Ok(TlsAcceptor::from(Arc::new(config)))

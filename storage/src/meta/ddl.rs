@@ -37,6 +37,10 @@ pub const DDL: &[(&str, &str)] = &[
     ),
     ("100-users.sql", include_str!("../../ddl/100-users.sql")),
     ("110-acls.sql", include_str!("../../ddl/110-acls.sql")),
+    (
+        "120-listeners.sql",
+        include_str!("../../ddl/120-listeners.sql"),
+    ),
 ];
 
 /// Which database a store runs on.

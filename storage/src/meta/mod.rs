@@ -44,14 +44,44 @@ pub struct BrokerRecord {
     pub broker_id: i32,
     /// This run of the broker process (a fresh id at every start).
     pub incarnation: String,
-    /// Host clients connect to.
+    /// Host clients of the first listener connect to.
     pub host: String,
-    /// Port clients connect to.
+    /// Port clients of the first listener connect to.
     pub port: i32,
     /// Rack (`broker.rack`).
     pub rack: Option<String>,
     /// When the registration lapses unless renewed.
     pub lease_expires_ms: i64,
+    /// Every listener's advertised address, by name (empty for a broker
+    /// from before named listeners: `host`/`port` are its only address).
+    pub listeners: Vec<ListenerAddress>,
+}
+
+/// Where clients of one of a broker's listeners connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerAddress {
+    /// The listener's name (`PLAINTEXT`, `SASL_SSL`, `INTERNAL`, ...).
+    pub name: String,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
+}
+
+impl BrokerRecord {
+    /// The address clients that reached a broker through listener `name`
+    /// are told for this one: its listener of that name, none if it has
+    /// no such listener (Kafka leaves such brokers out), or `host`/`port`
+    /// for a broker that registered no listeners by name.
+    pub fn address(&self, name: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| (l.host.as_str(), l.port))
+    }
 }
 
 /// A partition as stored.

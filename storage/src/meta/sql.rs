@@ -20,7 +20,7 @@ use super::statement::Statement;
 use super::{
     placement, runs, AclRecord, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord,
     ConsumerProtocolMemberRecord, CoordinatorTerm, FileRecord, FileReplacement, FlushCommit,
-    GroupMemberRecord, GroupRecord, LeaderMove, MetadataStore, PartitionRecord,
+    GroupMemberRecord, GroupRecord, LeaderMove, ListenerAddress, MetadataStore, PartitionRecord,
     ProducerStateRecord, RegistryRecord, SchemaRecord, ScramCredentialRecord, SegmentRecord,
     SubjectVersionRecord, TableCommitRecord, TablePending, TopicLeader, TopicRecord,
 };
@@ -193,6 +193,7 @@ fn broker_record(r: &sqlx::any::AnyRow) -> BrokerRecord {
         port: r.get("port"),
         rack: r.get("rack"),
         lease_expires_ms: r.get("lease_expires_ms"),
+        listeners: Vec::new(),
     }
 }
 
@@ -715,6 +716,23 @@ impl MetadataStore for SqlStore {
         replacing: Option<&str>,
         now_ms: i64,
     ) -> Result<Option<BrokerRecord>> {
+        // The listeners first, under the new incarnation: nobody reads
+        // them until the registration below names it.
+        for l in &b.listeners {
+            sqlx::query(
+                "INSERT INTO broker_listeners (broker_id, incarnation, name, host, port)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (broker_id, incarnation, name)
+                 DO UPDATE SET host = excluded.host, port = excluded.port",
+            )
+            .bind(b.broker_id)
+            .bind(&b.incarnation)
+            .bind(&l.name)
+            .bind(&l.host)
+            .bind(l.port)
+            .execute(&self.pool)
+            .await?;
+        }
         // One statement: the row is taken only from a lapsed lease, the
         // incarnation named as dead, or this incarnation itself.
         let done = sqlx::query(
@@ -738,6 +756,12 @@ impl MetadataStore for SqlStore {
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 1 {
+            // Earlier runs' listeners go with their registrations.
+            sqlx::query("DELETE FROM broker_listeners WHERE broker_id = $1 AND incarnation <> $2")
+                .bind(b.broker_id)
+                .bind(&b.incarnation)
+                .execute(&self.pool)
+                .await?;
             return Ok(None);
         }
         let holder = sqlx::query(
@@ -769,11 +793,15 @@ impl MetadataStore for SqlStore {
     }
 
     async fn unregister_broker(&self, broker_id: i32, incarnation: &str) -> Result<()> {
-        sqlx::query("DELETE FROM broker_registrations WHERE broker_id = $1 AND incarnation = $2")
+        for table in ["broker_registrations", "broker_listeners"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE broker_id = $1 AND incarnation = $2"
+            ))
             .bind(broker_id)
             .bind(incarnation)
             .execute(&self.pool)
             .await?;
+        }
         Ok(())
     }
 
@@ -785,7 +813,27 @@ impl MetadataStore for SqlStore {
         .bind(now_ms)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(broker_record).collect())
+        let mut brokers: Vec<BrokerRecord> = rows.iter().map(broker_record).collect();
+        let listeners = sqlx::query(
+            "SELECT l.broker_id, l.name, l.host, l.port
+             FROM broker_listeners l JOIN broker_registrations r
+               ON r.broker_id = l.broker_id AND r.incarnation = l.incarnation
+             WHERE r.lease_expires_ms >= $1 ORDER BY l.broker_id, l.name",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        for l in &listeners {
+            let id: i32 = l.get("broker_id");
+            if let Some(b) = brokers.iter_mut().find(|b| b.broker_id == id) {
+                b.listeners.push(ListenerAddress {
+                    name: l.get("name"),
+                    host: l.get("host"),
+                    port: l.get("port"),
+                });
+            }
+        }
+        Ok(brokers)
     }
 
     async fn list_topics(&self) -> Result<Vec<TopicRecord>> {

@@ -18,6 +18,7 @@ pub(super) fn handle(
     req: DescribeClusterRequest,
     version: i16,
     access: &Access,
+    listener: &str,
 ) -> DescribeClusterResponse {
     if !access.allows(Resource::Cluster, Operation::Describe) {
         return DescribeClusterResponse::default()
@@ -34,11 +35,11 @@ pub(super) fn handle(
         ))
         .with_brokers(
             broker
-                .live_brokers()
+                .addresses(listener)
                 .into_iter()
                 .map(|b| {
                     DescribeClusterBroker::default()
-                        .with_broker_id(BrokerId(b.broker_id))
+                        .with_broker_id(BrokerId(b.node_id))
                         .with_host(s(b.host))
                         .with_port(b.port)
                         .with_rack(b.rack.map(s))

@@ -44,6 +44,7 @@ pub(super) fn handle(
     client_id: String,
     principal: String,
     access: Access,
+    listener: String,
 ) -> Pending {
     Box::pin(async move {
         let purpose = floe_schema::policy::purpose_from_client_id(&client_id).map(str::to_string);
@@ -57,6 +58,7 @@ pub(super) fn handle(
             purpose,
             claim_refused,
             access,
+            listener,
         };
         let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let mut commits = broker.log().commit_notifications();
@@ -125,6 +127,8 @@ struct Reader {
     /// The ACLs: a topic it may not READ is refused with
     /// TOPIC_AUTHORIZATION_FAILED.
     access: Access,
+    /// The listener the request came in through (for leader hints).
+    listener: String,
 }
 
 async fn collect(
@@ -332,7 +336,7 @@ async fn collect(
         .with_session_id(0)
         .with_responses(responses);
     if version >= HINTS_VERSION && errors {
-        hint_leaders(broker, &mut response);
+        hint_leaders(broker, &reader.listener, &mut response);
     }
     (response, total, errors)
 }
@@ -340,8 +344,8 @@ async fn collect(
 /// Names the current leader of every partition refused with
 /// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH, and those leaders'
 /// endpoints (KIP-951).
-fn hint_leaders(broker: &Broker, response: &mut FetchResponse) {
-    let mut hints = LeaderHints::new(broker);
+fn hint_leaders(broker: &Broker, listener: &str, response: &mut FetchResponse) {
+    let mut hints = LeaderHints::new(broker, listener);
     for t in &mut response.responses {
         let name = match t.topic.0.is_empty() {
             true => broker.placed_by_id(t.topic_id).map(|(n, _)| n),

@@ -49,6 +49,7 @@ pub(super) fn handle(
     req: FindCoordinatorRequest,
     version: i16,
     access: &Access,
+    listener: &str,
 ) -> FindCoordinatorResponse {
     // A group the principal may not describe is not located for it.
     let denied = |key: &str| {
@@ -62,18 +63,12 @@ pub(super) fn handle(
             if !broker.membership().is_live() {
                 return None;
             }
-            return Some((
-                id,
-                broker.advertised_host().to_string(),
-                broker.advertised_port(),
-            ));
         }
         let b = broker
-            .cluster()
-            .brokers()
+            .addresses(listener)
             .into_iter()
-            .find(|b| b.broker_id == id)?;
-        Some((b.broker_id, b.host, b.port))
+            .find(|b| b.node_id == id)?;
+        Some((b.node_id, b.host, b.port))
     });
     let (node, host, port) = match coordinator {
         Some((id, host, port)) => (BrokerId(id), s(host), port),

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::broker::BrokerAddress;
 use crate::Broker;
 
 /// The endpoints of the leaders `hints` named, as `$endpoint` (produce and
@@ -30,21 +31,16 @@ pub(super) use node_endpoints;
 /// The leaders named in one response, for its endpoint list.
 pub(super) struct LeaderHints<'a> {
     broker: &'a Broker,
+    /// The listener the request came in through.
+    listener: &'a str,
     named: BTreeSet<i32>,
 }
 
-/// A live broker's endpoint.
-pub(super) struct Endpoint {
-    pub node_id: i32,
-    pub host: String,
-    pub port: i32,
-    pub rack: Option<String>,
-}
-
 impl<'a> LeaderHints<'a> {
-    pub(super) fn new(broker: &'a Broker) -> Self {
+    pub(super) fn new(broker: &'a Broker, listener: &'a str) -> Self {
         LeaderHints {
             broker,
+            listener,
             named: BTreeSet::new(),
         }
     }
@@ -73,19 +69,13 @@ impl<'a> LeaderHints<'a> {
         Some((leader, epoch))
     }
 
-    /// The endpoints of every leader named, in id order.
-    pub(super) fn endpoints(&self) -> Vec<Endpoint> {
+    /// The endpoints of every leader named, in id order, on the
+    /// request's listener.
+    pub(super) fn endpoints(&self) -> Vec<BrokerAddress> {
         self.broker
-            .cluster()
-            .brokers()
+            .addresses(self.listener)
             .into_iter()
-            .filter(|b| self.named.contains(&b.broker_id))
-            .map(|b| Endpoint {
-                node_id: b.broker_id,
-                host: b.host,
-                port: b.port,
-                rack: b.rack,
-            })
+            .filter(|b| self.named.contains(&b.node_id))
             .collect()
     }
 }

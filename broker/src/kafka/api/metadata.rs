@@ -83,13 +83,13 @@ fn topic(
         .with_partitions(partitions)
 }
 
-fn brokers(broker: &Broker) -> Vec<MetadataResponseBroker> {
+fn brokers(broker: &Broker, listener: &str) -> Vec<MetadataResponseBroker> {
     broker
-        .live_brokers()
+        .addresses(listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.broker_id))
+                .with_node_id(BrokerId(b.node_id))
                 .with_host(s(b.host))
                 .with_port(b.port)
                 .with_rack(b.rack.map(s))
@@ -114,6 +114,7 @@ pub(super) async fn handle(
     req: MetadataRequest,
     version: i16,
     access: &Access,
+    listener: &str,
 ) -> MetadataResponse {
     let all = match &req.topics {
         None => true,
@@ -209,7 +210,7 @@ pub(super) async fn handle(
         }
     }
     let resp = MetadataResponse::default()
-        .with_brokers(brokers(broker))
+        .with_brokers(brokers(broker, listener))
         .with_topics(
             topics
                 .into_iter()

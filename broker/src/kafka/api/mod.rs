@@ -64,6 +64,7 @@ pub async fn dispatch(
     request: Request,
     peer: std::net::SocketAddr,
     principal: &str,
+    listener: &str,
 ) -> Pending {
     let v = header.request_api_version;
     let access = broker.authorizer().access(principal, peer.ip());
@@ -80,7 +81,7 @@ pub async fn dispatch(
     let access = &access;
     match request {
         Request::FindCoordinator(r) => ready(Response::FindCoordinator(find_coordinator::handle(
-            broker, r, v, access,
+            broker, r, v, access, listener,
         ))),
         Request::JoinGroup(r) => {
             let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
@@ -119,9 +120,9 @@ pub async fn dispatch(
         )),
         Request::ApiVersions(r) => ready(Response::ApiVersions(api_versions::handle(r, v))),
         Request::Metadata(r) => ready(Response::Metadata(
-            metadata::handle(broker, r, v, access).await,
+            metadata::handle(broker, r, v, access, listener).await,
         )),
-        Request::Produce(r) => produce::handle(broker, r, v, access).await,
+        Request::Produce(r) => produce::handle(broker, r, v, access, listener).await,
         Request::Fetch(r) => {
             let client_id = header.client_id.as_deref().unwrap_or_default().to_string();
             let access = access.clone();
@@ -132,6 +133,7 @@ pub async fn dispatch(
                 client_id,
                 principal.to_string(),
                 access,
+                listener.to_string(),
             )
         }
         Request::ListOffsets(r) => {
@@ -170,7 +172,7 @@ pub async fn dispatch(
             incremental_alter_configs::handle(broker, r, access).await,
         )),
         Request::DescribeCluster(r) => ready(Response::DescribeCluster(describe_cluster::handle(
-            broker, r, v, access,
+            broker, r, v, access, listener,
         ))),
         Request::DescribeTopicPartitions(r) => ready(Response::DescribeTopicPartitions(
             describe_topic_partitions::handle(broker, r, access),

@@ -23,8 +23,8 @@ const HINTS_VERSION: i16 = 10;
 
 /// Names the current leader of every partition refused with
 /// NOT_LEADER_OR_FOLLOWER, and those leaders' endpoints (KIP-951).
-fn hint_leaders(broker: &Broker, response: &mut ProduceResponse) {
-    let mut hints = LeaderHints::new(broker);
+fn hint_leaders(broker: &Broker, listener: &str, response: &mut ProduceResponse) {
+    let mut hints = LeaderHints::new(broker, listener);
     for t in &mut response.responses {
         for p in &mut t.partition_responses {
             if p.error_code != code::NOT_LEADER_OR_FOLLOWER {
@@ -96,6 +96,7 @@ pub(super) async fn handle(
     req: ProduceRequest,
     version: i16,
     access: &Access,
+    listener: &str,
 ) -> Pending {
     // Partitions are appended one after another, except that the
     // partitions of topics that validate run as tasks of their own, so
@@ -162,6 +163,7 @@ pub(super) async fn handle(
     }
     let acks = req.acks;
     let broker = broker.clone();
+    let listener = listener.to_string();
     Box::pin(async move {
         let mut responses = Vec::with_capacity(topics.len());
         for (name, parts) in topics {
@@ -215,7 +217,7 @@ pub(super) async fn handle(
         }
         let mut response = ProduceResponse::default().with_responses(responses);
         if version >= HINTS_VERSION {
-            hint_leaders(&broker, &mut response);
+            hint_leaders(&broker, &listener, &mut response);
         }
         Some(Response::Produce(response))
     })
