@@ -19,7 +19,17 @@ pub struct Cli {
 pub enum Command {
     /// Run a broker. With no flags: Kafka on 127.0.0.1:9092, HTTP on
     /// 127.0.0.1:8080, data and metadata in ./floe-data.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// List, create, describe, alter and delete topics of a running
+    /// cluster.
+    Topic {
+        /// The cluster.
+        #[command(flatten)]
+        target: crate::cli::Target,
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::topic::TopicCommand,
+    },
 }
 
 /// Settings of `floe serve`. Every flag also reads an environment variable.

@@ -19,6 +19,7 @@
 pub mod acl;
 pub mod audit;
 pub mod broker;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod groups;

@@ -56,7 +56,14 @@ fn main() -> anyhow::Result<()> {
         .thread_stack_size(8 << 20)
         .build()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
+        Command::Topic { target, command } => {
+            if let Err(e) = runtime.block_on(floe_broker::cli::topic(&target, command)) {
+                eprintln!("floe: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

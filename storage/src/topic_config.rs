@@ -453,6 +453,12 @@ impl TopicConfig {
     pub fn log_append_time(&self) -> bool {
         self.get("message.timestamp.type") == Some("LogAppendTime")
     }
+
+    /// True when `cleanup.policy` includes `compact`.
+    pub fn compacted(&self) -> bool {
+        self.get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"))
+    }
 }
 
 /// Kafka's topic name rules.

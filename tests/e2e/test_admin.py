@@ -339,3 +339,36 @@ def test_broker_configs_set_cluster_wide_topic_defaults(floe_factory):
     assert plain["retention.ms"].value == "604800000"
     assert plain["max.message.bytes"].value == "1048588"
     assert produce_big() is None
+
+
+def test_a_compacted_topic_refuses_records_without_a_key(floe):
+    """Kafka refuses a keyless record on a topic whose cleanup.policy holds
+    `compact` (the latest value per key is all such a topic keeps) with
+    INVALID_RECORD and the record's index; keyed records go in."""
+    from kafka import KafkaProducer
+    from kafka.errors import InvalidRecordError
+    from test_schemas import INVALID_RECORD, produce_raw
+
+    create_topic(floe.bootstrap, "latest", 1, {"cleanup.policy": "compact,delete"})
+    err, errors, _ = produce_raw(floe, "latest", [b"a", b"b"])
+    assert err == INVALID_RECORD and [i for i, _ in errors] == [0, 1], errors
+    assert "without key" in errors[0][1], errors
+    delivered = []
+    p = Producer({"bootstrap.servers": floe.bootstrap})
+    p.produce("latest", key=b"k1", value=b"v1", on_delivery=lambda e, m: delivered.append(e))
+    assert p.flush(30) == 0
+    # Its own batch: Kafka refuses a batch whole when one record is invalid.
+    p.produce("latest", value=b"keyless", on_delivery=lambda e, m: delivered.append(e))
+    assert p.flush(30) == 0
+    assert delivered[0] is None and delivered[1].code() == KafkaError.INVALID_RECORD, delivered
+    kp = KafkaProducer(bootstrap_servers=floe.bootstrap, retries=0)
+    kp.send("latest", key=b"k2", value=b"v2").get(timeout=30)
+    with pytest.raises(InvalidRecordError):
+        kp.send("latest", value=b"keyless").get(timeout=30)
+    kp.close()
+    # Only the keyed records are in the log.
+    got = consume_all(floe.bootstrap, "latest", 1)[0]
+    assert sorted(m.key() for m in got) == [b"k1", b"k2"]
+    # Without compact, keyless records are fine.
+    create_topic(floe.bootstrap, "plain", 1, {"cleanup.policy": "delete"})
+    assert produce_raw(floe, "plain", [b"a"])[0] == 0

@@ -35,9 +35,9 @@ impl Log {
             .ok_or_else(|| StorageError::UnknownPartition(topic_name.to_string(), partition))?;
         // Read the two settings in place: cloning the config map on every
         // produce is work the hot path does not need.
-        let (max_message, log_append) = {
+        let (max_message, log_append, compacted) = {
             let c = read_lock(&topic.config);
-            (c.max_message_bytes(), c.log_append_time())
+            (c.max_message_bytes(), c.log_append_time(), c.compacted())
         };
         let mut batches = records::split_batches(records)
             .map_err(|e| StorageError::CorruptMessage(e.to_string()))?;
@@ -81,6 +81,17 @@ impl Log {
                             message: "header key is not valid UTF-8".into(),
                         });
                     }
+                }
+                // A compacted topic keeps the latest record per key: a
+                // record without one could never be compacted (Kafka
+                // refuses it the same way).
+                if compacted && r.key.is_none() {
+                    rejected.push((
+                        record_index,
+                        format!("Compacted topic cannot accept message without key in topic partition {topic_name}-{partition}."),
+                    ));
+                    record_index += 1;
+                    continue;
                 }
                 if let Some(check) = check.as_mut() {
                     match check(r) {

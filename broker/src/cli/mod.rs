@@ -1,0 +1,58 @@
+//! The operator's commands of the `floe` binary (all but `serve`): they
+//! talk to a running cluster over the Kafka protocol, print aligned tables
+//! (or JSON with `--format json`), and exit non-zero with a message naming
+//! the Kafka error when the cluster refuses.
+
+pub mod client;
+pub mod output;
+pub mod topic;
+
+use clap::Args;
+
+use client::Connection;
+use output::Format;
+use topic::TopicCommand;
+
+/// Where the cluster is and how to print.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Brokers to start from, comma-separated host:port (the first that
+    /// answers is used; leaders are found from it).
+    #[arg(
+        long,
+        env = "FLOE_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    pub brokers: String,
+
+    /// `table` for people, `json` for scripts.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub format: Format,
+}
+
+impl Target {
+    /// A connection to the first broker that answers.
+    async fn connect(&self) -> anyhow::Result<Connection> {
+        let mut last = None;
+        for address in self
+            .brokers
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match Connection::open(address).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("--brokers names no broker")))
+    }
+}
+
+/// Runs a topic command and prints what it gives.
+pub async fn topic(target: &Target, command: TopicCommand) -> anyhow::Result<()> {
+    let mut conn = target.connect().await?;
+    topic::run(&mut conn, command).await?.print(target.format);
+    Ok(())
+}

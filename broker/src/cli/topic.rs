@@ -1,0 +1,432 @@
+//! `floe topic ...`: list, create, describe, alter-config, add-partitions
+//! and delete topics over the Kafka protocol, as `rpk topic` does.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use kafka_protocol::messages::{
+    create_partitions_request::CreatePartitionsTopic,
+    create_topics_request::{CreatableTopic, CreatableTopicConfig},
+    delete_topics_request::DeleteTopicState,
+    describe_configs_request::DescribeConfigsResource,
+    incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
+    list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+    metadata_request::MetadataRequestTopic,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest,
+    MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use serde_json::{json, Value};
+
+use super::client::Connection;
+use super::output::{error_name, Output};
+
+/// Kafka's resource type of a topic in config requests.
+const TOPIC_RESOURCE: i8 = 2;
+
+/// How long the broker may take over a create or delete.
+const TIMEOUT_MS: i32 = 30_000;
+
+/// The topic subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Every topic with its partition count.
+    List,
+    /// Create a topic.
+    Create {
+        /// The topic's name.
+        name: String,
+        /// Number of partitions.
+        #[arg(short, long, default_value_t = 1)]
+        partitions: i32,
+        /// A topic config, `key=value` (repeatable), e.g. `-c retention.ms=86400000`.
+        #[arg(short = 'c', long = "config")]
+        configs: Vec<String>,
+    },
+    /// A topic's partitions (leader, epoch, offsets) and its configs set.
+    Describe {
+        /// The topic's name.
+        name: String,
+    },
+    /// Set (`--set key=value`) or remove (`--delete key`) topic configs.
+    AlterConfig {
+        /// The topic's name.
+        name: String,
+        /// A config to set, `key=value` (repeatable).
+        #[arg(long = "set")]
+        set: Vec<String>,
+        /// A config to remove, back to its default (repeatable).
+        #[arg(long = "delete")]
+        delete: Vec<String>,
+    },
+    /// Raise a topic's partition count to `--total`.
+    AddPartitions {
+        /// The topic's name.
+        name: String,
+        /// The partition count after the change.
+        #[arg(long)]
+        total: i32,
+    },
+    /// Delete topics and their data.
+    Delete {
+        /// The topics' names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+/// `key=value` pairs.
+fn pairs(list: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    list.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("{kv:?} is not key=value"),
+        })
+        .collect()
+}
+
+/// Fails with the error's name and message when `code` is one.
+fn check(what: &str, code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    match message.map(|m| m.as_str()).filter(|m| !m.is_empty()) {
+        Some(m) => bail!("{what}: {}: {m}", error_name(code)),
+        None => bail!("{what}: {}", error_name(code)),
+    }
+}
+
+/// Runs one topic command against `conn`'s cluster.
+pub async fn run(conn: &mut Connection, command: TopicCommand) -> anyhow::Result<Output> {
+    match command {
+        TopicCommand::List => list(conn).await,
+        TopicCommand::Create {
+            name,
+            partitions,
+            configs,
+        } => create(conn, &name, partitions, &pairs(&configs)?).await,
+        TopicCommand::Describe { name } => describe(conn, &name).await,
+        TopicCommand::AlterConfig { name, set, delete } => {
+            alter_config(conn, &name, &pairs(&set)?, &delete).await
+        }
+        TopicCommand::AddPartitions { name, total } => add_partitions(conn, &name, total).await,
+        TopicCommand::Delete { names } => delete(conn, &names).await,
+    }
+}
+
+async fn metadata(
+    conn: &mut Connection,
+    topics: Option<&[&str]>,
+) -> anyhow::Result<MetadataResponse> {
+    let request = MetadataRequest::default()
+        .with_topics(topics.map(|t| {
+            t.iter()
+                .map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n))))
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(false);
+    conn.call(request, 12).await
+}
+
+async fn list(conn: &mut Connection) -> anyhow::Result<Output> {
+    let md = metadata(conn, None).await?;
+    let mut topics: Vec<(String, usize)> = md
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0)
+        .filter_map(|t| Some((t.name.as_ref()?.0.to_string(), t.partitions.len())))
+        .collect();
+    topics.sort();
+    Ok(Output {
+        headers: vec!["NAME", "PARTITIONS"],
+        rows: topics
+            .iter()
+            .map(|(n, p)| vec![n.clone(), p.to_string()])
+            .collect(),
+        notes: Vec::new(),
+        json: json!(topics
+            .iter()
+            .map(|(n, p)| json!({"name": n, "partitions": p}))
+            .collect::<Vec<_>>()),
+    })
+}
+
+async fn create(
+    conn: &mut Connection,
+    name: &str,
+    partitions: i32,
+    configs: &[(String, String)],
+) -> anyhow::Result<Output> {
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(s(k))
+                        .with_value(Some(s(v)))
+                })
+                .collect(),
+        );
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(TIMEOUT_MS);
+    let response = conn.call(request, 7).await?;
+    let r = response
+        .topics
+        .first()
+        .context("the broker answered for no topic")?;
+    check(
+        &format!("creating {name}"),
+        r.error_code,
+        r.error_message.as_ref(),
+    )?;
+    Ok(done(name, "created"))
+}
+
+fn done(name: &str, what: &str) -> Output {
+    Output {
+        headers: vec!["TOPIC", "STATUS"],
+        rows: vec![vec![name.to_string(), what.to_string()]],
+        notes: Vec::new(),
+        json: json!({"topic": name, "status": what}),
+    }
+}
+
+async fn describe(conn: &mut Connection, name: &str) -> anyhow::Result<Output> {
+    let md = metadata(conn, Some(&[name])).await?;
+    let t = md
+        .topics
+        .first()
+        .context("the broker answered for no topic")?;
+    check(&format!("describing {name}"), t.error_code, None)?;
+    let addresses: BTreeMap<i32, String> = md
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    // Offsets come from each partition's leader.
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for p in &t.partitions {
+        by_leader
+            .entry(p.leader_id.0)
+            .or_default()
+            .push(p.partition_index);
+    }
+    let mut offsets: BTreeMap<(i32, i64), i64> = BTreeMap::new();
+    for (leader, parts) in &by_leader {
+        let Some(address) = addresses.get(leader) else {
+            continue;
+        };
+        let mut leader_conn = match address == conn.address() {
+            true => None,
+            false => Some(Connection::open(address).await?),
+        };
+        let c = leader_conn.as_mut().unwrap_or(&mut *conn);
+        for timestamp in [-2i64, -1] {
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(name))
+                    .with_partitions(
+                        parts
+                            .iter()
+                            .map(|p| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(*p)
+                                    .with_current_leader_epoch(-1)
+                                    .with_timestamp(timestamp)
+                            })
+                            .collect(),
+                    )]);
+            let response = c.call(request, 8).await?;
+            for rt in &response.topics {
+                for rp in &rt.partitions {
+                    if rp.error_code == 0 {
+                        offsets.insert((rp.partition_index, timestamp), rp.offset);
+                    }
+                }
+            }
+        }
+    }
+    let configs = set_configs(conn, name).await?;
+    let mut partitions: Vec<_> = t.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition_index);
+    let offset = |p: i32, ts: i64| offsets.get(&(p, ts)).copied();
+    let show = |o: Option<i64>| o.map_or("-".to_string(), |o| o.to_string());
+    let mut rows = Vec::new();
+    let mut json_partitions = Vec::new();
+    for p in &partitions {
+        let (start, end) = (offset(p.partition_index, -2), offset(p.partition_index, -1));
+        rows.push(vec![
+            p.partition_index.to_string(),
+            p.leader_id.0.to_string(),
+            p.leader_epoch.to_string(),
+            show(start),
+            show(end),
+        ]);
+        json_partitions.push(json!({
+            "partition": p.partition_index,
+            "leader": p.leader_id.0,
+            "leader_epoch": p.leader_epoch,
+            "log_start_offset": start,
+            "high_watermark": end,
+        }));
+    }
+    Ok(Output {
+        headers: vec![
+            "PARTITION",
+            "LEADER",
+            "EPOCH",
+            "LOG-START",
+            "HIGH-WATERMARK",
+        ],
+        rows,
+        notes: configs.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        json: json!({
+            "name": name,
+            "topic_id": t.topic_id.to_string(),
+            "partitions": json_partitions,
+            "configs": configs.into_iter().collect::<BTreeMap<_, _>>(),
+        }),
+    })
+}
+
+/// The configs set on the topic itself (not defaults).
+async fn set_configs(conn: &mut Connection, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let request =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(s(name))
+            // None asks for every config; an empty list would ask for none.
+            .with_configuration_keys(None)]);
+    let response = conn.call(request, 4).await?;
+    let mut out = Vec::new();
+    for r in &response.results {
+        check(
+            &format!("describing {name}'s configs"),
+            r.error_code,
+            r.error_message.as_ref(),
+        )?;
+        for c in &r.configs {
+            // DYNAMIC_TOPIC_CONFIG: set on the topic.
+            if c.config_source == 1 {
+                let value = match (c.is_sensitive, &c.value) {
+                    (true, _) => "(sensitive)".to_string(),
+                    (false, Some(v)) => v.to_string(),
+                    (false, None) => String::new(),
+                };
+                out.push((c.name.to_string(), value));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn alter_config(
+    conn: &mut Connection,
+    name: &str,
+    set: &[(String, String)],
+    delete: &[String],
+) -> anyhow::Result<Output> {
+    if set.is_empty() && delete.is_empty() {
+        bail!("nothing to change: give --set key=value or --delete key");
+    }
+    let mut configs: Vec<AlterableConfig> = set
+        .iter()
+        .map(|(k, v)| {
+            AlterableConfig::default()
+                .with_name(s(k))
+                .with_config_operation(0)
+                .with_value(Some(s(v)))
+        })
+        .collect();
+    configs.extend(delete.iter().map(|k| {
+        AlterableConfig::default()
+            .with_name(s(k))
+            .with_config_operation(1)
+    }));
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(s(name))
+            .with_configs(configs),
+    ]);
+    let response = conn.call(request, 1).await?;
+    for r in &response.responses {
+        check(
+            &format!("altering {name}'s configs"),
+            r.error_code,
+            r.error_message.as_ref(),
+        )?;
+    }
+    Ok(done(name, "configs altered"))
+}
+
+async fn add_partitions(conn: &mut Connection, name: &str, total: i32) -> anyhow::Result<Output> {
+    let request = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(topic_name(name))
+            .with_count(total)])
+        .with_timeout_ms(TIMEOUT_MS);
+    let response = conn.call(request, 3).await?;
+    for r in &response.results {
+        check(
+            &format!("adding partitions to {name}"),
+            r.error_code,
+            r.error_message.as_ref(),
+        )?;
+    }
+    Ok(done(name, &format!("{total} partitions")))
+}
+
+async fn delete(conn: &mut Connection, names: &[String]) -> anyhow::Result<Output> {
+    // v6 names topics in `topics` (every Kafka since 2.8, and floe).
+    let request = DeleteTopicsRequest::default()
+        .with_topics(
+            names
+                .iter()
+                .map(|n| DeleteTopicState::default().with_name(Some(topic_name(n))))
+                .collect(),
+        )
+        .with_timeout_ms(TIMEOUT_MS);
+    let response = conn.call(request, 6).await?;
+    let mut failed = Vec::new();
+    let mut rows = Vec::new();
+    let mut results = Vec::new();
+    for r in &response.responses {
+        let name = r.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        let status = match r.error_code {
+            0 => "deleted".to_string(),
+            code => {
+                failed.push(format!("{name}: {}", error_name(code)));
+                error_name(code)
+            }
+        };
+        rows.push(vec![name.clone(), status.clone()]);
+        results.push(json!({"topic": name, "status": status}));
+    }
+    if !failed.is_empty() {
+        bail!("deleting topics: {}", failed.join("; "));
+    }
+    Ok(Output {
+        headers: vec!["TOPIC", "STATUS"],
+        rows,
+        notes: Vec::new(),
+        json: Value::Array(results),
+    })
+}
