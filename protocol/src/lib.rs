@@ -5,6 +5,8 @@
 //! socket. The request and response message types come from the
 //! `kafka-protocol` crate; this crate adds what a broker needs around them:
 //!
+//! - [`configs`]: the resource, source and operation codes of the config
+//!   APIs.
 //! - [`frame`]: request header parsing, the size limit, response framing,
 //!   and the fallback answers for APIs and versions we do not serve.
 //! - [`versions`]: the API versions floe advertises in ApiVersions.
@@ -14,6 +16,7 @@
 //!
 //! Boundaries: no tokio, no sockets, no files. The broker owns IO.
 
+pub mod configs;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;

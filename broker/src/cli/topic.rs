@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use floe_protocol::configs::{OP_DELETE, OP_SET, RESOURCE_TOPIC, SOURCE_DYNAMIC_TOPIC};
 use kafka_protocol::messages::{
     create_partitions_request::CreatePartitionsTopic,
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
@@ -22,9 +23,6 @@ use serde_json::{json, Value};
 
 use super::client::Connection;
 use super::output::{error_name, Output};
-
-/// Kafka's resource type of a topic in config requests.
-const TOPIC_RESOURCE: i8 = 2;
 
 /// How long the broker may take over a create or delete.
 const TIMEOUT_MS: i32 = 30_000;
@@ -78,7 +76,7 @@ pub enum TopicCommand {
 }
 
 fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
+    TopicName(s(name))
 }
 
 fn s(text: &str) -> StrBytes {
@@ -309,7 +307,7 @@ async fn describe(conn: &mut Connection, name: &str) -> anyhow::Result<Output> {
 async fn set_configs(conn: &mut Connection, name: &str) -> anyhow::Result<Vec<(String, String)>> {
     let request =
         DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_type(RESOURCE_TOPIC)
             .with_resource_name(s(name))
             // None asks for every config; an empty list would ask for none.
             .with_configuration_keys(None)]);
@@ -322,8 +320,7 @@ async fn set_configs(conn: &mut Connection, name: &str) -> anyhow::Result<Vec<(S
             r.error_message.as_ref(),
         )?;
         for c in &r.configs {
-            // DYNAMIC_TOPIC_CONFIG: set on the topic.
-            if c.config_source == 1 {
+            if c.config_source == SOURCE_DYNAMIC_TOPIC {
                 let value = match (c.is_sensitive, &c.value) {
                     (true, _) => "(sensitive)".to_string(),
                     (false, Some(v)) => v.to_string(),
@@ -351,18 +348,18 @@ async fn alter_config(
         .map(|(k, v)| {
             AlterableConfig::default()
                 .with_name(s(k))
-                .with_config_operation(0)
+                .with_config_operation(OP_SET)
                 .with_value(Some(s(v)))
         })
         .collect();
     configs.extend(delete.iter().map(|k| {
         AlterableConfig::default()
             .with_name(s(k))
-            .with_config_operation(1)
+            .with_config_operation(OP_DELETE)
     }));
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
         AlterConfigsResource::default()
-            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_type(RESOURCE_TOPIC)
             .with_resource_name(s(name))
             .with_configs(configs),
     ]);

@@ -33,7 +33,7 @@ impl Log {
         let part = topic
             .partition(partition)
             .ok_or_else(|| StorageError::UnknownPartition(topic_name.to_string(), partition))?;
-        // Read the two settings in place: cloning the config map on every
+        // Read the settings in place: cloning the config map on every
         // produce is work the hot path does not need.
         let (max_message, log_append, compacted) = {
             let c = read_lock(&topic.config);
@@ -90,10 +90,7 @@ impl Log {
                         record_index,
                         format!("Compacted topic cannot accept message without key in topic partition {topic_name}-{partition}."),
                     ));
-                    record_index += 1;
-                    continue;
-                }
-                if let Some(check) = check.as_mut() {
+                } else if let Some(check) = check.as_mut() {
                     match check(r) {
                         Ok(changed) => rewritten |= changed,
                         Err(why) => rejected.push((record_index, why)),

@@ -8,7 +8,9 @@ use floe_protocol::kafka_protocol::messages::alter_configs_response::AlterConfig
 use floe_protocol::kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::broker_configs;
-use super::describe_configs::{config_refusal, RESOURCE_BROKER, RESOURCE_TOPIC};
+use floe_protocol::configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+
+use super::describe_configs::config_refusal;
 use super::s;
 use crate::acl::{Access, Operation};
 use crate::kafka::errors::{code, error_code};

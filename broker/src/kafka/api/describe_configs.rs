@@ -3,6 +3,10 @@
 
 use std::sync::Arc;
 
+use floe_protocol::configs::{
+    RESOURCE_BROKER, RESOURCE_TOPIC, SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT_BROKER,
+    SOURCE_DYNAMIC_TOPIC, SOURCE_STATIC_BROKER,
+};
 use floe_protocol::kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
@@ -13,16 +17,6 @@ use super::s;
 use crate::acl::{Access, Operation, Resource};
 use crate::kafka::errors::code;
 use crate::Broker;
-
-/// ConfigResource types.
-pub(super) const RESOURCE_TOPIC: i8 = 2;
-/// ConfigResource types.
-pub(super) const RESOURCE_BROKER: i8 = 4;
-
-const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 
 struct Entry {
     name: String,

@@ -11,16 +11,15 @@ use floe_storage::topic_config::{config_def, ConfigType};
 use floe_storage::StorageError;
 
 use super::broker_configs;
-use super::describe_configs::{config_refusal, RESOURCE_BROKER, RESOURCE_TOPIC};
+use floe_protocol::configs::{
+    OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT, RESOURCE_BROKER, RESOURCE_TOPIC,
+};
+
+use super::describe_configs::config_refusal;
 use super::s;
 use crate::acl::{Access, Operation};
 use crate::kafka::errors::{code, error_code};
 use crate::Broker;
-
-const SET: i8 = 0;
-const DELETE: i8 = 1;
-const APPEND: i8 = 2;
-const SUBTRACT: i8 = 3;
 
 pub(super) async fn handle(
     broker: &Arc<Broker>,
@@ -43,10 +42,10 @@ pub(super) async fn handle(
             let mut refused = None;
             for c in &r.configs {
                 match (c.config_operation, &c.value) {
-                    (SET, Some(v)) => {
+                    (OP_SET, Some(v)) => {
                         configs.insert(c.name.to_string(), v.to_string());
                     }
-                    (DELETE, _) => {
+                    (OP_DELETE, _) => {
                         configs.remove(c.name.as_str());
                     }
                     (op, _) => {
@@ -95,13 +94,13 @@ pub(super) async fn handle(
             let value = c.value.as_ref().map(|v| v.to_string());
             let is_list = config_def(&key).is_some_and(|d| d.kind == ConfigType::List);
             match (c.config_operation, value) {
-                (SET, Some(v)) => {
+                (OP_SET, Some(v)) => {
                     overrides.insert(key, v);
                 }
-                (DELETE, _) => {
+                (OP_DELETE, _) => {
                     overrides.remove(&key);
                 }
-                (APPEND | SUBTRACT, Some(v)) if is_list => {
+                (OP_APPEND | OP_SUBTRACT, Some(v)) if is_list => {
                     let current = cfg.get(&key).unwrap_or_default().to_string();
                     let mut items: Vec<String> = current
                         .split(',')
@@ -110,7 +109,7 @@ pub(super) async fn handle(
                         .map(String::from)
                         .collect();
                     for item in v.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-                        if c.config_operation == APPEND {
+                        if c.config_operation == OP_APPEND {
                             if !items.iter().any(|i| i == item) {
                                 items.push(item.to_string());
                             }
