@@ -67,6 +67,8 @@ mod footers;
 mod group_commit;
 mod idempotence;
 mod intake_move;
+mod key_compaction;
+mod latest_per_key;
 mod leadership;
 mod read;
 mod retention;

@@ -65,6 +65,21 @@ impl TailCache {
         }
     }
 
+    /// Drops the batches from the oldest through the one holding `offset`:
+    /// key compaction rewrote those records, and a read of them must go to
+    /// its files. What stays is still contiguous.
+    pub fn forget_through(&mut self, offset: i64) {
+        while self
+            .batches
+            .front()
+            .is_some_and(|b| b.base_offset <= offset)
+        {
+            if let Some(b) = self.batches.pop_front() {
+                self.bytes -= b.bytes.len();
+            }
+        }
+    }
+
     /// Drops everything.
     pub fn clear(&mut self) {
         self.batches.clear();
@@ -103,6 +118,18 @@ impl TailCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forgetting_through_an_offset_sends_older_reads_to_the_files() {
+        let mut c = TailCache::new(Arc::new(AtomicUsize::new(100)));
+        c.push(0, 4, Bytes::from(vec![0; 10]));
+        c.push(5, 9, Bytes::from(vec![1; 10]));
+        c.push(10, 14, Bytes::from(vec![2; 10]));
+        c.forget_through(7);
+        assert!(c.read(9, 100).is_none());
+        assert_eq!(c.read(10, 100).map(|r| r.1), Some(15));
+        assert_eq!(c.size(), 10);
+    }
 
     #[test]
     fn reads_from_the_batch_holding_the_offset() {

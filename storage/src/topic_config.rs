@@ -60,7 +60,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "cleanup.policy",
         "delete",
         ConfigType::List,
-        "delete or compact; floe enforces delete (key compaction is not performed yet)",
+        "delete and/or compact: delete applies retention.ms and retention.bytes, compact keeps the latest record per key",
     ),
     def(
         "compression.type",
@@ -96,7 +96,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "max.compaction.lag.ms",
         MAX_LONG,
         ConfigType::Long,
-        "compaction lag upper bound",
+        "the longest a record stays uncompacted (compaction runs past min.cleanable.dirty.ratio then)",
     ),
     def(
         "max.message.bytes",
@@ -132,13 +132,13 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "min.cleanable.dirty.ratio",
         "0.5",
         ConfigType::Double,
-        "compaction trigger ratio",
+        "compaction runs once this share of the compactable log is uncompacted",
     ),
     def(
         "min.compaction.lag.ms",
         "0",
         ConfigType::Long,
-        "compaction lag lower bound",
+        "the shortest a record stays uncompacted",
     ),
     def(
         "min.insync.replicas",
@@ -257,6 +257,15 @@ pub fn validate_config(name: &str, value: &str) -> Result<()> {
                 .map_err(|_| bad("expected a 32-bit integer"))?;
             if v < 0 && name != "retention.bytes" {
                 return Err(bad("must not be negative"));
+            }
+        }
+        ConfigType::Double if name == "min.cleanable.dirty.ratio" => {
+            let v = value
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("expected a number"))?;
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad("must be between 0 and 1"));
             }
         }
         ConfigType::Long => {
@@ -454,11 +463,52 @@ impl TopicConfig {
         self.get("message.timestamp.type") == Some("LogAppendTime")
     }
 
+    fn policy(&self, policy: &str) -> bool {
+        self.get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == policy))
+    }
+
     /// True when `cleanup.policy` includes `compact`.
     pub fn compacted(&self) -> bool {
-        self.get("cleanup.policy")
-            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"))
+        self.policy("compact")
     }
+
+    /// True when `cleanup.policy` includes `delete`: only then do
+    /// retention.ms and retention.bytes delete records (as Kafka, a topic
+    /// that is only compacted keeps every key's latest record for ever).
+    pub fn deletes(&self) -> bool {
+        self.policy("delete")
+    }
+
+    /// What key compaction keeps and when it runs.
+    pub fn key_compaction(&self) -> KeyCompaction {
+        let ratio = self
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.5);
+        KeyCompaction {
+            min_dirty_ratio: ratio.clamp(0.0, 1.0),
+            min_lag_ms: self.get_i64("min.compaction.lag.ms").max(0),
+            max_lag_ms: self.get_i64("max.compaction.lag.ms").max(0),
+            delete_retention_ms: self.get_i64("delete.retention.ms").max(0),
+        }
+    }
+}
+
+/// The settings of key compaction (`cleanup.policy=compact`), Kafka's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyCompaction {
+    /// `min.cleanable.dirty.ratio`: compaction runs once the uncompacted
+    /// share of the compactable log reaches it.
+    pub min_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record younger than this is left alone.
+    pub min_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record older than this is compacted
+    /// whatever the dirty ratio.
+    pub max_lag_ms: i64,
+    /// `delete.retention.ms`: how long a tombstone (null value) is kept
+    /// once it is its key's latest record.
+    pub delete_retention_ms: i64,
 }
 
 /// Kafka's topic name rules.

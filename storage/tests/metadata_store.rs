@@ -15,8 +15,8 @@ use floe_storage::meta::postgres::PostgresOptions;
 use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::{
     AclRecord, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord, CoordinatorTerm,
-    FileReplacement, FlushCommit, GroupRecord, ListenerAddress, MetadataStore, ProducerStateRecord,
-    SegmentRecord, TopicRecord,
+    FileReplacement, FlushCommit, GroupRecord, Keeps, ListenerAddress, MetadataStore,
+    ProducerStateRecord, SegmentRecord, TopicRecord,
 };
 use servers::{postgres, postgres_database, sqlite};
 
@@ -743,6 +743,7 @@ fn rewrite(old: &str, path: &str, segments: &[(i32, i64, i64)]) -> FileReplaceme
             .map(|&(p, base, n)| flush_of("t", path, p, base, n, 0).segments.remove(0))
             .collect(),
         created_ms: 1,
+        keeps: Keeps::Every,
     }
 }
 

@@ -165,15 +165,16 @@ async fn alter_configs(
 }
 
 /// `POST /admin/topics/{name}/compact`: compacts the topic now (the
-/// maintenance task does it every `--maintenance-interval-secs`) and says
-/// what was rewritten.
+/// maintenance task does it every `--maintenance-interval-secs`): its keys
+/// whatever the dirty ratio if its `cleanup.policy` holds `compact`, its
+/// small files otherwise; says what was rewritten.
 async fn compact(
     State(b): State<Arc<Broker>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
     let t = known_topic(&b, &name)?;
     let fail = |status, message: String| (status, Json(json!({ "error": message })));
-    match b.log().compact(&t).await {
+    match b.log().compact_topic(&t, true).await {
         Ok(s) => Ok(Json(json!({
             "files_in": s.files_in,
             "files_out": s.files_out,

@@ -23,19 +23,31 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader
 use parquet::arrow::async_reader::AsyncFileReader;
 use tracing::{debug, info};
 
+use super::latest_per_key::{latest_per_key, TombstoneRule};
 use super::{day_of, lock, now_ms, read_lock, reader_options, write_lock, Log, TopicLog};
 use crate::error::{Result, StorageError};
-use crate::meta::{FileRecord, FileReplacement, SegmentRecord};
+use crate::meta::{FileRecord, FileReplacement, Keeps, SegmentRecord};
 use crate::segment;
 
 /// The end of a compaction output's file stem.
 pub(super) const COMPACTED: &str = "-compacted";
+
+/// The end of a key compaction's output's file stem (after [`COMPACTED`]).
+const KEYS: &str = "-keys";
 
 /// Whether a data file is a compaction's output.
 pub(super) fn is_compacted(path: &str) -> bool {
     path.rsplit('/')
         .next()
         .is_some_and(|name| name.contains(COMPACTED))
+}
+
+/// Whether a data file is a key compaction's output: its rows are clean
+/// (no key twice) as of the compaction that wrote it.
+pub(super) fn is_key_compacted(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|name| name.contains(&format!("{COMPACTED}{KEYS}")))
 }
 
 /// What a compaction did.
@@ -125,6 +137,9 @@ pub(super) enum Rewrite {
     Move,
     /// A file rewritten without its rows below the log start.
     Trim,
+    /// A prefix of every partition's log rewritten with each key's latest
+    /// record only (`cleanup.policy=compact`).
+    Keys(TombstoneRule),
 }
 
 /// A file compaction may take, with what a run must agree on.
@@ -191,13 +206,27 @@ pub(super) fn plan_runs(
 }
 
 impl Log {
-    /// Compacts every topic (see [`Log::compact`]).
+    /// Compacts every topic as its `cleanup.policy` says: keys (see
+    /// [`Log::compact_keys`]) where it holds `compact`, small files (see
+    /// [`Log::compact`]) otherwise.
     pub async fn compact_all(&self) -> Result<CompactionStats> {
         let mut total = CompactionStats::default();
         for topic in self.topics() {
-            total.add(&self.compact(&topic).await?);
+            total.add(&self.compact_topic(&topic, false).await?);
         }
         Ok(total)
+    }
+
+    /// Compacts one topic as its `cleanup.policy` says; `force` runs key
+    /// compaction whatever the dirty ratio (an operator's request).
+    pub async fn compact_topic(&self, topic: &TopicLog, force: bool) -> Result<CompactionStats> {
+        if topic.config().compacted() {
+            // Key compaction merges the files it rewrites too; merging
+            // files apart from it would mix clean rows with dirty ones.
+            self.compact_keys(topic, force).await
+        } else {
+            self.compact(topic).await
+        }
     }
 
     /// Rewrites every file of the topic that holds rows below their
@@ -348,23 +377,41 @@ impl Log {
             .iter()
             .map(|p| (p.index, p.snapshot().log_start_offset))
             .collect();
+        let keys = match kind {
+            Rewrite::Keys(rule) => Some((rule, self.layouts.read_layout(&schema).await?)),
+            _ => None,
+        };
+        let gaps = keys.is_some();
+        let cut_starts = starts.clone();
         let file = crate::background::run("rewrite", move || {
-            let partitions = cut_runs(&files, &segments, &starts, &schema)?;
+            let mut partitions = cut_runs(&files, &segments, &cut_starts, &schema)?;
             drop(files);
+            if let Some((rule, layout)) = &keys {
+                partitions = latest_per_key(partitions, layout, *rule)?;
+            }
             segment::write_partitions(
                 partitions,
                 schema,
                 format,
                 segment::COMPACTED_ROW_GROUP_BYTES,
+                gaps,
             )
         })
         .await?;
         let day = run.first().map(file_day).unwrap_or_else(|| "0".into());
         let now = now_ms();
+        let clean = match kind {
+            Rewrite::Keys(_) => true,
+            Rewrite::Trim => run.iter().all(|f| is_key_compacted(&f.path)),
+            Rewrite::Compact | Rewrite::Move => false,
+        };
         let stem = match kind {
-            // To the table a trimmed file, like a compacted one, brings no
-            // new columns (its snapshot is an overwrite: rows go).
-            Rewrite::Compact | Rewrite::Trim => format!("{now:013}{COMPACTED}"),
+            // To the table a rewritten file brings no new columns (a
+            // trim's or a key compaction's snapshot is an overwrite: rows
+            // go); a key compaction's output, and a trim of one, stay
+            // known as clean.
+            _ if clean => format!("{now:013}{COMPACTED}{KEYS}"),
+            Rewrite::Compact | Rewrite::Trim | Rewrite::Keys(_) => format!("{now:013}{COMPACTED}"),
             // Not "compacted": to the table a moved file is new data.
             Rewrite::Move => format!(
                 "{now:013}-{}",
@@ -376,7 +423,7 @@ impl Log {
         self.store
             .put(&path, PutPayload::from_bytes(file.bytes.clone()))
             .await?;
-        let segments: Vec<SegmentRecord> = file
+        let mut segments: Vec<SegmentRecord> = file
             .segments
             .iter()
             .map(|rg| {
@@ -387,6 +434,9 @@ impl Log {
                 rg.segment(&topic.name, path.as_ref(), size, append)
             })
             .collect();
+        if gaps {
+            span_old_offsets(&mut segments, &by_partition, &starts);
+        }
         let replacement = FileReplacement {
             topic: topic.name.clone(),
             leader_id: self.cfg.broker_id,
@@ -398,6 +448,11 @@ impl Log {
             // The output takes its run's place in write order, so the
             // next plan sees it where its offsets are.
             created_ms: run.iter().map(|f| f.created_ms).min().unwrap_or(now),
+            keeps: if gaps {
+                Keeps::LatestPerKey
+            } else {
+                Keeps::Every
+            },
         };
         if !self.meta.replace_files(&replacement).await? {
             let _ = self.store.delete(&path).await;
@@ -409,9 +464,15 @@ impl Log {
         );
         for s in segments {
             if let Some(p) = topic.partition(s.partition) {
-                let mut segs = write_lock(&p.segments);
-                segs.retain(|_, old| !paths.contains(old.path.as_str()));
-                segs.insert(s.base_offset, s);
+                {
+                    let mut segs = write_lock(&p.segments);
+                    segs.retain(|_, old| !paths.contains(old.path.as_str()));
+                    segs.insert(s.base_offset, s.clone());
+                }
+                if gaps {
+                    // The tail cache still holds the records as produced.
+                    lock(&p.tail).forget_through(s.last_offset);
+                }
             }
         }
         let (files, bytes_in, ms) = (
@@ -429,8 +490,39 @@ impl Log {
             Rewrite::Trim => {
                 info!(topic = %topic.name, files, bytes_in, bytes_out = size, ms, "rewrote a file without its rows below the log start")
             }
+            Rewrite::Keys(_) => {
+                info!(topic = %topic.name, files, bytes_in, bytes_out = size, ms, "compacted keys: each key's latest record kept")
+            }
         }
         Ok(Some(size.max(0) as u64))
+    }
+}
+
+/// Makes a key compaction's segments of each partition cover exactly the
+/// offsets the old ones did from the log start on (its rows start later
+/// where the first records were replaced), each continuing where the
+/// previous ended, so the index has no hole: a fetch of a replaced offset
+/// gets the next record, as in Kafka.
+fn span_old_offsets(
+    segments: &mut [SegmentRecord],
+    old: &BTreeMap<i32, Vec<SegmentRecord>>,
+    starts: &BTreeMap<i32, i64>,
+) {
+    segments.sort_by_key(|s| (s.partition, s.base_offset));
+    let mut next: Option<(i32, i64)> = None;
+    for s in segments.iter_mut() {
+        let from = match next {
+            Some((p, n)) if p == s.partition => n,
+            _ => {
+                let old_first = old
+                    .get(&s.partition)
+                    .and_then(|o| o.iter().map(|o| o.base_offset).min())
+                    .unwrap_or(s.base_offset);
+                old_first.max(starts.get(&s.partition).copied().unwrap_or(0))
+            }
+        };
+        s.base_offset = from.min(s.base_offset);
+        next = Some((s.partition, s.last_offset + 1));
     }
 }
 

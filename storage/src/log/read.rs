@@ -227,7 +227,13 @@ impl Log {
                     // The next record does not fit in what is left.
                     break 'window;
                 }
-                if rebuilt.first_offset != Some(next) {
+                // A segment key compaction thinned out may start its
+                // rows past `next`, within its span.
+                let starts_right = match rebuilt.first_offset {
+                    Some(first) if seg.has_gaps() => (next..=seg.last_offset).contains(&first),
+                    first => first == Some(next),
+                };
+                if !starts_right {
                     return Err(missing(
                         next,
                         format!(
@@ -236,7 +242,8 @@ impl Log {
                         ),
                     ));
                 }
-                out.first_offset.get_or_insert(next);
+                out.first_offset
+                    .get_or_insert(rebuilt.first_offset.unwrap_or(next));
                 out.size += rebuilt.size;
                 out.bytes.extend(rebuilt.bytes);
                 next = rebuilt.next_offset;
@@ -291,11 +298,24 @@ impl Log {
         columns: Option<&[&str]>,
     ) -> Result<Vec<RecordBatch>> {
         let count = seg.record_count.max(0) as usize;
-        let contiguous = seg.last_offset - seg.base_offset + 1 == seg.record_count;
-        let skip = if contiguous && from > seg.base_offset {
+        let skip = if from <= seg.base_offset {
+            0
+        } else if !seg.has_gaps() {
             ((from - seg.base_offset) as usize).min(count)
         } else {
-            0
+            // Key compaction left gaps: the rows below `from`, counted
+            // from the run's offsets alone.
+            let offsets = self
+                .read_row_group(
+                    &seg.path,
+                    seg.file_size,
+                    seg.row_group,
+                    Some((seg.first_row.max(0) as usize, count)),
+                    None,
+                    Some(&[crate::columns::col::OFFSET]),
+                )
+                .await?;
+            segment::rows_below(&offsets, from)?.min(count)
         };
         // The segment's run of its row group (which small partitions of a
         // flush share), from `from` when offsets map to rows one to one.
@@ -448,6 +468,7 @@ impl Log {
                 out.next_offset,
                 budget,
                 first_one,
+                seg.has_gaps(),
                 leader_epoch,
             )?;
             // Rows of this batch from the next offset on that were not
@@ -459,8 +480,14 @@ impl Log {
                 }
                 continue;
             };
-            // Each batch of rows continues exactly where the previous ended.
-            if out.first_offset.is_some() && first != out.next_offset {
+            // Each batch of rows continues exactly where the previous ended
+            // (or after it, in a segment with gaps).
+            let in_order = if seg.has_gaps() {
+                first >= out.next_offset
+            } else {
+                first == out.next_offset
+            };
+            if out.first_offset.is_some() && !in_order {
                 return Err(StorageError::Corrupt(format!(
                     "rows jump from offset {} to {first}",
                     out.next_offset - 1

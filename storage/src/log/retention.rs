@@ -93,7 +93,7 @@ impl Log {
         let now = now_ms();
         for topic in self.topics() {
             let cfg = topic.config();
-            if cfg.retention_ms().is_none() && cfg.retention_bytes().is_none() {
+            if !cfg.deletes() || (cfg.retention_ms().is_none() && cfg.retention_bytes().is_none()) {
                 continue;
             }
             let mut targets = Vec::new();

@@ -134,6 +134,15 @@ pub struct SegmentRecord {
     pub append_time_ms: i64,
 }
 
+impl SegmentRecord {
+    /// Whether offsets of its span have no row: key compaction left out
+    /// the records a later one of the same key replaced, and offsets are
+    /// never reused, so a consumer sees the gap (as in Kafka).
+    pub fn has_gaps(&self) -> bool {
+        self.record_count < self.last_offset - self.base_offset + 1
+    }
+}
+
 /// Recent batches of one idempotent producer on one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerStateRecord {
@@ -425,6 +434,20 @@ pub struct FileReplacement {
     /// Its place in write order (`files_in_order`): the oldest replaced
     /// file's.
     pub created_ms: i64,
+    /// Which of the old rows the new file holds.
+    pub keeps: Keeps,
+}
+
+/// Which rows of the files it replaces a rewrite keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keeps {
+    /// Every row at or above its partition's log start (merging small
+    /// files, moving intake chunks, trimming below the log start).
+    Every,
+    /// Each key's latest row (key compaction): fewer rows, over exactly
+    /// the same offsets, each partition's last row kept, so its segments
+    /// take the place of the old ones without a hole in the index.
+    LatestPerKey,
 }
 
 /// The metadata store.

@@ -20,9 +20,9 @@ use super::statement::Statement;
 use super::{
     placement, runs, AclRecord, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord,
     ConsumerProtocolMemberRecord, CoordinatorTerm, FileRecord, FileReplacement, FlushCommit,
-    GroupMemberRecord, GroupRecord, LeaderMove, ListenerAddress, MetadataStore, PartitionRecord,
-    ProducerStateRecord, RegistryRecord, SchemaRecord, ScramCredentialRecord, SegmentRecord,
-    SubjectVersionRecord, TableCommitRecord, TablePending, TopicLeader, TopicRecord,
+    GroupMemberRecord, GroupRecord, Keeps, LeaderMove, ListenerAddress, MetadataStore,
+    PartitionRecord, ProducerStateRecord, RegistryRecord, SchemaRecord, ScramCredentialRecord,
+    SegmentRecord, SubjectVersionRecord, TableCommitRecord, TablePending, TopicLeader, TopicRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -529,57 +529,114 @@ async fn refused_flush(
     }
 }
 
-/// Per partition, the rows of the replaced runs (base, last, count) that a
-/// rewrite with segments `new` must hold: those from where its segments
-/// start in the partition. A rewrite may leave out only rows below the log
-/// start (a trim after DeleteRecords); anything else is refused. Rows are
-/// counted from an offset inside a run by its offsets, which holds while
-/// runs have no gaps (they have none until key compaction).
-fn kept_rows(
+/// Checks that a rewrite's new segments hold what it may keep of the old
+/// runs (partition → (base, last, rows)) under the log starts: from the
+/// log start on (rows below it may go), every row (`Keeps::Every`), or
+/// for key compaction fewer rows over exactly the same offsets, ending
+/// with the old last row (`Keeps::LatestPerKey`). Where a cut falls inside
+/// a run that already has gaps, how many rows it keeps above the cut is
+/// not known here, only at most how many.
+fn check_kept(
     topic: &str,
     old: &BTreeMap<i32, Vec<(i64, i64, i64)>>,
     new: &[SegmentRecord],
     starts: &BTreeMap<i32, i64>,
-) -> Result<BTreeMap<i32, i64>> {
-    let mut new_first: BTreeMap<i32, i64> = BTreeMap::new();
+    keeps: Keeps,
+) -> Result<()> {
+    let mut new_by_partition: BTreeMap<i32, Vec<&SegmentRecord>> = BTreeMap::new();
     for s in new {
-        let first = new_first.entry(s.partition).or_insert(s.base_offset);
-        *first = (*first).min(s.base_offset);
+        new_by_partition.entry(s.partition).or_default().push(s);
     }
-    let mut kept = BTreeMap::new();
-    for (&partition, runs) in old {
-        let old_first = runs.iter().map(|r| r.0).min().unwrap_or(0);
-        let start = starts.get(&partition).copied().unwrap_or(0);
-        let from = new_first.get(&partition).copied().unwrap_or(i64::MAX);
-        let inconsistent = |detail: String| StorageError::LogInconsistent {
+    for segs in new_by_partition.values_mut() {
+        segs.sort_by_key(|s| s.base_offset);
+    }
+    let inconsistent =
+        |partition: i32, offset: i64, detail: String| StorageError::LogInconsistent {
             topic: topic.to_string(),
             partition,
-            offset: from,
+            offset,
             detail,
         };
-        if from > old_first.max(start) {
-            return Err(inconsistent(format!(
-                "a rewrite starts the partition at {from} but only rows below the log start \
-                 {start} may be left out (its files start at {old_first})"
-            )));
-        }
-        let mut rows = 0;
-        for &(base, last, count) in runs {
-            rows += if base >= from {
-                count
-            } else if last < from {
-                0
-            } else if count == last - base + 1 {
-                last - from + 1
-            } else {
-                return Err(inconsistent(format!(
-                    "a rewrite cuts the run [{base}, {last}], which has gaps, at {from}"
-                )));
-            };
-        }
-        kept.insert(partition, rows);
+    if let Some(p) = new_by_partition.keys().find(|p| !old.contains_key(p)) {
+        return Err(inconsistent(
+            *p,
+            -1,
+            "a rewrite brings rows of a partition the files it replaces do not hold".into(),
+        ));
     }
-    Ok(kept)
+    for (&partition, runs) in old {
+        let old_first = runs.iter().map(|r| r.0).min().unwrap_or(0);
+        let old_last = runs.iter().map(|r| r.1).max().unwrap_or(-1);
+        let start = starts.get(&partition).copied().unwrap_or(0);
+        let segs = new_by_partition
+            .get(&partition)
+            .map_or(&[][..], Vec::as_slice);
+        let from = segs.first().map_or(i64::MAX, |s| s.base_offset);
+        if from > old_first.max(start) {
+            return Err(inconsistent(
+                partition,
+                from,
+                format!(
+                    "a rewrite starts the partition at {from} but only rows below the log start \
+                     {start} may be left out (its files start at {old_first})"
+                ),
+            ));
+        }
+        // At most how many rows the old runs hold from `from` on, and
+        // whether exactly that many.
+        let (mut most, mut exact) = (0, true);
+        for &(base, last, count) in runs {
+            if base >= from {
+                most += count;
+            } else if last >= from {
+                if count == last - base + 1 {
+                    most += last - from + 1;
+                } else {
+                    most += count.min(last - from + 1);
+                    exact = false;
+                }
+            }
+        }
+        let rows: i64 = segs.iter().map(|s| s.record_count).sum();
+        let fits = match keeps {
+            Keeps::Every if exact => rows == most,
+            Keeps::Every => rows <= most,
+            Keeps::LatestPerKey => (1..=most).contains(&rows),
+        };
+        if !fits {
+            return Err(inconsistent(
+                partition,
+                from,
+                format!(
+                    "a rewrite holds {rows} rows where the files it replaces held {most} it should keep ({keeps:?})"
+                ),
+            ));
+        }
+        if keeps == Keeps::LatestPerKey {
+            let mut next = from;
+            for s in segs {
+                if s.base_offset != next || s.record_count > s.last_offset - s.base_offset + 1 {
+                    return Err(inconsistent(
+                        partition,
+                        s.base_offset,
+                        format!(
+                            "a key compaction's segment [{}, {}] of {} rows does not continue at {next}",
+                            s.base_offset, s.last_offset, s.record_count
+                        ),
+                    ));
+                }
+                next = s.last_offset + 1;
+            }
+            if next != old_last + 1 {
+                return Err(inconsistent(
+                    partition,
+                    next,
+                    format!("a key compaction ends the partition at {} where its files ended at {old_last}", next - 1),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A committed file and its runs.
@@ -1468,9 +1525,7 @@ impl MetadataStore for SqlStore {
         }
         // The new runs hold exactly the old rows and overlap no run that
         // stays: a rewrite never hides or doubles a record.
-        let mut new_rows: BTreeMap<i32, i64> = BTreeMap::new();
         for s in &r.segments {
-            *new_rows.entry(s.partition).or_default() += s.record_count;
             let runs = staying.get(&s.partition).map_or(&[][..], Vec::as_slice);
             let after = runs.partition_point(|&(base, _)| base <= s.last_offset);
             let before = after.checked_sub(1).map(|i| runs[i]);
@@ -1486,17 +1541,7 @@ impl MetadataStore for SqlStore {
                 });
             }
         }
-        let old_rows = kept_rows(&r.topic, &old_runs, &r.segments, &starts)?;
-        if new_rows != old_rows {
-            return Err(StorageError::LogInconsistent {
-                topic: r.topic.clone(),
-                partition: -1,
-                offset: -1,
-                detail: format!(
-                    "a rewrite holds {new_rows:?} rows per partition where the files it replaces held {old_rows:?} it should keep"
-                ),
-            });
-        }
+        check_kept(&r.topic, &old_runs, &r.segments, &starts, r.keeps)?;
         for chunk in r.old_paths.chunks(ROWS_PER_STATEMENT) {
             let mut q = Statement::new("DELETE FROM files WHERE path IN ");
             q.list(chunk.iter().map(String::as_str));

@@ -43,7 +43,10 @@ mod write;
 
 pub use buffer::TopicRows;
 
-pub use read::{last_offset, offsets_and_timestamps, rebuild_batches, row_run, RebuiltBatches};
+pub use read::{
+    last_offset, offsets_and_timestamps, rebuild_batches, row_run, rows_below, visit_keys,
+    RebuiltBatches,
+};
 pub use schema::{
     is_current_layout, last_offsets, raw_schema, rows_schema, topic_schema, FIELD_ID_KEY,
     LAST_OFFSETS_KEY,
@@ -223,8 +226,16 @@ mod tests {
             (0, 50, 10, 59)
         );
         let batches = read_segment(&file, seg);
-        let rebuilt =
-            rebuild_batches(&batches[0], &ReadLayout::default(), 20, 1 << 20, true, 3).unwrap();
+        let rebuilt = rebuild_batches(
+            &batches[0],
+            &ReadLayout::default(),
+            20,
+            1 << 20,
+            true,
+            false,
+            3,
+        )
+        .unwrap();
         assert_eq!(rebuilt.next_offset, 60);
         let all: Bytes = rebuilt.bytes.concat().into();
         let kb = split_batches(all).unwrap();
@@ -261,8 +272,14 @@ mod tests {
             .iter()
             .map(|seg| (seg.partition, read_segment(&whole, seg)))
             .collect();
-        let split =
-            write_partitions(batches, raw_schema(), SegmentFormat::default(), 64 * 1024).unwrap();
+        let split = write_partitions(
+            batches,
+            raw_schema(),
+            SegmentFormat::default(),
+            64 * 1024,
+            false,
+        )
+        .unwrap();
         assert!(
             split.segments.len() > 2,
             "{} row groups",
@@ -308,20 +325,29 @@ mod tests {
                 .unwrap();
         let b: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
         // A limit below one record: the first record all the same, alone.
-        let small = rebuild_batches(&b[0], &ReadLayout::default(), 0, 1, true, 0).unwrap();
+        let small = rebuild_batches(&b[0], &ReadLayout::default(), 0, 1, true, false, 0).unwrap();
         assert_eq!(small.bytes.len(), 1);
         assert_eq!(small.next_offset, 1);
         // Unless something was read before it: then nothing.
-        let none = rebuild_batches(&b[0], &ReadLayout::default(), 0, 1, false, 0).unwrap();
+        let none = rebuild_batches(&b[0], &ReadLayout::default(), 0, 1, false, false, 0).unwrap();
         assert!(none.bytes.is_empty() && none.first_offset.is_none());
         // Any limit above one record is never exceeded, and what is
         // left out would not have fitted.
         let one = small.size;
         for limit in [one, one + 1, 3 * one - 1, 3 * one, 10 * one + 7] {
-            let r = rebuild_batches(&b[0], &ReadLayout::default(), 0, limit, true, 0).unwrap();
+            let r =
+                rebuild_batches(&b[0], &ReadLayout::default(), 0, limit, true, false, 0).unwrap();
             assert!(r.size <= limit, "{} > {limit}", r.size);
-            let more =
-                rebuild_batches(&b[0], &ReadLayout::default(), 0, limit + one, true, 0).unwrap();
+            let more = rebuild_batches(
+                &b[0],
+                &ReadLayout::default(),
+                0,
+                limit + one,
+                true,
+                false,
+                0,
+            )
+            .unwrap();
             assert!(
                 more.next_offset > r.next_offset,
                 "room for one more at {limit}"

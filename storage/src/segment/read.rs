@@ -103,14 +103,16 @@ pub struct RebuiltBatches {
 /// returns at least one record whatever its limit, KIP-74), so a response
 /// never exceeds the limit it was given otherwise. Batches are cut at
 /// ~1 MiB and wherever the timestamp type changes. From the first row
-/// taken on, offsets must go up by one: anything else is a corrupt row
-/// group, refused rather than handed to a consumer as a gap.
+/// taken on, offsets must go up by one (by at least one in a segment key
+/// compaction thinned out, `gaps`): anything else is a corrupt row group,
+/// refused rather than handed to a consumer as a gap.
 pub fn rebuild_batches(
     batch: &RecordBatch,
     layout: &ReadLayout,
     from_offset: i64,
     max_bytes: usize,
     at_least_one: bool,
+    gaps: bool,
     leader_epoch: i32,
 ) -> Result<RebuiltBatches> {
     const TARGET: usize = 1 << 20;
@@ -152,7 +154,12 @@ pub fn rebuild_batches(
         if offset < from_offset && out.first_offset.is_none() {
             continue;
         }
-        if out.first_offset.is_some() && offset != out.next_offset {
+        let in_order = if gaps {
+            offset >= out.next_offset
+        } else {
+            offset == out.next_offset
+        };
+        if out.first_offset.is_some() && !in_order {
             return Err(StorageError::Corrupt(format!(
                 "rows jump from offset {} to {offset}",
                 out.next_offset - 1
@@ -196,6 +203,49 @@ pub fn rebuild_batches(
         }
     }
     Ok(out)
+}
+
+/// Visits each row of `batch` in order with its key (the producer's
+/// bytes; None for a null key), whether its value is null (a tombstone)
+/// and its append time in milliseconds: what key compaction decides by.
+pub fn visit_keys(
+    batch: &RecordBatch,
+    layout: &ReadLayout,
+    mut visit: impl FnMut(Option<&[u8]>, bool, i64),
+) -> Result<()> {
+    let keys = PayloadColumn::of(batch, Part::Key, layout)?;
+    let value_is_null: Box<dyn Fn(usize) -> bool + '_> = match layout.part(Part::Value) {
+        None => {
+            let values = column::<BinaryArray>(batch, Part::Value.column())?;
+            Box::new(move |i| values.is_null(i))
+        }
+        Some(_) => {
+            let raw = column::<BinaryArray>(batch, Part::Value.raw_column())?;
+            let ids = column::<Int32Array>(batch, Part::Value.schema_id_column())?;
+            Box::new(move |i| raw.is_null(i) && ids.is_null(i))
+        }
+    };
+    let append = Millis::of(batch, col::APPEND_TIME)?;
+    let mut scratch = Vec::new();
+    for i in 0..batch.num_rows() {
+        let key = keys.get(i, &mut scratch)?;
+        visit(key, value_is_null(i), append.value(i));
+    }
+    Ok(())
+}
+
+/// How many rows of `batches` (in offset order) lie below `offset`.
+pub fn rows_below(batches: &[RecordBatch], offset: i64) -> Result<usize> {
+    let mut below = 0;
+    for b in batches {
+        let offsets = column::<Int64Array>(b, col::OFFSET)?;
+        let n = offsets.values().partition_point(|&o| o < offset);
+        below += n;
+        if n < b.num_rows() {
+            break;
+        }
+    }
+    Ok(below)
 }
 
 /// The offset of a batch of rows' last row, if it has rows.

@@ -319,15 +319,17 @@ pub const FLUSH_ROW_GROUP_BYTES: usize = 1024 * 1024;
 const SHARED_PAGE_BYTES: usize = 64 * 1024;
 
 /// Encodes rows already in the segment layout (each partition's batches
-/// sorted by offset, contiguous: anything else is refused) into one file,
-/// in partition order, each partition's rows in row groups of about
-/// `row_group_bytes` (rewrites: compaction, the intake move). Every batch
-/// has `schema`.
+/// sorted by offset, contiguous unless `gaps`, increasing in any case:
+/// anything else is refused) into one file, in partition order, each
+/// partition's rows in row groups of about `row_group_bytes` (rewrites:
+/// compaction, the intake move, key compaction, which leaves gaps). Every
+/// batch has `schema`.
 pub fn write_partitions(
     partitions: Vec<(i32, Vec<RecordBatch>)>,
     schema: SchemaRef,
     format: SegmentFormat,
     row_group_bytes: usize,
+    gaps: bool,
 ) -> Result<WrittenFile> {
     const SLICE_ROWS: usize = 4096;
     let mut buf = Vec::new();
@@ -380,7 +382,7 @@ pub fn write_partitions(
                 let seg = segments.last_mut().expect("opened above");
                 for i in 0..slice.num_rows() {
                     let offset = offsets.value(i);
-                    if previous.is_some_and(|p| offset != p + 1) {
+                    if previous.is_some_and(|p| offset <= p || (!gaps && offset != p + 1)) {
                         return Err(StorageError::Corrupt(format!(
                             "partition {partition}: offset {offset} follows {previous:?} in a file being written"
                         )));
