@@ -476,6 +476,7 @@ macro_rules! on_both_databases {
 
 on_both_databases!(
     a_rewrite_may_leave_out_only_rows_below_the_log_start,
+    a_key_compaction_keeps_the_offsets_of_what_it_replaces,
     a_broker_id_is_held_by_one_incarnation_while_its_lease_is_live,
     the_table_waits_for_files_written_after_a_chunk_still_in_the_intake,
     a_batch_of_flushes_commits_in_a_few_statements_or_not_at_all,
@@ -808,4 +809,77 @@ async fn a_rewrite_may_leave_out_only_rows_below_the_log_start(s: Arc<SqlStore>)
         .map(|r| (r.partition, r.base_offset, r.last_offset))
         .collect();
     assert_eq!(got, vec![(0, 50, 99), (1, 0, 99)]);
+}
+
+/// A key compaction of `old` into `path` holding `segments` (partition,
+/// base, last, rows).
+fn keys_rewrite(old: &str, path: &str, segments: &[(i32, i64, i64, i64)]) -> FileReplacement {
+    let mut r = rewrite(old, path, &[]);
+    r.old_segments = 1;
+    r.keeps = Keeps::LatestPerKey;
+    r.segments = segments
+        .iter()
+        .map(|&(p, base, last, rows)| {
+            let mut s = flush_of("t", path, p, base, last - base + 1, 0)
+                .segments
+                .remove(0);
+            s.record_count = rows;
+            s
+        })
+        .collect();
+    r
+}
+
+async fn a_key_compaction_keeps_the_offsets_of_what_it_replaces(s: Arc<SqlStore>) {
+    s.create_topic(&topic("t"), 1, 0).await.unwrap();
+    s.claim_leadership(0).await.unwrap();
+    let mut f = flush_of("t", "f", 0, 0, 100, 0);
+    f.producers.clear();
+    s.commit_flush(&f).await.unwrap();
+    let refused =
+        |r: Result<bool, StorageError>| matches!(r, Err(StorageError::LogInconsistent { .. }));
+    // Fewer rows over the same offsets is what only a key compaction may do.
+    let mut as_merge = keys_rewrite("f", "g", &[(0, 0, 99, 10)]);
+    as_merge.keeps = Keeps::Every;
+    assert!(refused(s.replace_files(&as_merge).await));
+    // It must cover every offset it replaces, from the first to the last,
+    // in segments that follow each other, with at least one row and no
+    // more rows than offsets.
+    for bad in [
+        &[(0, 1, 99, 10)][..],
+        &[(0, 0, 98, 10)],
+        &[(0, 0, 49, 5), (0, 51, 99, 5)],
+        &[(0, 0, 99, 0)],
+        &[(0, 0, 9, 11), (0, 10, 99, 5)],
+    ] {
+        assert!(
+            refused(s.replace_files(&keys_rewrite("f", "g", bad)).await),
+            "{bad:?}"
+        );
+    }
+    assert!(s
+        .replace_files(&keys_rewrite("f", "g", &[(0, 0, 49, 5), (0, 50, 99, 5)]))
+        .await
+        .unwrap());
+    let got: Vec<(i64, i64, i64)> = s
+        .list_segments("t")
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.base_offset, r.last_offset, r.record_count))
+        .collect();
+    assert_eq!(got, vec![(0, 49, 5), (50, 99, 5)]);
+    // A trim of a thinned-out file (DeleteRecords at 60) may keep at most
+    // the rows its offsets leave, however many the gaps took, and covers
+    // the same offsets from the cut on.
+    s.advance_log_starts("t", &[(0, 60)]).await.unwrap();
+    let mut trim = keys_rewrite("g", "h", &[(0, 60, 63, 4)]);
+    trim.keeps = Keeps::Every;
+    assert!(refused(s.replace_files(&trim).await));
+    let mut trim = keys_rewrite("g", "h", &[(0, 60, 99, 6)]);
+    trim.keeps = Keeps::Every;
+    assert!(refused(s.replace_files(&trim).await));
+    let mut trim = keys_rewrite("g", "h", &[(0, 60, 99, 4)]);
+    trim.keeps = Keeps::Every;
+    assert!(s.replace_files(&trim).await.unwrap());
 }

@@ -176,6 +176,41 @@ def test_a_compacted_topic_keeps_each_keys_latest_record(floe):
     assert direct == expected
 
 
+def test_delete_records_cuts_through_a_compacted_file(floe):
+    """DeleteRecords in the middle of a segment compaction thinned out:
+    consumers, the log's check and the table all start at the cut."""
+    from confluent_kafka import TopicPartition
+    from helpers import admin
+
+    topic = "cut"
+    create_topic(floe.bootstrap, topic, 1, COMPACTED)
+    placed = produce(floe.bootstrap, topic, [(f"k{i % 50}".encode(), f"v{i}".encode(), 0) for i in range(1000)])
+    settle(floe, topic, placed)
+    head = produce(floe.bootstrap, topic, [(b"head", b"h", 0)])
+    settle(floe, topic, head)
+    post(f"{floe.http}/admin/topics/{topic}/compact")
+    kept = sorted(o for (p, o) in latest(placed))
+    assert kept == list(range(950, 1000))
+    # Cut at 975: 25 of the compacted records stay, and the head.
+    a = admin(floe.bootstrap)
+    res = a.delete_records([TopicPartition(topic, 0, 975)])
+    assert list(res.values())[0].result(30).low_watermark == 975
+    expected = {(0, o): (f"k{o % 50}".encode(), f"v{o}".encode()) for o in range(975, 1000)}
+    expected[(0, 1000)] = (b"head", b"h")
+    got = consume_all(floe.bootstrap, topic, 1, start=975)[0]
+    assert {(0, m.offset()): (m.key(), m.value()) for m in got} == expected
+    check_ok(floe, topic)
+    floe.restart(kill=True)
+    check_ok(floe, topic)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        rows = catalog(floe).load_table(f"floe.{topic}").scan().to_arrow().to_pydict()
+        if min(rows["offset"]) == 975:
+            break
+        time.sleep(0.3)
+    assert sorted(rows["offset"]) == sorted(o for (_, o) in expected)
+
+
 def test_tombstones_stay_for_delete_retention_and_young_records_for_the_lag(floe):
     topic = "tombstones"
     create_topic(floe.bootstrap, topic, 1, {**COMPACTED, "delete.retention.ms": "3600000"})

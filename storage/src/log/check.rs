@@ -289,24 +289,14 @@ mod tests {
     use super::*;
 
     fn seg(base: i64, last: i64) -> SegmentRecord {
-        SegmentRecord {
-            topic: "t".into(),
-            partition: 0,
-            base_offset: base,
-            last_offset: last,
-            record_count: last - base + 1,
-            path: "f".into(),
-            file_size: 1,
-            row_group: 0,
-            first_row: 0,
-            min_timestamp: 0,
-            max_timestamp: 0,
-            size_bytes: 1,
-            append_time_ms: 0,
-        }
+        SegmentRecord::for_test(0, base, last, "f")
     }
 
     fn problems(segs: &[SegmentRecord], start: i64, hw: i64) -> Vec<String> {
+        problems_of(segs, false, start, hw)
+    }
+
+    fn problems_of(segs: &[SegmentRecord], compacted: bool, start: i64, hw: i64) -> Vec<String> {
         let mut c = PartitionCheck {
             partition: 0,
             log_start_offset: start,
@@ -315,8 +305,29 @@ mod tests {
             records: 0,
             problems: Vec::new(),
         };
-        check_coverage(segs, false, &mut c);
+        check_coverage(segs, compacted, &mut c);
         c.problems
+    }
+
+    #[test]
+    fn only_a_compacted_topic_may_hold_segments_with_gaps() {
+        let thinned = SegmentRecord {
+            record_count: 3,
+            ..seg(0, 9)
+        };
+        let empty = SegmentRecord {
+            record_count: 0,
+            ..seg(10, 19)
+        };
+        assert_eq!(
+            problems_of(&[thinned.clone()], false, 0, 10),
+            vec!["segment [0, 9] claims 3 rows"]
+        );
+        assert!(problems_of(&[thinned.clone()], true, 0, 10).is_empty());
+        assert_eq!(
+            problems_of(&[thinned, empty], true, 0, 20),
+            vec!["segment [10, 19] claims 0 rows"]
+        );
     }
 
     #[test]

@@ -381,7 +381,10 @@ impl Log {
             Rewrite::Keys(rule) => Some((rule, self.layouts.read_layout(&schema).await?)),
             _ => None,
         };
-        let gaps = keys.is_some();
+        // Key compaction leaves gaps; rewriting a file it wrote (a trim
+        // after DeleteRecords, a merge once the topic is no longer
+        // compacted) keeps them.
+        let gaps = keys.is_some() || by_partition.values().flatten().any(|s| s.has_gaps());
         let cut_starts = starts.clone();
         let file = crate::background::run("rewrite", move || {
             let mut partitions = cut_runs(&files, &segments, &cut_starts, &schema)?;
@@ -448,7 +451,7 @@ impl Log {
             // The output takes its run's place in write order, so the
             // next plan sees it where its offsets are.
             created_ms: run.iter().map(|f| f.created_ms).min().unwrap_or(now),
-            keeps: if gaps {
+            keeps: if matches!(kind, Rewrite::Keys(_)) {
                 Keeps::LatestPerKey
             } else {
                 Keeps::Every
@@ -469,7 +472,7 @@ impl Log {
                     segs.retain(|_, old| !paths.contains(old.path.as_str()));
                     segs.insert(s.base_offset, s.clone());
                 }
-                if gaps {
+                if matches!(kind, Rewrite::Keys(_)) {
                     // The tail cache still holds the records as produced.
                     lock(&p.tail).forget_through(s.last_offset);
                 }
@@ -631,21 +634,7 @@ mod tests {
     use std::sync::Arc;
 
     fn seg(partition: i32, base: i64, last: i64, path: &str) -> SegmentRecord {
-        SegmentRecord {
-            topic: "t".into(),
-            partition,
-            base_offset: base,
-            last_offset: last,
-            record_count: last - base + 1,
-            path: path.into(),
-            file_size: 10,
-            row_group: 0,
-            first_row: 0,
-            min_timestamp: 0,
-            max_timestamp: 0,
-            size_bytes: 10,
-            append_time_ms: 0,
-        }
+        SegmentRecord::for_test(partition, base, last, path)
     }
 
     fn candidate(path: &str) -> Option<Candidate> {

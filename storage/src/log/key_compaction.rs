@@ -240,19 +240,8 @@ mod tests {
 
     fn seg(partition: i32, base: i64, last: i64, path: &str, append: i64) -> SegmentRecord {
         SegmentRecord {
-            topic: "t".into(),
-            partition,
-            base_offset: base,
-            last_offset: last,
-            record_count: last - base + 1,
-            path: path.into(),
-            file_size: 100,
-            row_group: 0,
-            first_row: 0,
-            min_timestamp: 0,
-            max_timestamp: 0,
-            size_bytes: 100,
             append_time_ms: append,
+            ..SegmentRecord::for_test(partition, base, last, path)
         }
     }
 

@@ -143,6 +143,29 @@ impl SegmentRecord {
     }
 }
 
+#[cfg(test)]
+impl SegmentRecord {
+    /// A dense segment of topic `t` for tests: its partition, offsets and
+    /// file; 100 bytes, written at time 0.
+    pub(crate) fn for_test(partition: i32, base: i64, last: i64, path: &str) -> Self {
+        SegmentRecord {
+            topic: "t".into(),
+            partition,
+            base_offset: base,
+            last_offset: last,
+            record_count: last - base + 1,
+            path: path.into(),
+            file_size: 100,
+            row_group: 0,
+            first_row: 0,
+            min_timestamp: 0,
+            max_timestamp: 0,
+            size_bytes: 100,
+            append_time_ms: 0,
+        }
+    }
+}
+
 /// Recent batches of one idempotent producer on one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerStateRecord {

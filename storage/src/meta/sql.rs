@@ -535,7 +535,8 @@ async fn refused_flush(
 /// for key compaction fewer rows over exactly the same offsets, ending
 /// with the old last row (`Keeps::LatestPerKey`). Where a cut falls inside
 /// a run that already has gaps, how many rows it keeps above the cut is
-/// not known here, only at most how many.
+/// not known here, only at most how many; wherever old runs have gaps, the
+/// new segments must cover the same offsets as for key compaction.
 fn check_kept(
     topic: &str,
     old: &BTreeMap<i32, Vec<(i64, i64, i64)>>,
@@ -585,6 +586,9 @@ fn check_kept(
         // At most how many rows the old runs hold from `from` on, and
         // whether exactly that many.
         let (mut most, mut exact) = (0, true);
+        let gapped = runs
+            .iter()
+            .any(|&(base, last, count)| count != last - base + 1);
         for &(base, last, count) in runs {
             if base >= from {
                 most += count;
@@ -612,7 +616,9 @@ fn check_kept(
                 ),
             ));
         }
-        if keeps == Keeps::LatestPerKey {
+        // Where rows may be missing from offsets, the segments must still
+        // cover every offset from the first to the last.
+        if keeps == Keeps::LatestPerKey || gapped {
             let mut next = from;
             for s in segs {
                 if s.base_offset != next || s.record_count > s.last_offset - s.base_offset + 1 {
@@ -620,7 +626,7 @@ fn check_kept(
                         partition,
                         s.base_offset,
                         format!(
-                            "a key compaction's segment [{}, {}] of {} rows does not continue at {next}",
+                            "a rewrite's segment [{}, {}] of {} rows does not continue at {next}",
                             s.base_offset, s.last_offset, s.record_count
                         ),
                     ));
@@ -631,7 +637,10 @@ fn check_kept(
                 return Err(inconsistent(
                     partition,
                     next,
-                    format!("a key compaction ends the partition at {} where its files ended at {old_last}", next - 1),
+                    format!(
+                        "a rewrite ends the partition at {} where its files ended at {old_last}",
+                        next - 1
+                    ),
                 ));
             }
         }
