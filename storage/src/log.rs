@@ -79,6 +79,7 @@ pub use check::{PartitionCheck, TopicCheck};
 pub use compaction::CompactionStats;
 pub use flush::PendingAppend;
 pub use leadership::Followed;
+pub use table_sync::LiveFile;
 
 /// Batches of an idempotent producer remembered per partition, as Kafka does.
 const PRODUCER_RECENT_BATCHES: usize = 5;

@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pyarrow.parquet as pq
 from confluent_kafka import Producer
@@ -167,13 +168,24 @@ def test_a_compacted_topic_keeps_each_keys_latest_record(floe):
     assert in_table == expected
     assert table.current_snapshot().summary.operation.value == "overwrite" or any(
         s.summary.operation.value == "overwrite" for s in table.snapshots())
-    files = [local_path(t.file.file_path) for t in table.scan().plan_files()]
-    direct = {}
-    for f in files:
-        d = pq.read_table(f).to_pydict()
-        for i in range(len(d["offset"])):
-            direct[(d["partition"][i], d["offset"][i])] = (d["key"][i], d["value"][i])
-    assert direct == expected
+    # A reader of the data folder: the files the table lists, and the live
+    # files the broker names, hold exactly the log; the folder itself still
+    # has the replaced files (older snapshots name them).
+    def read_files(paths):
+        rows = {}
+        for f in paths:
+            d = pq.read_table(f).to_pydict()
+            for i in range(len(d["offset"])):
+                rows[(d["partition"][i], d["offset"][i])] = (d["key"][i], d["value"][i])
+        return rows
+
+    listed = get_json(f"{floe.http}/admin/topics/{topic}/files")
+    assert listed["in_intake"] == 0, listed
+    live = [local_path(f["uri"]) for f in listed["files"]]
+    assert read_files(live) == expected
+    assert sorted(live) == sorted(local_path(t.file.file_path) for t in table.scan().plan_files())
+    folder = list(Path(live[0]).parents[2].glob("data/*/*.parquet"))
+    assert len(folder) > len(live)
 
 
 def test_delete_records_cuts_through_a_compacted_file(floe):

@@ -41,6 +41,7 @@ pub fn router(broker: Arc<Broker>, max_body_bytes: usize, login: HttpLogin) -> R
         .route("/admin/topics/{name}/configs", patch(alter_configs))
         .route("/admin/topics/{name}/compact", post(compact))
         .route("/admin/topics/{name}/check", get(check))
+        .route("/admin/topics/{name}/files", get(files))
         .route("/admin/faults", get(faults).put(set_faults))
         .merge(crate::http::registry::routes())
         .merge(crate::http::catalog::routes())
@@ -183,6 +184,32 @@ async fn compact(
             "seconds": s.elapsed.as_secs_f64(),
         }))),
         Err(e) => Err(fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// `GET /admin/topics/{name}/files`: the topic's data files that hold
+/// what the log serves now (URIs, oldest first), for readers of the
+/// `data/` folder, which also keeps files a rewrite replaced until the
+/// snapshots naming them expire; `in_intake` counts the intake chunks
+/// whose rows have not moved into such a file yet.
+async fn files(
+    State(b): State<Arc<Broker>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, (StatusCode, Json<Value>)> {
+    let t = known_topic(&b, &name)?;
+    match b.log().live_files(&t).await {
+        Ok((files, in_intake)) => Ok(Json(json!({
+            "files": files.iter().map(|f| json!({
+                "uri": f.uri,
+                "size_bytes": f.size_bytes,
+                "in_table": f.in_table,
+            })).collect::<Vec<_>>(),
+            "in_intake": in_intake,
+        }))),
+        Err(e) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": e.to_string() })),
+        )),
     }
 }
 

@@ -78,6 +78,26 @@ impl Log {
         ))
     }
 
+    /// The topic's data files that hold rows the log serves now, oldest
+    /// first, as URIs, and how many intake chunks hold rows not yet moved
+    /// into them: the list a reader of the `data/` folder should read
+    /// (files a rewrite replaced stay in the folder while older snapshots
+    /// name them).
+    pub async fn live_files(&self, topic: &TopicLog) -> Result<(Vec<LiveFile>, usize)> {
+        let files = self.meta.files_in_order(&topic.name).await?;
+        let chunks = files.iter().filter(|f| intake::is_chunk(&f.path)).count();
+        let live = files
+            .into_iter()
+            .filter(|f| !intake::is_chunk(&f.path))
+            .map(|f| LiveFile {
+                uri: self.tables.io().uri(&f.path),
+                size_bytes: f.size_bytes,
+                in_table: f.in_table,
+            })
+            .collect();
+        Ok((live, chunks))
+    }
+
     pub(super) fn io_metadata_prefix(&self, name: &str, id: uuid::Uuid) -> String {
         self.tables
             .io()
@@ -118,6 +138,17 @@ impl Log {
         self.delete_files(&released).await;
         Ok(())
     }
+}
+
+/// A data file holding rows the log serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFile {
+    /// Where it is (`file://` or `s3://`).
+    pub uri: String,
+    /// Its size.
+    pub size_bytes: i64,
+    /// Whether the table's latest snapshot lists it yet.
+    pub in_table: bool,
 }
 
 /// The day directory (`day=N`, the table partition) a data file is in.
