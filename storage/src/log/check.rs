@@ -320,10 +320,10 @@ mod tests {
             ..seg(10, 19)
         };
         assert_eq!(
-            problems_of(&[thinned.clone()], false, 0, 10),
+            problems_of(std::slice::from_ref(&thinned), false, 0, 10),
             vec!["segment [0, 9] claims 3 rows"]
         );
-        assert!(problems_of(&[thinned.clone()], true, 0, 10).is_empty());
+        assert!(problems_of(std::slice::from_ref(&thinned), true, 0, 10).is_empty());
         assert_eq!(
             problems_of(&[thinned, empty], true, 0, 20),
             vec!["segment [10, 19] claims 0 rows"]
