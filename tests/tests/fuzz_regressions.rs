@@ -10,7 +10,12 @@ use std::path::PathBuf;
 static ALLOCATOR: floe_alloc::LazyHuge = floe_alloc::LazyHuge;
 
 fn replay(target: &str, run: fn(&[u8])) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Where cargo runs the test from (it sets the variable at run time
+    // too): a build cache shared between checkouts may hold a binary
+    // compiled in another one.
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let dir = PathBuf::from(manifest_dir)
         .join("../fuzz/regressions")
         .join(target);
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
