@@ -30,6 +30,16 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli::topic::TopicCommand,
     },
+    /// List, describe, show the lag of, reset and delete consumer groups
+    /// of a running cluster.
+    Group {
+        /// The cluster.
+        #[command(flatten)]
+        target: crate::cli::Target,
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::group::GroupCommand,
+    },
 }
 
 /// Settings of `floe serve`. Every flag also reads an environment variable.

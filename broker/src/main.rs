@@ -58,13 +58,21 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Topic { target, command } => {
-            if let Err(e) = runtime.block_on(floe_broker::cli::topic(&target, command)) {
-                eprintln!("floe: {e:#}");
-                std::process::exit(1);
-            }
-            Ok(())
+            exit_on_error(runtime.block_on(floe_broker::cli::topic(&target, command)))
+        }
+        Command::Group { target, command } => {
+            exit_on_error(runtime.block_on(floe_broker::cli::group(&target, command)))
         }
     }
+}
+
+/// A CLI command's failure: its message, exit code 1.
+fn exit_on_error(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = result {
+        eprintln!("floe: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// The checker of identity-provider tokens, with --oauth-jwks.

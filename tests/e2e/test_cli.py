@@ -4,6 +4,7 @@ when something fails."""
 
 import json
 import subprocess
+import time
 
 from confluent_kafka import Producer
 
@@ -66,3 +67,82 @@ def test_a_cluster_that_does_not_answer_is_named(tmp_path):
     assert done.returncode == 1 and "connecting to 127.0.0.1:1" in done.stderr, done.stderr
     usage = subprocess.run([floe_binary(), "topic", "create"], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "NAME" in usage.stderr, usage.stderr
+
+
+def test_groups_are_listed_described_reset_and_deleted(floe):
+    """A consumer group seen as an operator sees it: listed, its members
+    and lag per partition, offsets reset while it is empty (refused while
+    a member is active), deleted; confluent-kafka consumes and commits,
+    kafka-python reads where the reset put the group."""
+    from confluent_kafka import Consumer
+    from kafka import KafkaConsumer
+
+    from helpers import create_topic
+
+    create_topic(floe.bootstrap, "events", 2)
+    p = Producer({"bootstrap.servers": floe.bootstrap})
+    for i in range(30):
+        p.produce("events", value=f"v{i}".encode(), partition=i % 2)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": floe.bootstrap, "group.id": "billing", "client.id": "billing-app",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe(["events"])
+    counts = {0: 0, 1: 0}
+    deadline = time.time() + 30
+    while min(counts.values()) < 10 and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is not None and not m.error():
+            counts[m.partition()] += 1
+    c.commit(asynchronous=False)
+    # Each partition has 15 records; the group committed where the
+    # consumer got to, at least 10 in each.
+    committed = {tp.partition: tp.offset for tp in c.committed(c.assignment(), 10)}
+
+    assert {"group": "billing", "state": "Stable", "protocol_type": "consumer"} in as_json(floe, "group", "list")
+    d = as_json(floe, "group", "describe", "billing")
+    assert d["state"] == "Stable" and len(d["members"]) == 1 and d["members"][0]["client_id"] == "billing-app", d
+    lag = {x["partition"]: x for x in d["partitions"]}
+    assert {p: (x["committed_offset"], x["log_end_offset"], x["lag"]) for p, x in lag.items()} == {
+        p: (committed[p], 15, 15 - committed[p]) for p in (0, 1)}, d
+    assert all(x["client_id"] == "billing-app" for x in d["partitions"]), d
+    assert d["total_lag"] == 30 - sum(committed.values())
+    table = floe_cli(floe, "group", "describe", "billing").stdout
+    assert table.splitlines()[0].split() == ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
+                                             "MEMBER", "CLIENT-ID", "HOST"], table
+    assert f"total lag: {d['total_lag']}" in table, table
+    assert as_json(floe, "group", "lag", "billing")["total_lag"] == d["total_lag"]
+
+    # Not while a member is active (Kafka's tool refuses too).
+    busy = floe_cli(floe, "group", "reset-offsets", "billing", "--topic", "events", "--to-earliest", ok=False)
+    assert busy.returncode == 1 and "active member" in busy.stderr, busy.stderr
+    undeletable = floe_cli(floe, "group", "delete", "billing", ok=False)
+    assert undeletable.returncode == 1 and "NonEmptyGroup" in undeletable.stderr, undeletable.stderr
+    c.close()
+
+    dry = as_json(floe, "group", "reset-offsets", "billing", "--topic", "events", "--to-offset", "3", "--dry-run")
+    assert dry["status"] == "dry run" and [x["offset"] for x in dry["partitions"]] == [3, 3], dry
+    assert {x["partition"]: x["committed_offset"] for x in as_json(floe, "group", "lag", "billing")["partitions"]} == committed
+    r = as_json(floe, "group", "reset-offsets", "billing", "--topic", "events", "--to-offset", "3", "--partitions", "1")
+    assert r["partitions"] == [{"topic": "events", "partition": 1, "offset": 3}], r
+    # Beyond the end is kept at the end, as Kafka's tool does.
+    floe_cli(floe, "group", "reset-offsets", "billing", "--topic", "events", "--to-offset", "999", "--partitions", "0")
+    after = {x["partition"]: x["committed_offset"] for x in as_json(floe, "group", "lag", "billing")["partitions"]}
+    assert after == {0: 15, 1: 3}, after
+    # Another client of the group starts where the reset put it.
+    kc = KafkaConsumer("events", bootstrap_servers=floe.bootstrap, group_id="billing",
+                       auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5000)
+    offsets = sorted((m.partition, m.offset) for m in kc)
+    kc.close()
+    assert offsets == [(1, o) for o in range(3, 15)], offsets
+    floe_cli(floe, "group", "reset-offsets", "billing", "--topic", "events", "--to-earliest")
+    assert {x["committed_offset"] for x in as_json(floe, "group", "lag", "billing")["partitions"]} == {0}
+    bad = floe_cli(floe, "group", "reset-offsets", "billing", "--topic", "events", "--to-latest",
+                   "--partitions", "7", ok=False)
+    assert bad.returncode == 1 and "no partition 7" in bad.stderr, bad.stderr
+    neither = floe_cli(floe, "group", "reset-offsets", "billing", "--topic", "events", ok=False)
+    assert neither.returncode == 2, neither.stderr
+
+    assert as_json(floe, "group", "delete", "billing") == [{"group": "billing", "status": "deleted"}]
+    assert all(g["group"] != "billing" for g in as_json(floe, "group", "list"))
+    gone = floe_cli(floe, "group", "delete", "billing", ok=False)
+    assert gone.returncode == 1 and "GroupIdNotFound" in gone.stderr, gone.stderr

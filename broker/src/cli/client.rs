@@ -64,6 +64,14 @@ impl Connection {
         &self.address
     }
 
+    /// The version [`Connection::call`] would send `R` at, up to
+    /// `at_most` (None when the broker does not serve it), for requests
+    /// whose fields differ by version.
+    pub fn version<R: Request>(&self, at_most: i16) -> Option<i16> {
+        let theirs = *self.versions.get(&R::KEY)?;
+        Some(theirs.min(R::VERSIONS.max).min(at_most)).filter(|v| *v >= R::VERSIONS.min)
+    }
+
     /// Sends `request` at the highest version both sides speak, up to
     /// `at_most`.
     pub async fn call<R: Request>(

@@ -4,12 +4,15 @@
 //! the Kafka error when the cluster refuses.
 
 pub mod client;
+pub mod cluster;
+pub mod group;
 pub mod output;
 pub mod topic;
 
 use clap::Args;
 
 use client::Connection;
+use group::GroupCommand;
 use output::Format;
 use topic::TopicCommand;
 
@@ -54,5 +57,12 @@ impl Target {
 pub async fn topic(target: &Target, command: TopicCommand) -> anyhow::Result<()> {
     let mut conn = target.connect().await?;
     topic::run(&mut conn, command).await?.print(target.format);
+    Ok(())
+}
+
+/// Runs a group command and prints what it gives.
+pub async fn group(target: &Target, command: GroupCommand) -> anyhow::Result<()> {
+    let mut conn = target.connect().await?;
+    group::run(&mut conn, command).await?.print(target.format);
     Ok(())
 }

@@ -12,16 +12,13 @@ use kafka_protocol::messages::{
     delete_topics_request::DeleteTopicState,
     describe_configs_request::DescribeConfigsResource,
     incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
-    list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
-    metadata_request::MetadataRequestTopic,
-    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, MetadataRequest,
-    MetadataResponse, TopicName,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
 };
-use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 
 use super::client::Connection;
+use super::cluster::{self, check, metadata, s, topic_name, EARLIEST, LATEST};
 use super::output::{error_name, Output};
 
 /// How long the broker may take over a create or delete.
@@ -75,14 +72,6 @@ pub enum TopicCommand {
     },
 }
 
-fn topic_name(name: &str) -> TopicName {
-    TopicName(s(name))
-}
-
-fn s(text: &str) -> StrBytes {
-    StrBytes::from_string(text.to_string())
-}
-
 /// `key=value` pairs.
 fn pairs(list: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     list.iter()
@@ -91,17 +80,6 @@ fn pairs(list: &[String]) -> anyhow::Result<Vec<(String, String)>> {
             _ => bail!("{kv:?} is not key=value"),
         })
         .collect()
-}
-
-/// Fails with the error's name and message when `code` is one.
-fn check(what: &str, code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
-    if code == 0 {
-        return Ok(());
-    }
-    match message.map(|m| m.as_str()).filter(|m| !m.is_empty()) {
-        Some(m) => bail!("{what}: {}: {m}", error_name(code)),
-        None => bail!("{what}: {}", error_name(code)),
-    }
 }
 
 /// Runs one topic command against `conn`'s cluster.
@@ -120,20 +98,6 @@ pub async fn run(conn: &mut Connection, command: TopicCommand) -> anyhow::Result
         TopicCommand::AddPartitions { name, total } => add_partitions(conn, &name, total).await,
         TopicCommand::Delete { names } => delete(conn, &names).await,
     }
-}
-
-async fn metadata(
-    conn: &mut Connection,
-    topics: Option<&[&str]>,
-) -> anyhow::Result<MetadataResponse> {
-    let request = MetadataRequest::default()
-        .with_topics(topics.map(|t| {
-            t.iter()
-                .map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n))))
-                .collect()
-        }))
-        .with_allow_auto_topic_creation(false);
-    conn.call(request, 12).await
 }
 
 async fn list(conn: &mut Connection) -> anyhow::Result<Output> {
@@ -211,64 +175,28 @@ async fn describe(conn: &mut Connection, name: &str) -> anyhow::Result<Output> {
         .first()
         .context("the broker answered for no topic")?;
     check(&format!("describing {name}"), t.error_code, None)?;
-    let addresses: BTreeMap<i32, String> = md
-        .brokers
+    let partitions: Vec<(String, i32)> = t
+        .partitions
         .iter()
-        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .map(|p| (name.to_string(), p.partition_index))
         .collect();
-    // Offsets come from each partition's leader.
-    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for p in &t.partitions {
-        by_leader
-            .entry(p.leader_id.0)
-            .or_default()
-            .push(p.partition_index);
-    }
-    let mut offsets: BTreeMap<(i32, i64), i64> = BTreeMap::new();
-    for (leader, parts) in &by_leader {
-        let Some(address) = addresses.get(leader) else {
-            continue;
-        };
-        let mut leader_conn = match address == conn.address() {
-            true => None,
-            false => Some(Connection::open(address).await?),
-        };
-        let c = leader_conn.as_mut().unwrap_or(&mut *conn);
-        for timestamp in [-2i64, -1] {
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(topic_name(name))
-                    .with_partitions(
-                        parts
-                            .iter()
-                            .map(|p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(*p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_timestamp(timestamp)
-                            })
-                            .collect(),
-                    )]);
-            let response = c.call(request, 8).await?;
-            for rt in &response.topics {
-                for rp in &rt.partitions {
-                    if rp.error_code == 0 {
-                        offsets.insert((rp.partition_index, timestamp), rp.offset);
-                    }
-                }
-            }
-        }
-    }
+    let starts = cluster::offsets(conn, &partitions, EARLIEST).await?;
+    let ends = cluster::offsets(conn, &partitions, LATEST).await?;
     let configs = set_configs(conn, name).await?;
     let mut partitions: Vec<_> = t.partitions.iter().collect();
     partitions.sort_by_key(|p| p.partition_index);
-    let offset = |p: i32, ts: i64| offsets.get(&(p, ts)).copied();
+    let offset = |p: i32, ts: i64| {
+        let offsets = if ts == EARLIEST { &starts } else { &ends };
+        offsets.get(&(name.to_string(), p)).copied()
+    };
     let show = |o: Option<i64>| o.map_or("-".to_string(), |o| o.to_string());
     let mut rows = Vec::new();
     let mut json_partitions = Vec::new();
     for p in &partitions {
-        let (start, end) = (offset(p.partition_index, -2), offset(p.partition_index, -1));
+        let (start, end) = (
+            offset(p.partition_index, EARLIEST),
+            offset(p.partition_index, LATEST),
+        );
         rows.push(vec![
             p.partition_index.to_string(),
             p.leader_id.0.to_string(),
