@@ -40,6 +40,16 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli::group::GroupCommand,
     },
+    /// Print a topic's records: from the start, the end, an offset or a
+    /// time; `-n` of them, or following new ones.
+    Consume {
+        /// The cluster.
+        #[command(flatten)]
+        target: crate::cli::Target,
+        /// What to read.
+        #[command(flatten)]
+        args: crate::cli::consume::ConsumeArgs,
+    },
 }
 
 /// Settings of `floe serve`. Every flag also reads an environment variable.

@@ -63,6 +63,9 @@ fn main() -> anyhow::Result<()> {
         Command::Group { target, command } => {
             exit_on_error(runtime.block_on(floe_broker::cli::group(&target, command)))
         }
+        Command::Consume { target, args } => {
+            exit_on_error(runtime.block_on(floe_broker::cli::consume(&target, args)))
+        }
     }
 }
 

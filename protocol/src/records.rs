@@ -246,6 +246,25 @@ pub fn split_batches(records: Bytes) -> Result<Vec<RawBatch>, RecordsError> {
     Ok(out)
 }
 
+/// Splits the records of a fetch response into batches, as a consumer
+/// does: a batch the response cut short at its end (Kafka may send one
+/// when it stops at a byte limit) is left out; anything else wrong is an
+/// error.
+pub fn split_fetched(records: Bytes) -> Result<Vec<RawBatch>, RecordsError> {
+    let mut whole = records.clone();
+    let mut at = 0;
+    while records.len() - at >= BATCH_HEADER_LEN {
+        let header = BatchHeader::parse(&records[at..])?;
+        let total = LOG_OVERHEAD + header.batch_length.max(0) as usize;
+        if at + total > records.len() {
+            break;
+        }
+        at += total;
+    }
+    whole.truncate(at);
+    split_batches(whole)
+}
+
 impl RawBatch {
     /// A batch with the header's producer fields, timestamps and offsets
     /// and these records, uncompressed: what a batch becomes when the
@@ -715,6 +734,19 @@ mod tests {
             (None, Some(b""), vec![]),
             (Some(b""), None, vec![(b"n".as_slice(), None)]),
         ]
+    }
+
+    #[test]
+    fn a_fetched_batch_cut_short_at_the_end_is_left_out() {
+        let one = encode_producer_batch(&sample(), 0, Compression::None, (-1, -1, -1));
+        let mut two = BytesMut::from(&one[..]);
+        two.put_slice(&one);
+        let cut = Bytes::from(two[..one.len() + 20].to_vec());
+        assert_eq!(split_fetched(cut).unwrap().len(), 1);
+        assert_eq!(split_fetched(two.freeze()).unwrap().len(), 2);
+        let mut bad = BytesMut::from(&one[..]);
+        bad[30] ^= 1;
+        assert!(split_fetched(bad.freeze()).is_err());
     }
 
     #[test]

@@ -146,3 +146,53 @@ def test_groups_are_listed_described_reset_and_deleted(floe):
     assert all(g["group"] != "billing" for g in as_json(floe, "group", "list"))
     gone = floe_cli(floe, "group", "delete", "billing", ok=False)
     assert gone.returncode == 1 and "GroupIdNotFound" in gone.stderr, gone.stderr
+
+
+def test_consume_prints_records_from_where_it_is_told(floe):
+    """`floe consume`: every record from the start (JSON lines with keys,
+    values, headers, timestamps), -n, an offset, a time, the end, one
+    partition, and follow mode printing records produced after it
+    started."""
+    import subprocess as sp
+
+    from helpers import create_topic
+
+    create_topic(floe.bootstrap, "log", 2)
+    p = Producer({"bootstrap.servers": floe.bootstrap})
+    base = int(time.time() * 1000) - 60_000
+    for i in range(20):
+        p.produce("log", key=f"k{i}".encode(), value=None if i == 19 else f"v{i}".encode(), partition=i % 2,
+                  headers=[("n", str(i).encode())], timestamp=base + i * 1000)
+    assert p.flush(30) == 0
+
+    def lines(*args):
+        out = floe_cli(floe, "consume", "log", *args, "--format", "json").stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+    every = lines()
+    assert len(every) == 20
+    by_key = {r["key"]: r for r in every}
+    assert by_key["k4"] == {"topic": "log", "partition": 0, "offset": 2, "timestamp": base + 4000, "key": "k4",
+                            "value": "v4", "headers": [{"key": "n", "value": "4"}]}, by_key["k4"]
+    assert by_key["k19"]["value"] is None
+    assert [r["offset"] for r in every if r["partition"] == 1] == list(range(10))
+    assert len(lines("-n", "3")) == 3
+    assert [(r["partition"], r["offset"]) for r in lines("-p", "1", "--offset", "7")] == [(1, 7), (1, 8), (1, 9)]
+    assert lines("--offset", "end") == []
+    assert sorted(r["key"] for r in lines("--timestamp", str(base + 16_000))) == ["k16", "k17", "k18", "k19"]
+    table = floe_cli(floe, "consume", "log", "-p", "0", "-n", "1").stdout
+    assert table == "0\t0\tk0\tv0\n", table
+    missing = floe_cli(floe, "consume", "nothing", ok=False)
+    assert missing.returncode == 1 and "UnknownTopicOrPartition" in missing.stderr, missing.stderr
+
+    follow = sp.Popen([floe_binary(), "consume", "log", "-f", "-p", "0", "--offset", "end", "-n", "2",
+                       "--format", "json", "--brokers", floe.bootstrap], stdout=sp.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        p.produce("log", key=b"late", value=b"1", partition=0)
+        p.produce("log", key=b"late", value=b"2", partition=0)
+        assert p.flush(30) == 0
+        out, _ = follow.communicate(timeout=30)
+    finally:
+        follow.kill()
+    assert [(json.loads(line)["offset"], json.loads(line)["value"]) for line in out.splitlines()] == [(10, "1"), (11, "2")]

@@ -26,6 +26,7 @@ pub struct Connection {
     /// The broker's highest version of each API.
     versions: HashMap<i16, i16>,
     address: String,
+    client_id: StrBytes,
 }
 
 impl Connection {
@@ -43,6 +44,7 @@ impl Connection {
             correlation: 0,
             versions: HashMap::new(),
             address: address.to_string(),
+            client_id: StrBytes::from_static_str("floe-cli"),
         };
         let answer = c.send(ApiVersionsRequest::default(), 0).await?;
         if answer.error_code != 0 {
@@ -57,6 +59,13 @@ impl Connection {
             .map(|k| (k.api_key, k.max_version))
             .collect();
         Ok(c)
+    }
+
+    /// Sends `client_id` from now on (a purpose rides on it:
+    /// `floe-cli;purpose=billing`).
+    pub fn with_client_id(mut self, client_id: &str) -> Self {
+        self.client_id = StrBytes::from_string(client_id.to_string());
+        self
     }
 
     /// The broker this connection reaches.
@@ -103,7 +112,7 @@ impl Connection {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str("floe-cli")));
+            .with_client_id(Some(self.client_id.clone()));
         let mut buf = BytesMut::with_capacity(256);
         buf.put_i32(0);
         header.encode(&mut buf, R::header_version(version))?;

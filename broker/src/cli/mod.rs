@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod consume;
 pub mod group;
 pub mod output;
 pub mod topic;
@@ -12,6 +13,7 @@ pub mod topic;
 use clap::Args;
 
 use client::Connection;
+use consume::ConsumeArgs;
 use group::GroupCommand;
 use output::Format;
 use topic::TopicCommand;
@@ -65,4 +67,10 @@ pub async fn group(target: &Target, command: GroupCommand) -> anyhow::Result<()>
     let mut conn = target.connect().await?;
     group::run(&mut conn, command).await?.print(target.format);
     Ok(())
+}
+
+/// Reads a topic and prints its records as they come.
+pub async fn consume(target: &Target, args: ConsumeArgs) -> anyhow::Result<()> {
+    let mut conn = target.connect().await?;
+    consume::run(&mut conn, args, target.format).await
 }
