@@ -142,11 +142,12 @@ pub async fn run(conn: &mut Connection, args: ConsumeArgs, format: Format) -> an
             let address = addresses
                 .get(&leader)
                 .with_context(|| format!("{topic}: no address for its leader {leader}"))?;
-            if !connections.contains_key(&leader) {
-                let c = Connection::open(address).await?.with_client_id(&client_id);
-                connections.insert(leader, c);
-            }
-            let c = connections.get_mut(&leader).expect("inserted above");
+            let c = match connections.entry(leader) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(Connection::open(address).await?.with_client_id(&client_id))
+                }
+            };
             let request = FetchRequest::default()
                 .with_replica_id(BrokerId(-1))
                 .with_max_wait_ms(if args.follow { 500 } else { 100 })
