@@ -50,6 +50,16 @@ pub enum Command {
         #[command(flatten)]
         args: crate::cli::consume::ConsumeArgs,
     },
+    /// Write each line of standard input (or --file) to a topic as a
+    /// record.
+    Produce {
+        /// The cluster.
+        #[command(flatten)]
+        target: crate::cli::Target,
+        /// What to write.
+        #[command(flatten)]
+        args: crate::cli::produce::ProduceArgs,
+    },
 }
 
 /// Settings of `floe serve`. Every flag also reads an environment variable.

@@ -66,6 +66,9 @@ fn main() -> anyhow::Result<()> {
         Command::Consume { target, args } => {
             exit_on_error(runtime.block_on(floe_broker::cli::consume(&target, args)))
         }
+        Command::Produce { target, args } => {
+            exit_on_error(runtime.block_on(floe_broker::cli::produce(&target, args)))
+        }
     }
 }
 

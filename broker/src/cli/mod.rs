@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod consume;
 pub mod group;
 pub mod output;
+pub mod produce;
 pub mod topic;
 
 use clap::Args;
@@ -16,6 +17,7 @@ use client::Connection;
 use consume::ConsumeArgs;
 use group::GroupCommand;
 use output::Format;
+use produce::ProduceArgs;
 use topic::TopicCommand;
 
 /// Where the cluster is and how to print.
@@ -73,4 +75,11 @@ pub async fn group(target: &Target, command: GroupCommand) -> anyhow::Result<()>
 pub async fn consume(target: &Target, args: ConsumeArgs) -> anyhow::Result<()> {
     let mut conn = target.connect().await?;
     consume::run(&mut conn, args, target.format).await
+}
+
+/// Writes lines as records and says where they went.
+pub async fn produce(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
+    let mut conn = target.connect().await?;
+    produce::run(&mut conn, args).await?.print(target.format);
+    Ok(())
 }
