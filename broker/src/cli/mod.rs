@@ -7,6 +7,7 @@ pub mod client;
 pub mod cluster;
 pub mod consume;
 pub mod group;
+pub mod http;
 pub mod output;
 pub mod produce;
 pub mod topic;
@@ -32,6 +33,16 @@ pub struct Target {
         global = true
     )]
     pub brokers: String,
+
+    /// The HTTP API of a broker of the cluster (for what the Kafka
+    /// protocol does not carry: table snapshots).
+    #[arg(
+        long,
+        env = "FLOE_HTTP",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub http: String,
 
     /// `table` for people, `json` for scripts.
     #[arg(long, value_enum, default_value = "table", global = true)]
@@ -60,7 +71,9 @@ impl Target {
 /// Runs a topic command and prints what it gives.
 pub async fn topic(target: &Target, command: TopicCommand) -> anyhow::Result<()> {
     let mut conn = target.connect().await?;
-    topic::run(&mut conn, command).await?.print(target.format);
+    topic::run(&mut conn, command, &target.http)
+        .await?
+        .print(target.format);
     Ok(())
 }
 

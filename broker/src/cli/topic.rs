@@ -11,9 +11,10 @@ use kafka_protocol::messages::{
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     delete_topics_request::DeleteTopicState,
     describe_configs_request::DescribeConfigsResource,
+    describe_log_dirs_request::DescribableLogDirTopic,
     incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest,
+    DescribeLogDirsRequest, IncrementalAlterConfigsRequest, MetadataResponse,
 };
 use serde_json::{json, Value};
 
@@ -83,7 +84,11 @@ fn pairs(list: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 /// Runs one topic command against `conn`'s cluster.
-pub async fn run(conn: &mut Connection, command: TopicCommand) -> anyhow::Result<Output> {
+pub async fn run(
+    conn: &mut Connection,
+    command: TopicCommand,
+    http: &str,
+) -> anyhow::Result<Output> {
     match command {
         TopicCommand::List => list(conn).await,
         TopicCommand::Create {
@@ -91,7 +96,7 @@ pub async fn run(conn: &mut Connection, command: TopicCommand) -> anyhow::Result
             partitions,
             configs,
         } => create(conn, &name, partitions, &pairs(&configs)?).await,
-        TopicCommand::Describe { name } => describe(conn, &name).await,
+        TopicCommand::Describe { name } => describe(conn, &name, http).await,
         TopicCommand::AlterConfig { name, set, delete } => {
             alter_config(conn, &name, &pairs(&set)?, &delete).await
         }
@@ -168,7 +173,7 @@ fn done(name: &str, what: &str) -> Output {
     }
 }
 
-async fn describe(conn: &mut Connection, name: &str) -> anyhow::Result<Output> {
+async fn describe(conn: &mut Connection, name: &str, http: &str) -> anyhow::Result<Output> {
     let md = metadata(conn, Some(&[name])).await?;
     let t = md
         .topics
@@ -182,6 +187,20 @@ async fn describe(conn: &mut Connection, name: &str) -> anyhow::Result<Output> {
         .collect();
     let starts = cluster::offsets(conn, &partitions, EARLIEST).await?;
     let ends = cluster::offsets(conn, &partitions, LATEST).await?;
+    let sizes = sizes(conn, &md, name).await?;
+    // The table's side comes over HTTP; without it the rest still shows.
+    let (table, table_note) = match super::http::latest_snapshot(http, name).await {
+        Ok(Some(s)) => {
+            let age = (now_ms() - s.timestamp_ms).max(0) as f64 / 1000.0;
+            let note = format!(
+                "table: snapshot {} ({}), committed {age:.1} s ago",
+                s.snapshot_id, s.operation
+            );
+            (Some(s), note)
+        }
+        Ok(None) => (None, "table: no snapshot yet".to_string()),
+        Err(e) => (None, format!("table: unknown ({e:#})")),
+    };
     let configs = set_configs(conn, name).await?;
     let mut partitions: Vec<_> = t.partitions.iter().collect();
     partitions.sort_by_key(|p| p.partition_index);
@@ -197,12 +216,27 @@ async fn describe(conn: &mut Connection, name: &str) -> anyhow::Result<Output> {
             offset(p.partition_index, EARLIEST),
             offset(p.partition_index, LATEST),
         );
+        let size = sizes.get(&p.partition_index).copied();
+        // Records the table's latest snapshot does not hold yet.
+        let lag = match (&table, start, end) {
+            (Some(s), Some(start), Some(end)) => {
+                let held = s
+                    .offsets
+                    .get(&p.partition_index)
+                    .map_or(start, |o| o + 1)
+                    .max(start);
+                Some((end - held).max(0))
+            }
+            _ => None,
+        };
         rows.push(vec![
             p.partition_index.to_string(),
             p.leader_id.0.to_string(),
             p.leader_epoch.to_string(),
             show(start),
             show(end),
+            show(size),
+            show(lag),
         ]);
         json_partitions.push(json!({
             "partition": p.partition_index,
@@ -210,8 +244,12 @@ async fn describe(conn: &mut Connection, name: &str) -> anyhow::Result<Output> {
             "leader_epoch": p.leader_epoch,
             "log_start_offset": start,
             "high_watermark": end,
+            "size_bytes": size,
+            "table_lag": lag,
         }));
     }
+    let mut notes = vec![table_note];
+    notes.extend(configs.iter().map(|(k, v)| format!("{k}={v}")));
     Ok(Output {
         headers: vec![
             "PARTITION",
@@ -219,16 +257,75 @@ async fn describe(conn: &mut Connection, name: &str) -> anyhow::Result<Output> {
             "EPOCH",
             "LOG-START",
             "HIGH-WATERMARK",
+            "SIZE",
+            "TABLE-LAG",
         ],
         rows,
-        notes: configs.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        notes,
         json: json!({
             "name": name,
             "topic_id": t.topic_id.to_string(),
             "partitions": json_partitions,
+            "table": table.map(|s| json!({
+                "snapshot_id": s.snapshot_id,
+                "timestamp_ms": s.timestamp_ms,
+                "operation": s.operation,
+            })),
             "configs": configs.into_iter().collect::<BTreeMap<_, _>>(),
         }),
     })
+}
+
+/// Each partition's stored bytes, from DescribeLogDirs on the brokers
+/// that lead the topic's partitions.
+async fn sizes(
+    conn: &mut Connection,
+    md: &MetadataResponse,
+    name: &str,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let addresses = cluster::addresses(md);
+    let mut leaders: Vec<i32> = md
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.leader_id.0))
+        .collect();
+    leaders.sort_unstable();
+    leaders.dedup();
+    let mut out = BTreeMap::new();
+    for leader in leaders {
+        let Some(address) = addresses.get(&leader) else {
+            continue;
+        };
+        let mut other = cluster::other(conn, address).await?;
+        let c = other.as_mut().unwrap_or(&mut *conn);
+        let request = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(topic_name(name))
+                .with_partitions(
+                    md.topics
+                        .iter()
+                        .flat_map(|t| t.partitions.iter())
+                        .filter(|p| p.leader_id.0 == leader)
+                        .map(|p| p.partition_index)
+                        .collect(),
+                ),
+        ]));
+        let response = c.call(request, 4).await?;
+        for dir in &response.results {
+            for t in dir.topics.iter().filter(|t| t.name.0.as_str() == name) {
+                for p in &t.partitions {
+                    out.insert(p.partition_index, p.partition_size);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The configs set on the topic itself (not defaults).
