@@ -60,6 +60,12 @@ pub enum Command {
         #[command(flatten)]
         args: crate::cli::produce::ProduceArgs,
     },
+    /// Print a completion script for a shell, e.g. `floe completion bash >
+    /// /etc/bash_completion.d/floe` or `source <(floe completion zsh)`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Settings of `floe serve`. Every flag also reads an environment variable.

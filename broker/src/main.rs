@@ -69,6 +69,11 @@ fn main() -> anyhow::Result<()> {
         Command::Produce { target, args } => {
             exit_on_error(runtime.block_on(floe_broker::cli::produce(&target, args)))
         }
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "floe", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

@@ -262,3 +262,20 @@ def test_describe_shows_sizes_and_how_far_the_table_lags(floe):
     assert sizes[0] > 50_000 and sizes[1] == 0, d
     table = floe_cli(floe, "topic", "describe", "sized", "--http", floe.http).stdout
     assert f"table: snapshot {d['table']['snapshot_id']} (append)" in table, table
+
+
+def test_shell_completion_scripts_name_the_commands(tmp_path):
+    for shell in ("bash", "zsh", "fish"):
+        done = subprocess.run([floe_binary(), "completion", shell], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        for word in ("topic", "group", "consume", "produce", "reset-offsets", "brokers"):
+            assert word in done.stdout, (shell, word)
+    script = tmp_path / "floe.bash"
+    script.write_text(subprocess.run([floe_binary(), "completion", "bash"], capture_output=True, text=True).stdout)
+    # The script loads in bash and completes `floe gr` to `group`.
+    out = subprocess.run(["bash", "-c", f"source {script}; COMP_WORDS=(floe gr); COMP_CWORD=1; "
+                          "_floe floe gr floe; printf '%s\\n' \"${COMPREPLY[@]}\""],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "group" in out.stdout.split(), (out.stdout, out.stderr)
+    bad = subprocess.run([floe_binary(), "completion", "tcsh"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2, bad.stderr
