@@ -60,6 +60,16 @@ pub enum Command {
         #[command(flatten)]
         args: crate::cli::produce::ProduceArgs,
     },
+    /// Register `.proto` files (with their imports), list, show, check
+    /// and delete schemas in the registry of a running cluster.
+    Schema {
+        /// The cluster.
+        #[command(flatten)]
+        target: crate::cli::Target,
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::schema::SchemaCommand,
+    },
     /// Print a completion script for a shell, e.g. `floe completion bash >
     /// /etc/bash_completion.d/floe` or `source <(floe completion zsh)`.
     Completion {

@@ -69,6 +69,9 @@ fn main() -> anyhow::Result<()> {
         Command::Produce { target, args } => {
             exit_on_error(runtime.block_on(floe_broker::cli::produce(&target, args)))
         }
+        Command::Schema { target, command } => {
+            exit_on_error(runtime.block_on(floe_broker::cli::schema(&target, command)))
+        }
         Command::Completion { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "floe", &mut std::io::stdout());

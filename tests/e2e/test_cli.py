@@ -279,3 +279,50 @@ def test_shell_completion_scripts_name_the_commands(tmp_path):
     assert out.returncode == 0 and "group" in out.stdout.split(), (out.stdout, out.stderr)
     bad = subprocess.run([floe_binary(), "completion", "tcsh"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2, bad.stderr
+
+
+ORDER = """syntax = "proto3";
+package shop;
+import "common/money.proto";
+import "google/protobuf/timestamp.proto";
+message Order {
+  string id = 1;
+  common.Money total = 2;
+  google.protobuf.Timestamp at = 3;
+%s}
+"""
+
+
+def test_schemas_are_registered_with_their_imports_checked_and_deleted(floe, tmp_path):
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "money.proto").write_text(
+        'syntax = "proto3";\npackage common;\nmessage Money {\n  int64 units = 1;\n  string currency = 2;\n}\n')
+    (tmp_path / "orders.proto").write_text(ORDER % "")
+    http = ["--http", floe.http]
+    r = as_json(floe, "schema", "register", "orders-value", str(tmp_path / "orders.proto"), *http)
+    assert r["version"] == 1 and r["references"] == [
+        {"name": "common/money.proto", "subject": "common/money.proto", "version": 1}], r
+    listed = {x["subject"]: x["versions"] for x in as_json(floe, "schema", "list", *http)}
+    assert listed["orders-value"] == [1] and listed["common/money.proto"] == [1], listed
+    got = as_json(floe, "schema", "get", "orders-value", *http)
+    assert got["schema"] == ORDER % "" and got["schemaType"] == "PROTOBUF", got
+    assert got["references"][0]["subject"] == "common/money.proto", got
+    assert "message Order {" in floe_cli(floe, "schema", "get", "orders-value", *http).stdout
+    # Registering the same text again is the same version.
+    assert as_json(floe, "schema", "register", "orders-value", str(tmp_path / "orders.proto"), *http)["version"] == 1
+
+    (tmp_path / "more.proto").write_text(ORDER % "  string note = 4;\n")
+    ok = floe_cli(floe, "schema", "check", "orders-value", str(tmp_path / "more.proto"), "-I", str(tmp_path), *http)
+    assert "yes" in ok.stdout, ok.stdout
+    (tmp_path / "broken.proto").write_text((ORDER % "").replace("string id = 1;", "int64 id = 1;"))
+    bad = floe_cli(floe, "schema", "check", "orders-value", str(tmp_path / "broken.proto"), *http, ok=False)
+    assert bad.returncode == 1 and "not compatible" in bad.stderr, bad.stderr
+    (tmp_path / "lost.proto").write_text('syntax = "proto3";\nimport "nowhere/x.proto";\n')
+    lost = floe_cli(floe, "schema", "register", "lost-value", str(tmp_path / "lost.proto"), *http, ok=False)
+    assert lost.returncode == 1 and "nowhere/x.proto" in lost.stderr and "-I" in lost.stderr, lost.stderr
+
+    assert as_json(floe, "schema", "delete", "orders-value", *http)["deleted"] == [1]
+    assert as_json(floe, "schema", "delete", "orders-value", "--permanent", *http)["deleted"] == [1]
+    assert "orders-value" not in [x["subject"] for x in as_json(floe, "schema", "list", *http)]
+    gone = floe_cli(floe, "schema", "get", "orders-value", *http, ok=False)
+    assert gone.returncode == 1 and "not found" in gone.stderr.lower(), gone.stderr

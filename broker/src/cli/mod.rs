@@ -10,6 +10,7 @@ pub mod group;
 pub mod http;
 pub mod output;
 pub mod produce;
+pub mod schema;
 pub mod topic;
 
 use clap::Args;
@@ -19,6 +20,7 @@ use consume::ConsumeArgs;
 use group::GroupCommand;
 use output::Format;
 use produce::ProduceArgs;
+use schema::SchemaCommand;
 use topic::TopicCommand;
 
 /// Where the cluster is and how to print.
@@ -94,5 +96,13 @@ pub async fn consume(target: &Target, args: ConsumeArgs) -> anyhow::Result<()> {
 pub async fn produce(target: &Target, args: ProduceArgs) -> anyhow::Result<()> {
     let mut conn = target.connect().await?;
     produce::run(&mut conn, args).await?.print(target.format);
+    Ok(())
+}
+
+/// Runs a schema command against the registry and prints what it gives.
+pub async fn schema(target: &Target, command: SchemaCommand) -> anyhow::Result<()> {
+    schema::run(&target.http, command)
+        .await?
+        .print(target.format);
     Ok(())
 }
