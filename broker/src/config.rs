@@ -70,6 +70,16 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli::schema::SchemaCommand,
     },
+    /// List, create (or set the password of) and delete the users of
+    /// SASL logins.
+    User {
+        /// The cluster.
+        #[command(flatten)]
+        target: crate::cli::Target,
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::user::UserCommand,
+    },
     /// Print a completion script for a shell, e.g. `floe completion bash >
     /// /etc/bash_completion.d/floe` or `source <(floe completion zsh)`.
     Completion {

@@ -72,6 +72,9 @@ fn main() -> anyhow::Result<()> {
         Command::Schema { target, command } => {
             exit_on_error(runtime.block_on(floe_broker::cli::schema(&target, command)))
         }
+        Command::User { target, command } => {
+            exit_on_error(runtime.block_on(floe_broker::cli::user(&target, command)))
+        }
         Command::Completion { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "floe", &mut std::io::stdout());

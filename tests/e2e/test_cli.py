@@ -326,3 +326,26 @@ def test_schemas_are_registered_with_their_imports_checked_and_deleted(floe, tmp
     assert "orders-value" not in [x["subject"] for x in as_json(floe, "schema", "list", *http)]
     gone = floe_cli(floe, "schema", "get", "orders-value", *http, ok=False)
     assert gone.returncode == 1 and "not found" in gone.stderr.lower(), gone.stderr
+
+
+def test_users_are_created_listed_and_deleted_and_can_log_in(floe_factory):
+    """`floe user` sets SCRAM credentials over the HTTP API; librdkafka logs
+    in with them over SASL_PLAINTEXT; a deleted user no longer can."""
+    from test_sasl import SASL, librdkafka_login_error, roundtrip_librdkafka, sasl_conf
+
+    floe = floe_factory(*SASL)
+    http = ["--http", floe.http]
+    env = {**os.environ, "FLOE_USER_PASSWORD": "alice-secret"}
+    done = subprocess.run([floe_binary(), "user", "create", "alice", "--mechanism", "SCRAM-SHA-512", *http],
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0 and "password set" in done.stdout, done.stderr
+    users = as_json(floe, "user", "list", *http)
+    assert users == [{"name": "alice", "credentials": [{"mechanism": "SCRAM-SHA-512", "iterations": 8192}]}], users
+    assert len(roundtrip_librdkafka(sasl_conf(floe, "SCRAM-SHA-512", "alice", "alice-secret"), "cli-users")) == 20
+    few = floe_cli(floe, "user", "create", "bob", "--password", "x", "--iterations", "10", *http, ok=False)
+    assert few.returncode == 1 and "iterations" in few.stderr, few.stderr
+    floe_cli(floe, "user", "delete", "alice", *http)
+    assert as_json(floe, "user", "list", *http) == []
+    assert librdkafka_login_error(sasl_conf(floe, "SCRAM-SHA-512", "alice", "alice-secret")) is not None
+    missing = floe_cli(floe, "user", "delete", "alice", *http, ok=False)
+    assert missing.returncode == 1 and "no user alice" in missing.stderr, missing.stderr

@@ -85,7 +85,12 @@ pub async fn call(
     let text = response.text().await.unwrap_or_default();
     let json: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
     if !status.is_success() {
-        match json.get("message").and_then(Value::as_str) {
+        // Confluent's registry says `message`; floe's own routes `error`.
+        let said = json
+            .get("message")
+            .or_else(|| json.get("error"))
+            .and_then(Value::as_str);
+        match said {
             Some(m) => bail!("{m} ({status})"),
             None => bail!("{url} answered {status}: {text}"),
         }

@@ -12,6 +12,7 @@ pub mod output;
 pub mod produce;
 pub mod schema;
 pub mod topic;
+pub mod user;
 
 use clap::Args;
 
@@ -22,6 +23,7 @@ use output::Format;
 use produce::ProduceArgs;
 use schema::SchemaCommand;
 use topic::TopicCommand;
+use user::UserCommand;
 
 /// Where the cluster is and how to print.
 #[derive(Debug, Clone, Args)]
@@ -104,5 +106,11 @@ pub async fn schema(target: &Target, command: SchemaCommand) -> anyhow::Result<(
     schema::run(&target.http, command)
         .await?
         .print(target.format);
+    Ok(())
+}
+
+/// Runs a user command against the HTTP API and prints what it gives.
+pub async fn user(target: &Target, command: UserCommand) -> anyhow::Result<()> {
+    user::run(&target.http, command).await?.print(target.format);
     Ok(())
 }
