@@ -80,6 +80,15 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cli::user::UserCommand,
     },
+    /// Create, list and delete Kafka ACLs.
+    Acl {
+        /// The cluster.
+        #[command(flatten)]
+        target: crate::cli::Target,
+        /// What to do.
+        #[command(subcommand)]
+        command: crate::cli::acl::AclCommand,
+    },
     /// Print a completion script for a shell, e.g. `floe completion bash >
     /// /etc/bash_completion.d/floe` or `source <(floe completion zsh)`.
     Completion {

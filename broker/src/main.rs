@@ -75,6 +75,9 @@ fn main() -> anyhow::Result<()> {
         Command::User { target, command } => {
             exit_on_error(runtime.block_on(floe_broker::cli::user(&target, command)))
         }
+        Command::Acl { target, command } => {
+            exit_on_error(runtime.block_on(floe_broker::cli::acl(&target, command)))
+        }
         Command::Completion { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "floe", &mut std::io::stdout());

@@ -349,3 +349,43 @@ def test_users_are_created_listed_and_deleted_and_can_log_in(floe_factory):
     assert librdkafka_login_error(sasl_conf(floe, "SCRAM-SHA-512", "alice", "alice-secret")) is not None
     missing = floe_cli(floe, "user", "delete", "alice", *http, ok=False)
     assert missing.returncode == 1 and "no user alice" in missing.stderr, missing.stderr
+
+
+def test_acls_are_created_listed_and_deleted(floe_factory):
+    """`floe acl` against a broker with ACLs on (the CLI's anonymous
+    principal a super user); confluent-kafka's admin client sees what it
+    made."""
+    from confluent_kafka.admin import (AclBindingFilter, AclOperation, AclPermissionType,
+                                       ResourcePatternType, ResourceType)
+
+    from helpers import admin
+
+    floe = floe_factory("--acls", "--super-users", "User:ANONYMOUS")
+    made = as_json(floe, "acl", "create", "--principal", "User:alice", "--operation", "read",
+                   "--operation", "Describe", "--topic", "orders")
+    assert made == {"created": 2}, made
+    floe_cli(floe, "acl", "create", "--principal", "User:*", "--operation", "write", "--topic", "tmp-",
+             "--prefixed", "--deny")
+    acls = as_json(floe, "acl", "list")["acls"]
+    assert sorted((a["principal"], a["resource_name"], a["pattern"], a["operation"], a["permission"])
+                  for a in acls) == [("User:*", "tmp-", "prefixed", "write", "deny"),
+                                     ("User:alice", "orders", "literal", "describe", "allow"),
+                                     ("User:alice", "orders", "literal", "read", "allow")], acls
+    assert len(as_json(floe, "acl", "list", "--principal", "User:alice")["acls"]) == 2
+    table = floe_cli(floe, "acl", "list", "--topic", "orders").stdout
+    assert table.splitlines()[0].split() == ["PRINCIPAL", "HOST", "RESOURCE", "NAME", "PATTERN", "OPERATION",
+                                             "PERMISSION"] and len(table.splitlines()) == 3, table
+    a = admin(floe.bootstrap)
+    seen = a.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                            AclOperation.ANY, AclPermissionType.ANY)).result(30)
+    assert len(seen) == 3, seen
+    deleted = as_json(floe, "acl", "delete", "--principal", "User:alice")["deleted"]
+    assert len(deleted) == 2, deleted
+    assert [x["principal"] for x in as_json(floe, "acl", "list")["acls"]] == ["User:*"]
+    vague = floe_cli(floe, "acl", "delete", ok=False)
+    assert vague.returncode == 1 and "say what to delete" in vague.stderr, vague.stderr
+    no_resource = floe_cli(floe, "acl", "create", "--principal", "User:bob", "--operation", "read", ok=False)
+    assert no_resource.returncode == 1 and "name the resource" in no_resource.stderr, no_resource.stderr
+    bad_op = floe_cli(floe, "acl", "create", "--principal", "User:bob", "--operation", "fly", "--topic", "t",
+                      ok=False)
+    assert bad_op.returncode == 1 and "unknown operation" in bad_op.stderr, bad_op.stderr

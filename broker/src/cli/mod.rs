@@ -3,6 +3,7 @@
 //! (or JSON with `--format json`), and exit non-zero with a message naming
 //! the Kafka error when the cluster refuses.
 
+pub mod acl;
 pub mod client;
 pub mod cluster;
 pub mod consume;
@@ -16,6 +17,7 @@ pub mod user;
 
 use clap::Args;
 
+use acl::AclCommand;
 use client::Connection;
 use consume::ConsumeArgs;
 use group::GroupCommand;
@@ -112,5 +114,12 @@ pub async fn schema(target: &Target, command: SchemaCommand) -> anyhow::Result<(
 /// Runs a user command against the HTTP API and prints what it gives.
 pub async fn user(target: &Target, command: UserCommand) -> anyhow::Result<()> {
     user::run(&target.http, command).await?.print(target.format);
+    Ok(())
+}
+
+/// Runs an ACL command and prints what it gives.
+pub async fn acl(target: &Target, command: AclCommand) -> anyhow::Result<()> {
+    let mut conn = target.connect().await?;
+    acl::run(&mut conn, command).await?.print(target.format);
     Ok(())
 }
