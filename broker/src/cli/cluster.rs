@@ -55,6 +55,46 @@ pub async fn metadata(
     conn.call(request, 12).await
 }
 
+/// The cluster's metadata with `topic`'s, failing with Kafka's error when
+/// the topic cannot be had (`doing` says what for: "reading").
+pub async fn topic_metadata(
+    conn: &mut Connection,
+    topic: &str,
+    doing: &str,
+) -> anyhow::Result<MetadataResponse> {
+    let md = metadata(conn, Some(&[topic])).await?;
+    let t = md
+        .topics
+        .first()
+        .context("the broker answered for no topic")?;
+    check(&format!("{doing} {topic}"), t.error_code, None)?;
+    Ok(md)
+}
+
+/// The partitions of the topic `md` describes, sorted: `only` those (all
+/// when empty), each of which must exist.
+pub fn partitions_of(
+    md: &MetadataResponse,
+    topic: &str,
+    only: &[i32],
+) -> anyhow::Result<Vec<(String, i32)>> {
+    let mut partitions: Vec<(String, i32)> = md
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (topic.to_string(), p.partition_index))
+        .filter(|(_, p)| only.is_empty() || only.contains(p))
+        .collect();
+    partitions.sort();
+    if let Some(p) = only
+        .iter()
+        .find(|p| !partitions.iter().any(|(_, q)| q == *p))
+    {
+        bail!("{topic} has no partition {p}");
+    }
+    Ok(partitions)
+}
+
 /// Every broker's address, by id.
 pub fn addresses(md: &MetadataResponse) -> BTreeMap<i32, String> {
     md.brokers

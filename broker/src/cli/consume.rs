@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 use serde_json::json;
 
 use super::client::Connection;
-use super::cluster::{self, metadata, topic_name, EARLIEST, LATEST};
+use super::cluster::{self, topic_name, EARLIEST, LATEST};
 use super::output::{error_name, Format};
 
 /// The largest uncompressed batch taken.
@@ -59,26 +59,9 @@ struct Position {
 /// Reads and prints until done.
 pub async fn run(conn: &mut Connection, args: ConsumeArgs, format: Format) -> anyhow::Result<()> {
     let topic = args.topic.as_str();
-    let md = metadata(conn, Some(&[topic])).await?;
-    let t = md
-        .topics
-        .first()
-        .context("the broker answered for no topic")?;
-    cluster::check(&format!("reading {topic}"), t.error_code, None)?;
-    let mut partitions: Vec<(String, i32)> = t
-        .partitions
-        .iter()
-        .map(|p| (topic.to_string(), p.partition_index))
-        .filter(|(_, p)| args.partitions.is_empty() || args.partitions.contains(p))
-        .collect();
-    partitions.sort();
-    if let Some(p) = args
-        .partitions
-        .iter()
-        .find(|p| !partitions.iter().any(|(_, q)| q == *p))
-    {
-        bail!("{topic} has no partition {p}");
-    }
+    let md = cluster::topic_metadata(conn, topic, "reading").await?;
+    let t = &md.topics[0];
+    let partitions = cluster::partitions_of(&md, topic, &args.partitions)?;
     let starts = cluster::offsets(conn, &partitions, EARLIEST).await?;
     let ends = cluster::offsets(conn, &partitions, LATEST).await?;
     let from = match (args.timestamp, args.offset.as_str()) {

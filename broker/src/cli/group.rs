@@ -345,25 +345,8 @@ async fn reset_offsets(
     target: Target,
     dry_run: bool,
 ) -> anyhow::Result<Output> {
-    let md = metadata(conn, Some(&[topic])).await?;
-    let t = md
-        .topics
-        .first()
-        .context("the broker answered for no topic")?;
-    check(&format!("describing {topic}"), t.error_code, None)?;
-    let mut partitions: Vec<(String, i32)> = t
-        .partitions
-        .iter()
-        .map(|p| (topic.to_string(), p.partition_index))
-        .filter(|(_, p)| only.is_empty() || only.contains(p))
-        .collect();
-    partitions.sort();
-    if let Some(p) = only
-        .iter()
-        .find(|p| !partitions.iter().any(|(_, q)| q == *p))
-    {
-        bail!("{topic} has no partition {p}");
-    }
+    let md = cluster::topic_metadata(conn, topic, "describing").await?;
+    let partitions = cluster::partitions_of(&md, topic, only)?;
     let starts = cluster::offsets(conn, &partitions, EARLIEST).await?;
     let ends = cluster::offsets(conn, &partitions, LATEST).await?;
     let at_time = match target {

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 use serde_json::json;
 
 use super::client::Connection;
-use super::cluster::{self, metadata, topic_name};
+use super::cluster::{self, topic_name};
 use super::output::{error_name, Output};
 
 /// Records per batch at most (a batch also closes at about 1 MiB).
@@ -90,12 +90,8 @@ struct Pending {
 /// Reads the lines, writes them, and says where they went.
 pub async fn run(conn: &mut Connection, args: ProduceArgs) -> anyhow::Result<Output> {
     let topic = args.topic.as_str();
-    let md = metadata(conn, Some(&[topic])).await?;
-    let t = md
-        .topics
-        .first()
-        .context("the broker answered for no topic")?;
-    cluster::check(&format!("writing to {topic}"), t.error_code, None)?;
+    let md = cluster::topic_metadata(conn, topic, "writing to").await?;
+    let t = &md.topics[0];
     let count = t.partitions.len() as i32;
     if let Some(p) = args.partition.filter(|p| !(0..count).contains(p)) {
         bail!("{topic} has no partition {p}");
@@ -121,7 +117,13 @@ pub async fn run(conn: &mut Connection, args: ProduceArgs) -> anyhow::Result<Out
         None => Box::new(std::io::stdin().lock()),
     };
     let mut pending: BTreeMap<i32, Pending> = BTreeMap::new();
-    let mut connections: BTreeMap<i32, Connection> = BTreeMap::new();
+    let mut writer = Writer {
+        topic,
+        headers,
+        leaders,
+        addresses,
+        connections: BTreeMap::new(),
+    };
     let mut next_keyless = 0i32;
     for line in input.split(b'\n') {
         let mut line = line.context("reading the input")?;
@@ -147,28 +149,10 @@ pub async fn run(conn: &mut Connection, args: ProduceArgs) -> anyhow::Result<Out
         p.bytes += key.as_ref().map_or(0, Vec::len) + value.len();
         p.records.push((key, value));
         if p.records.len() >= BATCH_RECORDS || p.bytes >= BATCH_BYTES {
-            send(
-                conn,
-                &mut connections,
-                &addresses,
-                &leaders,
-                topic,
-                &headers,
-                &mut pending,
-            )
-            .await?;
+            writer.send(conn, &mut pending).await?;
         }
     }
-    send(
-        conn,
-        &mut connections,
-        &addresses,
-        &leaders,
-        topic,
-        &headers,
-        &mut pending,
-    )
-    .await?;
+    writer.send(conn, &mut pending).await?;
     let rows: Vec<Vec<String>> = pending
         .iter()
         .filter(|(_, p)| p.written > 0)
@@ -206,93 +190,111 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Sends every partition's pending records, one request per leader, and
-/// fails on the first refusal.
-async fn send(
-    conn: &mut Connection,
-    connections: &mut BTreeMap<i32, Connection>,
-    addresses: &BTreeMap<i32, String>,
-    leaders: &BTreeMap<i32, i32>,
-    topic: &str,
-    headers: &[(Vec<u8>, Vec<u8>)],
-    pending: &mut BTreeMap<i32, Pending>,
-) -> anyhow::Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let header_refs: Vec<(&[u8], Option<&[u8]>)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
-        .collect();
-    let mut by_leader: BTreeMap<i32, Vec<(i32, bytes::Bytes, usize)>> = BTreeMap::new();
-    for (partition, p) in pending.iter_mut() {
-        if p.records.is_empty() {
-            continue;
-        }
-        let mut b = BatchBuilder::new(0, now, 0);
-        for (i, (key, value)) in p.records.iter().enumerate() {
-            b.push(i as i64, now, key.as_deref(), Some(value), &header_refs);
-        }
-        let n = p.records.len();
-        p.records.clear();
-        p.bytes = 0;
-        let leader = leaders[partition];
-        by_leader
-            .entry(leader)
-            .or_default()
-            .push((*partition, b.finish(-1), n));
-    }
-    for (leader, batches) in by_leader {
-        let address = addresses
-            .get(&leader)
-            .with_context(|| format!("{topic}: no address for its leader {leader}"))?;
-        let c = match (address == conn.address(), connections.entry(leader)) {
-            (true, _) => &mut *conn,
-            (false, std::collections::btree_map::Entry::Occupied(e)) => e.into_mut(),
-            (false, std::collections::btree_map::Entry::Vacant(e)) => {
-                e.insert(Connection::open(address).await?)
+/// Where records go and with what.
+struct Writer<'a> {
+    topic: &'a str,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Each partition's leader.
+    leaders: BTreeMap<i32, i32>,
+    /// Each broker's address.
+    addresses: BTreeMap<i32, String>,
+    /// A connection to each leader `conn` does not reach.
+    connections: BTreeMap<i32, Connection>,
+}
+
+impl Writer<'_> {
+    /// Sends every partition's pending records, one request per leader, and
+    /// fails on the first refusal.
+    async fn send(
+        &mut self,
+        conn: &mut Connection,
+        pending: &mut BTreeMap<i32, Pending>,
+    ) -> anyhow::Result<()> {
+        let Writer {
+            topic,
+            headers,
+            leaders,
+            addresses,
+            connections,
+        } = self;
+        let topic: &str = topic;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let header_refs: Vec<(&[u8], Option<&[u8]>)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
+            .collect();
+        let mut by_leader: BTreeMap<i32, Vec<(i32, bytes::Bytes, usize)>> = BTreeMap::new();
+        for (partition, p) in pending.iter_mut() {
+            if p.records.is_empty() {
+                continue;
             }
-        };
-        let counts: BTreeMap<i32, usize> = batches.iter().map(|(p, _, n)| (*p, *n)).collect();
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(
-                    batches
-                        .into_iter()
-                        .map(|(p, records, _)| {
-                            PartitionProduceData::default()
-                                .with_index(p)
-                                .with_records(Some(records))
-                        })
-                        .collect(),
-                )]);
-        // v11: topics by name, as every client before Kafka 4.
-        let response = c.call(request, 11).await?;
-        for rt in &response.responses {
-            for rp in &rt.partition_responses {
-                if rp.error_code != 0 {
-                    let detail = rp
-                        .error_message
-                        .as_ref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default();
-                    bail!(
-                        "writing to {topic}/{}: {}{detail}",
-                        rp.index,
-                        error_name(rp.error_code)
-                    );
+            let mut b = BatchBuilder::new(0, now, 0);
+            for (i, (key, value)) in p.records.iter().enumerate() {
+                b.push(i as i64, now, key.as_deref(), Some(value), &header_refs);
+            }
+            let n = p.records.len();
+            p.records.clear();
+            p.bytes = 0;
+            let leader = leaders[partition];
+            by_leader
+                .entry(leader)
+                .or_default()
+                .push((*partition, b.finish(-1), n));
+        }
+        for (leader, batches) in by_leader {
+            let address = addresses
+                .get(&leader)
+                .with_context(|| format!("{topic}: no address for its leader {leader}"))?;
+            let c = match (address == conn.address(), connections.entry(leader)) {
+                (true, _) => &mut *conn,
+                (false, std::collections::btree_map::Entry::Occupied(e)) => e.into_mut(),
+                (false, std::collections::btree_map::Entry::Vacant(e)) => {
+                    e.insert(Connection::open(address).await?)
                 }
-                if let Some(p) = pending.get_mut(&rp.index) {
-                    p.first_offset.get_or_insert(rp.base_offset);
-                    p.written += counts.get(&rp.index).copied().unwrap_or(0);
+            };
+            let counts: BTreeMap<i32, usize> = batches.iter().map(|(p, _, n)| (*p, *n)).collect();
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(30_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_data(
+                        batches
+                            .into_iter()
+                            .map(|(p, records, _)| {
+                                PartitionProduceData::default()
+                                    .with_index(p)
+                                    .with_records(Some(records))
+                            })
+                            .collect(),
+                    )]);
+            // v11: topics by name, as every client before Kafka 4.
+            let response = c.call(request, 11).await?;
+            for rt in &response.responses {
+                for rp in &rt.partition_responses {
+                    if rp.error_code != 0 {
+                        let detail = rp
+                            .error_message
+                            .as_ref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default();
+                        bail!(
+                            "writing to {topic}/{}: {}{detail}",
+                            rp.index,
+                            error_name(rp.error_code)
+                        );
+                    }
+                    if let Some(p) = pending.get_mut(&rp.index) {
+                        p.first_offset.get_or_insert(rp.base_offset);
+                        p.written += counts.get(&rp.index).copied().unwrap_or(0);
+                    }
                 }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -80,10 +80,7 @@ pub async fn run(http: &str, command: SchemaCommand) -> anyhow::Result<Output> {
             file,
             proto_path,
         } => {
-            let paths = search_paths(&file, proto_path);
-            let (schema, references) = prepare(http, &file, &paths, 0).await?;
-            let body =
-                json!({"schemaType": "PROTOBUF", "schema": schema, "references": references});
+            let (body, references) = registration(http, &file, proto_path).await?;
             let path = format!("/subjects/{}/versions", segment(&subject));
             let id = call(http, Method::POST, &path, Some(&body)).await?["id"].clone();
             let found = call(
@@ -155,10 +152,7 @@ pub async fn run(http: &str, command: SchemaCommand) -> anyhow::Result<Output> {
             file,
             proto_path,
         } => {
-            let paths = search_paths(&file, proto_path);
-            let (schema, references) = prepare(http, &file, &paths, 0).await?;
-            let body =
-                json!({"schemaType": "PROTOBUF", "schema": schema, "references": references});
+            let (body, _) = registration(http, &file, proto_path).await?;
             let path = format!(
                 "/compatibility/subjects/{}/versions/latest?verbose=true",
                 segment(&subject)
@@ -210,6 +204,19 @@ pub async fn run(http: &str, command: SchemaCommand) -> anyhow::Result<Output> {
             })
         }
     }
+}
+
+/// The registry's request body for `file` (its imports registered first)
+/// and its references.
+async fn registration(
+    http: &str,
+    file: &Path,
+    proto_path: Vec<PathBuf>,
+) -> anyhow::Result<(Value, Vec<Value>)> {
+    let paths = search_paths(file, proto_path);
+    let (schema, references) = prepare(http, file, &paths, 0).await?;
+    let body = json!({"schemaType": "PROTOBUF", "schema": schema, "references": references});
+    Ok((body, references))
 }
 
 /// The directories imports are looked up in.

@@ -174,12 +174,8 @@ fn done(name: &str, what: &str) -> Output {
 }
 
 async fn describe(conn: &mut Connection, name: &str, http: &str) -> anyhow::Result<Output> {
-    let md = metadata(conn, Some(&[name])).await?;
-    let t = md
-        .topics
-        .first()
-        .context("the broker answered for no topic")?;
-    check(&format!("describing {name}"), t.error_code, None)?;
+    let md = cluster::topic_metadata(conn, name, "describing").await?;
+    let t = &md.topics[0];
     let partitions: Vec<(String, i32)> = t
         .partitions
         .iter()
