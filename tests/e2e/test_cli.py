@@ -389,3 +389,28 @@ def test_acls_are_created_listed_and_deleted(floe_factory):
     bad_op = floe_cli(floe, "acl", "create", "--principal", "User:bob", "--operation", "fly", "--topic", "t",
                       ok=False)
     assert bad_op.returncode == 1 and "unknown operation" in bad_op.stderr, bad_op.stderr
+
+
+def test_a_profile_names_the_cluster_and_flags_win_over_it(floe, tmp_path):
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(f'# floe CLI profiles\n[local]\nbrokers = "{floe.bootstrap}"\nhttp = "{floe.http}"\n'
+                        'format = "json"\n\n[default]\nbrokers = "127.0.0.1:1"\n')
+    env = {**os.environ, "FLOE_PROFILES": str(profiles)}
+    env.pop("FLOE_BROKERS", None)
+
+    def run(*args):
+        return subprocess.run([floe_binary(), *args], capture_output=True, text=True, timeout=60, env=env)
+
+    made = run("topic", "create", "profiled", "--profile", "local")
+    assert made.returncode == 0 and json.loads(made.stdout)["status"] == "created", made.stderr
+    listed = run("topic", "list", "--profile", "local", "--format", "table")
+    assert listed.returncode == 0 and listed.stdout.splitlines()[0].split() == ["NAME", "PARTITIONS"], listed
+    # Without --profile, [default] applies (a broker that is not there);
+    # a flag wins over it.
+    assert run("topic", "list").returncode == 1
+    assert run("topic", "list", "--brokers", floe.bootstrap).returncode == 0
+    missing = run("topic", "list", "--profile", "prod")
+    assert missing.returncode == 1 and "no profile [prod]" in missing.stderr, missing.stderr
+    profiles.write_text("[local]\ncolour = \"red\"\n")
+    bad = run("topic", "list", "--profile", "local")
+    assert bad.returncode == 1 and "unknown key" in bad.stderr, bad.stderr
