@@ -72,8 +72,11 @@ def http(f, method, path, body=None, content_type="application/json", timeout=30
 
 
 def test_a_connection_flood_is_refused_past_the_limits_and_everyone_else_is_served(floe_factory):
+    # Idle connections may live 8 s: the flood below opens 600 connections
+    # before it looks at them, which on a loaded 2-core CI machine took
+    # longer than a shorter idle limit (every held place was closed).
     f = floe_factory("--max-connections", "400", "--max-connections-per-address", "100",
-                     "--connections-max-idle-ms", "4000", "--request-arrival-timeout-ms", "2000")
+                     "--connections-max-idle-ms", "8000", "--request-arrival-timeout-ms", "2000")
     pid = f.proc.pid
     host, port = f.bootstrap.rsplit(":", 1)
     held, refused = flood(host, int(port), 600)
@@ -82,7 +85,7 @@ def test_a_connection_flood_is_refused_past_the_limits_and_everyone_else_is_serv
     produce_and_consume(f, "during-flood")
     assert f.log_contains("max-connections-per-address")
     # Idle connections are closed after --connections-max-idle-ms.
-    assert all(closed_within(s, 8) for s in held), "idle connections are closed"
+    assert all(closed_within(s, 12) for s in held), "idle connections are closed"
     for s in held:
         s.close()
     # A request that starts and never ends is cut off.
