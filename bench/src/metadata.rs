@@ -160,6 +160,8 @@ fn flush(topic: &str, epoch: i32, hw: i64, seq: i32) -> FlushCommit {
             producer_epoch: 0,
             recent: vec![(seq, seq + 9, hw)],
         }],
+        open_transactions: vec![],
+        markers: vec![],
         now_ms: now,
     }
 }

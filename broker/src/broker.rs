@@ -51,6 +51,8 @@ pub struct Broker {
     validates: bool,
     /// Background writer of group state.
     group_saver: Arc<crate::groups::saver::GroupSaver>,
+    /// The transaction coordinator, in use where groups are coordinated.
+    transactions: Arc<crate::transactions::TxnCoordinator>,
     /// This broker's id.
     broker_id: i32,
     /// Where clients of each listener connect to this broker.
@@ -294,6 +296,11 @@ impl Broker {
         &self.group_saver
     }
 
+    /// The transaction coordinator.
+    pub fn transactions(&self) -> &Arc<crate::transactions::TxnCoordinator> {
+        &self.transactions
+    }
+
     /// True when topics that do not set `floe.validate.mode` validate.
     pub fn validates(&self) -> bool {
         self.validates
@@ -472,7 +479,13 @@ impl Broker {
             registry.clone(),
         )
         .await?;
-        Ok(Arc::new(Broker {
+        let transactions = crate::transactions::TxnCoordinator::new(
+            meta.clone(),
+            log.clone(),
+            group_saver.clone(),
+        );
+        let broker = Arc::new(Broker {
+            transactions,
             membership,
             cluster,
             tables: log.tables().clone(),
@@ -494,6 +507,20 @@ impl Broker {
             log_dir,
             faults,
             metrics: Arc::new(crate::metrics::Metrics::new(store_metrics)),
-        }))
+        });
+        // The transaction coordinator's duties (finishing decided
+        // transactions, aborting timed-out ones), where it runs.
+        let weak = Arc::downgrade(&broker);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let Some(b) = weak.upgrade() else { return };
+                if b.coordinates_groups() {
+                    b.transactions.tick().await;
+                }
+            }
+        });
+        Ok(broker)
     }
 }

@@ -32,5 +32,6 @@ pub mod metrics;
 pub mod registry;
 pub mod sasl;
 pub mod tokens;
+pub mod transactions;
 
 pub use broker::Broker;

@@ -299,6 +299,40 @@ impl RawBatch {
         RawBatch { header, bytes }
     }
 
+    /// A batch of some of this batch's records (`records`, in order, not
+    /// empty), uncompressed, starting at the first one's offset: what a
+    /// read keeps of a batch it cuts. The producer fields and the
+    /// transactional flag stay.
+    pub fn keep(header: &BatchHeader, records: &[Record]) -> Bytes {
+        let offset = |r: &Record| header.base_offset + i64::from(r.offset_delta);
+        let time = |r: &Record| header.base_timestamp + r.timestamp_delta;
+        let first = &records[0];
+        let mut b = BatchBuilder::new(offset(first), time(first), header.timestamp_type());
+        for r in records {
+            let headers: Vec<(&[u8], Option<&[u8]>)> = r
+                .headers
+                .iter()
+                .map(|h| (h.key.as_ref(), h.value.as_deref()))
+                .collect();
+            b.push(
+                offset(r),
+                time(r),
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &headers,
+            );
+        }
+        if header.is_transactional() {
+            b.attributes |= 0x10;
+        }
+        let sequence = match header.base_sequence {
+            -1 => -1,
+            s => s.wrapping_add(first.offset_delta),
+        };
+        b.producer = (header.producer_id, header.producer_epoch, sequence);
+        b.finish(header.partition_leader_epoch)
+    }
+
     /// Decompresses (once) and decodes every record.
     ///
     /// `max_uncompressed` bounds the decompressed size so a small compressed
@@ -653,6 +687,35 @@ impl BatchBuilder {
     }
 }
 
+/// The key and value of a transaction marker's control record (KIP-98):
+/// the key is version 0 and the type (0 abort, 1 commit), the value
+/// version 0 and the coordinator's epoch.
+pub fn marker_record(commit: bool, coordinator_epoch: i32) -> ([u8; 4], [u8; 6]) {
+    let mut key = [0u8; 4];
+    key[2..].copy_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = [0u8; 6];
+    value[2..].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    (key, value)
+}
+
+/// A transaction marker as Kafka writes it: a transactional control batch
+/// of one record at `offset`.
+pub fn marker_batch(
+    offset: i64,
+    timestamp: i64,
+    producer: (i64, i16),
+    commit: bool,
+    coordinator_epoch: i32,
+    leader_epoch: i32,
+) -> Bytes {
+    let (key, value) = marker_record(commit, coordinator_epoch);
+    let mut b = BatchBuilder::new(offset, timestamp, 0);
+    b.push(offset, timestamp, Some(&key), Some(&value), &[]);
+    b.attributes |= 0x10 | 0x20;
+    b.producer = (producer.0, producer.1, -1);
+    b.finish(leader_epoch)
+}
+
 /// A record for [`encode_producer_batch`]: key, value, headers.
 #[cfg(test)]
 pub type PlainRecord<'a> = (
@@ -722,6 +785,26 @@ pub fn stamp_log_append_time(batch: &mut [u8], append_time: i64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_marker_is_a_transactional_control_batch_of_one_record() {
+        let bytes = marker_batch(41, 7, (1000, 3), true, 5, 2);
+        let batches = split_batches(bytes).unwrap();
+        let h = batches[0].header;
+        assert!(h.is_control() && h.is_transactional());
+        assert_eq!(
+            (
+                h.base_offset,
+                h.last_offset(),
+                h.producer_id,
+                h.producer_epoch
+            ),
+            (41, 41, 1000, 3)
+        );
+        let recs = batches[0].records(1 << 20).unwrap();
+        assert_eq!(recs[0].key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        assert_eq!(recs[0].value.as_deref(), Some(&[0u8, 0, 0, 0, 0, 5][..]));
+    }
+
     use super::*;
 
     fn sample() -> Vec<PlainRecord<'static>> {

@@ -69,6 +69,16 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::CreateAcls, 1, 3),
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
+    // Transactions v1 (KIP-98). The versions that belong to transactions
+    // v2 (KIP-890: EndTxn v5, AddOffsetsToTxn v4, TxnOffsetCommit v5)
+    // are not served, and ApiVersions names no `transaction.version`
+    // feature, so Kafka 4 clients use v1.
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 4),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The served range for `key`, if floe serves it at all.

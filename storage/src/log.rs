@@ -40,7 +40,8 @@ use crate::intake::{self, Claim, Intake, Ticket};
 use crate::intake_cache::IntakeCache;
 use crate::memory::{Gauge, Held, MemoryBudget, MemoryUse};
 use crate::meta::{
-    FlushCommit, MetadataStore, PartitionRecord, ProducerStateRecord, SegmentRecord, TopicRecord,
+    FlushCommit, MetadataStore, OpenTransactionRecord, PartitionRecord, ProducerStateRecord,
+    SegmentRecord, TopicRecord, TransactionMarkerRecord,
 };
 use crate::metrics::FlushMetrics;
 use crate::range_reader::RangeReader;
@@ -57,6 +58,7 @@ use group_commit::GroupCommit;
 use idempotence::plan_idempotence;
 use shared_groups::SharedGroups;
 use table_sync::{day_of, run_table_committer, TableLag};
+use transactions::PartitionTxns;
 
 mod append;
 mod broker_configs;
@@ -74,6 +76,7 @@ mod read;
 mod retention;
 mod shared_groups;
 mod table_sync;
+mod transactions;
 
 pub use check::{PartitionCheck, TopicCheck};
 pub use compaction::CompactionStats;
@@ -198,6 +201,7 @@ struct PartitionState {
     leader_epoch: i32,
     producers: HashMap<i64, ProducerEntry>,
     committed_producers: HashMap<i64, ProducerEntry>,
+    txns: PartitionTxns,
 }
 
 /// One partition of a topic.
@@ -234,6 +238,9 @@ pub struct PartitionSnapshot {
     pub log_start_offset: i64,
     /// Current leader epoch.
     pub leader_epoch: i32,
+    /// Last stable offset: the first offset of a transaction still open,
+    /// else the high watermark.
+    pub last_stable_offset: i64,
 }
 
 impl PartitionLog {
@@ -247,6 +254,7 @@ impl PartitionLog {
                 leader_epoch: epoch,
                 producers: HashMap::new(),
                 committed_producers: HashMap::new(),
+                txns: PartitionTxns::default(),
             }),
             tail: Mutex::new(TailCache::new(tail_share)),
             segments: RwLock::new(BTreeMap::new()),
@@ -270,6 +278,10 @@ impl PartitionLog {
             high_watermark: s.high_watermark,
             log_start_offset: s.log_start_offset,
             leader_epoch: s.leader_epoch,
+            last_stable_offset: s
+                .txns
+                .first_open()
+                .map_or(s.high_watermark, |o| o.min(s.high_watermark)),
         }
     }
 }
@@ -363,6 +375,8 @@ pub struct ReadResult {
     pub high_watermark: i64,
     /// First offset in the log.
     pub log_start_offset: i64,
+    /// Last stable offset at the time of the read.
+    pub last_stable_offset: i64,
 }
 
 /// The log of every topic this broker leads.
@@ -523,6 +537,13 @@ impl Log {
             if let Some(p) = partitions.get(s.partition as usize) {
                 write_lock(&p.segments).insert(s.base_offset, s);
             }
+        }
+        let open = self.meta.list_open_transactions(&t.name).await?;
+        let markers = self.meta.list_transaction_markers(&t.name).await?;
+        for p in &partitions {
+            let open: Vec<_> = open.iter().filter(|o| o.partition == p.index).collect();
+            let markers: Vec<_> = markers.iter().filter(|m| m.partition == p.index).collect();
+            lock(&p.state).txns.load(&open, &markers);
         }
         for r in self.meta.list_producer_states(&t.name).await? {
             if let Some(p) = partitions.get(r.partition as usize) {

@@ -16,7 +16,8 @@ use floe_storage::meta::sql::SqlStore;
 use floe_storage::meta::{
     AclRecord, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord, CoordinatorTerm,
     FileReplacement, FlushCommit, GroupRecord, Keeps, ListenerAddress, MetadataStore,
-    ProducerStateRecord, SegmentRecord, TopicRecord,
+    OpenTransactionRecord, ProducerStateRecord, SegmentRecord, TopicRecord,
+    TransactionMarkerRecord, TransactionRecord,
 };
 use servers::{postgres, postgres_database, sqlite};
 
@@ -64,6 +65,8 @@ async fn the_table_waits_for_files_written_after_a_chunk_still_in_the_intake(sto
                 append_time_ms: 1,
             }],
             producers: vec![],
+            open_transactions: vec![],
+            markers: vec![],
             now_ms: 100 + i as i64,
         };
         s.commit_flush(&commit).await.unwrap();
@@ -106,6 +109,8 @@ fn flush_of(topic: &str, path: &str, p: i32, base: i64, n: i64, seq: i32) -> Flu
             producer_epoch: 0,
             recent: vec![(seq, seq + n as i32 - 1, base)],
         }],
+        open_transactions: vec![],
+        markers: vec![],
         now_ms: 1,
     }
 }
@@ -209,6 +214,8 @@ async fn commit_is_fenced_by_leader_epoch(store: Arc<SqlStore>) {
         high_watermarks: vec![(0, 0, 5)],
         segments: vec![],
         producers: vec![],
+        open_transactions: vec![],
+        markers: vec![],
         now_ms: 1,
     };
     assert!(matches!(
@@ -454,6 +461,93 @@ async fn acls_are_added_and_removed_exactly_and_each_change_moves_the_token(s: A
     );
 }
 
+async fn transactions_open_and_end_with_the_flushes_that_hold_them(s: Arc<SqlStore>) {
+    s.create_topic(&topic("t"), 1, 0).await.unwrap();
+    s.claim_leadership(0).await.unwrap();
+    let open = |ranges: Vec<(i64, i64)>| OpenTransactionRecord {
+        topic: "t".into(),
+        partition: 0,
+        producer_id: 7,
+        producer_epoch: 0,
+        ranges,
+    };
+    // A flush with a transaction's first records opens it.
+    let mut first = flush_of("t", "f0", 0, 0, 5, 0);
+    first.open_transactions = vec![open(vec![(0, 4)])];
+    s.commit_flush(&first).await.unwrap();
+    assert_eq!(
+        s.list_open_transactions("t").await.unwrap(),
+        vec![open(vec![(0, 4)])]
+    );
+    // The next holds its abort marker at offset 5: no longer open, and the
+    // marker names the records it aborted.
+    let marker = TransactionMarkerRecord {
+        topic: "t".into(),
+        partition: 0,
+        offset: 5,
+        producer_id: 7,
+        producer_epoch: 1,
+        committed: false,
+        ranges: vec![(0, 4)],
+    };
+    let mut second = flush_of("t", "f1", 0, 5, 1, 5);
+    second.open_transactions = vec![open(vec![])];
+    second.markers = vec![marker.clone()];
+    s.commit_flush(&second).await.unwrap();
+    assert!(s.list_open_transactions("t").await.unwrap().is_empty());
+    assert_eq!(s.list_transaction_markers("t").await.unwrap(), vec![marker]);
+    // A refused flush writes none of it.
+    let mut refused = flush_of("t", "f2", 0, 0, 1, 6);
+    refused.open_transactions = vec![open(vec![(0, 0)])];
+    assert!(s.commit_flush(&refused).await.is_err());
+    assert!(s.list_open_transactions("t").await.unwrap().is_empty());
+    // Markers below the log start go; a deleted topic leaves nothing.
+    s.advance_log_starts("t", &[(0, 6)]).await.unwrap();
+    assert!(s.list_transaction_markers("t").await.unwrap().is_empty());
+    s.delete_topic("t").await.unwrap();
+    assert!(s.list_open_transactions("t").await.unwrap().is_empty());
+
+    // The coordinator's state, saved in its term only.
+    s.register_broker(
+        &BrokerRecord {
+            broker_id: 0,
+            incarnation: "i0".into(),
+            host: "h".into(),
+            port: 9000,
+            rack: None,
+            listeners: Vec::new(),
+            lease_expires_ms: i64::MAX / 2,
+        },
+        None,
+        0,
+    )
+    .await
+    .unwrap();
+    s.balance_leadership(0, 1).await.unwrap();
+    let term = coordinator_term(&s).await;
+    let t = TransactionRecord {
+        transactional_id: "app".into(),
+        producer_id: 7,
+        producer_epoch: 3,
+        state: "Ongoing".into(),
+        timeout_ms: 60_000,
+        partitions: vec![("t".into(), 0)],
+        group_offsets: vec![("g".into(), offset("t", 42))],
+        started_ms: 5,
+        updated_ms: 6,
+    };
+    s.save_transaction(term, &t).await.unwrap();
+    assert_eq!(s.load_transactions().await.unwrap(), vec![t.clone()]);
+    let stale = CoordinatorTerm {
+        epoch: term.epoch - 1,
+        ..term
+    };
+    assert!(matches!(
+        s.save_transaction(stale, &t).await,
+        Err(StorageError::Fenced(_))
+    ));
+}
+
 /// Each behaviour test, once on each database.
 macro_rules! on_both_databases {
     ($($test:ident),* $(,)?) => {
@@ -484,6 +578,7 @@ on_both_databases!(
     commit_is_fenced_by_leader_epoch,
     group_writes_are_refused_once_the_coordinator_moved_on,
     acls_are_added_and_removed_exactly_and_each_change_moves_the_token,
+    transactions_open_and_end_with_the_flushes_that_hold_them,
 );
 
 /// Options that give up quickly, for the startup-error tests.

@@ -171,34 +171,3 @@ def test_long_poll_wakes_on_produce(floe):
     assert msg.value == b"wake"
     assert time.time() - start < 4, "the fetch was answered by the commit, not by max_wait"
     kc.close()
-
-
-def test_transactional_producers_fail_fast_with_the_reason(floe):
-    """floe has no transaction coordinator yet: a transactional producer
-    must fail at init_transactions with a message saying so, not retry a
-    coordinator lookup until its timeout (librdkafka treats only
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED as fatal there)."""
-    from confluent_kafka import KafkaException
-    from kafka.errors import TransactionalIdAuthorizationFailedError
-    p = Producer({"bootstrap.servers": floe.bootstrap, "transactional.id": "tx-1",
-                  "transaction.timeout.ms": 60000})
-    started = time.time()
-    try:
-        p.init_transactions(30)
-        raise AssertionError("init_transactions succeeded")
-    except KafkaException as e:
-        err = e.args[0]
-        assert err.fatal(), err
-        assert "does not support Kafka transactions" in err.str(), err.str()
-    assert time.time() - started < 10, "it failed fast"
-
-    kp = KafkaProducer(bootstrap_servers=floe.bootstrap, transactional_id="tx-2")
-    started = time.time()
-    try:
-        kp.init_transactions()
-        raise AssertionError("init_transactions succeeded")
-    except TransactionalIdAuthorizationFailedError:
-        pass
-    finally:
-        kp.close(timeout=5)
-    assert time.time() - started < 10, "it failed fast"

@@ -20,6 +20,7 @@ use floe_storage::error::StorageError;
 use floe_storage::log::now_ms;
 use floe_storage::meta::{
     CommittedOffset, ConsumerProtocolGroupRecord, CoordinatorTerm, GroupRecord, MetadataStore,
+    TransactionRecord,
 };
 use tokio::sync::Notify;
 use tracing::warn;
@@ -94,6 +95,12 @@ impl GroupSaver {
         self.meta
             .commit_offsets(self.term()?, group_id, offsets)
             .await
+    }
+
+    /// Saves a transactional id's state (the transaction coordinator runs
+    /// in the group coordinator's term).
+    pub async fn save_transaction(&self, t: &TransactionRecord) -> floe_storage::Result<()> {
+        self.meta.save_transaction(self.term()?, t).await
     }
 
     /// Deletes some committed offsets of a group.

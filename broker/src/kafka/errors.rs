@@ -78,6 +78,18 @@ pub mod code {
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     /// INVALID_PRODUCER_EPOCH.
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    /// The producer tried an operation its transaction's state does not allow.
+    pub const INVALID_TXN_STATE: i16 = 48;
+    /// The producer id is not the transactional id's.
+    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+    /// The transaction timeout is out of range.
+    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+    /// Another operation on the transactional id is in progress.
+    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+    /// A newer producer with the same transactional id exists.
+    pub const PRODUCER_FENCED: i16 = 90;
+    /// The coordinator is loading its state.
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
     /// KAFKA_STORAGE_ERROR (retriable).
     pub const KAFKA_STORAGE_ERROR: i16 = 56;
     /// FENCED_LEADER_EPOCH.

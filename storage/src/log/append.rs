@@ -62,8 +62,11 @@ impl Log {
                     message: "producers may not send control batches".into(),
                 });
             }
-            if b.header.is_transactional() {
-                return Err(StorageError::Unsupported("transactional produce"));
+            if b.header.is_transactional() && b.header.producer_id < 0 {
+                return Err(StorageError::InvalidRecord {
+                    index: record_index,
+                    message: "a transactional batch without a producer id".into(),
+                });
             }
             let mut recs = b
                 .records(MAX_UNCOMPRESSED_BATCH)
@@ -194,6 +197,13 @@ impl Log {
                 }
                 let rec = entry.record(topic_name, partition, h.producer_id);
                 buf.producers.insert((partition, h.producer_id), rec);
+                if h.is_transactional() {
+                    let producer = (h.producer_id, h.producer_epoch);
+                    let open =
+                        st.txns
+                            .add_batch(topic_name, partition, producer, base, base + count - 1);
+                    buf.open_txns.insert((partition, h.producer_id), open);
+                }
             }
             buf.held.add(b.bytes.len());
             buf.tail

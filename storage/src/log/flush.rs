@@ -75,6 +75,11 @@ pub(super) struct FlushBuffer {
     pub(super) rows: TopicRows,
     pub(super) tail: Vec<(i32, i64, i64, Bytes)>,
     pub(super) producers: HashMap<(i32, i64), ProducerStateRecord>,
+    /// Open transactions changed since the last flush, by partition and
+    /// producer.
+    pub(super) open_txns: HashMap<(i32, i64), OpenTransactionRecord>,
+    /// Transaction markers appended since the last flush.
+    pub(super) markers: Vec<TransactionMarkerRecord>,
     pub(super) first_append: Option<Instant>,
     /// Its bytes (the batches as produced), counted against the broker's
     /// buffer budget until the flush that takes them commits or fails.
@@ -88,6 +93,8 @@ impl FlushBuffer {
             rows: TopicRows::new(),
             tail: Vec::new(),
             producers: HashMap::new(),
+            open_txns: HashMap::new(),
+            markers: Vec::new(),
             first_append: None,
             held: budget.hold(),
         }
@@ -116,6 +123,8 @@ impl Log {
             rows,
             tail,
             producers,
+            open_txns,
+            markers,
             held,
             ..
         } = buf;
@@ -175,6 +184,8 @@ impl Log {
             high_watermarks,
             segments,
             producers: producers.into_values().collect(),
+            open_transactions: open_txns.into_values().collect(),
+            markers,
             now_ms: append_time,
         };
         Ok(PreparedFlush {
@@ -249,6 +260,11 @@ impl Log {
                     .insert(pr.producer_id, ProducerEntry::from_record(pr));
             }
         }
+        for o in &commit.open_transactions {
+            if let Some(p) = topic.partition(o.partition) {
+                lock(&p.state).txns.committed(o);
+            }
+        }
         for (partition, base, last, bytes) in tail {
             if let Some(p) = topic.partition(partition) {
                 lock(&p.tail).push(base, last, bytes);
@@ -310,6 +326,8 @@ impl Log {
             let mut st = lock(&p.state);
             st.next_offset = st.high_watermark;
             st.producers = st.committed_producers.clone();
+            let hw = st.high_watermark;
+            st.txns.roll_back(hw);
         }
     }
 }

@@ -139,6 +139,8 @@ mod tests {
                 append_time_ms: 1,
             }],
             producers: vec![],
+            open_transactions: vec![],
+            markers: vec![],
             now_ms: 1,
         })
     }

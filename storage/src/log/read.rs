@@ -53,6 +53,9 @@ impl Log {
     /// this partition, the tail cache, then the segments. After a segment
     /// read the next range is read ahead in the background, so a consumer
     /// catching up finds its next fetch ready.
+    ///
+    /// Transaction markers come as control batches; records of aborted
+    /// and open transactions come too (Kafka's `read_uncommitted`).
     pub async fn read(
         self: &Arc<Self>,
         topic: &TopicLog,
@@ -60,11 +63,79 @@ impl Log {
         offset: i64,
         max_bytes: usize,
     ) -> Result<ReadResult> {
+        self.read_isolated(topic, partition, offset, max_bytes, false)
+            .await
+    }
+
+    /// [`Log::read`] for `read_committed`: up to the last stable offset,
+    /// without the records of aborted transactions.
+    pub async fn read_committed(
+        self: &Arc<Self>,
+        topic: &TopicLog,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        self.read_isolated(topic, partition, offset, max_bytes, true)
+            .await
+    }
+
+    async fn read_isolated(
+        self: &Arc<Self>,
+        topic: &TopicLog,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        committed_only: bool,
+    ) -> Result<ReadResult> {
         let part = topic.require_partition(partition)?;
+        let snap = part.snapshot();
+        if committed_only && offset >= snap.last_stable_offset && offset <= snap.high_watermark {
+            return Ok(ReadResult {
+                high_watermark: snap.high_watermark,
+                log_start_offset: snap.log_start_offset,
+                last_stable_offset: snap.last_stable_offset,
+                ..Default::default()
+            });
+        }
+        let mut out = self.read_log(topic, &part, offset, max_bytes).await?;
+        out.last_stable_offset = snap.last_stable_offset;
+        let Some(first) = out
+            .batches
+            .first()
+            .and_then(|b| records::BatchHeader::parse(b).ok())
+        else {
+            return Ok(out);
+        };
+        let view = lock(&part.state)
+            .txns
+            .view(first.base_offset, out.high_watermark);
+        let past_stable = committed_only && snap.last_stable_offset < out.high_watermark;
+        if view.is_empty() && !past_stable {
+            return Ok(out);
+        }
+        let end = match committed_only {
+            true => snap.last_stable_offset,
+            false => i64::MAX,
+        };
+        out.batches = view.shape(std::mem::take(&mut out.batches), end, committed_only)?;
+        out.size = out.batches.iter().map(Bytes::len).sum();
+        Ok(out)
+    }
+
+    async fn read_log(
+        self: &Arc<Self>,
+        topic: &TopicLog,
+        part: &Arc<PartitionLog>,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        let part = part.clone();
         let snap = part.snapshot();
         let mut out = ReadResult {
             high_watermark: snap.high_watermark,
             log_start_offset: snap.log_start_offset,
+            last_stable_offset: snap.last_stable_offset,
             ..Default::default()
         };
         if offset < snap.log_start_offset || offset > snap.high_watermark {

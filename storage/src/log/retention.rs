@@ -45,6 +45,8 @@ impl Log {
             {
                 let mut st = lock(&part.state);
                 st.log_start_offset = st.log_start_offset.max(*target);
+                let start = st.log_start_offset;
+                st.txns.forget_below(start);
             }
             write_lock(&part.segments).retain(|_, s| s.last_offset >= *target);
         }

@@ -41,6 +41,10 @@ pub const DDL: &[(&str, &str)] = &[
         "120-listeners.sql",
         include_str!("../../ddl/120-listeners.sql"),
     ),
+    (
+        "130-transactions.sql",
+        include_str!("../../ddl/130-transactions.sql"),
+    ),
 ];
 
 /// Which database a store runs on.

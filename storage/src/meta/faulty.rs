@@ -147,6 +147,22 @@ impl MetadataStore for FaultyMetadata {
         self.inner.list_producer_states(topic).await
     }
 
+    async fn list_open_transactions(&self, topic: &str) -> Result<Vec<OpenTransactionRecord>> {
+        self.inner.list_open_transactions(topic).await
+    }
+
+    async fn list_transaction_markers(&self, topic: &str) -> Result<Vec<TransactionMarkerRecord>> {
+        self.inner.list_transaction_markers(topic).await
+    }
+
+    async fn load_transactions(&self) -> Result<Vec<TransactionRecord>> {
+        self.inner.load_transactions().await
+    }
+
+    async fn save_transaction(&self, term: CoordinatorTerm, t: &TransactionRecord) -> Result<()> {
+        self.inner.save_transaction(term, t).await
+    }
+
     async fn file_committed(&self, path: &str) -> Result<bool> {
         self.inner.file_committed(path).await
     }

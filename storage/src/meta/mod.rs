@@ -23,6 +23,7 @@ pub mod runs;
 pub mod sql;
 pub mod sqlite;
 mod statement;
+mod transactions;
 
 /// A topic as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +182,67 @@ pub struct ProducerStateRecord {
     pub recent: Vec<(i32, i32, i64)>,
 }
 
+/// Inclusive offset ranges of one producer's batches in a partition.
+pub type OffsetRanges = Vec<(i64, i64)>;
+
+/// A producer's transaction still open in a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenTransactionRecord {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Its batches so far, in order; empty once it ended.
+    pub ranges: OffsetRanges,
+}
+
+/// A transaction's end in a partition: its control record's offset, and
+/// the records it covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionMarkerRecord {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// The control record's offset.
+    pub offset: i64,
+    /// Producer id.
+    pub producer_id: i64,
+    /// The epoch the marker was written with.
+    pub producer_epoch: i16,
+    /// Commit (true) or abort.
+    pub committed: bool,
+    /// The transaction's batches in this partition.
+    pub ranges: OffsetRanges,
+}
+
+/// The coordinator's state of one transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRecord {
+    /// The transactional id.
+    pub transactional_id: String,
+    /// Its producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub producer_epoch: i16,
+    /// Kafka's state name (`Empty`, `Ongoing`, `PrepareCommit`, ...).
+    pub state: String,
+    /// The producer's transaction timeout.
+    pub timeout_ms: i64,
+    /// The partitions in the transaction.
+    pub partitions: Vec<(String, i32)>,
+    /// Offsets the transaction commits for consumer groups, by group.
+    pub group_offsets: Vec<(String, CommittedOffset)>,
+    /// When the current transaction started (0 when none is open).
+    pub started_ms: i64,
+    /// Last change.
+    pub updated_ms: i64,
+}
+
 /// Everything one flush commits, atomically.
 #[derive(Debug, Clone)]
 pub struct FlushCommit {
@@ -198,6 +260,11 @@ pub struct FlushCommit {
     pub segments: Vec<SegmentRecord>,
     /// Producer states after this flush.
     pub producers: Vec<ProducerStateRecord>,
+    /// Transactions that opened, grew or ended in a partition with this
+    /// flush (an empty `ranges`: ended).
+    pub open_transactions: Vec<OpenTransactionRecord>,
+    /// Transaction markers this flush writes.
+    pub markers: Vec<TransactionMarkerRecord>,
     /// Commit time.
     pub now_ms: i64,
 }
@@ -573,6 +640,19 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Producer states of a topic.
     async fn list_producer_states(&self, topic: &str) -> Result<Vec<ProducerStateRecord>>;
+
+    /// Transactions open in the topic's partitions.
+    async fn list_open_transactions(&self, topic: &str) -> Result<Vec<OpenTransactionRecord>>;
+
+    /// The transaction markers of the topic's partitions, by partition and
+    /// offset.
+    async fn list_transaction_markers(&self, topic: &str) -> Result<Vec<TransactionMarkerRecord>>;
+
+    /// Every transactional id's coordinator state.
+    async fn load_transactions(&self) -> Result<Vec<TransactionRecord>>;
+
+    /// Saves a transactional id's state, refused once `term` is over.
+    async fn save_transaction(&self, term: CoordinatorTerm, t: &TransactionRecord) -> Result<()>;
 
     /// Commits a flush in one transaction. Fails with `Fenced` (and commits
     /// nothing) unless every partition is still led by `leader_id` at the

@@ -17,12 +17,14 @@ use sqlx::{AnyPool, Connection, Row};
 use super::ddl::Dialect;
 use super::notify::{self, ChangeCounts, Changed};
 use super::statement::Statement;
+use super::transactions;
 use super::{
     placement, runs, AclRecord, BrokerRecord, CommittedOffset, ConsumerProtocolGroupRecord,
     ConsumerProtocolMemberRecord, CoordinatorTerm, FileRecord, FileReplacement, FlushCommit,
     GroupMemberRecord, GroupRecord, Keeps, LeaderMove, ListenerAddress, MetadataStore,
-    PartitionRecord, ProducerStateRecord, RegistryRecord, SchemaRecord, ScramCredentialRecord,
-    SegmentRecord, SubjectVersionRecord, TableCommitRecord, TablePending, TopicLeader, TopicRecord,
+    OpenTransactionRecord, PartitionRecord, ProducerStateRecord, RegistryRecord, SchemaRecord,
+    ScramCredentialRecord, SegmentRecord, SubjectVersionRecord, TableCommitRecord, TablePending,
+    TopicLeader, TopicRecord, TransactionMarkerRecord, TransactionRecord,
 };
 use crate::error::{Result, StorageError};
 
@@ -424,6 +426,9 @@ async fn apply_together(
         );
         q.query().execute(&mut **tx).await?;
     }
+    for c in commits {
+        transactions::apply_flush(tx, c).await?;
+    }
     Ok(true)
 }
 
@@ -473,7 +478,7 @@ async fn apply_flush(tx: &mut sqlx::Transaction<'_, sqlx::Any>, c: &FlushCommit)
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    transactions::apply_flush(tx, c).await
 }
 
 /// Rows a multi-row statement carries at most (SQLite binds at most 32 766
@@ -1005,6 +1010,7 @@ impl MetadataStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        transactions::delete_topic(&mut tx, topic).await?;
         self.notify(&mut tx, Changed::Topics).await?;
         tx.commit().await?;
         Ok(paths)
@@ -1163,6 +1169,25 @@ impl MetadataStore for SqlStore {
             .collect()
     }
 
+    async fn list_open_transactions(&self, topic: &str) -> Result<Vec<OpenTransactionRecord>> {
+        transactions::list_open(&self.pool, topic).await
+    }
+
+    async fn list_transaction_markers(&self, topic: &str) -> Result<Vec<TransactionMarkerRecord>> {
+        transactions::list_markers(&self.pool, topic).await
+    }
+
+    async fn load_transactions(&self) -> Result<Vec<TransactionRecord>> {
+        transactions::load(&self.pool).await
+    }
+
+    async fn save_transaction(&self, term: CoordinatorTerm, t: &TransactionRecord) -> Result<()> {
+        let mut tx = self.begin_in_term(term).await?;
+        transactions::save(&mut tx, t).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn commit_flushes(&self, commits: &[&FlushCommit]) -> Result<()> {
         if commits.len() > 1 {
             let mut tx = self.pool.begin().await?;
@@ -1244,6 +1269,7 @@ impl MetadataStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        transactions::forget_below(&mut tx, topic, starts).await?;
         let starts = log_starts(&mut tx, topic).await?;
         let mut released = Vec::new();
         for f in files_with_runs(&mut tx, topic).await? {

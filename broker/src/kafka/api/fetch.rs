@@ -176,6 +176,7 @@ async fn collect(
                 .with_partition_index(fp.partition)
                 .with_high_watermark(-1)
                 .with_last_stable_offset(-1)
+                .with_aborted_transactions((req.isolation_level == 1).then(Vec::new))
                 .with_preferred_read_replica(BrokerId(-1));
             if !readable {
                 errors = true;
@@ -209,7 +210,7 @@ async fn collect(
             let snap = partition.snapshot();
             let pd = start(
                 pd.with_high_watermark(snap.high_watermark)
-                    .with_last_stable_offset(snap.high_watermark),
+                    .with_last_stable_offset(snap.last_stable_offset),
                 snap.log_start_offset,
             );
             if reader.claim_refused && broker.registry().has_subjects(&topic.name) {
@@ -249,6 +250,7 @@ async fn collect(
     // thousand partitions asked at 4 MiB each must not read 4 GiB to
     // answer 50 MiB).
     let filled = AtomicUsize::new(0);
+    let committed_only = req.isolation_level == 1;
     let reads: Vec<(Arc<TopicLog>, i32, i64, usize)> = slots
         .iter()
         .flatten()
@@ -274,7 +276,18 @@ async fn collect(
                 // The first partition gets its whole limit (KIP-74: at least
                 // one batch whatever max_bytes says).
                 let limit = if first { limit } else { limit.min(room) };
-                Some(broker.log().read(&topic, partition, offset, limit).await)
+                // read_committed: up to the last stable offset, without
+                // aborted records, so the aborted-transactions list a
+                // client filters by is always empty.
+                Some(match committed_only {
+                    true => {
+                        broker
+                            .log()
+                            .read_committed(&topic, partition, offset, limit)
+                            .await
+                    }
+                    false => broker.log().read(&topic, partition, offset, limit).await,
+                })
             }
         })
         .buffered(READS_AT_ONCE);
@@ -291,7 +304,7 @@ async fn collect(
                         let fits = total == 0 || total + read.size <= max_bytes;
                         let pd = start(
                             base.with_high_watermark(read.high_watermark)
-                                .with_last_stable_offset(read.high_watermark),
+                                .with_last_stable_offset(read.last_stable_offset),
                             read.log_start_offset,
                         );
                         if fits {

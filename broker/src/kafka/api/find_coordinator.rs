@@ -1,14 +1,7 @@
 //! FindCoordinator: the broker the cluster placed the group coordinator on
-//! coordinates every group (COORDINATOR_NOT_AVAILABLE until it is placed).
-//! v4+ asks for several keys at once.
-//!
-//! floe has no transaction coordinator yet. A transactional producer asks
-//! for one first, and clients retry COORDINATOR_NOT_AVAILABLE until their
-//! transaction timeout, so the lookup is answered with
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a message saying why: the one
-//! answer librdkafka and the Java client treat as fatal there, so the
-//! application fails at `init_transactions` with the reason instead of
-//! hanging.
+//! coordinates every group and every transactional id
+//! (COORDINATOR_NOT_AVAILABLE until it is placed). v4+ asks for several
+//! keys at once.
 
 use std::sync::Arc;
 
@@ -25,18 +18,10 @@ use crate::Broker;
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
-/// What a transactional client is told.
-const NO_TRANSACTIONS: &str = "floe does not support Kafka transactions yet: unset transactional.id \
-     (an idempotent producer, enable.idempotence=true, still writes each record once per partition)";
-
 /// The error and message for a key type.
 fn verdict(key_type: i8) -> (i16, Option<String>) {
     match key_type {
-        GROUP => (code::NONE, None),
-        TRANSACTION => (
-            code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            Some(NO_TRANSACTIONS.to_string()),
-        ),
+        GROUP | TRANSACTION => (code::NONE, None),
         other => (
             code::INVALID_REQUEST,
             Some(format!("unknown coordinator type {other}")),
@@ -52,8 +37,12 @@ pub(super) fn handle(
     listener: &str,
 ) -> FindCoordinatorResponse {
     // A group the principal may not describe is not located for it.
-    let denied = |key: &str| {
-        req.key_type == GROUP && !access.allows(Resource::Group(key), Operation::Describe)
+    let denied = |key: &str| match req.key_type {
+        GROUP => (!access.allows(Resource::Group(key), Operation::Describe))
+            .then_some(code::GROUP_AUTHORIZATION_FAILED),
+        TRANSACTION => (!access.allows(Resource::TransactionalId(key), Operation::Describe))
+            .then_some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        _ => None,
     };
     let (mut error, mut message) = verdict(req.key_type);
     let coordinator = broker.cluster().group_coordinator().and_then(|id| {
@@ -75,7 +64,7 @@ pub(super) fn handle(
         None => {
             if error == code::NONE {
                 error = code::COORDINATOR_NOT_AVAILABLE;
-                message = Some("the group coordinator is moving to a live broker".to_string());
+                message = Some("the coordinator is moving to a live broker".to_string());
             }
             (BrokerId(-1), s(""), -1)
         }
@@ -87,9 +76,9 @@ pub(super) fn handle(
             .iter()
             .map(|k| {
                 let c = Coordinator::default().with_key(k.clone());
-                if denied(k) {
+                if let Some(refused) = denied(k) {
                     return c
-                        .with_error_code(code::GROUP_AUTHORIZATION_FAILED)
+                        .with_error_code(refused)
                         .with_node_id(BrokerId(-1))
                         .with_port(-1);
                 }
@@ -103,9 +92,9 @@ pub(super) fn handle(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    if denied(&req.key) {
+    if let Some(refused) = denied(&req.key) {
         return FindCoordinatorResponse::default()
-            .with_error_code(code::GROUP_AUTHORIZATION_FAILED)
+            .with_error_code(refused)
             .with_node_id(BrokerId(-1))
             .with_port(-1);
     }

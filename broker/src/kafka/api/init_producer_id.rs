@@ -1,5 +1,6 @@
 //! InitProducerId for idempotent producers (KIP-98), with the epoch bump of
-//! KIP-360. Transactional ids arrive with the transactions issue.
+//! KIP-360, and for transactional ones through the transaction coordinator
+//! ([`crate::transactions`]).
 
 use std::sync::Arc;
 
@@ -24,8 +25,24 @@ pub(super) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        return fail(code::UNSUPPORTED_VERSION);
+    if let Some(id) = req.transactional_id.as_deref().filter(|id| !id.is_empty()) {
+        if !access.allows(Resource::TransactionalId(id), Operation::Write) {
+            return fail(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        }
+        if !broker.coordinates_groups() {
+            return fail(code::NOT_COORDINATOR);
+        }
+        let claimed = (req.producer_id.0, req.producer_epoch);
+        return match broker
+            .transactions()
+            .init_producer(id, req.transaction_timeout_ms, claimed)
+            .await
+        {
+            Ok((id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(c) => fail(c),
+        };
     }
     // As Kafka: an idempotent producer needs IDEMPOTENT_WRITE on the
     // cluster or WRITE on some topic.

@@ -47,11 +47,19 @@ pub(super) async fn handle(
                 parts.push(base.with_error_code(e));
                 continue;
             }
-            match broker
-                .log()
-                .list_offset(topic, p.partition_index, p.timestamp)
-                .await
-            {
+            // read_committed consumers see the log up to the last stable
+            // offset (KIP-98).
+            let latest_stable = req.isolation_level == 1 && p.timestamp == -1;
+            let listed = match latest_stable {
+                true => Ok((partition.snapshot().last_stable_offset, -1)),
+                false => {
+                    broker
+                        .log()
+                        .list_offset(topic, p.partition_index, p.timestamp)
+                        .await
+                }
+            };
+            match listed {
                 Ok((offset, ts)) => {
                     let r = base.with_offset(offset).with_timestamp(ts);
                     parts.push(if version >= 4 {

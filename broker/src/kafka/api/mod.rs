@@ -14,6 +14,8 @@ use crate::kafka::errors::code;
 use crate::Broker;
 
 mod acls;
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod broker_configs;
@@ -29,6 +31,8 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_topic_partitions;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod group_error;
@@ -47,6 +51,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 mod user_scram_credentials;
 
 /// The rest of a request, run concurrently; None means "no response"
@@ -195,6 +200,22 @@ pub async fn dispatch(
         Request::DeleteAcls(r) => {
             ready(Response::DeleteAcls(acls::delete(broker, r, access).await))
         }
+        Request::AddPartitionsToTxn(r) => ready(Response::AddPartitionsToTxn(
+            add_partitions_to_txn::handle(broker, r, v, access).await,
+        )),
+        Request::AddOffsetsToTxn(r) => ready(Response::AddOffsetsToTxn(
+            add_offsets_to_txn::handle(broker, r, access).await,
+        )),
+        Request::EndTxn(r) => ready(Response::EndTxn(end_txn::handle(broker, r, access).await)),
+        Request::TxnOffsetCommit(r) => ready(Response::TxnOffsetCommit(
+            txn_offset_commit::handle(broker, r, v, access).await,
+        )),
+        Request::DescribeTransactions(r) => ready(Response::DescribeTransactions(
+            describe_transactions::describe(broker, r, access).await,
+        )),
+        Request::ListTransactions(r) => ready(Response::ListTransactions(
+            describe_transactions::list(broker, r, access).await,
+        )),
         // The connection's gate answers these ([`crate::kafka::authentication`]).
         Request::SaslHandshake(_) => ready(Response::SaslHandshake(
             SaslHandshakeResponse::default().with_error_code(code::ILLEGAL_SASL_STATE),

@@ -45,6 +45,8 @@ enum Outcome {
     Failed(StorageError),
     /// The principal may not write to the topic.
     Denied,
+    /// Refused before the log saw it, with this error.
+    Refused(i16),
 }
 
 impl Outcome {
@@ -124,10 +126,17 @@ pub(super) async fn handle(
                     "{name}-{}: this broker's lease lapsed",
                     pd.index
                 ))))
-            } else if req.transactional_id.is_some() {
-                Appending::Done(Outcome::Failed(StorageError::Unsupported(
-                    "transactional produce",
-                )))
+            } else if let Some(refused) = transactional_refusal(
+                broker,
+                req.transactional_id.as_ref().map(|s| s.as_str()),
+                &name,
+                pd.index,
+                pd.records.as_ref(),
+                access,
+            )
+            .await
+            {
+                Appending::Done(Outcome::Refused(refused))
             } else {
                 match pd.records {
                     None => Appending::Done(Outcome::Failed(StorageError::CorruptMessage(
@@ -173,6 +182,10 @@ pub(super) async fn handle(
                     Outcome::Denied => PartitionProduceResponse::default()
                         .with_index(index)
                         .with_error_code(code::TOPIC_AUTHORIZATION_FAILED)
+                        .with_base_offset(-1),
+                    Outcome::Refused(c) => PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_error_code(c)
                         .with_base_offset(-1),
                     Outcome::Failed(e) => {
                         debug!(topic = %name.0.as_str(), partition = index, error = %e, "produce refused");
@@ -221,6 +234,40 @@ pub(super) async fn handle(
         }
         Some(Response::Produce(response))
     })
+}
+
+/// Why a transactional produce may not write to a partition: the
+/// principal may not use the transactional id, or the producer is not the
+/// id's current one, or the partition is not in its open transaction
+/// (KIP-890's defence against hanging transactions, checked with the
+/// coordinator when it runs on this broker).
+async fn transactional_refusal(
+    broker: &Arc<Broker>,
+    transactional_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    records: Option<&bytes::Bytes>,
+    access: &Access,
+) -> Option<i16> {
+    let header = records.and_then(|r| floe_protocol::records::BatchHeader::parse(r).ok())?;
+    if !header.is_transactional() {
+        return None;
+    }
+    let Some(id) = transactional_id.filter(|id| !id.is_empty()) else {
+        return Some(code::INVALID_TXN_STATE);
+    };
+    if !access.allows(Resource::TransactionalId(id), Operation::Write) {
+        return Some(code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    }
+    if !broker.coordinates_groups() {
+        return None;
+    }
+    let producer = (header.producer_id, header.producer_epoch);
+    broker
+        .transactions()
+        .check_produce(id, producer, topic, partition)
+        .await
+        .err()
 }
 
 /// How a topic's records are checked on the way in: whether its
