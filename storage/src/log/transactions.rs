@@ -116,8 +116,9 @@ pub(super) struct PartitionTxns {
     /// `open` as the store holds it (what a failed flush rolls back to).
     committed_open: HashMap<i64, OpenTxn>,
     markers: BTreeMap<i64, Marker>,
-    /// Records of aborted transactions: first offset to last, disjoint.
-    aborted: BTreeMap<i64, i64>,
+    /// Records of aborted transactions: first offset to (last offset,
+    /// the abort marker's offset), disjoint.
+    aborted: BTreeMap<i64, (i64, i64)>,
 }
 
 impl PartitionTxns {
@@ -176,7 +177,8 @@ impl PartitionTxns {
             },
         );
         if !committed {
-            self.aborted.extend(t.ranges.iter().copied());
+            self.aborted
+                .extend(t.ranges.iter().map(|&(a, b)| (a, (b, offset))));
         }
         Some(TransactionMarkerRecord {
             topic: topic.to_string(),
@@ -213,7 +215,8 @@ impl PartitionTxns {
                 },
             );
             if !m.committed {
-                self.aborted.extend(m.ranges.iter().copied());
+                self.aborted
+                    .extend(m.ranges.iter().map(|&(a, b)| (a, (b, m.offset))));
             }
         }
     }
@@ -238,13 +241,15 @@ impl PartitionTxns {
     pub(super) fn roll_back(&mut self, high_watermark: i64) {
         self.open = self.committed_open.clone();
         self.markers.split_off(&high_watermark);
-        self.aborted.split_off(&high_watermark);
+        // An abort is undone with its marker.
+        self.aborted
+            .retain(|_, (_, marker)| *marker < high_watermark);
     }
 
     /// Forgets what lies wholly below the log start.
     pub(super) fn forget_below(&mut self, start: i64) {
         self.markers = self.markers.split_off(&start);
-        self.aborted.retain(|_, last| *last >= start);
+        self.aborted.retain(|_, (last, _)| *last >= start);
     }
 
     /// The markers and aborted records in [from, to).
@@ -258,8 +263,8 @@ impl PartitionTxns {
             .aborted
             .range(..to)
             .rev()
-            .take_while(|(_, last)| **last >= from)
-            .map(|(a, b)| (*a, *b))
+            .take_while(|(_, (last, _))| *last >= from)
+            .map(|(a, (b, _))| (*a, *b))
             .collect();
         aborted.reverse();
         TxnView { markers, aborted }
