@@ -4,7 +4,9 @@ Kafka's transactional clients write them: read `input` in a consumer group
 group's offsets in the same transaction. Run by test_transactions.py, which
 kills it (and the broker) with SIGKILL at random moments.
 
-usage: eos_app.py BOOTSTRAP INPUT OUTPUT GROUP TRANSACTIONAL_ID EXPECTED
+usage: eos_app.py BOOTSTRAP INPUT OUTPUT GROUP TRANSACTIONAL_ID EXPECTED PER_TRANSACTION PROGRESS
+
+PROGRESS is a file where it writes how many transactions it committed.
 
 Exits 0 once the group's committed offsets cover EXPECTED input records."""
 
@@ -15,11 +17,15 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 
 def main():
-    bootstrap, source, sink, group, txid, expected = sys.argv[1:7]
-    expected = int(expected)
+    bootstrap, source, sink, group, txid, expected, per_txn, progress = sys.argv[1:9]
+    expected, per_txn = int(expected), int(per_txn)
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": group,
+        # A restarted run takes the killed one's place in the group at
+        # once (static membership) instead of waiting out its session.
+        "group.instance.id": txid,
+        "session.timeout.ms": 6000,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
@@ -34,8 +40,9 @@ def main():
     producer.init_transactions(60)
     consumer.subscribe([source])
     done_since = None
+    commits = 0
     while True:
-        msgs = consumer.consume(200, 0.5)
+        msgs = consumer.consume(per_txn, 0.5)
         msgs = [m for m in msgs if not m.error()]
         if msgs:
             producer.begin_transaction()
@@ -45,6 +52,9 @@ def main():
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 60)
             try:
                 producer.commit_transaction(60)
+                commits += 1
+                with open(progress, "w") as f:
+                    f.write(str(commits))
             except KafkaException as e:
                 if e.args[0].txn_requires_abort():
                     producer.abort_transaction(60)
