@@ -201,9 +201,12 @@ impl TxnCoordinator {
         result
     }
 
-    /// Checks a request's producer against the id's current one.
-    fn check_producer(t: Option<&TransactionRecord>, producer: (i64, i16)) -> Result<(), Refused> {
-        let Some(t) = t else {
+    /// The id's state, when the request's producer is its current one.
+    fn current(
+        t: &mut Option<TransactionRecord>,
+        producer: (i64, i16),
+    ) -> Result<&mut TransactionRecord, Refused> {
+        let Some(t) = t.as_mut() else {
             return Err(code::INVALID_PRODUCER_ID_MAPPING);
         };
         if t.producer_id != producer.0 {
@@ -215,7 +218,7 @@ impl TxnCoordinator {
         if producer.1 != t.producer_epoch {
             return Err(code::INVALID_PRODUCER_EPOCH);
         }
-        Ok(())
+        Ok(t)
     }
 
     /// Opens the transaction if none is (AddPartitionsToTxn and
@@ -243,8 +246,7 @@ impl TxnCoordinator {
     ) -> Result<(), Refused> {
         let slot = self.slot(id).await?;
         let mut guard = slot.lock().await;
-        Self::check_producer(guard.as_ref(), producer)?;
-        let t = guard.as_mut().expect("checked");
+        let t = Self::current(&mut guard, producer)?;
         if verify_only {
             let all_in =
                 t.state == state::ONGOING && partitions.iter().all(|p| t.partitions.contains(p));
@@ -273,8 +275,7 @@ impl TxnCoordinator {
     pub async fn add_offsets(&self, id: &str, producer: (i64, i16)) -> Result<(), Refused> {
         let slot = self.slot(id).await?;
         let mut guard = slot.lock().await;
-        Self::check_producer(guard.as_ref(), producer)?;
-        let t = guard.as_mut().expect("checked");
+        let t = Self::current(&mut guard, producer)?;
         if t.state != state::ONGOING {
             let mut changed = t.clone();
             Self::begin(&mut changed, now_ms())?;
@@ -294,8 +295,7 @@ impl TxnCoordinator {
     ) -> Result<(), Refused> {
         let slot = self.slot(id).await?;
         let mut guard = slot.lock().await;
-        Self::check_producer(guard.as_ref(), producer)?;
-        let t = guard.as_mut().expect("checked");
+        let t = Self::current(&mut guard, producer)?;
         if t.state != state::ONGOING {
             return Err(code::INVALID_TXN_STATE);
         }
@@ -317,8 +317,7 @@ impl TxnCoordinator {
     pub async fn end(&self, id: &str, producer: (i64, i16), commit: bool) -> Result<(), Refused> {
         let slot = self.slot(id).await?;
         let mut guard = slot.lock().await;
-        Self::check_producer(guard.as_ref(), producer)?;
-        let t = guard.as_mut().expect("checked");
+        let t = Self::current(&mut guard, producer)?;
         let decided = if commit {
             state::PREPARE_COMMIT
         } else {
@@ -411,13 +410,11 @@ impl TxnCoordinator {
         partition: i32,
     ) -> Result<(), Refused> {
         let slot = self.slot(id).await?;
-        let guard = slot.lock().await;
-        match Self::check_producer(guard.as_ref(), producer) {
+        let mut guard = slot.lock().await;
+        let t = match Self::current(&mut guard, producer) {
             Err(code::PRODUCER_FENCED) => return Err(code::INVALID_PRODUCER_EPOCH),
-            Err(e) => return Err(e),
-            Ok(()) => {}
-        }
-        let t = guard.as_ref().expect("checked");
+            r => r?,
+        };
         let member = t
             .partitions
             .iter()
