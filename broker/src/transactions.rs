@@ -154,6 +154,7 @@ impl TxnCoordinator {
                     group_offsets: Vec::new(),
                     started_ms: 0,
                     updated_ms: now,
+                    previous_producer: None,
                 };
                 self.save(&t).await?;
                 lock(&self.by_producer).insert(producer_id, id.to_string());

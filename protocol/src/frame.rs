@@ -145,6 +145,7 @@ requests! {
     AddOffsetsToTxn => AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
     EndTxn => EndTxnRequest, EndTxnResponse;
     TxnOffsetCommit => TxnOffsetCommitRequest, TxnOffsetCommitResponse;
+    DescribeProducers => DescribeProducersRequest, DescribeProducersResponse;
     DescribeTransactions => DescribeTransactionsRequest, DescribeTransactionsResponse;
     ListTransactions => ListTransactionsRequest, ListTransactionsResponse;
 }

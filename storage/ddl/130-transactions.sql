@@ -3,6 +3,9 @@
 -- `transactions`: the coordinator's state of each transactional id, so a
 -- restart (or the next coordinator) finishes what was prepared. The
 -- partitions and the offsets a transaction commits for groups are JSON.
+-- `previous_producer_*` is the producer a transactions-v2 EndTxn came
+-- from before it bumped the epoch (-1 when none), so a retry of that
+-- EndTxn is told apart from a fenced producer (KIP-890).
 --
 -- `open_transactions`: per partition, each producer's transaction still
 -- open there, with the offset ranges of its batches (JSON pairs): the
@@ -21,7 +24,9 @@ CREATE TABLE IF NOT EXISTS transactions (
     partitions       TEXT NOT NULL,
     group_offsets    TEXT NOT NULL,
     started_ms       BIGINT NOT NULL,
-    updated_ms       BIGINT NOT NULL
+    updated_ms       BIGINT NOT NULL,
+    previous_producer_id    BIGINT NOT NULL DEFAULT -1,
+    previous_producer_epoch INTEGER NOT NULL DEFAULT -1
 );
 
 CREATE TABLE IF NOT EXISTS open_transactions (

@@ -76,11 +76,13 @@ mod read;
 mod retention;
 mod shared_groups;
 mod table_sync;
+mod table_txns;
 mod transactions;
 
 pub use check::{PartitionCheck, TopicCheck};
 pub use compaction::CompactionStats;
 pub use flush::PendingAppend;
+pub use idempotence::ActiveProducer;
 pub use leadership::Followed;
 pub use table_sync::LiveFile;
 
@@ -158,6 +160,9 @@ struct BatchMeta {
 struct ProducerEntry {
     epoch: i16,
     recent: VecDeque<BatchMeta>,
+    /// Its last batch's timestamp (kept in memory only: unknown after a
+    /// restart until the producer writes again).
+    last_timestamp: Option<i64>,
 }
 
 impl ProducerEntry {
@@ -188,6 +193,7 @@ impl ProducerEntry {
                     slot: None,
                 })
                 .collect(),
+            last_timestamp: None,
         }
     }
 }

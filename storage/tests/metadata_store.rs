@@ -535,9 +535,17 @@ async fn transactions_open_and_end_with_the_flushes_that_hold_them(s: Arc<SqlSto
         group_offsets: vec![("g".into(), offset("t", 42))],
         started_ms: 5,
         updated_ms: 6,
+        previous_producer: None,
     };
     s.save_transaction(term, &t).await.unwrap();
     assert_eq!(s.load_transactions().await.unwrap(), vec![t.clone()]);
+    let bumped = TransactionRecord {
+        producer_epoch: 4,
+        previous_producer: Some((7, 3)),
+        ..t.clone()
+    };
+    s.save_transaction(term, &bumped).await.unwrap();
+    assert_eq!(s.load_transactions().await.unwrap(), vec![bumped]);
     let stale = CoordinatorTerm {
         epoch: term.epoch - 1,
         ..term
@@ -977,4 +985,35 @@ async fn a_key_compaction_keeps_the_offsets_of_what_it_replaces(s: Arc<SqlStore>
     let mut trim = keys_rewrite("g", "h", &[(0, 60, 99, 4)]);
     trim.keeps = Keeps::Every;
     assert!(s.replace_files(&trim).await.unwrap());
+}
+
+/// A SQLite database made before `transactions` had its previous-producer
+/// columns gets them at open, its rows reading as having none.
+#[tokio::test]
+async fn a_database_from_before_the_previous_producer_columns_gains_them() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE transactions (
+                transactional_id TEXT PRIMARY KEY, producer_id BIGINT NOT NULL,
+                producer_epoch INTEGER NOT NULL, state TEXT NOT NULL,
+                timeout_ms BIGINT NOT NULL, partitions TEXT NOT NULL,
+                group_offsets TEXT NOT NULL, started_ms BIGINT NOT NULL,
+                updated_ms BIGINT NOT NULL);
+             INSERT INTO transactions VALUES ('old', 3, 1, 'Empty', 1000, '[]', '[]', 0, 9);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let s = SqlStore::sqlite(&path).await.unwrap();
+    let all = s.load_transactions().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].producer_id, all[0].previous_producer), (3, None));
 }

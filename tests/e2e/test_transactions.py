@@ -7,11 +7,13 @@ offsets sent in a transaction reach the group only when it commits; and a
 consume-transform-produce loop killed with SIGKILL (itself and the broker)
 at random moments writes every input record exactly once."""
 
+import json
 import os
 import random
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,59 @@ def test_kafka_python_transactional_producer(floe):
     assert sorted(kafka_python_values(floe.bootstrap, "kp", 1)) == want
     assert sorted(read_values(floe.bootstrap, "kp", 1, "read_committed")) == want
     assert len(read_values(floe.bootstrap, "kp", 1, "read_uncommitted")) == 40
+
+
+def test_admin_tools_see_transactions_and_producers_kafka_python(floe):
+    """What `kafka-transactions.sh list / describe / describe-producers`
+    show, through kafka-python's admin client (an implementation
+    independent of librdkafka): the open transaction, its partitions and
+    producer, and each partition's producers with the open transaction's
+    first offset (how a hanging transaction is found)."""
+    from kafka.admin import KafkaAdminClient
+    create_topic(floe.bootstrap, "seen", 2)
+    plain = Producer({"bootstrap.servers": floe.bootstrap, "enable.idempotence": True})
+    for i in range(3):
+        plain.produce("seen", value=f"plain-{i}".encode(), partition=1)
+    plain.flush(30)
+    before = int(time.time() * 1000)
+    p = txn_producer(floe.bootstrap, "watched")
+    p.begin_transaction()
+    for i in range(5):
+        p.produce("seen", value=f"open-{i}".encode(), partition=0)
+    p.flush(30)
+    admin = KafkaAdminClient(bootstrap_servers=floe.bootstrap)
+    try:
+        listed = [t for ts in admin.list_transactions().values() for t in ts]
+        mine = [t for t in listed if t.transactional_id == "watched"]
+        assert len(mine) == 1 and mine[0].state == "Ongoing", listed
+        described = admin.describe_transactions(["watched"])["watched"]
+        assert described.state == "Ongoing"
+        assert described.producer_id == mine[0].producer_id
+        assert described.transaction_timeout_ms == 60000
+        assert described.transaction_start_time_ms >= before - 1000
+        assert described.topic_partitions == {KTopicPartition("seen", 0)}
+        tps = [KTopicPartition("seen", 0), KTopicPartition("seen", 1)]
+        producers = admin.describe_producers(tps)
+        (txn,) = producers[tps[0]].active_producers
+        assert txn.producer_id == described.producer_id
+        assert txn.producer_epoch == described.producer_epoch
+        assert txn.last_sequence == 4
+        assert txn.current_transaction_start_offset == 0
+        assert before - 1000 <= txn.last_timestamp <= int(time.time() * 1000) + 1000
+        (idem,) = producers[tps[1]].active_producers
+        assert idem.producer_id != txn.producer_id
+        assert idem.last_sequence == 2 and idem.current_transaction_start_offset == -1
+        # The commit closes it: no open transaction left on the partition.
+        p.commit_transaction(30)
+        (txn,) = admin.describe_producers([tps[0]])[tps[0]].active_producers
+        assert txn.current_transaction_start_offset == -1
+        assert admin.describe_transactions(["watched"])["watched"].state == "CompleteCommit"
+        # A partition the topic does not have is an error, not an empty list.
+        with pytest.raises(Exception) as e:
+            admin.describe_producers([KTopicPartition("seen", 7)])
+        assert "UnknownTopicOrPartition" in type(e.value).__name__, e.value
+    finally:
+        admin.close()
 
 
 def test_an_open_transaction_holds_read_committed_back_and_times_out_into_an_abort(floe):
@@ -249,3 +304,95 @@ def test_consume_transform_produce_is_exactly_once_across_kill9_of_app_and_broke
     assert sorted(values) == want
     # The aborted attempts are in the log, for read_uncommitted readers.
     assert len(read_values(floe.bootstrap, "out", 2, "read_uncommitted", timeout=60)) > records
+
+
+def table_values(floe, topic):
+    """The values the topic's Iceberg table shows now, as PyIceberg reads
+    it through floe's catalog, with the current snapshot's summary."""
+    from pyiceberg.catalog.rest import RestCatalog
+
+    table = RestCatalog("floe", uri=floe.http + "/iceberg").load_table(f"floe.{topic}")
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return [], {}
+    values = table.scan().to_arrow().column("value").to_pylist()
+    return values, dict(snapshot.summary.additional_properties)
+
+
+def wait_table(floe, topic, expected, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        values, summary = table_values(floe, topic)
+        if sorted(values) == expected or time.time() > deadline:
+            assert sorted(values) == expected, \
+                f"table shows {len(values)} rows, {len(set(values) - set(expected))} unexpected, " \
+                f"{len(set(expected) - set(values))} missing"
+            return summary
+        time.sleep(0.3)
+
+
+def test_the_table_shows_only_committed_records_across_kill9_and_compaction(floe_factory):
+    """PyIceberg never sees a record of an aborted or open transaction, nor
+    a marker; committed records appear within the commit interval, and a
+    transaction still open when the broker is killed stays out of the table
+    until it commits. Compaction rewrites the files (markers and aborted
+    records kept for the log) and the table still shows the same rows."""
+    floe = floe_factory("--maintenance-interval-secs", "1", "--compaction-target-bytes", "400000")
+    topic = "txtable"
+    create_topic(floe.bootstrap, topic, 2, config={"floe.iceberg.commit.interval.ms": "300"})
+    p = txn_producer(floe.bootstrap, "table-writer")
+    committed = [f"c-{i}".encode() for i in range(100)]
+    aborted = [f"a-{i}".encode() for i in range(60)]
+    plain = [f"n-{i}".encode() for i in range(20)]
+    still_open = [f"o-{i}".encode() for i in range(40)]
+    # Several transactions of each kind, in several flushes.
+    for chunk in range(4):
+        transaction(p, topic, committed[chunk * 25:(chunk + 1) * 25], 2)
+        transaction(p, topic, aborted[chunk * 15:(chunk + 1) * 15], 2, commit=False)
+    plain_producer = Producer({"bootstrap.servers": floe.bootstrap, "linger.ms": 5})
+    for i, v in enumerate(plain):
+        plain_producer.produce(topic, value=v, partition=i % 2)
+    assert plain_producer.flush(30) == 0
+    expected = sorted(committed + plain)
+    summary = wait_table(floe, topic, expected)
+    assert int(summary["total-position-deletes"]) > 0, summary
+
+    # A transaction left open: its records (and the plain ones after
+    # them) stay out of the table.
+    q = txn_producer(floe.bootstrap, "table-open")
+    q.begin_transaction()
+    for i, v in enumerate(still_open):
+        q.produce(topic, value=v, partition=i % 2)
+    q.flush(30)
+    late = [f"late-{i}".encode() for i in range(10)]
+    for i, v in enumerate(late):
+        plain_producer.produce(topic, value=v, partition=i % 2)
+    assert plain_producer.flush(30) == 0
+    time.sleep(3)
+    assert sorted(table_values(floe, topic)[0]) == expected
+    assert sorted(read_values(floe.bootstrap, topic, 2, "read_committed")) == expected
+
+    # kill -9 while it is open: the state comes back from the store.
+    floe.restart(kill=True)
+    time.sleep(3)
+    assert sorted(table_values(floe, topic)[0]) == expected
+    q.commit_transaction(60)
+    expected = sorted(committed + plain + still_open + late)
+    wait_table(floe, topic, expected)
+    assert sorted(read_values(floe.bootstrap, topic, 2, "read_committed")) == expected
+
+    # Compaction merges the table's files; the rows it shows stay.
+    deadline = time.time() + 60
+    while True:
+        with urllib.request.urlopen(f"{floe.http}/admin/topics/{topic}/snapshots", timeout=10) as r:
+            ops = [s["operation"] for s in json.loads(r.read())["snapshots"]]
+        if "replace" in ops or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert "replace" in ops, ops
+    wait_table(floe, topic, expected)
+    floe.restart(kill=True)
+    wait_table(floe, topic, expected)
+    # read_uncommitted still reads the aborted records from the log.
+    assert sorted(read_values(floe.bootstrap, topic, 2, "read_uncommitted")) == \
+        sorted(expected + aborted)

@@ -186,6 +186,11 @@ impl Log {
                     entry.recent.clear();
                 }
                 entry.epoch = h.producer_epoch;
+                entry.last_timestamp = Some(if log_append {
+                    append_time
+                } else {
+                    h.max_timestamp
+                });
                 entry.recent.push_back(BatchMeta {
                     first_seq: h.base_sequence,
                     last_seq: h.last_sequence(),

@@ -81,3 +81,41 @@ pub(super) fn plan_idempotence(
     }
     Ok(IdempotencePlan { duplicate: None })
 }
+
+/// A producer a partition knows, as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub epoch: i16,
+    /// The last sequence number of its last batch, -1 when none is known
+    /// at this epoch (a marker at a new epoch starts it afresh).
+    pub last_sequence: i32,
+    /// Its last batch's timestamp, -1 when unknown (kept in memory only).
+    pub last_timestamp: i64,
+    /// The first offset of its transaction open here, -1 when none.
+    pub txn_start_offset: i64,
+}
+
+impl TopicLog {
+    /// The producers a partition keeps state for (DescribeProducers),
+    /// by producer id.
+    pub fn active_producers(&self, partition: i32) -> Result<Vec<ActiveProducer>> {
+        let part = self.require_partition(partition)?;
+        let st = lock(&part.state);
+        let mut out: Vec<ActiveProducer> = st
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ActiveProducer {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.recent.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp.unwrap_or(-1),
+                txn_start_offset: st.txns.open_start(producer_id).unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        Ok(out)
+    }
+}

@@ -90,6 +90,20 @@ impl Log {
         self.release_intake(objects).await;
     }
 
+    /// Deletes the Iceberg delete files of released data files, where
+    /// they have one (a missing one is no error).
+    pub(super) async fn delete_deletes_of(&self, released: &[String]) {
+        for f in released.iter().filter(|f| !intake::is_chunk(f)) {
+            let key = crate::table::deletes::deletes_key(f);
+            match self.store.delete(&Path::from(key.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    warn!(file = %key, error = %e, "could not delete a delete file; the sweeper will retry")
+                }
+            }
+        }
+    }
+
     /// Applies retention.ms and retention.bytes to every partition.
     pub async fn enforce_retention(&self) -> Result<()> {
         let now = now_ms();
@@ -147,7 +161,12 @@ impl Log {
                 continue;
             }
             let old = SystemTime::from(obj.last_modified) <= cutoff;
-            if !committed.contains(&path) && old && !self.in_use(&path) {
+            // A table's delete file lives as long as its data file.
+            let known = match crate::table::deletes::data_key_of(&path) {
+                Some(data) => committed.contains(&data),
+                None => committed.contains(&path),
+            };
+            if !known && old && !self.in_use(&path) {
                 info!(file = %path, "sweeping uncommitted file");
                 self.store.delete(&obj.location).await?;
                 swept += 1;

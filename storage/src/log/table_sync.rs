@@ -119,23 +119,29 @@ impl Log {
         // which the table then takes in.
         self.move_intake(topic).await?;
         let pending = self.meta.table_pending(&topic.name).await?;
-        let mut added = Vec::with_capacity(pending.added.len());
-        for (path, size) in pending.added {
-            let size = size.max(0) as u64;
-            let footer = self.footer(&path, size).await?;
+        // Files holding rows of open transactions wait; markers and
+        // aborted records are hidden by delete files.
+        let settled = self.table_ready(topic, pending.added).await?;
+        let mut added = Vec::with_capacity(settled.ready.len());
+        for ready in settled.ready {
+            let footer = self.footer(&ready.path, ready.size).await?;
             added.push(NewFile {
-                rewritten: compaction::is_compacted(&path),
-                key: path,
-                size,
+                rewritten: compaction::is_compacted(&ready.path),
+                key: ready.path,
+                size: ready.size,
                 footer: footer.metadata().clone(),
+                hidden_rows: ready.hidden_rows,
             });
         }
         let released = self
             .tables
             .sync(&topic.name, &self.table_key(topic), added, pending.removed)
             .await?;
-        topic.table_lag.synced(started);
+        if settled.held == 0 {
+            topic.table_lag.synced(started);
+        }
         self.delete_files(&released).await;
+        self.delete_deletes_of(&released).await;
         Ok(())
     }
 }

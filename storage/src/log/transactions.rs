@@ -130,6 +130,35 @@ impl PartitionTxns {
             .min()
     }
 
+    /// The first offset of a producer's transaction open here.
+    pub(super) fn open_start(&self, producer_id: i64) -> Option<i64> {
+        self.open
+            .get(&producer_id)
+            .and_then(|t| t.ranges.first().map(|r| r.0))
+    }
+
+    /// The first offset the topic's table may not take in yet: that of
+    /// the first transaction open here, in the log or in the store (a
+    /// marker not flushed yet still holds its transaction's records back,
+    /// and so does a batch whose flush is committed but not yet applied
+    /// here).
+    pub(super) fn table_boundary(&self) -> Option<i64> {
+        self.open
+            .values()
+            .chain(self.committed_open.values())
+            .filter_map(|t| t.ranges.first().map(|r| r.0))
+            .min()
+    }
+
+    /// No transaction has touched the partition (or all it left is below
+    /// the log start).
+    pub(super) fn is_empty(&self) -> bool {
+        self.open.is_empty()
+            && self.committed_open.is_empty()
+            && self.markers.is_empty()
+            && self.aborted.is_empty()
+    }
+
     /// Adds a transactional batch; returns the transaction as it stands.
     pub(super) fn add_batch(
         &mut self,
@@ -282,6 +311,12 @@ impl TxnView {
     /// No marker and no aborted record.
     pub(super) fn is_empty(&self) -> bool {
         self.markers.is_empty() && self.aborted.is_empty()
+    }
+
+    /// Whether the row at `offset` is no record a reader of committed
+    /// data sees: a marker, or a record of an aborted transaction.
+    pub(super) fn hides(&self, offset: i64) -> bool {
+        self.marker(offset).is_some() || self.is_aborted(offset)
     }
 
     fn marker(&self, offset: i64) -> Option<Marker> {

@@ -47,6 +47,21 @@ pub const DDL: &[(&str, &str)] = &[
     ),
 ];
 
+/// Columns added to a table after its DDL file first shipped: a database
+/// made before gets them at open (`table`, `column`, declaration).
+pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    (
+        "transactions",
+        "previous_producer_id",
+        "BIGINT NOT NULL DEFAULT -1",
+    ),
+    (
+        "transactions",
+        "previous_producer_epoch",
+        "INTEGER NOT NULL DEFAULT -1",
+    ),
+];
+
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -120,6 +135,38 @@ pub async fn apply(conn: &mut AnyConnection, dialect: Dialect, now_ms: i64) -> R
         .execute(&mut *conn)
         .await?;
     }
+    for (table, column, declaration) in ADDED_COLUMNS {
+        add_column(conn, dialect, table, column, declaration).await?;
+    }
+    Ok(())
+}
+
+/// Adds a column unless the table has it.
+async fn add_column(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    table: &str,
+    column: &str,
+    declaration: &str,
+) -> Result<()> {
+    let alter = match dialect {
+        Dialect::Postgres => {
+            format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {declaration}")
+        }
+        Dialect::Sqlite => {
+            let present = sqlx::query("SELECT 1 AS one FROM pragma_table_info($1) WHERE name = $2")
+                .bind(table)
+                .bind(column)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+            if present {
+                return Ok(());
+            }
+            format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        }
+    };
+    sqlx::raw_sql(&alter).execute(&mut *conn).await?;
     Ok(())
 }
 

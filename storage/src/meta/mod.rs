@@ -241,6 +241,9 @@ pub struct TransactionRecord {
     pub started_ms: i64,
     /// Last change.
     pub updated_ms: i64,
+    /// The producer (id, epoch) a transactions-v2 EndTxn came from before
+    /// its epoch was bumped, so that a retry of it is recognised.
+    pub previous_producer: Option<(i64, i16)>,
 }
 
 /// Everything one flush commits, atomically.

@@ -206,6 +206,10 @@ pub(super) async fn load(pool: &AnyPool) -> Result<Vec<TransactionRecord>> {
                 group_offsets: decode_offsets(r.get("group_offsets"))?,
                 started_ms: r.get("started_ms"),
                 updated_ms: r.get("updated_ms"),
+                previous_producer: match r.get::<i64, _>("previous_producer_id") {
+                    -1 => None,
+                    id => Some((id, r.get::<i32, _>("previous_producer_epoch") as i16)),
+                },
             })
         })
         .collect()
@@ -214,11 +218,12 @@ pub(super) async fn load(pool: &AnyPool) -> Result<Vec<TransactionRecord>> {
 pub(super) async fn save(tx: Tx<'_, '_>, t: &TransactionRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO transactions (transactional_id, producer_id, producer_epoch, state, timeout_ms,
-             partitions, group_offsets, started_ms, updated_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             partitions, group_offsets, started_ms, updated_ms, previous_producer_id,
+             previous_producer_epoch)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (transactional_id) DO UPDATE SET producer_id = $2, producer_epoch = $3,
              state = $4, timeout_ms = $5, partitions = $6, group_offsets = $7, started_ms = $8,
-             updated_ms = $9",
+             updated_ms = $9, previous_producer_id = $10, previous_producer_epoch = $11",
     )
     .bind(&t.transactional_id)
     .bind(t.producer_id)
@@ -229,6 +234,8 @@ pub(super) async fn save(tx: Tx<'_, '_>, t: &TransactionRecord) -> Result<()> {
     .bind(encode_offsets(&t.group_offsets))
     .bind(t.started_ms)
     .bind(t.updated_ms)
+    .bind(t.previous_producer.map_or(-1, |p| p.0))
+    .bind(t.previous_producer.map_or(-1, |p| p.1 as i32))
     .execute(&mut **tx)
     .await?;
     Ok(())

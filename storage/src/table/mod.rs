@@ -19,6 +19,7 @@
 //! for (partition, offset, timestamp, append time, key), so engines prune
 //! by time, Kafka partition and offset.
 
+pub mod deletes;
 pub mod evolve;
 pub mod external;
 pub mod io;
@@ -31,10 +32,10 @@ use std::time::Duration;
 use iceberg::io::FileIO;
 use iceberg::spec::{
     DataContentType, DataFile, DataFileBuilder, DataFileFormat, Datum, FormatVersion, Literal,
-    ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder, NullOrder, Operation,
-    PrimitiveType, Schema, SchemaRef, Snapshot, SortDirection, SortField, SortOrder, Struct,
-    Summary, TableMetadata, TableMetadataBuilder, Transform, Type, UnboundPartitionSpec,
-    MAIN_BRANCH,
+    ManifestContentType, ManifestFile, ManifestList, ManifestListWriter, ManifestWriterBuilder,
+    NullOrder, Operation, PrimitiveType, Schema, SchemaRef, Snapshot, SortDirection, SortField,
+    SortOrder, Struct, Summary, TableMetadata, TableMetadataBuilder, Transform, Type,
+    UnboundPartitionSpec, MAIN_BRANCH,
 };
 use iceberg::MetadataLocation;
 use parquet::file::metadata::ParquetMetaData;
@@ -97,6 +98,9 @@ pub struct NewFile {
     /// A compaction's output: its columns are in the table already (its
     /// inputs brought them), so it never evolves the schema.
     pub rewritten: bool,
+    /// Rows (positions in the file, sorted) the table must not show: a
+    /// position-delete file hides them ([`deletes`]).
+    pub hidden_rows: Vec<i64>,
 }
 
 /// What one snapshot said about Kafka offsets.
@@ -332,6 +336,7 @@ impl Tables {
         let schema = table.metadata.current_schema().clone();
         let mut offsets = current_offsets(&table.metadata);
         let mut files = Vec::with_capacity(added.len());
+        let mut hiding = Vec::new();
         let mut keys = Vec::with_capacity(added.len());
         for f in added {
             let (file, file_offsets) = data_file(&self.io, &f, &schema)?;
@@ -339,32 +344,61 @@ impl Tables {
                 let e = offsets.entry(p).or_insert(o);
                 *e = (*e).max(o);
             }
+            if !f.hidden_rows.is_empty() {
+                hiding.push(self.write_deletes(&file, &f).await?);
+            }
             files.push(file);
             keys.push(f.key);
         }
         let uris: HashSet<String> = removed.iter().map(|k| self.io.uri(k)).collect();
         let mut props = HashMap::new();
         props.insert(OFFSETS_PROPERTY.to_string(), offsets_json(&offsets));
-        self.commit_snapshot(topic, table, files, &uris, props, keys, removed.to_vec())
+        let change = Change {
+            added: files,
+            added_deletes: hiding,
+            removed: &uris,
+        };
+        self.commit_snapshot(topic, table, change, props, keys, removed.to_vec())
             .await
     }
 
-    /// Writes a snapshot on top of the table's current one: `added` files
-    /// in a new manifest; if `removed` is not empty, every manifest is
-    /// folded into that one, which marks those files deleted. The
-    /// operation follows from what changed: append, delete, replace (as
-    /// many rows removed as added: a compaction) or overwrite.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the delete file hiding `f`'s hidden rows (`file` is its
+    /// entry) and returns the delete file's entry.
+    async fn write_deletes(&self, file: &DataFile, f: &NewFile) -> Result<DataFile> {
+        let uri = self.io.uri(&deletes::deletes_key(&f.key));
+        let bytes = deletes::encode(file.file_path(), &f.hidden_rows)?;
+        let size = bytes.len() as u64;
+        self.io.file_io().new_output(&uri)?.write(bytes).await?;
+        deletes::entry(
+            &uri,
+            size,
+            f.hidden_rows.len() as u64,
+            file.file_path(),
+            file.partition().clone(),
+        )
+    }
+
+    /// Writes a snapshot on top of the table's current one: the added
+    /// data files in a new manifest, their delete files in a new delete
+    /// manifest; if files are removed, every manifest is folded into those
+    /// two, which mark the removed files (and their delete files) deleted.
+    /// The operation follows from what changed: append, delete, replace
+    /// (as many rows removed as added: a compaction) or overwrite (rows
+    /// hidden by delete files, or fewer rows than were removed).
     async fn commit_snapshot(
         &self,
         topic: &str,
         table: &LoadedTable,
-        added: Vec<DataFile>,
-        removed: &HashSet<String>,
+        change: Change<'_>,
         mut props: HashMap<String, String>,
         added_keys: Vec<String>,
         removed_keys: Vec<String>,
     ) -> Result<Option<LoadedTable>> {
+        let Change {
+            added,
+            added_deletes,
+            removed,
+        } = change;
         let file_io = self.io.file_io();
         let metadata = &table.metadata;
         let schema: SchemaRef = metadata.current_schema().clone();
@@ -379,26 +413,54 @@ impl Tables {
         if let Some(p) = &parent {
             previous = manifest_list(&file_io, p).await?;
         }
-        let (mut added_records, mut deleted_records, mut deleted_files) = (0u64, 0u64, 0u64);
+        let fold = !removed.is_empty();
+        let mut counts = Counts::default();
         let mut manifests = Vec::new();
         let mut written = Vec::new();
-        if !added.is_empty() || !removed.is_empty() {
+        if !added.is_empty() || fold {
             let path = format!("{manifest_dir}/{commit_id}-m0.avro");
-            let mut writer = ManifestWriterBuilder::new(
+            let mut data = ManifestWriterBuilder::new(
                 file_io.new_output(&path)?,
                 Some(snapshot_id),
                 schema.clone(),
                 spec.clone(),
             )
             .build_v2_data();
+            let deletes_path = format!("{manifest_dir}/{commit_id}-d0.avro");
+            let with_deletes = !added_deletes.is_empty()
+                || (fold
+                    && previous
+                        .iter()
+                        .any(|m| m.content == ManifestContentType::Deletes));
+            let mut hiding = if with_deletes {
+                Some(
+                    ManifestWriterBuilder::new(
+                        file_io.new_output(&deletes_path)?,
+                        Some(snapshot_id),
+                        schema.clone(),
+                        spec.clone(),
+                    )
+                    .build_v2_deletes(),
+                )
+            } else {
+                None
+            };
             for f in added {
-                added_records += f.record_count();
-                writer.add_file(f, sequence)?;
+                counts.added_records += f.record_count();
+                data.add_file(f, sequence)?;
             }
-            if !removed.is_empty() {
-                // Fold every earlier manifest into this one.
+            for d in added_deletes {
+                counts.added_position_deletes += d.record_count();
+                counts.added_delete_files += 1;
+                if let Some(w) = hiding.as_mut() {
+                    w.add_file(d, sequence)?;
+                }
+            }
+            if fold {
+                // Fold every earlier manifest into these.
                 for m in previous.drain(..) {
                     let manifest = m.load_manifest(&file_io).await?;
+                    let is_deletes = m.content == ManifestContentType::Deletes;
                     for e in manifest.entries() {
                         if !e.is_alive() {
                             continue;
@@ -406,9 +468,27 @@ impl Tables {
                         let seq = e.sequence_number.unwrap_or(m.sequence_number);
                         let file_seq = e.file_sequence_number.or(Some(m.sequence_number));
                         let df = e.data_file.clone();
-                        if removed.contains(df.file_path()) {
-                            deleted_records += df.record_count();
-                            deleted_files += 1;
+                        let writer = match (is_deletes, hiding.as_mut()) {
+                            (false, _) => &mut data,
+                            (true, Some(w)) => w,
+                            (true, None) => continue,
+                        };
+                        // A delete file goes with the data file it hides
+                        // rows of.
+                        let goes = if is_deletes {
+                            deletes::data_key_of(df.file_path())
+                                .is_some_and(|data| removed.contains(&data))
+                        } else {
+                            removed.contains(df.file_path())
+                        };
+                        if goes {
+                            if is_deletes {
+                                counts.removed_position_deletes += df.record_count();
+                                counts.removed_delete_files += 1;
+                            } else {
+                                counts.deleted_records += df.record_count();
+                                counts.deleted_files += 1;
+                            }
                             writer.add_delete_file(df, seq, file_seq)?;
                         } else {
                             let added_by = e.snapshot_id.unwrap_or(m.added_snapshot_id);
@@ -417,8 +497,12 @@ impl Tables {
                     }
                 }
             }
-            manifests.push(writer.write_manifest_file().await?);
+            manifests.push(data.write_manifest_file().await?);
             written.push(path);
+            if let Some(w) = hiding {
+                manifests.push(w.write_manifest_file().await?);
+                written.push(deletes_path);
+            }
         }
         manifests.extend(previous);
 
@@ -440,18 +524,16 @@ impl Tables {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0)
         };
-        let total_records = totals("total-records") + added_records - deleted_records;
-        let total_files = totals("total-data-files") + added_keys.len() as u64 - deleted_files;
-        props.insert("added-data-files".into(), added_keys.len().to_string());
-        props.insert("added-records".into(), added_records.to_string());
-        props.insert("deleted-data-files".into(), deleted_files.to_string());
-        props.insert("deleted-records".into(), deleted_records.to_string());
-        props.insert("total-records".into(), total_records.to_string());
-        props.insert("total-data-files".into(), total_files.to_string());
-        props.insert("total-delete-files".into(), "0".into());
-        props.insert("total-position-deletes".into(), "0".into());
-        props.insert("total-equality-deletes".into(), "0".into());
+        counts.summarize(&mut props, added_keys.len() as u64, totals);
+        let Counts {
+            added_records,
+            deleted_records,
+            deleted_files,
+            added_delete_files,
+            ..
+        } = counts;
         let operation = match (added_keys.is_empty(), deleted_files == 0) {
+            (_, true) if added_delete_files > 0 => Operation::Overwrite,
             (_, true) => Operation::Append,
             (true, false) => Operation::Delete,
             // A compaction rewrites rows without changing them.
@@ -617,6 +699,88 @@ impl Tables {
     async fn delete_quietly(&self, uri: &str) {
         if let Err(e) = self.io.file_io().delete(uri).await {
             warn!(file = uri, error = %e, "could not delete table file; the sweeper will retry");
+        }
+    }
+}
+
+/// What one snapshot changes: data files added, the delete files hiding
+/// rows of them, and the data files removed (by URI).
+struct Change<'a> {
+    added: Vec<DataFile>,
+    added_deletes: Vec<DataFile>,
+    removed: &'a HashSet<String>,
+}
+
+/// What a snapshot added and removed, for its summary.
+#[derive(Default)]
+struct Counts {
+    added_records: u64,
+    deleted_records: u64,
+    deleted_files: u64,
+    added_delete_files: u64,
+    added_position_deletes: u64,
+    removed_delete_files: u64,
+    removed_position_deletes: u64,
+}
+
+impl Counts {
+    /// The snapshot summary's counts and totals (Iceberg's names), the
+    /// totals carried on from the parent's (`totals`).
+    fn summarize(
+        &self,
+        props: &mut HashMap<String, String>,
+        added_files: u64,
+        totals: impl Fn(&str) -> u64,
+    ) {
+        let total = |key: &str, plus: u64, minus: u64| {
+            (totals(key) + plus).saturating_sub(minus).to_string()
+        };
+        let entries = [
+            ("added-data-files", added_files.to_string()),
+            ("added-records", self.added_records.to_string()),
+            ("deleted-data-files", self.deleted_files.to_string()),
+            ("deleted-records", self.deleted_records.to_string()),
+            ("added-delete-files", self.added_delete_files.to_string()),
+            (
+                "added-position-deletes",
+                self.added_position_deletes.to_string(),
+            ),
+            (
+                "removed-delete-files",
+                self.removed_delete_files.to_string(),
+            ),
+            (
+                "removed-position-deletes",
+                self.removed_position_deletes.to_string(),
+            ),
+            (
+                "total-records",
+                total("total-records", self.added_records, self.deleted_records),
+            ),
+            (
+                "total-data-files",
+                total("total-data-files", added_files, self.deleted_files),
+            ),
+            (
+                "total-delete-files",
+                total(
+                    "total-delete-files",
+                    self.added_delete_files,
+                    self.removed_delete_files,
+                ),
+            ),
+            (
+                "total-position-deletes",
+                total(
+                    "total-position-deletes",
+                    self.added_position_deletes,
+                    self.removed_position_deletes,
+                ),
+            ),
+            ("total-equality-deletes", "0".to_string()),
+        ];
+        for (k, v) in entries {
+            props.insert(k.to_string(), v);
         }
     }
 }

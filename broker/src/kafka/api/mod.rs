@@ -30,6 +30,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_topic_partitions;
 mod describe_transactions;
 mod end_txn;
@@ -209,6 +210,9 @@ pub async fn dispatch(
         Request::EndTxn(r) => ready(Response::EndTxn(end_txn::handle(broker, r, access).await)),
         Request::TxnOffsetCommit(r) => ready(Response::TxnOffsetCommit(
             txn_offset_commit::handle(broker, r, v, access).await,
+        )),
+        Request::DescribeProducers(r) => ready(Response::DescribeProducers(
+            describe_producers::handle(broker, r, access),
         )),
         Request::DescribeTransactions(r) => ready(Response::DescribeTransactions(
             describe_transactions::describe(broker, r, access).await,
